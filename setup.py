@@ -1,0 +1,145 @@
+"""Build the compiled kernels of dlkernels.
+
+Every Cython module is built for baseline x86-64 (or whatever the target's default
+is), so the package imports on any CPU.  The GEMM core is compiled once more per
+SIMD instruction set (AVX2+FMA, AVX-512); ``kernels._dispatch`` imports one of
+those only after checking, at run time, that the CPU supports it.
+
+Environment switches:
+  DLKERNELS_NATIVE=1       also compile every module with -march=native (opt-in; the
+                           result only runs on CPUs like the build machine's).
+  DLKERNELS_DEBUG=1        Cython bounds checking and wraparound back on, -O0 -g.
+  DLKERNELS_NO_OPENMP=1    build without OpenMP even where the compiler has it.
+  DLKERNELS_SANITIZE=address  build with AddressSanitizer.
+"""
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+DEBUG = os.environ.get("DLKERNELS_DEBUG", "") not in ("", "0")
+NATIVE = os.environ.get("DLKERNELS_NATIVE", "") not in ("", "0")
+NO_OPENMP = os.environ.get("DLKERNELS_NO_OPENMP", "") not in ("", "0")
+SANITIZE = os.environ.get("DLKERNELS_SANITIZE", "")
+
+IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+
+# Cython modules built once, for the baseline instruction set.
+BASE_MODULES = [
+    "_threads",
+    "_gemm_base",
+    "_gemm",
+    "_elementwise",
+    "_losses",
+    "_optimizers",
+    "_dense",
+]
+# The GEMM core again, per SIMD instruction set: (module, extra compiler flags).
+SIMD_MODULES = [
+    ("_gemm_avx2", ["-mavx2", "-mfma"]),
+    ("_gemm_avx512", ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw",
+                      "-mavx2", "-mfma", "-mprefer-vector-width=512"]),
+]
+
+COMPILER_DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+    "binding": True,
+}
+
+
+def _compiler_accepts(cc_cmd, flags, code="int main(void){return 0;}\n"):
+    """True when the C compiler builds and links a tiny program with ``flags``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(code)
+        cmd = list(cc_cmd) + flags + [src, "-o", os.path.join(tmp, "probe")]
+        try:
+            return subprocess.run(cmd, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL).returncode == 0
+        except OSError:
+            return False
+
+
+OPENMP_PROBE = """
+#include <omp.h>
+int main(void) {
+    int n = 0;
+    #pragma omp parallel reduction(+:n)
+    n += 1;
+    return omp_get_max_threads() > 0 && n > 0 ? 0 : 1;
+}
+"""
+
+
+class BuildExt(build_ext):
+    """build_ext that probes the compiler for OpenMP and SIMD flags first."""
+
+    def build_extensions(self):
+        cc = getattr(self.compiler, "compiler_so", None) or ["cc"]
+        cc = [cc[0]]
+        unix_like = self.compiler.compiler_type == "unix"
+        openmp = (unix_like and not NO_OPENMP
+                  and _compiler_accepts(cc, ["-fopenmp"], OPENMP_PROBE))
+        print(f"dlkernels: OpenMP {'on' if openmp else 'off'}")
+        keep = []
+        for ext in self.extensions:
+            simd = getattr(ext, "simd_flags", None)
+            if simd is not None:
+                if not (unix_like and IS_X86_64 and _compiler_accepts(cc, simd)):
+                    print(f"dlkernels: skipping {ext.name} (compiler lacks {' '.join(simd)})")
+                    continue
+                ext.extra_compile_args += simd
+            if unix_like:
+                ext.extra_compile_args += (["-O0", "-g"] if DEBUG else ["-O3"])
+                ext.extra_compile_args += ["-Wno-unused-function", "-Wno-maybe-uninitialized"]
+                if NATIVE:
+                    ext.extra_compile_args += ["-march=native"]
+                if openmp:
+                    ext.extra_compile_args += ["-fopenmp"]
+                    ext.extra_link_args += ["-fopenmp"]
+                    ext.define_macros.append(("DLK_HAVE_OPENMP", "1"))
+                if SANITIZE:
+                    ext.extra_compile_args += [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer"]
+                    ext.extra_link_args += [f"-fsanitize={SANITIZE}"]
+            keep.append(ext)
+        self.extensions = keep
+        super().build_extensions()
+
+
+def _extensions():
+    from Cython.Build import cythonize
+
+    exts = []
+    for name in BASE_MODULES:
+        exts.append(Extension(f"kernels.{name}", [f"src/kernels/{name}.pyx"]))
+    if IS_X86_64:
+        for name, flags in SIMD_MODULES:
+            ext = Extension(f"kernels.{name}", [f"src/kernels/{name}.pyx"])
+            exts.append(ext)
+    exts = cythonize(
+        exts,
+        compiler_directives=COMPILER_DIRECTIVES,
+        include_path=["src"],
+        quiet=True,
+    )
+    # cythonize returns new Extension objects: attach the SIMD flags afterwards.
+    simd = dict(SIMD_MODULES)
+    for ext in exts:
+        short = ext.name.rsplit(".", 1)[-1]
+        if short in simd:
+            ext.simd_flags = simd[short]
+    return exts
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})

@@ -1,0 +1,1 @@
+"""dl: the Keras-style layer over a kernels backend."""

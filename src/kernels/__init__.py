@@ -1,0 +1,43 @@
+"""dlkernels' compute layer: one backend object per implementation of the kernels.
+
+>>> import kernels
+>>> b = kernels.get_backend()          # the fastest available CPU backend
+>>> y = b.relu(x)                      # every backend has the same kernels
+
+``kernels.reference`` (NumPy) is the specification; ``get_backend("cython")`` the
+compiled kernels; ``get_backend("cuda")`` (later) the Numba CUDA ones.
+"""
+from ._backend import Backend, available_backends, get_backend
+
+__version__ = "0.1.0"
+
+__all__ = ["Backend", "available_backends", "build_info", "get_backend",
+           "get_num_threads", "set_num_threads"]
+
+
+def set_num_threads(n):
+    """Set how many threads the compiled kernels may use (an int >= 1).
+
+    Defaults to the cores this process may run on (or ``DLKERNELS_NUM_THREADS`` /
+    ``OMP_NUM_THREADS``).  NumPy's own BLAS threads are not affected.
+    """
+    from . import _threads
+    _threads.set_num_threads(n)
+
+
+def get_num_threads():
+    """How many threads the compiled kernels may use."""
+    from . import _threads
+    return _threads.get_num_threads()
+
+
+def build_info():
+    """What this build and this CPU offer: OpenMP, SIMD GEMM variants, the one in use."""
+    from . import _gemm, _threads
+    return {
+        "openmp": _threads.openmp_enabled(),
+        "num_threads": _threads.get_num_threads(),
+        "cpu_features": _gemm.cpu_features(),
+        "gemm_impls": _gemm.available_impls(),
+        "gemm_impl": _gemm.current_impl(),
+    }

@@ -1,0 +1,366 @@
+"""Input validation shared by every backend.
+
+Each public kernel validates its arguments here, at the Python boundary, before any
+compiled (``nogil``) code runs.  A bad argument raises ``TypeError`` (wrong type or
+dtype) or ``ValueError`` (wrong shape, rank, size or value) whose message names the
+argument, what was expected and what was received.
+"""
+import math
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _describe(x):
+    if isinstance(x, np.ndarray):
+        return f"an array of dtype {x.dtype} and shape {x.shape}"
+    return f"{type(x).__name__} {x!r}" if not hasattr(x, "__len__") else f"a {type(x).__name__}"
+
+
+def array(name, x, ndim=None, dtype=None, min_ndim=None, max_ndim=None):
+    """Check that ``x`` is a non-empty float32/float64 ndarray of the given rank.
+
+    ``ndim`` is an exact rank; ``min_ndim``/``max_ndim`` give a range instead.  ``dtype``
+    (when given) is the dtype ``x`` must share with the arguments checked before it.
+    Returns ``x`` unchanged.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray of float32 or float64, "
+                        f"got {_describe(x)}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected dtype float32 or float64, got {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} (the dtype of the other inputs), "
+                        f"got {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got {x.ndim}-D with shape {x.shape}")
+    if min_ndim is not None and x.ndim < min_ndim:
+        raise ValueError(f"{name}: expected at least {min_ndim} dimensions, got shape {x.shape}")
+    if max_ndim is not None and x.ndim > max_ndim:
+        raise ValueError(f"{name}: expected at most {max_ndim} dimensions, got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {x.shape}")
+    return x
+
+
+def same_shape(name, x, shape, other="the other inputs"):
+    if x.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)} (that of {other}), got {x.shape}")
+
+
+def output(name, out, shape, dtype, inputs=(), may_alias=()):
+    """Validate an ``out=`` argument, or allocate it when ``out`` is None.
+
+    ``inputs`` are arrays ``out`` must not overlap at all; ``may_alias`` are arrays ``out``
+    may be exactly (same memory, same layout: an in-place elementwise update) but must
+    not partially overlap.
+    """
+    shape = tuple(shape)
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray or None, got {_describe(out)}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}, got {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: expected a writeable array, got a read-only one")
+    for arg_name, x in inputs:
+        if np.may_share_memory(out, x):
+            raise ValueError(f"{name}: must not share memory with {arg_name}, "
+                             f"which it would overwrite while still being read")
+    for arg_name, x in may_alias:
+        if np.may_share_memory(out, x) and not same_memory(out, x):
+            raise ValueError(f"{name}: may be {arg_name} itself (in place) but must not "
+                             f"partially overlap it")
+    return out
+
+
+def same_memory(a, b):
+    """True when ``a`` and ``b`` are views of exactly the same elements in the same layout."""
+    return (a.shape == b.shape and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
+def real(name, value, low=None, high=None, low_open=False, high_open=False):
+    """Check a finite real scalar hyper-parameter within [low, high] (or open ends)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {_describe(value)}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise ValueError(f"{name}: expected a value {bound}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        bound = f"< {high}" if high_open else f"<= {high}"
+        raise ValueError(f"{name}: expected a value {bound}, got {value}")
+    return value
+
+
+def integer(name, value, low=None):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {_describe(value)}")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name}: expected an integer >= {low}, got {value}")
+    return value
+
+
+def flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {_describe(value)}")
+    return bool(value)
+
+
+def choice(name, value, allowed):
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+def labels(name, y, n_rows, n_classes):
+    """Sparse class labels: shape (n,) or (n, 1), integer-valued, in [0, n_classes).
+
+    Returns them as a 1-D ``intp`` array.  Float labels are accepted when they hold whole
+    numbers (Keras casts them); NaN, fractions and out-of-range classes raise ``ValueError``.
+    """
+    if not isinstance(y, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray of integer class labels, "
+                        f"got {_describe(y)}")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"{name}: expected shape ({n_rows},) or ({n_rows}, 1), got {y.shape}")
+    if y.shape[0] != n_rows:
+        raise ValueError(f"{name}: expected {n_rows} labels (one per row of the predictions), "
+                         f"got {y.shape[0]}")
+    if y.dtype.kind in "iu":
+        out = y.astype(np.intp, copy=False)
+    elif y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"{name}: expected finite class labels, got NaN or inf")
+        out = y.astype(np.intp)
+        if not np.array_equal(out, y):
+            raise ValueError(f"{name}: expected whole-number class labels, got fractions")
+    else:
+        raise TypeError(f"{name}: expected an integer dtype, got {y.dtype}")
+    if out.size and (out.min() < 0 or out.max() >= n_classes):
+        bad = out[(out < 0) | (out >= n_classes)][0]
+        raise ValueError(f"{name}: expected class labels in [0, {n_classes}), got {bad}")
+    return out
+
+
+def row_matrix(name, x, dtype=None):
+    """A 1-D or 2-D float array, viewed as 2-D (a 1-D array is a single column).
+
+    Returns the 2-D view.
+    """
+    array(name, x, dtype=dtype, min_ndim=1, max_ndim=2)
+    return x if x.ndim == 2 else x.reshape(-1, 1)
+
+
+# ------------------------------------------------------------------------------
+# Argument groups of the public kernels, shared by every backend so that they all
+# accept and reject exactly the same calls.
+
+ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax",
+               "softplus", "gelu")
+# Activations whose derivative cannot be recovered from their output: their backprop
+# takes the pre-activation input instead.
+ACTIVATIONS_NEEDING_INPUT = ("gelu",)
+
+
+def gemm_args(a, b, out, trans_a, trans_b, alpha, beta):
+    """Returns (out, trans_a, trans_b, alpha, beta) with out allocated when None."""
+    array("a", a, ndim=2)
+    array("b", b, ndim=2, dtype=a.dtype)
+    trans_a = flag("trans_a", trans_a)
+    trans_b = flag("trans_b", trans_b)
+    alpha = real("alpha", alpha)
+    beta = real("beta", beta)
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if kb != k:
+        raise ValueError(f"b: expected op(b) with {k} rows to match the columns of op(a) "
+                         f"({m}, {k}), got op(b) of shape ({kb}, {n})")
+    if beta != 0.0 and out is None:
+        raise ValueError(f"out: expected an array to accumulate into since beta={beta} is "
+                         f"nonzero, got None")
+    out = output("out", out, (m, n), a.dtype, inputs=(("a", a), ("b", b)))
+    return out, trans_a, trans_b, alpha, beta
+
+
+def unary(x, out):
+    """An elementwise kernel's (x, out): out allocated, or x itself, or disjoint."""
+    array("x", x, min_ndim=1)
+    return output("out", out, x.shape, x.dtype, may_alias=(("x", x),))
+
+
+def backprop(dy, y, out, y_name="y"):
+    array("dy", dy, min_ndim=1)
+    array(y_name, y, dtype=dy.dtype)
+    same_shape(y_name, y, dy.shape, "dy")
+    return output("out", out, dy.shape, dy.dtype, may_alias=(("dy", dy), (y_name, y)))
+
+
+def bias_args(x, b, out):
+    array("x", x, ndim=2)
+    array("b", b, ndim=1, dtype=x.dtype)
+    same_shape("b", b, (x.shape[1],), "the columns of x")
+    return output("out", out, x.shape, x.dtype, inputs=(("b", b),), may_alias=(("x", x),))
+
+
+def column_sums_args(x, out):
+    array("x", x, ndim=2)
+    return output("out", out, (x.shape[1],), x.dtype, inputs=(("x", x),))
+
+
+def dense_forward_args(x, w, b, out, activation, pre_activation):
+    """Returns (out, pre_activation, activation)."""
+    array("x", x, ndim=2)
+    array("w", w, ndim=2, dtype=x.dtype)
+    activation = choice("activation", activation, ACTIVATIONS)
+    if w.shape[0] != x.shape[1]:
+        raise ValueError(f"w: expected {x.shape[1]} rows (the columns of x), got shape {w.shape}")
+    if b is not None:
+        array("b", b, ndim=1, dtype=x.dtype)
+        same_shape("b", b, (w.shape[1],), "the columns of w")
+    shape = (x.shape[0], w.shape[1])
+    inputs = (("x", x), ("w", w)) + ((("b", b),) if b is not None else ())
+    out = output("out", out, shape, x.dtype, inputs=inputs)
+    if pre_activation is not None:
+        pre_activation = output("pre_activation", pre_activation, shape, x.dtype,
+                                inputs=inputs + (("out", out),))
+    return out, pre_activation, activation
+
+
+def dense_backward_args(dy, x, w, y, activation, pre_activation, dx, dw, db, need_dx,
+                        use_bias):
+    """Returns (dx, dw, db, saved, activation); saved is y, or the pre-activation for
+    activations in ACTIVATIONS_NEEDING_INPUT; dx/db None when not wanted."""
+    array("dy", dy, ndim=2)
+    array("x", x, ndim=2, dtype=dy.dtype)
+    array("w", w, ndim=2, dtype=dy.dtype)
+    activation = choice("activation", activation, ACTIVATIONS)
+    need_dx = flag("need_dx", need_dx)
+    use_bias = flag("use_bias", use_bias)
+    n, units = dy.shape
+    if w.shape[1] != units:
+        raise ValueError(f"w: expected {units} columns (the columns of dy), got shape {w.shape}")
+    same_shape("x", x, (n, w.shape[0]), "dy's rows by w's rows")
+    if activation in ACTIVATIONS_NEEDING_INPUT:
+        if pre_activation is None:
+            raise ValueError(f"pre_activation: expected the layer's pre-activation z of shape "
+                             f"{dy.shape} (activation {activation!r} needs it), got None")
+        saved, saved_name = pre_activation, "pre_activation"
+    else:
+        saved, saved_name = y, "y"
+    array(saved_name, saved, ndim=2, dtype=dy.dtype)
+    same_shape(saved_name, saved, dy.shape, "dy")
+    inputs = (("dy", dy), ("x", x), ("w", w), (saved_name, saved))
+    dw = output("dw", dw, w.shape, dy.dtype, inputs=inputs)
+    inputs += (("dw", dw),)
+    if use_bias:
+        db = output("db", db, (units,), dy.dtype, inputs=inputs)
+        inputs += (("db", db),)
+    else:
+        db = None
+    dx = output("dx", dx, x.shape, dy.dtype, inputs=inputs) if need_dx else None
+    return dx, dw, db, saved, activation
+
+
+def loss_args(y_true, y_pred, out=None, ndim=None, want_out=False, pred_name="y_pred"):
+    """y_true and y_pred of one shape, (n,) or (n, d) (exactly ``ndim``-D if given);
+    returns the validated/allocated out when ``want_out``."""
+    array(pred_name, y_pred, min_ndim=1, max_ndim=2, ndim=ndim)
+    array("y_true", y_true, dtype=y_pred.dtype)
+    same_shape("y_true", y_true, y_pred.shape, pred_name)
+    if want_out:
+        return output("out", out, y_pred.shape, y_pred.dtype,
+                      may_alias=((pred_name, y_pred), ("y_true", y_true)))
+    return None
+
+
+def sparse_args(y_true, y_pred, out=None, pred_name="y_pred", want_out=False):
+    """Returns (labels as 1-D intp, out or None)."""
+    array(pred_name, y_pred, ndim=2)
+    lab = labels("y_true", y_true, y_pred.shape[0], y_pred.shape[1])
+    if want_out:
+        out = output("out", out, y_pred.shape, y_pred.dtype, may_alias=((pred_name, y_pred),))
+    return lab, out
+
+
+def update_arrays(w, g, states):
+    """An optimizer's arrays: w and named state arrays updated in place, g read."""
+    array("w", w, min_ndim=1)
+    array("g", g, dtype=w.dtype)
+    same_shape("g", g, w.shape, "w")
+    written = [("w", w)] + list(states)
+    for name, s in written:
+        if name != "w":
+            array(name, s, dtype=w.dtype)
+            same_shape(name, s, w.shape, "w")
+        if not s.flags.writeable:
+            raise ValueError(f"{name}: expected a writeable array (updated in place), "
+                             f"got a read-only one")
+    for i, (name, s) in enumerate(written):
+        for other, t in written[i + 1:] + [("g", g)]:
+            if np.may_share_memory(s, t):
+                raise ValueError(f"{name}: must not share memory with {other}")
+
+
+def sgd_args(w, g, m, learning_rate, momentum, nesterov, weight_decay):
+    learning_rate = real("learning_rate", learning_rate, low=0.0)
+    momentum = real("momentum", momentum, low=0.0, high=1.0)
+    nesterov = flag("nesterov", nesterov)
+    weight_decay = real("weight_decay", weight_decay, low=0.0)
+    if momentum != 0.0 and m is None:
+        raise ValueError(f"m: expected the momentum buffer (momentum={momentum}), got None")
+    update_arrays(w, g, [("m", m)] if m is not None else [])
+    return learning_rate, momentum, nesterov, weight_decay
+
+
+def adam_args(w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad, v_hat,
+              weight_decay):
+    learning_rate = real("learning_rate", learning_rate, low=0.0)
+    beta_1 = real("beta_1", beta_1, low=0.0, high=1.0, high_open=True)
+    beta_2 = real("beta_2", beta_2, low=0.0, high=1.0, high_open=True)
+    epsilon = real("epsilon", epsilon, low=0.0)
+    amsgrad = flag("amsgrad", amsgrad)
+    weight_decay = real("weight_decay", weight_decay, low=0.0)
+    step = integer("step", step, low=1)
+    if amsgrad and v_hat is None:
+        raise ValueError("v_hat: expected the AMSGrad maximum buffer (amsgrad=True), got None")
+    update_arrays(w, g, [("m", m), ("v", v)] + ([("v_hat", v_hat)] if amsgrad else []))
+    alpha = learning_rate * math.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
+    return alpha, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay
+
+
+def rmsprop_args(w, g, v, learning_rate, rho, momentum, epsilon, centered, mom, mg,
+                 weight_decay):
+    learning_rate = real("learning_rate", learning_rate, low=0.0)
+    rho = real("rho", rho, low=0.0, high=1.0)
+    momentum = real("momentum", momentum, low=0.0, high=1.0)
+    epsilon = real("epsilon", epsilon, low=0.0)
+    centered = flag("centered", centered)
+    weight_decay = real("weight_decay", weight_decay, low=0.0)
+    if momentum != 0.0 and mom is None:
+        raise ValueError(f"mom: expected the momentum buffer (momentum={momentum}), got None")
+    if centered and mg is None:
+        raise ValueError("mg: expected the mean-gradient buffer (centered=True), got None")
+    states = [("v", v)] + ([("mom", mom)] if momentum != 0.0 else []) \
+        + ([("mg", mg)] if centered else [])
+    update_arrays(w, g, states)
+    return learning_rate, rho, momentum, epsilon, centered, weight_decay
+
+
+def adagrad_args(w, g, acc, learning_rate, epsilon, weight_decay):
+    learning_rate = real("learning_rate", learning_rate, low=0.0)
+    epsilon = real("epsilon", epsilon, low=0.0)
+    weight_decay = real("weight_decay", weight_decay, low=0.0)
+    update_arrays(w, g, [("acc", acc)])
+    return learning_rate, epsilon, weight_decay

@@ -1,0 +1,396 @@
+"""The Cython backend: the reference's kernels, compiled.
+
+Every function here has the signature of its twin in ``kernels.reference`` (a test
+compares them), validates its arguments with the same ``_checks`` helpers, lays them
+out for the compiled code (C-contiguous where a kernel needs it; GEMM reads any
+strides) and calls the extension modules, which run without the GIL.
+"""
+import numpy as np
+
+from . import _checks as check
+from . import _dense, _elementwise, _losses, _optimizers
+from .reference import ACTIVATIONS, ACTIVATIONS_NEEDING_INPUT, EPSILON  # noqa: F401
+
+_ACT = _elementwise.ACTIVATION_IDS
+_LOSS = _losses.LOSS_IDS
+
+__all__ = [
+    "gemm", "bias_add", "column_sums", "dense_forward", "dense_backward",
+    "linear", "backprop_linear", "relu", "backprop_relu", "leaky_relu",
+    "backprop_leaky_relu", "elu", "backprop_elu", "sigmoid", "backprop_sigmoid",
+    "tanh", "backprop_tanh", "softmax", "backprop_softmax", "softplus",
+    "backprop_softplus", "gelu", "backprop_gelu",
+    "mean_squared_error", "backprop_mean_squared_error",
+    "mean_absolute_error", "backprop_mean_absolute_error",
+    "huber", "backprop_huber",
+    "binary_crossentropy", "backprop_binary_crossentropy",
+    "categorical_crossentropy", "backprop_categorical_crossentropy",
+    "sparse_categorical_crossentropy", "backprop_sparse_categorical_crossentropy",
+    "softmax_crossentropy", "sparse_softmax_crossentropy",
+    "sgd_update", "adam_update", "adamw_update", "rmsprop_update", "adagrad_update",
+]
+
+
+# ------------------------------------------------------------------ layout helpers
+
+def _c(x):
+    """x as a C-contiguous array (itself when it already is)."""
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
+
+
+def _target(out):
+    """Where a kernel that needs C-contiguous output should write for ``out``."""
+    return out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)
+
+
+def _finish(out, target):
+    if target is not out:
+        out[...] = target
+    return out
+
+
+def _strided(x):
+    """x itself when its strides are whole elements (what GEMM reads), else a copy."""
+    isz = x.itemsize
+    if x.strides[0] % isz or x.strides[1] % isz:
+        return np.ascontiguousarray(x)
+    return x
+
+
+def _rows(x):
+    """A C-contiguous array seen as 2-D (rows, last axis)."""
+    return x.reshape(-1, x.shape[-1])
+
+
+# --------------------------------------------------------------------------- GEMM
+
+def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+    out, trans_a, trans_b, alpha, beta = check.gemm_args(a, b, out, trans_a, trans_b,
+                                                         alpha, beta)
+    target = _strided(out)
+    if target is not out and beta != 0.0:
+        target[...] = out
+    _dense.gemm(_strided(a), _strided(b), target, trans_a, trans_b, alpha, beta)
+    return _finish(out, target)
+
+
+def bias_add(x, b, out=None):
+    out = check.bias_args(x, b, out)
+    target = _target(out)
+    _elementwise.bias_add(_c(x), _c(b), target)
+    return _finish(out, target)
+
+
+def column_sums(x, out=None):
+    out = check.column_sums_args(x, out)
+    target = _target(out)
+    _elementwise.column_sums(_c(x), target)
+    return _finish(out, target)
+
+
+# -------------------------------------------------------------------- activations
+
+def _forward(name, param, x, out):
+    out = check.unary(x, out)
+    target = _target(out)
+    _elementwise.activation_forward(_ACT[name], param, _rows(_c(x)), _rows(target))
+    return _finish(out, target)
+
+
+def _backward(name, param, dy, saved, out, saved_name="y"):
+    out = check.backprop(dy, saved, out, saved_name)
+    target = _target(out)
+    _elementwise.activation_backward(_ACT[name], param, _rows(_c(dy)), _rows(_c(saved)),
+                                     _rows(target))
+    return _finish(out, target)
+
+
+def linear(x, out=None):
+    return _forward("linear", 0.0, x, out)
+
+
+def backprop_linear(dy, y, out=None):
+    return _backward("linear", 0.0, dy, y, out)
+
+
+def relu(x, out=None):
+    return _forward("relu", 0.0, x, out)
+
+
+def backprop_relu(dy, y, out=None):
+    return _backward("relu", 0.0, dy, y, out)
+
+
+def leaky_relu(x, out=None, *, negative_slope=0.2):
+    negative_slope = check.real("negative_slope", negative_slope, low=0.0)
+    return _forward("leaky_relu", negative_slope, x, out)
+
+
+def backprop_leaky_relu(dy, y, out=None, *, negative_slope=0.2):
+    negative_slope = check.real("negative_slope", negative_slope, low=0.0)
+    return _backward("leaky_relu", negative_slope, dy, y, out)
+
+
+def elu(x, out=None, *, alpha=1.0):
+    alpha = check.real("alpha", alpha, low=0.0, low_open=True)
+    return _forward("elu", alpha, x, out)
+
+
+def backprop_elu(dy, y, out=None, *, alpha=1.0):
+    alpha = check.real("alpha", alpha, low=0.0, low_open=True)
+    return _backward("elu", alpha, dy, y, out)
+
+
+def sigmoid(x, out=None):
+    return _forward("sigmoid", 0.0, x, out)
+
+
+def backprop_sigmoid(dy, y, out=None):
+    return _backward("sigmoid", 0.0, dy, y, out)
+
+
+def tanh(x, out=None):
+    return _forward("tanh", 0.0, x, out)
+
+
+def backprop_tanh(dy, y, out=None):
+    return _backward("tanh", 0.0, dy, y, out)
+
+
+def softmax(x, out=None):
+    return _forward("softmax", 0.0, x, out)
+
+
+def backprop_softmax(dy, y, out=None):
+    return _backward("softmax", 0.0, dy, y, out)
+
+
+def softplus(x, out=None):
+    return _forward("softplus", 0.0, x, out)
+
+
+def backprop_softplus(dy, y, out=None):
+    return _backward("softplus", 0.0, dy, y, out)
+
+
+def gelu(x, out=None, *, approximate=False):
+    approximate = check.flag("approximate", approximate)
+    return _forward("gelu_tanh" if approximate else "gelu", 0.0, x, out)
+
+
+def backprop_gelu(dy, x, out=None, *, approximate=False):
+    approximate = check.flag("approximate", approximate)
+    return _backward("gelu_tanh" if approximate else "gelu", 0.0, dy, x, out, "x")
+
+
+# ------------------------------------------------------------------ dense layer
+
+def dense_forward(x, w, b=None, out=None, *, activation="linear", pre_activation=None):
+    out, pre_activation, activation = check.dense_forward_args(x, w, b, out, activation,
+                                                               pre_activation)
+    target = _target(out)
+    pre_target = _target(pre_activation) if pre_activation is not None else None
+    _dense.forward(_ACT[activation], 0.0, _strided(x), _strided(w),
+                   _c(b) if b is not None else None, target, pre_target)
+    if pre_activation is not None:
+        _finish(pre_activation, pre_target)
+    return _finish(out, target)
+
+
+def dense_backward(dy, x, w, y, *, activation="linear", pre_activation=None,
+                   dx=None, dw=None, db=None, need_dx=True, use_bias=True):
+    dx, dw, db, saved, activation = check.dense_backward_args(
+        dy, x, w, y, activation, pre_activation, dx, dw, db, need_dx, use_bias)
+    dz = np.empty(dy.shape, dy.dtype)
+    dw_t = _strided(dw)
+    dx_t = _strided(dx) if dx is not None else None
+    db_t = _target(db) if db is not None else None
+    _dense.backward(_ACT[activation], 0.0, _c(dy), _strided(x), _strided(w), _c(saved), dz,
+                    dx_t, dw_t, db_t)
+    _finish(dw, dw_t)
+    if dx is not None:
+        _finish(dx, dx_t)
+    if db is not None:
+        _finish(db, db_t)
+    return dx, dw, db
+
+
+# ------------------------------------------------------------------------ losses
+
+def _loss(name, param, y_true, y_pred, ndim=None):
+    check.loss_args(y_true, y_pred, ndim=ndim)
+    value = _losses.loss_value(_LOSS[name], param, _rows(_c(y_true)), _rows(_c(y_pred)))
+    return y_pred.dtype.type(value)
+
+
+def _loss_grad(name, param, y_true, y_pred, out, ndim=None):
+    out = check.loss_args(y_true, y_pred, out, ndim=ndim, want_out=True)
+    target = _target(out)
+    _losses.loss_gradient(_LOSS[name], param, _rows(_c(y_true)), _rows(_c(y_pred)),
+                          _rows(target))
+    return _finish(out, target)
+
+
+def mean_squared_error(y_true, y_pred):
+    return _loss("mean_squared_error", 0.0, y_true, y_pred)
+
+
+def backprop_mean_squared_error(y_true, y_pred, out=None):
+    return _loss_grad("mean_squared_error", 0.0, y_true, y_pred, out)
+
+
+def mean_absolute_error(y_true, y_pred):
+    return _loss("mean_absolute_error", 0.0, y_true, y_pred)
+
+
+def backprop_mean_absolute_error(y_true, y_pred, out=None):
+    return _loss_grad("mean_absolute_error", 0.0, y_true, y_pred, out)
+
+
+def huber(y_true, y_pred, *, delta=1.0):
+    delta = check.real("delta", delta, low=0.0, low_open=True)
+    return _loss("huber", delta, y_true, y_pred)
+
+
+def backprop_huber(y_true, y_pred, out=None, *, delta=1.0):
+    delta = check.real("delta", delta, low=0.0, low_open=True)
+    return _loss_grad("huber", delta, y_true, y_pred, out)
+
+
+def binary_crossentropy(y_true, y_pred, *, from_logits=False):
+    from_logits = check.flag("from_logits", from_logits)
+    name = "binary_crossentropy_logits" if from_logits else "binary_crossentropy"
+    return _loss(name, 0.0, y_true, y_pred)
+
+
+def backprop_binary_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+    from_logits = check.flag("from_logits", from_logits)
+    name = "binary_crossentropy_logits" if from_logits else "binary_crossentropy"
+    return _loss_grad(name, 0.0, y_true, y_pred, out)
+
+
+def categorical_crossentropy(y_true, y_pred, *, from_logits=False):
+    from_logits = check.flag("from_logits", from_logits)
+    name = "categorical_crossentropy_logits" if from_logits else "categorical_crossentropy"
+    return _loss(name, 0.0, y_true, y_pred, ndim=2)
+
+
+def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+    from_logits = check.flag("from_logits", from_logits)
+    name = "categorical_crossentropy_logits" if from_logits else "categorical_crossentropy"
+    return _loss_grad(name, 0.0, y_true, y_pred, out, ndim=2)
+
+
+def _labels64(labels):
+    return labels.astype(np.int64, copy=False)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=False):
+    from_logits = check.flag("from_logits", from_logits)
+    labels, _ = check.sparse_args(y_true, y_pred)
+    return y_pred.dtype.type(_losses.sparse_loss(from_logits, _labels64(labels), _c(y_pred)))
+
+
+def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+    from_logits = check.flag("from_logits", from_logits)
+    labels, out = check.sparse_args(y_true, y_pred, out, want_out=True)
+    target = _target(out)
+    _losses.sparse_loss(from_logits, _labels64(labels), _c(y_pred), target)
+    return _finish(out, target)
+
+
+def softmax_crossentropy(y_true, logits, out=None):
+    out = check.loss_args(y_true, logits, out, ndim=2, want_out=True, pred_name="logits")
+    target = _target(out)
+    loss = _losses.softmax_xent(_c(y_true), _c(logits), target)
+    return logits.dtype.type(loss), _finish(out, target)
+
+
+def sparse_softmax_crossentropy(y_true, logits, out=None):
+    labels, out = check.sparse_args(y_true, logits, out, pred_name="logits", want_out=True)
+    target = _target(out)
+    loss = _losses.sparse_loss(True, _labels64(labels), _c(logits), target)
+    return logits.dtype.type(loss), _finish(out, target)
+
+
+# -------------------------------------------------------------------- optimizers
+# The compiled updates need C-contiguous w and state; others are updated through a
+# contiguous copy written back afterwards.
+
+def _flat(arrays):
+    work = [None if a is None else _c(a) for a in arrays]
+    return work, [None if a is None else a.reshape(-1) for a in work]
+
+
+def _write_back(arrays, work):
+    for a, b in zip(arrays, work):
+        if a is not None and b is not a:
+            a[...] = b
+
+
+def sgd_update(w, g, m=None, *, learning_rate=0.01, momentum=0.0, nesterov=False,
+               weight_decay=0.0):
+    learning_rate, momentum, nesterov, weight_decay = check.sgd_args(
+        w, g, m, learning_rate, momentum, nesterov, weight_decay)
+    arrays = [w, m if momentum != 0.0 else None]
+    work, (fw, fm) = _flat(arrays)
+    _optimizers.sgd(fw, _c(g).reshape(-1), fm, learning_rate, momentum, nesterov, weight_decay)
+    _write_back(arrays, work)
+    return w
+
+
+def _adam(w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad, v_hat,
+          weight_decay):
+    alpha, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay = check.adam_args(
+        w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad, v_hat, weight_decay)
+    arrays = [w, m, v, v_hat if amsgrad else None]
+    work, (fw, fm, fv, fh) = _flat(arrays)
+    _optimizers.adam(fw, _c(g).reshape(-1), fm, fv, fh, alpha, beta_1, beta_2, epsilon,
+                     learning_rate, weight_decay)
+    _write_back(arrays, work)
+    return w
+
+
+def adam_update(w, g, m, v, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999,
+                epsilon=1e-7, amsgrad=False, v_hat=None, weight_decay=0.0):
+    return _adam(w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad, v_hat,
+                 weight_decay)
+
+
+def adamw_update(w, g, m, v, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, amsgrad=False, v_hat=None, weight_decay=0.004):
+    return _adam(w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad, v_hat,
+                 weight_decay)
+
+
+def rmsprop_update(w, g, v, *, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
+                   centered=False, mom=None, mg=None, weight_decay=0.0):
+    learning_rate, rho, momentum, epsilon, centered, weight_decay = check.rmsprop_args(
+        w, g, v, learning_rate, rho, momentum, epsilon, centered, mom, mg, weight_decay)
+    arrays = [w, v, mom if momentum != 0.0 else None, mg if centered else None]
+    work, (fw, fv, fmom, fmg) = _flat(arrays)
+    _optimizers.rmsprop(fw, _c(g).reshape(-1), fv, fmom, fmg, learning_rate, rho, momentum,
+                        epsilon, weight_decay)
+    _write_back(arrays, work)
+    return w
+
+
+def adagrad_update(w, g, acc, *, learning_rate=0.001, epsilon=1e-7, weight_decay=0.0):
+    learning_rate, epsilon, weight_decay = check.adagrad_args(w, g, acc, learning_rate,
+                                                              epsilon, weight_decay)
+    arrays = [w, acc]
+    work, (fw, facc) = _flat(arrays)
+    _optimizers.adagrad(fw, _c(g).reshape(-1), facc, learning_rate, epsilon, weight_decay)
+    _write_back(arrays, work)
+    return w
+
+
+def _share_docs():
+    """Each function documents itself with its reference twin's docstring."""
+    from . import reference
+    for name in __all__:
+        globals()[name].__doc__ = (f"Compiled twin of kernels.reference.{name}.\n\n"
+                                   + (getattr(reference, name).__doc__ or ""))
+
+
+_share_docs()

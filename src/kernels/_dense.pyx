@@ -1,0 +1,116 @@
+"""Dense layer passes: z = x @ w + b, y = act(z), and the backward pass from dy.
+
+GEMMs go through the CPU-dispatched core in ``_gemm`` with stride arguments, so the
+transposes of the backward pass (x^T dz, dz w^T) cost no copy.
+Arguments arrive validated from ``kernels._cython_backend``.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+from kernels._threads cimport threads_for
+from kernels._gemm cimport sgemm, dgemm
+from kernels._elementwise cimport (activate_f32, activate_f64, backprop_f32, backprop_f64,
+                                   column_sums_f32, column_sums_f64)
+
+
+cdef inline void _gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                       const floating* a, Py_ssize_t rsa, Py_ssize_t csa,
+                       const floating* b, Py_ssize_t rsb, Py_ssize_t csb,
+                       floating* c, Py_ssize_t rsc, Py_ssize_t csc) noexcept nogil:
+    """c = a @ b (alpha 1, beta 0) with the thread count this size deserves."""
+    cdef int nt = threads_for(m * n * k // 16)
+    if floating is float:
+        sgemm(m, n, k, 1, a, rsa, csa, b, rsb, csb, 0, c, rsc, csc, nt)
+    else:
+        dgemm(m, n, k, 1, a, rsa, csa, b, rsb, csb, 0, c, rsc, csc, nt)
+
+
+cdef inline void _activate(int act, double param, const floating* x, floating* y,
+                           Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    if floating is float:
+        activate_f32(act, param, x, y, rows, cols)
+    else:
+        activate_f64(act, param, x, y, rows, cols)
+
+
+cdef void _add_bias_rows(floating* z, const floating* b, Py_ssize_t rows,
+                         Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t r, j
+    cdef int nt = threads_for(rows * cols)
+    if nt == 1:
+        for r in range(rows):
+            for j in range(cols):
+                z[r * cols + j] += b[j]
+    else:
+        for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
+            for j in range(cols):
+                z[r * cols + j] += b[j]
+
+
+def forward(int act, double param, const floating[:, :] x, const floating[:, :] w,
+            const floating[::1] b, floating[:, ::1] out, floating[:, ::1] pre):
+    """out = act(x @ w + b); z = x @ w + b also kept in ``pre`` when it is not None."""
+    cdef Py_ssize_t n = x.shape[0], n_in = x.shape[1], units = w.shape[1]
+    cdef Py_ssize_t isz = sizeof(floating)
+    cdef floating* z = &pre[0, 0] if pre is not None else &out[0, 0]
+    cdef const floating* pb = &b[0] if b is not None else NULL
+    with nogil:
+        _gemm(n, units, n_in, &x[0, 0], x.strides[0] // isz, x.strides[1] // isz,
+              &w[0, 0], w.strides[0] // isz, w.strides[1] // isz, z, units, 1)
+        if pb != NULL:
+            _add_bias_rows(z, pb, n, units)
+        _activate(act, param, z, &out[0, 0], n, units)
+
+
+def backward(int act, double param, const floating[:, ::1] dy, const floating[:, :] x,
+             const floating[:, :] w, const floating[:, ::1] saved, floating[:, ::1] dz,
+             floating[:, :] dx, floating[:, :] dw, floating[::1] db):
+    """dz = dy * act'(.) (scratch), db = column sums of dz, dw = x^T dz, dx = dz w^T.
+
+    ``dx``/``db`` may be None (not needed / no bias).
+    """
+    cdef Py_ssize_t n = dy.shape[0], units = dy.shape[1], n_in = x.shape[1]
+    cdef Py_ssize_t isz = sizeof(floating)
+    cdef floating* pdz = &dz[0, 0]
+    with nogil:
+        if floating is float:
+            backprop_f32(act, param, &dy[0, 0], &saved[0, 0], pdz, n, units)
+        else:
+            backprop_f64(act, param, &dy[0, 0], &saved[0, 0], pdz, n, units)
+    if db is not None:
+        with nogil:
+            if floating is float:
+                column_sums_f32(pdz, &db[0], n, units)
+            else:
+                column_sums_f64(pdz, &db[0], n, units)
+    with nogil:
+        # dw (n_in, units) = x^T (n_in, n) @ dz (n, units): x^T is x with strides swapped
+        _gemm(n_in, units, n, &x[0, 0], x.strides[1] // isz, x.strides[0] // isz,
+              pdz, units, 1, &dw[0, 0], dw.strides[0] // isz, dw.strides[1] // isz)
+    if dx is not None:
+        with nogil:
+            # dx (n, n_in) = dz (n, units) @ w^T (units, n_in)
+            _gemm(n, n_in, units, pdz, units, 1, &w[0, 0], w.strides[1] // isz,
+                  w.strides[0] // isz, &dx[0, 0], dx.strides[0] // isz, dx.strides[1] // isz)
+
+
+def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] out,
+         bint trans_a, bint trans_b, double alpha, double beta):
+    """out = alpha * op(a) @ op(b) + beta * out, transposes taken as stride swaps."""
+    cdef Py_ssize_t isz = sizeof(floating)
+    cdef Py_ssize_t rsa = a.strides[0] // isz, csa = a.strides[1] // isz
+    cdef Py_ssize_t rsb = b.strides[0] // isz, csb = b.strides[1] // isz
+    cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
+    cdef int nt
+    if trans_a:
+        rsa, csa, m, k = csa, rsa, k, m
+    if trans_b:
+        rsb, csb, n = csb, rsb, b.shape[0]
+    nt = threads_for(m * n * k // 16)
+    with nogil:
+        if floating is float:
+            sgemm(m, n, k, <float>alpha, &a[0, 0], rsa, csa, &b[0, 0], rsb, csb, <float>beta,
+                  &out[0, 0], out.strides[0] // isz, out.strides[1] // isz, nt)
+        else:
+            dgemm(m, n, k, alpha, &a[0, 0], rsa, csa, &b[0, 0], rsb, csb, beta,
+                  &out[0, 0], out.strides[0] // isz, out.strides[1] // isz, nt)

@@ -1,0 +1,32 @@
+# Elementwise kernels shared with other modules (the dense layer applies activations
+# through these).  Activations are identified by the ids below; ``param`` is the
+# activation's one parameter (leaky_relu's negative_slope, elu's alpha), ignored by
+# the others.  Pointers are to C-contiguous buffers.
+
+cdef enum:
+    ACT_LINEAR = 0
+    ACT_RELU = 1
+    ACT_LEAKY_RELU = 2
+    ACT_ELU = 3
+    ACT_SIGMOID = 4
+    ACT_TANH = 5
+    ACT_SOFTMAX = 6
+    ACT_SOFTPLUS = 7
+    ACT_GELU = 8
+    ACT_GELU_TANH = 9
+
+# y = act(x) over rows x cols elements (softmax works row by row); y may be x.
+cdef void activate_f32(int act, double param, const float* x, float* y,
+                       Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+cdef void activate_f64(int act, double param, const double* x, double* y,
+                       Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+
+# out = dy * act'(.) from the saved output y (or the input x for gelu); out may be dy.
+cdef void backprop_f32(int act, double param, const float* dy, const float* saved,
+                       float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+cdef void backprop_f64(int act, double param, const double* dy, const double* saved,
+                       double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+
+# out[j] = sum_i x[i, j] for a C-contiguous (rows, cols) x.
+cdef void column_sums_f32(const float* x, float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+cdef void column_sums_f64(const double* x, double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil

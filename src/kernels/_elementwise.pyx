@@ -1,0 +1,274 @@
+"""Activations (forward and backprop), bias add and column sums, float32 and float64.
+
+Each kernel works on C-contiguous buffers (the Python wrappers in
+``_cython_backend`` validate and lay out the arguments) without the GIL.  Elementwise
+loops are cut into fixed ``CHUNK``-sized pieces shared among OpenMP threads; softmax
+and column sums split by rows or columns so that every output is computed by one
+thread in a fixed order (results do not depend on the thread count).
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdlib cimport malloc, free
+
+from kernels._threads cimport threads_for, CHUNK
+from kernels._fmath cimport (f_exp, f_expm1, f_log1p, f_tanh, f_erf, f_abs, f_sigmoid,
+                             f_softplus)
+
+cdef double SQRT_2_OVER_PI = 0.7978845608028654
+cdef double INV_SQRT_2 = 0.7071067811865476
+cdef double INV_SQRT_2PI = 0.3989422804014327
+cdef double GELU_C = 0.044715
+
+
+# ------------------------------------------------------------------- forward
+
+cdef void _activate_range(int act, floating param, const floating* x, floating* y,
+                          Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """y[i] = act(x[i]) for i in [lo, hi), one loop per activation so each vectorises."""
+    cdef Py_ssize_t i
+    cdef floating v, c0 = <floating>SQRT_2_OVER_PI, c1 = <floating>GELU_C
+    cdef floating r2 = <floating>INV_SQRT_2
+    if act == ACT_LINEAR:
+        if x != y:
+            for i in range(lo, hi):
+                y[i] = x[i]
+    elif act == ACT_RELU:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = 0 if v <= 0 else v          # NaN stays NaN
+    elif act == ACT_LEAKY_RELU:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = v if v > 0 else param * v
+    elif act == ACT_ELU:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = v if v > 0 else param * f_expm1(v)
+    elif act == ACT_SIGMOID:
+        for i in range(lo, hi):
+            y[i] = f_sigmoid(x[i])
+    elif act == ACT_TANH:
+        for i in range(lo, hi):
+            y[i] = f_tanh(x[i])
+    elif act == ACT_SOFTPLUS:
+        for i in range(lo, hi):
+            y[i] = f_softplus(x[i])
+    elif act == ACT_GELU:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = <floating>0.5 * v * (1 + f_erf(v * r2))
+    elif act == ACT_GELU_TANH:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = <floating>0.5 * v * (1 + f_tanh(c0 * (v + c1 * v * v * v)))
+
+
+cdef void _softmax_row(const floating* x, floating* y, Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating m = x[0], s = 0, e
+    for j in range(1, cols):
+        if x[j] > m or x[j] != x[j]:  # a NaN maximum makes the whole row NaN
+            m = x[j]
+    for j in range(cols):
+        e = f_exp(x[j] - m)
+        y[j] = e
+        s += e
+    s = 1 / s
+    for j in range(cols):
+        y[j] *= s
+
+
+cdef void _activate(int act, floating param, const floating* x, floating* y,
+                    Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t n = rows * cols, nchunks, c, r
+    cdef int nt = threads_for(n)
+    if act == ACT_SOFTMAX:
+        if nt == 1:
+            for r in range(rows):
+                _softmax_row(x + r * cols, y + r * cols, cols)
+        else:
+            for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
+                _softmax_row(x + r * cols, y + r * cols, cols)
+        return
+    if nt == 1:
+        _activate_range(act, param, x, y, 0, n)
+        return
+    nchunks = (n + CHUNK - 1) // CHUNK
+    for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
+        _activate_range(act, param, x, y, c * CHUNK, min((c + 1) * CHUNK, n))
+
+
+cdef void activate_f32(int act, double param, const float* x, float* y,
+                       Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _activate(act, <float>param, x, y, rows, cols)
+
+
+cdef void activate_f64(int act, double param, const double* x, double* y,
+                       Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _activate(act, param, x, y, rows, cols)
+
+
+# ------------------------------------------------------------------ backprop
+
+cdef void _backprop_range(int act, floating param, const floating* dy, const floating* s,
+                          floating* out, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """out[i] = dy[i] * act'(.) from the saved output (the input for gelu)."""
+    cdef Py_ssize_t i
+    cdef floating v, t, c0 = <floating>SQRT_2_OVER_PI, c1 = <floating>GELU_C
+    cdef floating r2 = <floating>INV_SQRT_2, rpi = <floating>INV_SQRT_2PI
+    if act == ACT_LINEAR:
+        if dy != out:
+            for i in range(lo, hi):
+                out[i] = dy[i]
+    elif act == ACT_RELU:
+        for i in range(lo, hi):
+            out[i] = dy[i] if s[i] > 0 else 0
+    elif act == ACT_LEAKY_RELU:
+        for i in range(lo, hi):
+            out[i] = dy[i] if s[i] > 0 else param * dy[i]
+    elif act == ACT_ELU:
+        for i in range(lo, hi):
+            v = s[i]
+            out[i] = dy[i] if v > 0 else dy[i] * (v + param)
+    elif act == ACT_SIGMOID:
+        for i in range(lo, hi):
+            v = s[i]
+            out[i] = dy[i] * v * (1 - v)
+    elif act == ACT_TANH:
+        for i in range(lo, hi):
+            v = s[i]
+            out[i] = dy[i] * (1 - v * v)
+    elif act == ACT_SOFTPLUS:
+        for i in range(lo, hi):
+            out[i] = dy[i] * -f_expm1(-s[i])
+    elif act == ACT_GELU:
+        for i in range(lo, hi):
+            v = s[i]
+            out[i] = dy[i] * (<floating>0.5 * (1 + f_erf(v * r2))
+                              + v * rpi * f_exp(<floating>-0.5 * v * v))
+    elif act == ACT_GELU_TANH:
+        for i in range(lo, hi):
+            v = s[i]
+            t = f_tanh(c0 * (v + c1 * v * v * v))
+            out[i] = dy[i] * (<floating>0.5 * (1 + t)
+                              + <floating>0.5 * v * (1 - t * t) * c0 * (1 + 3 * c1 * v * v))
+
+
+cdef void _backprop_softmax_row(const floating* dy, const floating* y, floating* out,
+                                Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating s = 0
+    for j in range(cols):
+        s += dy[j] * y[j]
+    for j in range(cols):
+        out[j] = y[j] * (dy[j] - s)
+
+
+cdef void _backprop(int act, floating param, const floating* dy, const floating* s,
+                    floating* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t n = rows * cols, nchunks, c, r
+    cdef int nt = threads_for(n)
+    if act == ACT_SOFTMAX:
+        if nt == 1:
+            for r in range(rows):
+                _backprop_softmax_row(dy + r * cols, s + r * cols, out + r * cols, cols)
+        else:
+            for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
+                _backprop_softmax_row(dy + r * cols, s + r * cols, out + r * cols, cols)
+        return
+    if nt == 1:
+        _backprop_range(act, param, dy, s, out, 0, n)
+        return
+    nchunks = (n + CHUNK - 1) // CHUNK
+    for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
+        _backprop_range(act, param, dy, s, out, c * CHUNK, min((c + 1) * CHUNK, n))
+
+
+cdef void backprop_f32(int act, double param, const float* dy, const float* saved,
+                       float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _backprop(act, <float>param, dy, saved, out, rows, cols)
+
+
+cdef void backprop_f64(int act, double param, const double* dy, const double* saved,
+                       double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _backprop(act, param, dy, saved, out, rows, cols)
+
+
+# --------------------------------------------------------- bias, column sums
+
+cdef void _bias_add(const floating* x, const floating* b, floating* out,
+                    Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t r, j
+    cdef int nt = threads_for(rows * cols)
+    if nt == 1:
+        for r in range(rows):
+            for j in range(cols):
+                out[r * cols + j] = x[r * cols + j] + b[j]
+    else:
+        for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
+            for j in range(cols):
+                out[r * cols + j] = x[r * cols + j] + b[j]
+
+
+cdef void _column_sums_block(const floating* x, floating* out, Py_ssize_t rows,
+                             Py_ssize_t cols, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """out[j] = sum_i x[i, j] for j in [lo, hi), rows added in order (vectorised over j)."""
+    cdef Py_ssize_t r, j
+    for j in range(lo, hi):
+        out[j] = x[j]
+    for r in range(1, rows):
+        for j in range(lo, hi):
+            out[j] += x[r * cols + j]
+
+
+cdef void _column_sums(const floating* x, floating* out, Py_ssize_t rows,
+                       Py_ssize_t cols) noexcept nogil:
+    # Parallel over blocks of columns: each sum is made by one thread in row order.
+    cdef Py_ssize_t block = 64, nblocks = (cols + 63) // 64, c
+    cdef int nt = threads_for(rows * cols)
+    if nt == 1 or nblocks == 1:
+        _column_sums_block(x, out, rows, cols, 0, cols)
+    else:
+        for c in prange(nblocks, nogil=True, num_threads=nt, schedule="static"):
+            _column_sums_block(x, out, rows, cols, c * block, min((c + 1) * block, cols))
+
+
+cdef void column_sums_f32(const float* x, float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _column_sums(x, out, rows, cols)
+
+
+cdef void column_sums_f64(const double* x, double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _column_sums(x, out, rows, cols)
+
+
+# ------------------------------------------------------- Python entry points
+# Called by kernels._cython_backend with validated, C-contiguous arguments.
+
+def activation_forward(int act, double param, const floating[:, ::1] x, floating[:, ::1] out):
+    with nogil:
+        _activate(act, <floating>param, &x[0, 0], &out[0, 0], x.shape[0], x.shape[1])
+
+
+def activation_backward(int act, double param, const floating[:, ::1] dy,
+                        const floating[:, ::1] saved, floating[:, ::1] out):
+    with nogil:
+        _backprop(act, <floating>param, &dy[0, 0], &saved[0, 0], &out[0, 0],
+                  dy.shape[0], dy.shape[1])
+
+
+def bias_add(const floating[:, ::1] x, const floating[::1] b, floating[:, ::1] out):
+    with nogil:
+        _bias_add(&x[0, 0], &b[0], &out[0, 0], x.shape[0], x.shape[1])
+
+
+def column_sums(const floating[:, ::1] x, floating[::1] out):
+    with nogil:
+        _column_sums(&x[0, 0], &out[0], x.shape[0], x.shape[1])
+
+
+# Activation ids by name, for the Python wrappers.
+ACTIVATION_IDS = {
+    "linear": ACT_LINEAR, "relu": ACT_RELU, "leaky_relu": ACT_LEAKY_RELU, "elu": ACT_ELU,
+    "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH, "softmax": ACT_SOFTMAX,
+    "softplus": ACT_SOFTPLUS, "gelu": ACT_GELU, "gelu_tanh": ACT_GELU_TANH,
+}

@@ -1,0 +1,49 @@
+# The GEMM contract shared by every Cython module that multiplies matrices.
+#
+# C = alpha * A @ B + beta * C, with A of shape (m, k), B of shape (k, n), C of shape
+# (m, n).  Every matrix is given as a pointer to its element [0, 0] plus a row stride
+# and a column stride counted in elements (BLIS style), so a transpose is only a swap
+# of the two strides and never a copy.  Strides may be negative or zero-free
+# arbitrary values; C must not overlap A or B (checked at the Python boundary).
+# When beta == 0, C is only written, never read (NaN already in C does not leak).
+# The caller guarantees m, n, k >= 1 and 1 <= num_threads.
+
+from cython cimport floating
+
+ctypedef void (*sgemm_fn)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
+                          const float* a, Py_ssize_t rsa, Py_ssize_t csa,
+                          const float* b, Py_ssize_t rsb, Py_ssize_t csb,
+                          float beta, float* c, Py_ssize_t rsc, Py_ssize_t csc,
+                          int num_threads) noexcept nogil
+
+ctypedef void (*dgemm_fn)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
+                          const double* a, Py_ssize_t rsa, Py_ssize_t csa,
+                          const double* b, Py_ssize_t rsb, Py_ssize_t csb,
+                          double beta, double* c, Py_ssize_t rsc, Py_ssize_t csc,
+                          int num_threads) noexcept nogil
+
+# The implementation chosen at import time for this CPU (see _gemm.pyx).
+cdef void sgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
+                const float* a, Py_ssize_t rsa, Py_ssize_t csa,
+                const float* b, Py_ssize_t rsb, Py_ssize_t csb,
+                float beta, float* c, Py_ssize_t rsc, Py_ssize_t csc,
+                int num_threads) noexcept nogil
+
+cdef void dgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
+                const double* a, Py_ssize_t rsa, Py_ssize_t csa,
+                const double* b, Py_ssize_t rsb, Py_ssize_t csb,
+                double beta, double* c, Py_ssize_t rsc, Py_ssize_t csc,
+                int num_threads) noexcept nogil
+
+
+# sgemm or dgemm picked at compile time from the element type, for code written
+# once over `floating` (same parameters as sgemm/dgemm).
+cdef inline void gemm_fused(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
+                            const floating* a, Py_ssize_t rsa, Py_ssize_t csa,
+                            const floating* b, Py_ssize_t rsb, Py_ssize_t csb,
+                            floating beta, floating* c, Py_ssize_t rsc, Py_ssize_t csc,
+                            int num_threads) noexcept nogil:
+    if floating is float:
+        sgemm(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, num_threads)
+    else:
+        dgemm(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, num_threads)

@@ -1,0 +1,146 @@
+# The GEMM dispatcher: sgemm/dgemm (declared in _gemm.pxd) forward to the function
+# pointers of the best GEMM variant this CPU supports.
+#
+# The variants are the same source (_gemm_impl.pxi) compiled three times:
+#   base    _gemm_base    baseline flags, always present
+#   avx2    _gemm_avx2    -mavx2 -mfma
+#   avx512  _gemm_avx512  -mavx512f -mavx512dq -mavx512vl -mavx512bw -mavx2 -mfma
+# A SIMD variant is imported only after the CPU was found to support its
+# instructions (its module init code may already use them), and only if it was
+# built (setup.py skips them on non-x86 targets or compilers without the flags).
+#
+# The environment variable DLKERNELS_GEMM_IMPL (base / avx2 / avx512) forces a
+# variant at import; use_impl() switches at run time.
+
+import importlib
+import os
+import warnings
+
+from cpython.pycapsule cimport PyCapsule_GetPointer
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    static int dlk_cpu_has(int feature) {
+        __builtin_cpu_init();
+        switch (feature) {
+            case 0: return __builtin_cpu_supports("sse2") != 0;
+            case 1: return __builtin_cpu_supports("avx") != 0;
+            case 2: return __builtin_cpu_supports("avx2") != 0;
+            case 3: return __builtin_cpu_supports("fma") != 0;
+            case 4: return __builtin_cpu_supports("avx512f") != 0;
+            case 5: return __builtin_cpu_supports("avx512dq") != 0;
+            case 6: return __builtin_cpu_supports("avx512vl") != 0;
+            case 7: return __builtin_cpu_supports("avx512bw") != 0;
+        }
+        return 0;
+    }
+    #else
+    static int dlk_cpu_has(int feature) { (void)feature; return 0; }
+    #endif
+    """
+    int dlk_cpu_has(int feature) nogil
+
+_FEATURE_NAMES = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512vl",
+                  "avx512bw")
+
+# variant name -> (module, CPU features it needs); best last
+_VARIANTS = {
+    "base": ("_gemm_base", ()),
+    "avx2": ("_gemm_avx2", ("avx2", "fma")),
+    "avx512": ("_gemm_avx512", ("avx512f", "avx512dq", "avx512vl", "avx512bw",
+                                "avx2", "fma")),
+}
+_PACKAGE = __name__.rpartition(".")[0] or "kernels"
+
+cdef sgemm_fn _s_impl = NULL
+cdef dgemm_fn _d_impl = NULL
+
+_features = {name: bool(dlk_cpu_has(i)) for i, name in enumerate(_FEATURE_NAMES)}
+_capsules = {}        # variant name -> (sgemm capsule, dgemm capsule); available ones
+_current = None
+_default = None
+
+
+def cpu_features():
+    """The CPU features relevant to GEMM dispatch: {name: supported}."""
+    return dict(_features)
+
+
+def _load_variants():
+    for name, (modname, needs) in _VARIANTS.items():
+        if not all(_features.get(f, False) for f in needs):
+            continue            # never import code the CPU cannot run
+        try:
+            mod = importlib.import_module(f"{_PACKAGE}.{modname}")
+        except ImportError:
+            if name == "base":
+                raise
+            continue            # not built for this target
+        _capsules[name] = mod.capsules()
+
+
+def available_impls():
+    """GEMM variants both built and supported by this CPU, e.g. ['base', 'avx2', 'avx512']."""
+    return list(_capsules)
+
+
+def current_impl():
+    """Name of the GEMM variant sgemm/dgemm use now."""
+    return _current
+
+
+def _check_impl_name(name, what):
+    allowed = available_impls()
+    if isinstance(name, str) and name in allowed:
+        return name
+    if isinstance(name, str) and name in _VARIANTS:
+        why = " (not supported by this CPU or not built)"
+    else:
+        why = ""
+    raise ValueError(f"{what} must be one of {allowed}, got {name!r}{why}")
+
+
+def use_impl(name):
+    """Make sgemm/dgemm use the GEMM variant `name` (one of available_impls())."""
+    global _s_impl, _d_impl, _current
+    name = _check_impl_name(name, "use_impl(name): name")
+    scap, dcap = _capsules[name]
+    cdef sgemm_fn s = <sgemm_fn>PyCapsule_GetPointer(scap, "kernels.sgemm_fn")
+    cdef dgemm_fn d = <dgemm_fn>PyCapsule_GetPointer(dcap, "kernels.dgemm_fn")
+    _s_impl = s
+    _d_impl = d
+    _current = name
+
+
+def _init():
+    global _default
+    _load_variants()
+    _default = list(_capsules)[len(_capsules) - 1]
+    choice = _default
+    forced = os.environ.get("DLKERNELS_GEMM_IMPL", "").strip()
+    if forced:
+        try:
+            choice = _check_impl_name(forced.lower(), "DLKERNELS_GEMM_IMPL")
+        except ValueError as exc:
+            warnings.warn(f"{exc}; using {_default!r}", RuntimeWarning, stacklevel=2)
+    use_impl(choice)
+
+
+_init()
+
+
+cdef void sgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
+                const float* a, Py_ssize_t rsa, Py_ssize_t csa,
+                const float* b, Py_ssize_t rsb, Py_ssize_t csb,
+                float beta, float* c, Py_ssize_t rsc, Py_ssize_t csc,
+                int num_threads) noexcept nogil:
+    _s_impl(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, num_threads)
+
+
+cdef void dgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
+                const double* a, Py_ssize_t rsa, Py_ssize_t csa,
+                const double* b, Py_ssize_t rsb, Py_ssize_t csb,
+                double beta, double* c, Py_ssize_t rsc, Py_ssize_t csc,
+                int num_threads) noexcept nogil:
+    _d_impl(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, num_threads)

@@ -1,0 +1,60 @@
+# GEMM core compiled for AVX2 + FMA (flags set by setup.py); see _gemm_impl.pxi.
+# Import only on a CPU that supports AVX2 + FMA: kernels._gemm checks before importing.
+#
+# Blocking constants for this instruction set.  NR is the vector axis of the
+# micro-kernel's accumulator tile (MR x NR held in registers); KC x NR packed B
+# stays in L1, MC x KC packed A in L2, KC x NC packed B in L3.  MC is a multiple
+# of MR and NC of NR.
+# AVX2 has 16 ymm registers: 6x16 floats / 6x8 doubles = 12 accumulators.
+from cpython.pycapsule cimport PyCapsule_New
+
+cdef enum:
+    S_MR = 4
+    S_NR = 24
+    S_KC = 256
+    S_MC = 128
+    S_NC = 4080
+    D_MR = 2
+    D_NR = 24
+    D_KC = 256
+    D_MC = 128
+    D_NC = 4080
+
+include "_gemm_impl.pxi"
+
+
+cdef void _sgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
+                 const float* a, Py_ssize_t rsa, Py_ssize_t csa,
+                 const float* b, Py_ssize_t rsb, Py_ssize_t csb,
+                 float beta, float* c, Py_ssize_t rsc, Py_ssize_t csc,
+                 int num_threads) noexcept nogil:
+    _gemm_driver(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
+                 num_threads)
+
+
+cdef void _dgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
+                 const double* a, Py_ssize_t rsa, Py_ssize_t csa,
+                 const double* b, Py_ssize_t rsb, Py_ssize_t csb,
+                 double beta, double* c, Py_ssize_t rsc, Py_ssize_t csc,
+                 int num_threads) noexcept nogil:
+    _gemm_driver(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
+                 num_threads)
+
+
+def capsules():
+    """(capsule "kernels.sgemm_fn", capsule "kernels.dgemm_fn") for this variant.
+
+    The pointers have the types sgemm_fn / dgemm_fn of kernels/_gemm.pxd.  (That
+    pxd is not cimported here: this module must not depend on kernels._gemm,
+    which imports it.)
+    """
+    return (PyCapsule_New(<void*>_sgemm, "kernels.sgemm_fn", NULL),
+            PyCapsule_New(<void*>_dgemm, "kernels.dgemm_fn", NULL))
+
+
+def blocking():
+    """The blocking constants: {'float32': {...}, 'float64': {...}}."""
+    return {
+        "float32": dict(MR=S_MR, NR=S_NR, KC=S_KC, MC=S_MC, NC=S_NC),
+        "float64": dict(MR=D_MR, NR=D_NR, KC=D_KC, MC=D_MC, NC=D_NC),
+    }

@@ -1,0 +1,342 @@
+"""Losses and their gradients, float32 and float64, reduced as Keras 3 does.
+
+A loss value is a mean over samples: per-element (or per-row) terms are summed in
+double precision over fixed chunks, chunk sums added in chunk order, so the result
+is the same whatever the number of threads.  Gradients include the 1/size factor.
+Arguments arrive validated and C-contiguous from ``kernels._cython_backend``.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
+
+from kernels._threads cimport threads_for, CHUNK
+from kernels._fmath cimport f_exp, f_log, f_log1p, f_abs, f_sigmoid
+
+cdef double EPS = 1e-7   # Keras's probability clip
+
+cdef enum:
+    MSE = 0
+    MAE = 1
+    HUBER = 2
+    BCE = 3
+    BCE_LOGITS = 4
+    CCE = 5
+    CCE_LOGITS = 6
+
+LOSS_IDS = {"mean_squared_error": MSE, "mean_absolute_error": MAE, "huber": HUBER,
+            "binary_crossentropy": BCE, "binary_crossentropy_logits": BCE_LOGITS,
+            "categorical_crossentropy": CCE, "categorical_crossentropy_logits": CCE_LOGITS}
+
+
+# ------------------------------------------------------------- loss terms
+
+cdef inline floating _clip(floating p) noexcept nogil:
+    cdef floating lo = <floating>EPS, hi = <floating>(1.0 - EPS)
+    return lo if p < lo else (hi if p > hi else p)
+
+
+cdef double _elem_sum(int loss, floating param, const floating* t, const floating* p,
+                      Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """Sum of the per-element terms of an elementwise loss over [lo, hi)."""
+    cdef Py_ssize_t i
+    cdef double s = 0
+    cdef floating d, a, c
+    if loss == MSE:
+        for i in range(lo, hi):
+            d = p[i] - t[i]
+            s += d * d
+    elif loss == MAE:
+        for i in range(lo, hi):
+            s += f_abs(p[i] - t[i])
+    elif loss == HUBER:
+        for i in range(lo, hi):
+            a = f_abs(p[i] - t[i])
+            s += (<floating>0.5 * a * a) if a <= param else param * (a - <floating>0.5 * param)
+    elif loss == BCE:
+        for i in range(lo, hi):
+            c = _clip(p[i])
+            s -= t[i] * f_log(c) + (1 - t[i]) * f_log(1 - c)
+    elif loss == BCE_LOGITS:
+        for i in range(lo, hi):
+            d = p[i]
+            s += (d if d > 0 else 0) - d * t[i] + f_log1p(f_exp(-f_abs(d)))
+    return s
+
+
+cdef double _row_loss(int loss, const floating* t, const floating* p, Py_ssize_t cols) noexcept nogil:
+    """-sum_j t_j log q_j for one row (q = clipped normalised p, or softmax of logits)."""
+    cdef Py_ssize_t j
+    cdef floating m, s = 0, tz = 0, ts = 0
+    if loss == CCE:
+        for j in range(cols):
+            s += p[j]
+        for j in range(cols):
+            tz -= t[j] * f_log(_clip(p[j] / s))
+        return tz
+    # from logits: sum(t) * logsumexp(z) - sum(t * z), with the max taken out
+    m = p[0]
+    for j in range(1, cols):
+        if p[j] > m or p[j] != p[j]:
+            m = p[j]
+    for j in range(cols):
+        s += f_exp(p[j] - m)
+        tz += t[j] * (p[j] - m)
+        ts += t[j]
+    return ts * f_log(s) - tz
+
+
+cdef double _chunk_sum(int loss, floating param, const floating* t, const floating* p,
+                       Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t c,
+                       Py_ssize_t per) noexcept nogil:
+    """Sum of the loss terms of chunk c (``per`` elements, or ``per`` rows)."""
+    cdef Py_ssize_t r, lo = c * per, hi
+    cdef double s = 0
+    if loss == CCE or loss == CCE_LOGITS:
+        hi = min(lo + per, rows)
+        for r in range(lo, hi):
+            s += _row_loss(loss, t + r * cols, p + r * cols, cols)
+        return s
+    hi = min(lo + per, rows * cols)
+    return _elem_sum(loss, param, t, p, lo, hi)
+
+
+cdef double _loss(int loss, floating param, const floating* t, const floating* p,
+                  Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    cdef bint by_row = loss == CCE or loss == CCE_LOGITS
+    cdef Py_ssize_t per = max(1, CHUNK // cols) if by_row else CHUNK
+    cdef Py_ssize_t units = rows if by_row else rows * cols
+    cdef Py_ssize_t nchunks = (units + per - 1) // per, c
+    cdef int nt = threads_for(rows * cols)
+    cdef double total = 0
+    cdef double* partial = NULL
+    if nt > 1 and nchunks > 1:
+        partial = <double*>malloc(nchunks * sizeof(double))
+    if partial == NULL:       # one thread (or no memory): the same chunk order, serially
+        for c in range(nchunks):
+            total += _chunk_sum(loss, param, t, p, rows, cols, c, per)
+    else:
+        for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
+            partial[c] = _chunk_sum(loss, param, t, p, rows, cols, c, per)
+        for c in range(nchunks):
+            total += partial[c]
+        free(partial)
+    # mean over samples of the per-sample mean (elementwise) or sum (cross-entropy)
+    return total / (rows if by_row else rows * cols)
+
+
+# -------------------------------------------------------------- gradients
+
+cdef void _elem_grad(int loss, floating param, const floating* t, const floating* p,
+                     floating* out, floating scale, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating d, c, lo_c = <floating>EPS, hi_c = <floating>(1.0 - EPS)
+    if loss == MSE:
+        for i in range(lo, hi):
+            out[i] = (p[i] - t[i]) * (2 * scale)
+    elif loss == MAE:
+        for i in range(lo, hi):
+            d = p[i] - t[i]
+            out[i] = scale if d > 0 else (-scale if d < 0 else d * scale)  # 0, or NaN
+    elif loss == HUBER:
+        for i in range(lo, hi):
+            d = p[i] - t[i]
+            out[i] = scale * (param if d > param else (-param if d < -param else d))
+    elif loss == BCE:
+        for i in range(lo, hi):
+            c = p[i]
+            if c >= lo_c and c <= hi_c:
+                out[i] = ((1 - t[i]) / (1 - c) - t[i] / c) * scale
+            else:
+                out[i] = 0    # the clip is active: no gradient flows through it
+    elif loss == BCE_LOGITS:
+        for i in range(lo, hi):
+            out[i] = (f_sigmoid(p[i]) - t[i]) * scale
+
+
+cdef void _row_grad(int loss, const floating* t, const floating* p, floating* out,
+                    Py_ssize_t cols, floating scale) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating m, s = 0, ts = 0, q, g, dot = 0, inv
+    cdef floating lo_c = <floating>EPS, hi_c = <floating>(1.0 - EPS)
+    if loss == CCE:
+        # q = p / s; g_j = -t_j / q_j inside the clip range; out = (g - sum(g q)) / (s n)
+        for j in range(cols):
+            s += p[j]
+        inv = 1 / s
+        for j in range(cols):
+            q = p[j] * inv
+            g = -t[j] / q if (q >= lo_c and q <= hi_c) else 0
+            out[j] = g
+            dot += g * q
+        for j in range(cols):
+            out[j] = (out[j] - dot) * inv * scale
+        return
+    m = p[0]
+    for j in range(1, cols):
+        if p[j] > m or p[j] != p[j]:
+            m = p[j]
+    for j in range(cols):
+        out[j] = f_exp(p[j] - m)
+        s += out[j]
+        ts += t[j]
+    inv = ts / s
+    for j in range(cols):
+        out[j] = (out[j] * inv - t[j]) * scale
+
+
+cdef void _grad(int loss, floating param, const floating* t, const floating* p,
+                floating* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t n = rows * cols, r, c, nchunks
+    cdef int nt = threads_for(n)
+    cdef floating scale
+    if loss == CCE or loss == CCE_LOGITS:
+        scale = <floating>(1.0 / rows)
+        if nt == 1:
+            for r in range(rows):
+                _row_grad(loss, t + r * cols, p + r * cols, out + r * cols, cols, scale)
+        else:
+            for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
+                _row_grad(loss, t + r * cols, p + r * cols, out + r * cols, cols, scale)
+        return
+    scale = <floating>(1.0 / n)
+    if nt == 1:
+        _elem_grad(loss, param, t, p, out, scale, 0, n)
+        return
+    nchunks = (n + CHUNK - 1) // CHUNK
+    for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
+        _elem_grad(loss, param, t, p, out, scale, c * CHUNK, min((c + 1) * CHUNK, n))
+
+
+# ------------------------------------------------ sparse labels and fused losses
+
+cdef double _sparse_row(bint logits, int64_t k, const floating* p, floating* out,
+                        Py_ssize_t cols, floating scale) noexcept nogil:
+    """Loss of one row with true class k; when out != NULL also its gradient row.
+
+    From logits (the fused softmax cross-entropy): loss = logsumexp(z) - z_k,
+    gradient (softmax(z) - onehot(k)) * scale.  From probabilities (Keras): q = p / s,
+    loss = -log(clip(q_k)), gradient of that through the clip and the normalisation.
+    """
+    cdef Py_ssize_t j
+    cdef floating m, s = 0, q, g, inv
+    cdef floating lo_c = <floating>EPS, hi_c = <floating>(1.0 - EPS)
+    if logits:
+        m = p[0]
+        for j in range(1, cols):
+            if p[j] > m or p[j] != p[j]:
+                m = p[j]
+        for j in range(cols):
+            s += f_exp(p[j] - m)
+        if out != NULL:
+            inv = 1 / s
+            for j in range(cols):
+                out[j] = f_exp(p[j] - m) * inv * scale
+            out[k] -= scale
+        return f_log(s) - (p[k] - m)
+    for j in range(cols):
+        s += p[j]
+    inv = 1 / s
+    q = p[k] * inv
+    if out != NULL:
+        g = -1 / q if (q >= lo_c and q <= hi_c) else 0
+        for j in range(cols):
+            out[j] = -g * q * inv * scale
+        out[k] += g * inv * scale
+    return -f_log(_clip(q))
+
+
+cdef double _dense_xent_row(const floating* t, const floating* z, floating* out,
+                            Py_ssize_t cols, floating scale) noexcept nogil:
+    """Fused softmax cross-entropy of one row: returns the loss, writes the gradient."""
+    cdef Py_ssize_t j
+    cdef floating m = z[0], s = 0, ts = 0, tz = 0, inv
+    for j in range(1, cols):
+        if z[j] > m or z[j] != z[j]:
+            m = z[j]
+    for j in range(cols):
+        out[j] = f_exp(z[j] - m)
+        s += out[j]
+        ts += t[j]
+        tz += t[j] * (z[j] - m)
+    inv = ts / s
+    for j in range(cols):
+        out[j] = (out[j] * inv - t[j]) * scale
+    return ts * f_log(s) - tz
+
+
+cdef double _rows_total(int kind, bint logits, const floating* t, const int64_t* labels,
+                        const floating* p, floating* out, Py_ssize_t rows,
+                        Py_ssize_t cols) noexcept nogil:
+    """Sum over rows of a row loss (kind 0: sparse, 1: fused dense), gradient into out
+    when out != NULL; fixed row chunks so the sum does not depend on the thread count."""
+    cdef Py_ssize_t per = max(1, CHUNK // cols), nchunks = (rows + per - 1) // per, c, r
+    cdef int nt = threads_for(rows * cols)
+    cdef double total = 0
+    cdef double* partial = NULL
+    cdef floating scale = <floating>(1.0 / rows)
+    if nt > 1 and nchunks > 1:
+        partial = <double*>malloc(nchunks * sizeof(double))
+    if partial == NULL:       # one thread (or no memory): the same chunk order, serially
+        for c in range(nchunks):
+            total += _rows_chunk(kind, logits, t, labels, p, out, rows, cols, c, per, scale)
+        return total
+    for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
+        partial[c] = _rows_chunk(kind, logits, t, labels, p, out, rows, cols, c, per, scale)
+    for c in range(nchunks):
+        total += partial[c]
+    free(partial)
+    return total
+
+
+cdef double _rows_chunk(int kind, bint logits, const floating* t, const int64_t* labels,
+                        const floating* p, floating* out, Py_ssize_t rows, Py_ssize_t cols,
+                        Py_ssize_t c, Py_ssize_t per, floating scale) noexcept nogil:
+    cdef Py_ssize_t r
+    cdef double s = 0
+    for r in range(c * per, min((c + 1) * per, rows)):
+        if kind == 0:
+            s += _sparse_row(logits, labels[r], p + r * cols,
+                             (out + r * cols) if out != NULL else NULL, cols, scale)
+        else:
+            s += _dense_xent_row(t + r * cols, p + r * cols, out + r * cols, cols, scale)
+    return s
+
+
+# ------------------------------------------------------- Python entry points
+
+def loss_value(int loss, double param, const floating[:, ::1] y_true,
+               const floating[:, ::1] y_pred):
+    cdef double v
+    with nogil:
+        v = _loss(loss, <floating>param, &y_true[0, 0], &y_pred[0, 0],
+                  y_pred.shape[0], y_pred.shape[1])
+    return v
+
+
+def loss_gradient(int loss, double param, const floating[:, ::1] y_true,
+                  const floating[:, ::1] y_pred, floating[:, ::1] out):
+    with nogil:
+        _grad(loss, <floating>param, &y_true[0, 0], &y_pred[0, 0], &out[0, 0],
+              y_pred.shape[0], y_pred.shape[1])
+
+
+def sparse_loss(bint from_logits, const int64_t[::1] labels, const floating[:, ::1] y_pred,
+                floating[:, ::1] out=None):
+    """Mean sparse categorical cross-entropy; gradient into ``out`` when given."""
+    cdef double total
+    cdef floating* o = &out[0, 0] if out is not None else NULL
+    with nogil:
+        total = _rows_total(0, from_logits, NULL, &labels[0], &y_pred[0, 0], o,
+                            y_pred.shape[0], y_pred.shape[1])
+    return total / y_pred.shape[0]
+
+
+def softmax_xent(const floating[:, ::1] y_true, const floating[:, ::1] logits,
+                 floating[:, ::1] out):
+    """Fused softmax + categorical cross-entropy: returns the mean loss, gradient in out."""
+    cdef double total
+    with nogil:
+        total = _rows_total(1, True, &y_true[0, 0], NULL, &logits[0, 0], &out[0, 0],
+                            logits.shape[0], logits.shape[1])
+    return total / logits.shape[0]

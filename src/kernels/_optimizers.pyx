@@ -1,0 +1,163 @@
+"""Optimizer updates in place, one pass over memory per parameter array (Keras 3 formulas).
+
+Every update reads the gradient and the state once and writes the state and the
+weights once; elements are independent, so chunks go to OpenMP threads with no effect
+on the result.  Arithmetic is done in the parameters' dtype, as Keras does.
+Arguments arrive validated and C-contiguous from ``kernels._cython_backend``.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+from kernels._threads cimport threads_for, CHUNK
+from kernels._fmath cimport f_sqrt
+
+
+cdef void _sgd(floating* w, const floating* g, floating* m, floating lr, floating mu,
+               bint nesterov, floating decay, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating mi
+    if decay != 0:
+        for i in range(lo, hi):
+            w[i] -= w[i] * decay
+    if m == NULL:
+        for i in range(lo, hi):
+            w[i] -= lr * g[i]
+    elif nesterov:
+        for i in range(lo, hi):
+            mi = mu * m[i] - lr * g[i]
+            m[i] = mi
+            w[i] += mu * mi - lr * g[i]
+    else:
+        for i in range(lo, hi):
+            mi = mu * m[i] - lr * g[i]
+            m[i] = mi
+            w[i] += mi
+
+
+cdef void _adam(floating* w, const floating* g, floating* m, floating* v, floating* v_hat,
+                floating alpha, floating b1c, floating b2c, floating eps, floating decay,
+                Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    # b1c = 1 - beta_1, b2c = 1 - beta_2; alpha is the bias-corrected step size
+    cdef Py_ssize_t i
+    cdef floating gi, mi, vi
+    for i in range(lo, hi):
+        gi = g[i]
+        if decay != 0:
+            w[i] -= w[i] * decay
+        mi = m[i] + (gi - m[i]) * b1c
+        vi = v[i] + (gi * gi - v[i]) * b2c
+        m[i] = mi
+        v[i] = vi
+        if v_hat != NULL:              # AMSGrad: v_hat = max(v_hat, v), NaN propagating
+            if vi > v_hat[i] or vi != vi:
+                v_hat[i] = vi
+            else:
+                vi = v_hat[i]
+        w[i] -= (mi * alpha) / (f_sqrt(vi) + eps)
+
+
+cdef void _rmsprop(floating* w, const floating* g, floating* v, floating* mom, floating* mg,
+                   floating lr, floating rho, floating mu, floating eps, floating decay,
+                   Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating gi, vi, den, inc, one_rho = 1 - rho
+    for i in range(lo, hi):
+        gi = g[i]
+        if decay != 0:
+            w[i] -= w[i] * decay
+        vi = rho * v[i] + one_rho * gi * gi
+        v[i] = vi
+        den = vi
+        if mg != NULL:
+            mg[i] = rho * mg[i] + one_rho * gi
+            den = vi - mg[i] * mg[i]
+        inc = lr * gi / f_sqrt(den + eps)
+        if mom != NULL:
+            mom[i] = mu * mom[i] + inc
+            w[i] -= mom[i]
+        else:
+            w[i] -= inc
+
+
+cdef void _adagrad(floating* w, const floating* g, floating* acc, floating lr, floating eps,
+                   floating decay, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating gi
+    for i in range(lo, hi):
+        gi = g[i]
+        if decay != 0:
+            w[i] -= w[i] * decay
+        acc[i] += gi * gi
+        w[i] -= lr * gi / f_sqrt(acc[i] + eps)
+
+
+# ------------------------------------------------------- Python entry points
+# Each splits [0, n) into CHUNK pieces for the threads.  State arrays that an option
+# does not use arrive as None.
+
+cdef inline floating* _ptr(floating[::1] a) noexcept:
+    return &a[0] if a is not None else NULL
+
+
+def sgd(floating[::1] w, const floating[::1] g, floating[::1] m, double learning_rate,
+        double momentum, bint nesterov, double weight_decay):
+    cdef floating* pm = _ptr(m)
+    cdef Py_ssize_t n = w.shape[0], c, nchunks = (n + CHUNK - 1) // CHUNK
+    cdef floating lr = <floating>learning_rate, mu = <floating>momentum
+    cdef floating decay = <floating>(weight_decay * learning_rate)
+    cdef int nt = threads_for(n)
+    with nogil:
+        if nt == 1:
+            _sgd(&w[0], &g[0], pm, lr, mu, nesterov, decay, 0, n)
+        else:
+            for c in prange(nchunks, num_threads=nt, schedule="static"):
+                _sgd(&w[0], &g[0], pm, lr, mu, nesterov, decay, c * CHUNK, min(n, (c + 1) * CHUNK))
+
+
+def adam(floating[::1] w, const floating[::1] g, floating[::1] m, floating[::1] v,
+         floating[::1] v_hat, double alpha, double beta_1, double beta_2, double epsilon,
+         double learning_rate, double weight_decay):
+    cdef floating* ph = _ptr(v_hat)
+    cdef Py_ssize_t n = w.shape[0], c, nchunks = (n + CHUNK - 1) // CHUNK
+    cdef floating a = <floating>alpha, b1c = <floating>(1 - beta_1), b2c = <floating>(1 - beta_2)
+    cdef floating eps = <floating>epsilon, decay = <floating>(weight_decay * learning_rate)
+    cdef int nt = threads_for(n)
+    with nogil:
+        if nt == 1:
+            _adam(&w[0], &g[0], &m[0], &v[0], ph, a, b1c, b2c, eps, decay, 0, n)
+        else:
+            for c in prange(nchunks, num_threads=nt, schedule="static"):
+                _adam(&w[0], &g[0], &m[0], &v[0], ph, a, b1c, b2c, eps, decay,
+                      c * CHUNK, min(n, (c + 1) * CHUNK))
+
+
+def rmsprop(floating[::1] w, const floating[::1] g, floating[::1] v, floating[::1] mom,
+            floating[::1] mg, double learning_rate, double rho, double momentum,
+            double epsilon, double weight_decay):
+    cdef floating* pmom = _ptr(mom)
+    cdef floating* pmg = _ptr(mg)
+    cdef Py_ssize_t n = w.shape[0], c, nchunks = (n + CHUNK - 1) // CHUNK
+    cdef floating lr = <floating>learning_rate, r = <floating>rho, mu = <floating>momentum
+    cdef floating eps = <floating>epsilon, decay = <floating>(weight_decay * learning_rate)
+    cdef int nt = threads_for(n)
+    with nogil:
+        if nt == 1:
+            _rmsprop(&w[0], &g[0], &v[0], pmom, pmg, lr, r, mu, eps, decay, 0, n)
+        else:
+            for c in prange(nchunks, num_threads=nt, schedule="static"):
+                _rmsprop(&w[0], &g[0], &v[0], pmom, pmg, lr, r, mu, eps, decay,
+                         c * CHUNK, min(n, (c + 1) * CHUNK))
+
+
+def adagrad(floating[::1] w, const floating[::1] g, floating[::1] acc, double learning_rate,
+            double epsilon, double weight_decay):
+    cdef Py_ssize_t n = w.shape[0], c, nchunks = (n + CHUNK - 1) // CHUNK
+    cdef floating lr = <floating>learning_rate, eps = <floating>epsilon
+    cdef floating decay = <floating>(weight_decay * learning_rate)
+    cdef int nt = threads_for(n)
+    with nogil:
+        if nt == 1:
+            _adagrad(&w[0], &g[0], &acc[0], lr, eps, decay, 0, n)
+        else:
+            for c in prange(nchunks, num_threads=nt, schedule="static"):
+                _adagrad(&w[0], &g[0], &acc[0], lr, eps, decay, c * CHUNK, min(n, (c + 1) * CHUNK))

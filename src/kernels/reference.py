@@ -1,0 +1,595 @@
+"""The NumPy reference: the specification of every kernel.
+
+Every backend (``cython``, later ``cuda``) exposes the functions below with the same
+names, parameters and defaults, and must compute the same values up to float rounding.
+Conventions shared by all kernels:
+
+* Inputs are NumPy arrays of dtype float32 or float64 (all floating inputs of one call
+  share a dtype); nothing is converted silently.  Empty arrays are rejected.
+* ``out=None`` allocates the result; a given ``out`` must have the result's shape and
+  dtype, is written in place and returned.  Elementwise kernels accept ``out`` equal to
+  an input (in place); GEMM-based kernels reject any overlap with their inputs.
+* Hyper-parameters are keyword-only, with Keras 3's defaults.
+* Bad arguments raise ``TypeError``/``ValueError`` naming the argument (``_checks``).
+
+Shapes: ``x`` of shape ``(n, n_in)`` (a batch of rows), a Dense kernel ``w`` of shape
+``(n_in, units)`` as in Keras, a bias ``b`` of shape ``(units,)``.
+"""
+import math
+
+import numpy as np
+
+from . import _checks as check
+
+EPSILON = 1e-7  # Keras's backend.epsilon(): probability clipping and optimizer defaults
+
+ACTIVATIONS = check.ACTIVATIONS
+ACTIVATIONS_NEEDING_INPUT = check.ACTIVATIONS_NEEDING_INPUT
+
+__all__ = [
+    "gemm", "bias_add", "column_sums", "dense_forward", "dense_backward",
+    "linear", "backprop_linear", "relu", "backprop_relu", "leaky_relu",
+    "backprop_leaky_relu", "elu", "backprop_elu", "sigmoid", "backprop_sigmoid",
+    "tanh", "backprop_tanh", "softmax", "backprop_softmax", "softplus",
+    "backprop_softplus", "gelu", "backprop_gelu",
+    "mean_squared_error", "backprop_mean_squared_error",
+    "mean_absolute_error", "backprop_mean_absolute_error",
+    "huber", "backprop_huber",
+    "binary_crossentropy", "backprop_binary_crossentropy",
+    "categorical_crossentropy", "backprop_categorical_crossentropy",
+    "sparse_categorical_crossentropy", "backprop_sparse_categorical_crossentropy",
+    "softmax_crossentropy", "sparse_softmax_crossentropy",
+    "sgd_update", "adam_update", "adamw_update", "rmsprop_update", "adagrad_update",
+]
+
+
+def _store(out, value):
+    out[...] = value
+    return out
+
+
+# --------------------------------------------------------------------------- GEMM
+
+def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+    """General matrix multiply: ``out = alpha * op(a) @ op(b) + beta * out``.
+
+    ``op(a)`` is ``a.T`` when ``trans_a`` else ``a``, of shape ``(m, k)``; ``op(b)`` of
+    shape ``(k, n)``; ``out`` of shape ``(m, n)``.  With ``beta == 0`` the previous
+    content of ``out`` is ignored (NaN in it does not propagate), as in BLAS; a nonzero
+    ``beta`` needs an ``out``.  ``out`` must not overlap ``a`` or ``b``.
+    """
+    out, trans_a, trans_b, alpha, beta = check.gemm_args(a, b, out, trans_a, trans_b,
+                                                         alpha, beta)
+    opa = a.T if trans_a else a
+    opb = b.T if trans_b else b
+    product = alpha * (opa @ opb) if alpha != 1.0 else opa @ opb
+    if beta == 0.0:
+        return _store(out, product)
+    return _store(out, product + beta * out)
+
+
+# ------------------------------------------------------------------- bias, sums
+
+def bias_add(x, b, out=None):
+    """Row-wise bias: ``out[i, j] = x[i, j] + b[j]``; x ``(n, m)``, b ``(m,)``."""
+    out = check.bias_args(x, b, out)
+    return _store(out, x + b)
+
+
+def column_sums(x, out=None):
+    """Sum over rows: ``out[j] = sum_i x[i, j]``; x ``(n, m)``, out ``(m,)``.
+
+    This is the bias gradient ``dL/db = sum over the batch of dL/dz``.
+    """
+    out = check.column_sums_args(x, out)
+    return _store(out, x.sum(axis=0))
+
+
+# ------------------------------------------------------------------- activations
+# Each forward ``f(x, out=None)`` is followed by its backprop, which returns
+# ``dL/dx = dL/dy * f'(x)``, computed from the saved output ``y`` wherever the maths
+# allows (all but gelu).  Shapes: any rank >= 1; softmax works along the last axis.
+
+_unary = check.unary
+_backprop_args = check.backprop
+
+
+def linear(x, out=None):
+    """Identity: ``y = x``."""
+    out = _unary(x, out)
+    return _store(out, x)
+
+
+def backprop_linear(dy, y, out=None):
+    """``dx = dy``."""
+    out = _backprop_args(dy, y, out)
+    return _store(out, dy)
+
+
+def relu(x, out=None):
+    """``y = max(x, 0)``."""
+    out = _unary(x, out)
+    return _store(out, np.maximum(x, 0))
+
+
+def backprop_relu(dy, y, out=None):
+    """``dx = dy * (y > 0)`` (the derivative at 0 is taken as 0, as Keras does)."""
+    out = _backprop_args(dy, y, out)
+    return _store(out, np.where(y > 0, dy, 0))
+
+
+def leaky_relu(x, out=None, *, negative_slope=0.2):
+    """``y = x if x > 0 else negative_slope * x`` (Keras's activation default 0.2)."""
+    negative_slope = check.real("negative_slope", negative_slope, low=0.0)
+    out = _unary(x, out)
+    return _store(out, np.where(x > 0, x, negative_slope * x))
+
+
+def backprop_leaky_relu(dy, y, out=None, *, negative_slope=0.2):
+    """``dx = dy * (1 if y > 0 else negative_slope)``.
+
+    ``y > 0`` exactly when ``x > 0`` because ``negative_slope >= 0``.
+    """
+    negative_slope = check.real("negative_slope", negative_slope, low=0.0)
+    out = _backprop_args(dy, y, out)
+    return _store(out, np.where(y > 0, dy, negative_slope * dy))
+
+
+def elu(x, out=None, *, alpha=1.0):
+    """``y = x if x > 0 else alpha * (exp(x) - 1)``."""
+    alpha = check.real("alpha", alpha, low=0.0, low_open=True)
+    out = _unary(x, out)
+    return _store(out, np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))))
+
+
+def backprop_elu(dy, y, out=None, *, alpha=1.0):
+    """``dx = dy * (1 if y > 0 else y + alpha)`` since ``alpha * exp(x) = y + alpha``."""
+    alpha = check.real("alpha", alpha, low=0.0, low_open=True)
+    out = _backprop_args(dy, y, out)
+    return _store(out, np.where(y > 0, dy, dy * (y + alpha)))
+
+
+def sigmoid(x, out=None):
+    """``y = 1 / (1 + exp(-x))``, evaluated without overflow for large ``|x|``."""
+    out = _unary(x, out)
+    e = np.exp(-np.abs(x))
+    return _store(out, np.where(x >= 0, 1 / (1 + e), e / (1 + e)))
+
+
+def backprop_sigmoid(dy, y, out=None):
+    """``dx = dy * y * (1 - y)``."""
+    out = _backprop_args(dy, y, out)
+    return _store(out, dy * y * (1 - y))
+
+
+def tanh(x, out=None):
+    """``y = tanh(x)``."""
+    out = _unary(x, out)
+    return _store(out, np.tanh(x))
+
+
+def backprop_tanh(dy, y, out=None):
+    """``dx = dy * (1 - y^2)``."""
+    out = _backprop_args(dy, y, out)
+    return _store(out, dy * (1 - y * y))
+
+
+def softmax(x, out=None):
+    """Stable softmax along the last axis: ``y = exp(x - max(x)) / sum(exp(x - max(x)))``."""
+    out = _unary(x, out)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return _store(out, e / e.sum(axis=-1, keepdims=True))
+
+
+def backprop_softmax(dy, y, out=None):
+    """``dx = y * (dy - sum(dy * y, axis=-1))`` (the softmax Jacobian applied to dy)."""
+    out = _backprop_args(dy, y, out)
+    return _store(out, y * (dy - (dy * y).sum(axis=-1, keepdims=True)))
+
+
+def softplus(x, out=None):
+    """``y = log(1 + exp(x))``, evaluated as ``max(x, 0) + log1p(exp(-|x|))``."""
+    out = _unary(x, out)
+    return _store(out, np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))))
+
+
+def backprop_softplus(dy, y, out=None):
+    """``dx = dy * sigmoid(x) = dy * (1 - exp(-y))``, as ``-expm1(-y)`` for accuracy."""
+    out = _backprop_args(dy, y, out)
+    return _store(out, dy * -np.expm1(-y))
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_C = 0.044715
+
+
+def _erf(x):
+    """Elementwise erf with libm accuracy (SciPy's when installed, else math.erf)."""
+    try:
+        from scipy.special import erf
+    except ImportError:  # NumPy has no erf: fall back to the C library's, one by one
+        erf = np.vectorize(math.erf, otypes=[x.dtype])
+    return erf(x).astype(x.dtype, copy=False)
+
+
+def gelu(x, out=None, *, approximate=False):
+    """Gaussian error linear unit.
+
+    Exact (Keras's default): ``y = 0.5 * x * (1 + erf(x / sqrt(2)))``.
+    ``approximate=True``: ``y = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))``.
+    """
+    approximate = check.flag("approximate", approximate)
+    out = _unary(x, out)
+    if approximate:
+        return _store(out, 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x ** 3))))
+    return _store(out, 0.5 * x * (1 + _erf(x * _INV_SQRT_2)))
+
+
+def backprop_gelu(dy, x, out=None, *, approximate=False):
+    """``dx = dy * gelu'(x)``; takes the input ``x`` (gelu is not invertible).
+
+    Exact: ``gelu'(x) = Phi(x) + x * phi(x)``, Phi/phi the standard normal cdf/pdf.
+    Approximate: with ``t = tanh(u)``, ``u = sqrt(2/pi) (x + 0.044715 x^3)``:
+    ``0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)``.
+    """
+    approximate = check.flag("approximate", approximate)
+    out = _backprop_args(dy, x, out, y_name="x")
+    if approximate:
+        t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x ** 3))
+        d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
+    else:
+        d = 0.5 * (1 + _erf(x * _INV_SQRT_2)) + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+    return _store(out, dy * d)
+
+
+_FORWARD = {"linear": linear, "relu": relu, "leaky_relu": leaky_relu, "elu": elu,
+            "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax, "softplus": softplus,
+            "gelu": gelu}
+_BACKWARD = {"linear": backprop_linear, "relu": backprop_relu,
+             "leaky_relu": backprop_leaky_relu, "elu": backprop_elu,
+             "sigmoid": backprop_sigmoid, "tanh": backprop_tanh,
+             "softmax": backprop_softmax, "softplus": backprop_softplus,
+             "gelu": backprop_gelu}
+
+
+# ------------------------------------------------------------------ dense layer
+
+def dense_forward(x, w, b=None, out=None, *, activation="linear", pre_activation=None):
+    """A Dense layer's forward pass: ``z = x @ w + b``, ``y = activation(z)``.
+
+    x ``(n, n_in)``, w ``(n_in, units)``, b ``(units,)`` or None (no bias), out and
+    ``pre_activation`` ``(n, units)``.  When ``pre_activation`` is given, ``z`` is
+    stored there too (``dense_backward`` needs it for activations in
+    ``ACTIVATIONS_NEEDING_INPUT``).  The activation takes its default parameters.
+    """
+    out, pre_activation, activation = check.dense_forward_args(x, w, b, out, activation,
+                                                               pre_activation)
+    z = x @ w
+    if b is not None:
+        z = z + b
+    if pre_activation is not None:
+        pre_activation[...] = z
+    return _FORWARD[activation](z, out=out)
+
+
+def dense_backward(dy, x, w, y, *, activation="linear", pre_activation=None,
+                   dx=None, dw=None, db=None, need_dx=True, use_bias=True):
+    """A Dense layer's backward pass, from ``dy = dL/dy``.
+
+    ``dz = dy * activation'(z)`` (from the output ``y``, or from ``pre_activation`` = z
+    for activations in ``ACTIVATIONS_NEEDING_INPUT``); then, by the chain rule,
+    ``dw = x^T @ dz`` ``(n_in, units)``, ``db = sum over rows of dz`` ``(units,)``,
+    ``dx = dz @ w^T`` ``(n, n_in)``.  Returns ``(dx, dw, db)``; ``dx`` is None when
+    ``need_dx`` is False (a first layer needs none), ``db`` None when ``use_bias`` is
+    False.  ``dx``/``dw``/``db`` given are written in place.
+    """
+    dx, dw, db, saved, activation = check.dense_backward_args(
+        dy, x, w, y, activation, pre_activation, dx, dw, db, need_dx, use_bias)
+    dz = _BACKWARD[activation](dy, saved)
+    dw[...] = x.T @ dz
+    if db is not None:
+        db[...] = dz.sum(axis=0)
+    if dx is not None:
+        dx[...] = dz @ w.T
+    return dx, dw, db
+
+
+# ------------------------------------------------------------------------ losses
+# Keras 3 reduction "sum_over_batch_size": the per-sample loss (a mean over the last
+# axis, or a sum over classes for cross-entropies) averaged over the batch.  Every
+# loss returns a NumPy scalar of the input dtype; its ``backprop_`` twin returns
+# ``dL/dy_pred`` with that same 1/n reduction folded in.
+# y_true and y_pred have shape (n,) or (n, d); a 1-D array is n samples of one value.
+
+def _pair(y_true, y_pred, ndim=None):
+    check.loss_args(y_true, y_pred, ndim=ndim)
+
+
+def _loss_out(out, y_true, y_pred):
+    return check.loss_args(y_true, y_pred, out, want_out=True)
+
+
+def _scalar(value, dtype):
+    return dtype.type(value)
+
+
+def mean_squared_error(y_true, y_pred):
+    """``mean((y_true - y_pred)^2)`` over all elements (Keras's MSE).
+
+    The seed tutorial's ``1/(2N)`` form is half of this; Keras (and we) use ``1/N``.
+    """
+    _pair(y_true, y_pred)
+    return _scalar(np.mean((y_pred - y_true) ** 2), y_pred.dtype)
+
+
+def backprop_mean_squared_error(y_true, y_pred, out=None):
+    """``2 * (y_pred - y_true) / size``."""
+    _pair(y_true, y_pred)
+    out = _loss_out(out, y_true, y_pred)
+    return _store(out, (y_pred - y_true) * (2.0 / y_pred.size))
+
+
+def mean_absolute_error(y_true, y_pred):
+    """``mean(|y_true - y_pred|)`` over all elements."""
+    _pair(y_true, y_pred)
+    return _scalar(np.mean(np.abs(y_pred - y_true)), y_pred.dtype)
+
+
+def backprop_mean_absolute_error(y_true, y_pred, out=None):
+    """``sign(y_pred - y_true) / size`` (0 where they are equal)."""
+    _pair(y_true, y_pred)
+    out = _loss_out(out, y_true, y_pred)
+    return _store(out, np.sign(y_pred - y_true) * (1.0 / y_pred.size))
+
+
+def huber(y_true, y_pred, *, delta=1.0):
+    """Huber loss, mean over all elements of ``e = y_pred - y_true``:
+    ``0.5 e^2`` where ``|e| <= delta``, else ``delta * (|e| - 0.5 delta)``."""
+    delta = check.real("delta", delta, low=0.0, low_open=True)
+    _pair(y_true, y_pred)
+    e = np.abs(y_pred - y_true)
+    return _scalar(np.mean(np.where(e <= delta, 0.5 * e * e, delta * (e - 0.5 * delta))),
+                   y_pred.dtype)
+
+
+def backprop_huber(y_true, y_pred, out=None, *, delta=1.0):
+    """``clip(y_pred - y_true, -delta, delta) / size``."""
+    delta = check.real("delta", delta, low=0.0, low_open=True)
+    _pair(y_true, y_pred)
+    out = _loss_out(out, y_true, y_pred)
+    return _store(out, np.clip(y_pred - y_true, -delta, delta) * (1.0 / y_pred.size))
+
+
+def _sigmoid(z):
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def binary_crossentropy(y_true, y_pred, *, from_logits=False):
+    """Mean over all elements of ``-(y log p + (1 - y) log(1 - p))``.
+
+    Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` as Keras does.  From logits ``z``
+    the stable form ``max(z, 0) - z y + log(1 + exp(-|z|))`` is used.
+    """
+    from_logits = check.flag("from_logits", from_logits)
+    _pair(y_true, y_pred)
+    if from_logits:
+        z = y_pred
+        per = np.maximum(z, 0) - z * y_true + np.log1p(np.exp(-np.abs(z)))
+    else:
+        p = np.clip(y_pred, EPSILON, 1 - EPSILON)
+        per = -(y_true * np.log(p) + (1 - y_true) * np.log(1 - p))
+    return _scalar(np.mean(per), y_pred.dtype)
+
+
+def backprop_binary_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+    """From logits: ``(sigmoid(z) - y) / size``.  From probabilities:
+    ``((1 - y) / (1 - p) - y / p) / size`` where ``p`` lies inside the clip range, 0 where
+    the clip is active (the clip's gradient)."""
+    from_logits = check.flag("from_logits", from_logits)
+    _pair(y_true, y_pred)
+    out = _loss_out(out, y_true, y_pred)
+    scale = 1.0 / y_pred.size
+    if from_logits:
+        return _store(out, (_sigmoid(y_pred) - y_true) * scale)
+    inside = (y_pred >= EPSILON) & (y_pred <= 1 - EPSILON)
+    p = np.clip(y_pred, EPSILON, 1 - EPSILON)
+    return _store(out, np.where(inside, ((1 - y_true) / (1 - p) - y_true / p) * scale, 0))
+
+
+def _log_softmax(z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def categorical_crossentropy(y_true, y_pred, *, from_logits=False):
+    """Mean over rows of ``-sum_j y_j log p_j``; y_true and y_pred ``(n, classes)``.
+
+    From probabilities (Keras): ``p = clip(y_pred / sum(y_pred), 1e-7, 1 - 1e-7)`` per
+    row.  From logits: ``log p = log_softmax(y_pred)``.
+    """
+    from_logits = check.flag("from_logits", from_logits)
+    _pair(y_true, y_pred, ndim=2)
+    if from_logits:
+        per = -(y_true * _log_softmax(y_pred)).sum(axis=-1)
+    else:
+        q = y_pred / y_pred.sum(axis=-1, keepdims=True)
+        per = -(y_true * np.log(np.clip(q, EPSILON, 1 - EPSILON))).sum(axis=-1)
+    return _scalar(np.mean(per), y_pred.dtype)
+
+
+def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+    """Gradient with respect to ``y_pred`` of ``categorical_crossentropy``.
+
+    From logits: ``(softmax(z) * sum_j y_j - y) / n`` (``(p - y) / n`` for one-hot y).
+    From probabilities, with ``s = sum_j p_j``, ``q = p / s``, ``c = clip(q)`` and
+    ``g_j = -y_j / c_j`` where the clip is inactive (0 where active):
+    ``(g_k - sum_j g_j q_j) / (s n)``.
+    """
+    from_logits = check.flag("from_logits", from_logits)
+    _pair(y_true, y_pred, ndim=2)
+    out = _loss_out(out, y_true, y_pred)
+    n = y_pred.shape[0]
+    if from_logits:
+        p = np.exp(_log_softmax(y_pred))
+        return _store(out, (p * y_true.sum(axis=-1, keepdims=True) - y_true) * (1.0 / n))
+    s = y_pred.sum(axis=-1, keepdims=True)
+    q = y_pred / s
+    inside = (q >= EPSILON) & (q <= 1 - EPSILON)
+    g = np.where(inside, -y_true / np.clip(q, EPSILON, 1 - EPSILON), 0)
+    return _store(out, (g - (g * q).sum(axis=-1, keepdims=True)) / (s * n))
+
+
+def _one_hot(labels, like):
+    y = np.zeros_like(like)
+    y[np.arange(labels.shape[0]), labels] = 1
+    return y
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=False):
+    """``categorical_crossentropy`` with integer labels: y_true ``(n,)`` or ``(n, 1)``
+    holding classes in ``[0, classes)``; y_pred ``(n, classes)``."""
+    from_logits = check.flag("from_logits", from_logits)
+    labels, _ = check.sparse_args(y_true, y_pred)
+    return categorical_crossentropy(_one_hot(labels, y_pred), y_pred, from_logits=from_logits)
+
+
+def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+    """Gradient of ``sparse_categorical_crossentropy`` with respect to ``y_pred``."""
+    from_logits = check.flag("from_logits", from_logits)
+    labels, out = check.sparse_args(y_true, y_pred, out, want_out=True)
+    return backprop_categorical_crossentropy(_one_hot(labels, y_pred), y_pred, out=out,
+                                             from_logits=from_logits)
+
+
+def softmax_crossentropy(y_true, logits, out=None):
+    """Fused softmax + categorical cross-entropy from logits, loss and gradient at once.
+
+    Returns ``(loss, out)`` where ``loss = mean over rows of -sum_j y_j log_softmax(z)_j``
+    and ``out = (softmax(z) * sum_j y_j - y) / n`` (``(p - y) / n`` for one-hot rows):
+    the gradient with respect to the logits, never forming ``log(p)`` of a tiny ``p``.
+    """
+    out = check.loss_args(y_true, logits, out, ndim=2, want_out=True, pred_name="logits")
+    logp = _log_softmax(logits)
+    loss = _scalar(np.mean(-(y_true * logp).sum(axis=-1)), logits.dtype)
+    n = logits.shape[0]
+    _store(out, (np.exp(logp) * y_true.sum(axis=-1, keepdims=True) - y_true) * (1.0 / n))
+    return loss, out
+
+
+def sparse_softmax_crossentropy(y_true, logits, out=None):
+    """``softmax_crossentropy`` with integer labels ``(n,)`` or ``(n, 1)``:
+    returns ``(loss, (softmax(z) - onehot(y)) / n)``."""
+    labels, out = check.sparse_args(y_true, logits, out, pred_name="logits", want_out=True)
+    logp = _log_softmax(logits)
+    rows = np.arange(logits.shape[0])
+    loss = _scalar(-np.mean(logp[rows, labels]), logits.dtype)
+    grad = np.exp(logp)
+    grad[rows, labels] -= 1
+    _store(out, grad * (1.0 / logits.shape[0]))
+    return loss, out
+
+
+# -------------------------------------------------------------------- optimizers
+# One call updates one parameter array ``w`` (and its state arrays) in place, with
+# Keras 3's formulas; each returns ``w``.  ``g`` is dL/dw.  All arrays share w's shape
+# and dtype.  ``weight_decay`` is Keras's decoupled decay, ``w -= w * weight_decay *
+# learning_rate``, applied before the step.  ``step`` is Keras's ``iterations + 1``.
+
+def _decay(w, learning_rate, weight_decay):
+    if weight_decay != 0.0:
+        w -= w * (weight_decay * learning_rate)
+
+
+def sgd_update(w, g, m=None, *, learning_rate=0.01, momentum=0.0, nesterov=False,
+               weight_decay=0.0):
+    """SGD.  Plain: ``w -= lr * g``.  With momentum (``m`` required):
+    ``m = momentum * m - lr * g``; then ``w += m``, or with Nesterov
+    ``w += momentum * m - lr * g``."""
+    learning_rate, momentum, nesterov, weight_decay = check.sgd_args(
+        w, g, m, learning_rate, momentum, nesterov, weight_decay)
+    _decay(w, learning_rate, weight_decay)
+    if momentum == 0.0:
+        w -= learning_rate * g
+        return w
+    m *= momentum
+    m -= learning_rate * g
+    if nesterov:
+        w += momentum * m - learning_rate * g
+    else:
+        w += m
+    return w
+
+
+def _adam(w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad, v_hat,
+          weight_decay):
+    alpha, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay = check.adam_args(
+        w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad, v_hat, weight_decay)
+    _decay(w, learning_rate, weight_decay)
+    m += (g - m) * (1 - beta_1)
+    v += (g * g - v) * (1 - beta_2)
+    if amsgrad:
+        np.maximum(v_hat, v, out=v_hat)
+        v = v_hat
+    w -= (m * alpha) / (np.sqrt(v) + epsilon)
+    return w
+
+
+def adam_update(w, g, m, v, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999,
+                epsilon=1e-7, amsgrad=False, v_hat=None, weight_decay=0.0):
+    """Adam (Keras 3 form), ``t = step``:
+    ``alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)``;
+    ``m += (g - m) * (1 - beta_1)``; ``v += (g^2 - v) * (1 - beta_2)``;
+    AMSGrad: ``v_hat = max(v_hat, v)`` used instead of ``v``;
+    ``w -= alpha * m / (sqrt(v) + epsilon)``."""
+    return _adam(w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad, v_hat,
+                 weight_decay)
+
+
+def adamw_update(w, g, m, v, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, amsgrad=False, v_hat=None, weight_decay=0.004):
+    """AdamW: ``adam_update`` with Keras's default decoupled weight decay 0.004
+    (``w -= w * weight_decay * lr`` before the Adam step)."""
+    return _adam(w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad, v_hat,
+                 weight_decay)
+
+
+def rmsprop_update(w, g, v, *, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
+                   centered=False, mom=None, mg=None, weight_decay=0.0):
+    """RMSprop (Keras 3): ``v = rho v + (1 - rho) g^2``; centered:
+    ``mg = rho mg + (1 - rho) g`` and the denominator is ``v - mg^2``;
+    ``inc = lr * g / sqrt(denominator + epsilon)`` (epsilon inside the root);
+    with momentum (``mom`` required): ``mom = momentum * mom + inc; w -= mom``,
+    else ``w -= inc``."""
+    learning_rate, rho, momentum, epsilon, centered, weight_decay = check.rmsprop_args(
+        w, g, v, learning_rate, rho, momentum, epsilon, centered, mom, mg, weight_decay)
+    _decay(w, learning_rate, weight_decay)
+    v *= rho
+    v += (1 - rho) * g * g
+    if centered:
+        mg *= rho
+        mg += (1 - rho) * g
+        denominator = v - mg * mg
+    else:
+        denominator = v
+    inc = learning_rate * g / np.sqrt(denominator + epsilon)
+    if momentum != 0.0:
+        mom *= momentum
+        mom += inc
+        w -= mom
+    else:
+        w -= inc
+    return w
+
+
+def adagrad_update(w, g, acc, *, learning_rate=0.001, epsilon=1e-7, weight_decay=0.0):
+    """Adagrad (Keras 3): ``acc += g^2; w -= lr * g / sqrt(acc + epsilon)``
+    (Keras starts ``acc`` at ``initial_accumulator_value = 0.1``)."""
+    learning_rate, epsilon, weight_decay = check.adagrad_args(w, g, acc, learning_rate,
+                                                              epsilon, weight_decay)
+    _decay(w, learning_rate, weight_decay)
+    acc += g * g
+    w -= learning_rate * g / np.sqrt(acc + epsilon)
+    return w
