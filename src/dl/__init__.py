@@ -1,1 +1,22 @@
-"""dl: the Keras-style layer over a kernels backend."""
+"""dl: a Keras-style deep-learning library for NumPy arrays, on compiled kernels.
+
+>>> import dl
+>>> model = dl.Sequential([dl.layers.Dense(1, input_shape=(2,))])
+>>> model.compile(optimizer="sgd", loss="mean_squared_error")
+>>> model.fit(x, y, epochs=1000)
+>>> y_pred = model.predict(x)
+
+Names, defaults and numerics follow Keras 3; every computation runs on one
+``kernels`` backend (``dl.set_backend("numpy" | "cython" | "cuda")``).
+"""
+from . import (activations, callbacks, config, initializers, layers, losses, metrics,
+               models, optimizers, regularizers, saving, utils)
+from .config import get_backend, set_backend
+from .layers import Input
+from .models import Sequential, load_model
+
+__version__ = "0.1.0"
+
+__all__ = ["Input", "Sequential", "activations", "callbacks", "config", "get_backend",
+           "initializers", "layers", "load_model", "losses", "metrics", "models",
+           "optimizers", "regularizers", "saving", "set_backend", "utils"]

@@ -1,0 +1,35 @@
+"""Turning objects into JSON-able configs and back: the shared part of every ``get``."""
+
+
+def serialize(obj):
+    """``{"class_name": ..., "config": obj.get_config()}``."""
+    return {"class_name": type(obj).__name__, "config": obj.get_config()}
+
+
+def resolve(identifier, what, classes, aliases, instance_type, allow_none=False):
+    """An object of kind ``what`` from an instance, a name, a config dict or a class.
+
+    ``classes``: class name -> class; ``aliases``: snake_case name -> class.
+    """
+    if identifier is None:
+        if allow_none:
+            return None
+        raise ValueError(f"{what}: expected a name, a config or an instance, got None")
+    if isinstance(identifier, instance_type):
+        return identifier
+    if isinstance(identifier, str):
+        cls = aliases.get(identifier) or classes.get(identifier)
+        if cls is None:
+            known = ", ".join(sorted(set(aliases) | set(classes)))
+            raise ValueError(f"{what}: unknown {what} {identifier!r}; expected one of: {known}")
+        return cls()
+    if isinstance(identifier, dict):
+        name = identifier.get("class_name")
+        cls = classes.get(name) or aliases.get(name)
+        if cls is None:
+            raise ValueError(f"{what}: unknown class_name {name!r} in config {identifier!r}")
+        return cls.from_config(identifier.get("config", {}))
+    if isinstance(identifier, type) and issubclass(identifier, instance_type):
+        return identifier()
+    raise TypeError(f"{what}: expected a name, a config dict or a {instance_type.__name__}, "
+                    f"got {type(identifier).__name__}")

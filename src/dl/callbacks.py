@@ -1,0 +1,424 @@
+"""Callbacks (Keras 3 semantics): History, EarlyStopping, ModelCheckpoint,
+TerminateOnNaN, CSVLogger, LambdaCallback, and the progress bar (ProgbarLogger)."""
+import csv
+import math
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+
+class Callback:
+    """Base class: override any ``on_*`` hook.  ``self.model`` and ``self.params``
+    (epochs, steps, verbose) are set before training starts."""
+
+    def __init__(self):
+        self.model = None
+        self.params = {}
+
+    def set_model(self, model):
+        self.model = model
+
+    def set_params(self, params):
+        self.params = params
+
+    def on_train_begin(self, logs=None): pass
+    def on_train_end(self, logs=None): pass
+    def on_epoch_begin(self, epoch, logs=None): pass
+    def on_epoch_end(self, epoch, logs=None): pass
+    def on_train_batch_begin(self, batch, logs=None): pass
+    def on_train_batch_end(self, batch, logs=None): pass
+    def on_test_begin(self, logs=None): pass
+    def on_test_end(self, logs=None): pass
+    def on_test_batch_begin(self, batch, logs=None): pass
+    def on_test_batch_end(self, batch, logs=None): pass
+    def on_predict_begin(self, logs=None): pass
+    def on_predict_end(self, logs=None): pass
+    def on_predict_batch_begin(self, batch, logs=None): pass
+    def on_predict_batch_end(self, batch, logs=None): pass
+
+
+class CallbackList:
+    """Calls a hook on every callback, in order."""
+
+    def __init__(self, callbacks, model, params):
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks: expected dl.callbacks.Callback instances, got "
+                                f"{type(cb).__name__}")
+            cb.set_model(model)
+            cb.set_params(params)
+
+    def __getattr__(self, hook):
+        if not hook.startswith("on_"):
+            raise AttributeError(hook)
+
+        def call(*args):
+            for cb in self.callbacks:
+                getattr(cb, hook)(*args)
+        return call
+
+
+class History(Callback):
+    """Records every epoch's logs: ``history.history["loss"]`` is a list per epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = {}
+        self.epoch = []
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+        self.model.history = self
+
+
+def _fmt(value):
+    return f" {value:.4f}" if abs(value) > 1e-3 else f" {value:.4e}"
+
+
+class ProgbarLogger(Callback):
+    """Keras's progress display: verbose=1 a bar per epoch
+    (``{cur}/{total} ━━━━ {time}s {ms}ms/step - loss: {v:.4f}``), verbose=2 one line
+    per epoch, and ``Epoch i/N`` headers when there are several epochs."""
+
+    def __init__(self, verbose=1, stream=None, interval=0.05):
+        super().__init__()
+        self.verbose = verbose
+        self.stream = stream
+        self.interval = interval
+
+    def _write(self, text):
+        stream = self.stream or sys.stdout
+        stream.write(text)
+        stream.flush()
+
+    def _start(self, target):
+        self.target = target
+        self.start = time.perf_counter()
+        self.last = 0.0
+        self.after_first = None
+        self.prev_width = 0
+        self.dynamic = hasattr(self.stream or sys.stdout, "isatty") and \
+            (self.stream or sys.stdout).isatty()
+
+    def on_train_begin(self, logs=None):
+        self.epochs = self.params.get("epochs", 1)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.verbose and self.epochs > 1:
+            self._write(f"Epoch {epoch + 1}/{self.epochs}\n")
+        self._start(self.params.get("steps"))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.verbose == 1:
+            self._update(batch + 1, logs, final=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.verbose:
+            self._update(self.target, logs, final=True)
+
+    def on_test_begin(self, logs=None):
+        if not self.params.get("in_fit"):
+            self._start(self.params.get("steps"))
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self.verbose == 1 and not self.params.get("in_fit"):
+            self._update(batch + 1, logs, final=False)
+
+    def on_test_end(self, logs=None):
+        if self.verbose and not self.params.get("in_fit"):
+            self._update(self.target, logs, final=True)
+
+    def on_predict_begin(self, logs=None):
+        self._start(self.params.get("steps"))
+
+    def on_predict_batch_end(self, batch, logs=None):
+        if self.verbose == 1:
+            self._update(batch + 1, None, final=False)
+
+    def on_predict_end(self, logs=None):
+        if self.verbose:
+            self._update(self.target, None, final=True)
+
+    def _step_time(self, current, now):
+        if not current:
+            return 0.0
+        if self.after_first is not None and current > 1:
+            per = (now - self.after_first) / (current - 1)
+        else:
+            per = (now - self.start) / current
+        if current == 1 and self.after_first is None:
+            self.after_first = now
+        return per
+
+    @staticmethod
+    def _per_step(seconds):
+        if seconds >= 1 or seconds == 0:
+            return f" {seconds:.0f}s/step"
+        if seconds >= 1e-3:
+            return f" {seconds * 1e3:.0f}ms/step"
+        return f" {seconds * 1e6:.0f}us/step"
+
+    def _update(self, current, logs, final):
+        now = time.perf_counter()
+        per = self._step_time(current, now)
+        if not final and now - self.last < self.interval:
+            return
+        self.last = now
+        metrics = "".join(f" - {k}:{_fmt(float(v))}" for k, v in (logs or {}).items())
+        target = self.target or current
+        digits = int(math.log10(target)) + 1
+        count = f"{current:{digits}d}/{target}"
+        if self.verbose == 2:
+            if final:
+                self._write(f"{count} - {now - self.start:.0f}s -{self._per_step(per)}"
+                            f"{metrics}\n")
+            return
+        done = int(20 * current / target)
+        bar = f"{count} {'━' * done}{'━' * (20 - done)}"
+        if final:
+            info = f" {now - self.start:.0f}s"
+        else:
+            eta = per * (target - current)
+            info = (f" {eta:.0f}s" if eta < 60 else f" {int(eta // 60)}:{int(eta % 60):02d}")
+        line = bar + info + self._per_step(per) + metrics
+        pad = " " * max(0, self.prev_width - len(line))
+        self.prev_width = len(line)
+        if self.dynamic:
+            self._write("\r" + line + pad + ("\n" if final else ""))
+        elif final:
+            self._write(line + "\n")
+
+
+class EarlyStopping(Callback):
+    """Stop training when a monitored quantity stops improving (Keras 3 semantics).
+
+    Args:
+        monitor: the log key to watch ("val_loss").
+        min_delta: smallest change that counts as an improvement.
+        patience: epochs without improvement before stopping.
+        verbose: 1 prints when it stops or restores.
+        mode: "auto" (from the name: losses down, accuracies up), "min" or "max".
+        baseline: a value the monitored quantity must beat for the waiting to reset.
+        restore_best_weights: put back the weights of the best epoch at the end.
+        start_from_epoch: epochs to wait before watching.
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        super().__init__()
+        self.monitor = monitor
+        self.min_delta = abs(min_delta)
+        self.patience = patience
+        self.verbose = verbose
+        if mode not in ("auto", "min", "max"):
+            warnings.warn(f"EarlyStopping mode {mode} is unknown, fallback to auto mode.",
+                          stacklevel=2)
+            mode = "auto"
+        self.mode = mode
+        self.baseline = baseline
+        self.restore_best_weights = restore_best_weights
+        self.start_from_epoch = start_from_epoch
+        self.monitor_op = None
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best_weights = None
+        self.best_epoch = 0
+        self.best = None
+
+    def _set_monitor_op(self):
+        if self.mode == "min":
+            self.monitor_op = np.less
+        elif self.mode == "max":
+            self.monitor_op = np.greater
+        else:
+            name = self.monitor[4:] if self.monitor.startswith("val_") else self.monitor
+            if name == "loss":
+                self.monitor_op = np.less
+            for m in getattr(self.model, "metrics", []):
+                if m.name == name:
+                    self.monitor_op = np.greater if m.direction == "up" else np.less
+        if self.monitor_op is None:
+            raise ValueError(f"EarlyStopping: cannot tell whether monitor={self.monitor!r} "
+                             f"should be minimised or maximised; pass mode='min' or 'max'")
+        if self.monitor_op is np.less:
+            self.min_delta *= -1
+        self.best = math.inf if self.monitor_op is np.less else -math.inf
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best_weights = None
+        self.best_epoch = 0
+
+    def _is_improvement(self, value, reference):
+        return bool(self.monitor_op(value - self.min_delta, reference))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            warnings.warn(f"Early stopping conditioned on metric `{self.monitor}` which is "
+                          f"not available. Available metrics are: "
+                          f"{','.join(logs or {})}", stacklevel=2)
+            return
+        if epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+            self.best_epoch = epoch
+        self.wait += 1
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._is_improvement(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose > 0:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose > 0:
+                print(f"Restoring model weights from the end of the best epoch: "
+                      f"{self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training when a batch's loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (or only its weights) at the end of every epoch, atomically.
+
+    Args:
+        filepath: where to save; may contain ``{epoch}`` and log keys, e.g.
+            ``"ckpt-{epoch:02d}-{val_loss:.2f}.dlk"`` (epoch counted from 1).
+        monitor, mode, save_best_only: with ``save_best_only``, save only when the
+            monitored quantity improves on the best seen.
+        save_weights_only: save weights alone (``model.save_weights``).
+        save_freq: "epoch" (only epochs are supported).
+        initial_value_threshold: the best value to beat at the start.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto", save_freq="epoch",
+                 initial_value_threshold=None):
+        super().__init__()
+        if save_freq != "epoch":
+            raise ValueError(f"save_freq: only 'epoch' is supported, got {save_freq!r}")
+        self.filepath = os.fspath(filepath)
+        self.monitor = monitor
+        self.verbose = verbose
+        self.save_best_only = save_best_only
+        self.save_weights_only = save_weights_only
+        if mode not in ("auto", "min", "max"):
+            warnings.warn(f"ModelCheckpoint mode {mode} is unknown, fallback to auto mode.",
+                          stacklevel=2)
+            mode = "auto"
+        if mode == "auto":
+            mode = "max" if ("acc" in monitor or monitor.startswith("fmeasure")) else "min"
+        self.monitor_op = np.greater if mode == "max" else np.less
+        self.best = initial_value_threshold
+        if self.best is None:
+            self.best = -math.inf if mode == "max" else math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_best_only:
+            current = logs.get(self.monitor)
+            if current is None:
+                warnings.warn(f"Can save best model only with {self.monitor} available, "
+                              f"skipping.", stacklevel=2)
+                return
+            if not self.monitor_op(current, self.best):
+                if self.verbose > 0:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from "
+                          f"{self.best:.5f}")
+                return
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} "
+                      f"to {current:.5f}, saving model to {path}")
+            self.best = current
+        elif self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+
+class CSVLogger(Callback):
+    """Append every epoch's logs to a CSV file (``epoch`` first, then sorted keys)."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename = os.fspath(filename)
+        self.separator = separator
+        self.append = append
+        self.keys = None
+        self._file = None
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        exists = self.append and os.path.exists(self.filename)
+        self._file = open(self.filename, "a" if self.append else "w", newline="")
+        self._has_header = exists and os.path.getsize(self.filename) > 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+        if self._writer is None:
+            self._writer = csv.DictWriter(self._file, fieldnames=["epoch"] + self.keys,
+                                          delimiter=self.separator)
+            if not self._has_header:
+                self._writer.writeheader()
+        self._writer.writerow({"epoch": epoch, **{k: logs.get(k, "NA") for k in self.keys}})
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        if self._file is not None:
+            self._file.close()
+        self._file = None
+        self._writer = None
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions: ``on_epoch_end=lambda epoch, logs: ...`` etc."""
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
+                 on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None,
+                 **kwargs):
+        super().__init__()
+        hooks = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
+                     on_train_begin=on_train_begin, on_train_end=on_train_end,
+                     on_train_batch_begin=on_train_batch_begin,
+                     on_train_batch_end=on_train_batch_end, **kwargs)
+        for name, fn in hooks.items():
+            if not name.startswith("on_") or not hasattr(Callback, name):
+                raise TypeError(f"LambdaCallback: unknown hook {name!r}")
+            if fn is not None:
+                setattr(self, name, fn)

@@ -1,0 +1,49 @@
+"""Global settings: the default float type and the kernels backend ``dl`` uses."""
+import numpy as np
+
+_FLOATX = "float32"
+_BACKEND_NAME = None   # None: the fastest available CPU backend
+
+
+def floatx():
+    """The default float type of new layers' weights and of converted inputs."""
+    return _FLOATX
+
+
+def set_floatx(value):
+    """Set the default float type: "float32" (Keras's default) or "float64"."""
+    global _FLOATX
+    if value not in ("float32", "float64"):
+        raise ValueError(f"value: expected 'float32' or 'float64', got {value!r}")
+    _FLOATX = value
+
+
+def resolve_dtype(dtype):
+    """A dtype argument (None = floatx()) as a float32/float64 NumPy dtype."""
+    dtype = np.dtype(floatx() if dtype is None else dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype: expected float32 or float64, got {dtype}")
+    return dtype
+
+
+def set_backend(name):
+    """Choose the kernels backend of models built from now on: "numpy" (the reference),
+    "cython" or "cuda"; None for the fastest available CPU backend.
+
+    Raises ImportError (with the reason) when that backend cannot load here.
+    """
+    global _BACKEND_NAME
+    import kernels
+    kernels.get_backend(name)   # fail now, with the reason, if it cannot load
+    _BACKEND_NAME = name
+
+
+def get_backend(name=None):
+    """The kernels backend object ``dl`` uses: ``name`` if given, else the one chosen
+    with :func:`set_backend`, else the fastest available."""
+    import kernels
+    return kernels.get_backend(name if name is not None else _BACKEND_NAME)
+
+
+def backend_name():
+    return get_backend().name

@@ -1,0 +1,214 @@
+"""Weight initializers, by object and by name, with Keras 3's formulas and defaults.
+
+Unseeded initializers draw from ``dl.utils``'s global generator, so
+``dl.utils.set_random_seed`` makes them deterministic; a seeded one draws from a
+generator of its own.  Fans are Keras's: for a Dense kernel of shape (n_in, units),
+fan_in = n_in and fan_out = units.
+"""
+import math
+
+import numpy as np
+
+from . import _serial, config, utils
+
+# A normal truncated at two standard deviations has this standard deviation (Keras
+# divides by it so that truncated initializers keep the intended variance).
+_TRUNCATED_STD = 0.87962566103423978
+
+
+def _fans(shape):
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+class Initializer:
+    """Base class: ``init(shape, dtype=None)`` returns a new array."""
+
+    def __call__(self, shape, dtype=None):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(**cfg)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class _Seeded(Initializer):
+    def __init__(self, seed=None):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed: expected an int or None, got {seed!r}")
+        self.seed = seed
+
+    def _rng(self):
+        # Keras: a seeded initializer gives the same values at every call.
+        return utils.make_rng(self.seed)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+class Zeros(Initializer):
+    def __call__(self, shape, dtype=None):
+        return np.zeros(shape, dtype=config.resolve_dtype(dtype))
+
+
+class Ones(Initializer):
+    def __call__(self, shape, dtype=None):
+        return np.ones(shape, dtype=config.resolve_dtype(dtype))
+
+
+class Constant(Initializer):
+    def __init__(self, value=0.0):
+        self.value = float(value)
+
+    def __call__(self, shape, dtype=None):
+        return np.full(shape, self.value, dtype=config.resolve_dtype(dtype))
+
+    def get_config(self):
+        return {"value": self.value}
+
+
+class RandomNormal(_Seeded):
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        self.mean, self.stddev = float(mean), float(stddev)
+
+    def __call__(self, shape, dtype=None):
+        x = self._rng().normal(self.mean, self.stddev, size=shape)
+        return x.astype(config.resolve_dtype(dtype))
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class RandomUniform(_Seeded):
+    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+        super().__init__(seed)
+        self.minval, self.maxval = float(minval), float(maxval)
+
+    def __call__(self, shape, dtype=None):
+        x = self._rng().uniform(self.minval, self.maxval, size=shape)
+        return x.astype(config.resolve_dtype(dtype))
+
+    def get_config(self):
+        return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
+
+
+class TruncatedNormal(_Seeded):
+    """Normal values redrawn when beyond two standard deviations from the mean."""
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        self.mean, self.stddev = float(mean), float(stddev)
+
+    def __call__(self, shape, dtype=None):
+        return _truncated(self._rng(), self.mean, self.stddev, shape, dtype)
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+def _truncated(rng, mean, stddev, shape, dtype):
+    x = rng.standard_normal(size=shape)
+    bad = np.abs(x) > 2
+    while bad.any():
+        x[bad] = rng.standard_normal(size=int(bad.sum()))
+        bad = np.abs(x) > 2
+    return (mean + stddev * x).astype(config.resolve_dtype(dtype))
+
+
+class VarianceScaling(_Seeded):
+    """Keras's VarianceScaling: variance ``scale / n`` with n = fan_in, fan_out or their
+    mean (``mode``); distribution "truncated_normal", "untruncated_normal" or "uniform"."""
+
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+        super().__init__(seed)
+        if scale <= 0:
+            raise ValueError(f"scale: expected a positive number, got {scale}")
+        if mode not in ("fan_in", "fan_out", "fan_avg"):
+            raise ValueError(f"mode: expected 'fan_in', 'fan_out' or 'fan_avg', got {mode!r}")
+        if distribution not in ("truncated_normal", "untruncated_normal", "uniform"):
+            raise ValueError(f"distribution: expected 'truncated_normal', "
+                             f"'untruncated_normal' or 'uniform', got {distribution!r}")
+        self.scale, self.mode, self.distribution = float(scale), mode, distribution
+
+    def __call__(self, shape, dtype=None):
+        fan_in, fan_out = _fans(tuple(shape))
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        scale = self.scale / max(1.0, n)
+        rng = self._rng()
+        if self.distribution == "uniform":
+            limit = math.sqrt(3.0 * scale)
+            return rng.uniform(-limit, limit, size=shape).astype(config.resolve_dtype(dtype))
+        if self.distribution == "untruncated_normal":
+            return (rng.standard_normal(size=shape) * math.sqrt(scale)).astype(
+                config.resolve_dtype(dtype))
+        return _truncated(rng, 0.0, math.sqrt(scale) / _TRUNCATED_STD, shape, dtype)
+
+    def get_config(self):
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
+                "seed": self.seed}
+
+
+def _variance_scaling(name, scale, mode, distribution, doc):
+    class _Init(VarianceScaling):
+        __doc__ = doc
+
+        def __init__(self, seed=None):
+            super().__init__(scale, mode, distribution, seed)
+
+        def get_config(self):
+            return {"seed": self.seed}
+
+    _Init.__name__ = _Init.__qualname__ = name
+    return _Init
+
+
+GlorotUniform = _variance_scaling(
+    "GlorotUniform", 1.0, "fan_avg", "uniform",
+    "U(-l, l) with l = sqrt(6 / (fan_in + fan_out)) (Keras's Dense default).")
+GlorotNormal = _variance_scaling(
+    "GlorotNormal", 1.0, "fan_avg", "truncated_normal",
+    "Truncated normal with stddev sqrt(2 / (fan_in + fan_out)).")
+HeUniform = _variance_scaling(
+    "HeUniform", 2.0, "fan_in", "uniform", "U(-l, l) with l = sqrt(6 / fan_in).")
+HeNormal = _variance_scaling(
+    "HeNormal", 2.0, "fan_in", "truncated_normal",
+    "Truncated normal with stddev sqrt(2 / fan_in).")
+LecunUniform = _variance_scaling(
+    "LecunUniform", 1.0, "fan_in", "uniform", "U(-l, l) with l = sqrt(3 / fan_in).")
+LecunNormal = _variance_scaling(
+    "LecunNormal", 1.0, "fan_in", "truncated_normal",
+    "Truncated normal with stddev sqrt(1 / fan_in).")
+
+_CLASSES = {c.__name__: c for c in (
+    Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling,
+    GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal)}
+_ALIASES = {
+    "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
+    "random_uniform": RandomUniform, "truncated_normal": TruncatedNormal,
+    "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform,
+    "glorot_normal": GlorotNormal, "he_uniform": HeUniform, "he_normal": HeNormal,
+    "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal,
+}
+
+
+def get(identifier):
+    """An initializer from a name ("glorot_uniform"), a config dict or an instance."""
+    return _serial.resolve(identifier, "initializer", _CLASSES, _ALIASES, Initializer)
+
+
+def serialize(initializer):
+    return _serial.serialize(initializer)

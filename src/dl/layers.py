@@ -1,0 +1,398 @@
+"""Layers: Dense, Activation, Dropout, Flatten and the Input placeholder.
+
+A layer holds its weights (Keras's shapes and order: a Dense kernel is (n_in, units),
+then the bias) and runs its forward and backward passes through the model's kernels
+backend.  In training, a layer keeps what its backward pass needs and reuses its
+output and gradient buffers from one batch to the next (one set per batch shape), so
+a training step allocates no new arrays; in inference it allocates fresh outputs, so
+concurrent ``predict`` calls share nothing mutable.
+"""
+import math
+
+import numpy as np
+
+from . import activations as activations_module
+from . import config, initializers, regularizers
+
+_name_counters = {}
+
+
+def _unique_name(base):
+    n = _name_counters.get(base, 0)
+    _name_counters[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def _snake(name):
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+class Layer:
+    """Base class of every layer.
+
+    Args:
+        name: a unique name (default: the snake_case class name, numbered).
+        dtype: "float32" or "float64" (default: ``dl.config.floatx()``).
+        input_shape: on a first layer, the shape of one sample, e.g. ``(2,)``.
+        input_dim: on a first layer, the same as ``input_shape=(input_dim,)``.
+    """
+
+    def __init__(self, name=None, dtype=None, input_shape=None, input_dim=None,
+                 trainable=True, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
+                            f"{', '.join(sorted(kwargs))}")
+        self.name = name or _unique_name(_snake(type(self).__name__))
+        self.dtype = config.resolve_dtype(dtype) if dtype is not None else None
+        if input_dim is not None:
+            input_shape = (int(input_dim),)
+        self.input_spec_shape = None if input_shape is None else _shape(input_shape, "input_shape")
+        self.trainable = trainable
+        self.built = False
+        self.input_shape = None     # one sample's shape, without the batch dimension
+        self.output_shape = None
+        self.backend = None
+        self._buffers = {}
+
+    # structure ---------------------------------------------------------------------
+    def build(self, input_shape, backend, dtype):
+        """Create the weights for samples of ``input_shape`` (no batch dimension)."""
+        self.backend = backend
+        if self.dtype is None:
+            self.dtype = dtype
+        self.input_shape = tuple(input_shape)
+        self.output_shape = self.compute_output_shape(self.input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    @property
+    def weights(self):
+        """The weight arrays, in Keras's order."""
+        return []
+
+    @property
+    def gradients(self):
+        """Gradient arrays matching :attr:`weights`, written by :meth:`backward`."""
+        return []
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights))
+
+    def regularization_penalty(self):
+        return 0.0
+
+    def add_regularization_gradients(self):
+        pass
+
+    # passes ------------------------------------------------------------------------
+    def _buffer(self, key, shape):
+        """A reusable array for ``key`` and ``shape`` (training only)."""
+        full = (key, shape)
+        buf = self._buffers.get(full)
+        if buf is None:
+            buf = self._buffers[full] = np.empty(shape, dtype=self.dtype)
+        return buf
+
+    def forward(self, x, training=False, step=0):
+        raise NotImplementedError
+
+    def backward(self, dy, need_dx=True):
+        raise NotImplementedError
+
+    def __call__(self, x):
+        """Apply the layer to an array (inference), building it on first use."""
+        x = np.asarray(x)
+        if x.dtype not in (np.float32, np.float64):
+            x = x.astype(self.dtype or config.floatx())
+        if not self.built:
+            self.build(x.shape[1:], config.get_backend(), self.dtype or config.resolve_dtype(None))
+        return self.forward(x.astype(self.dtype, copy=False), training=False)
+
+    # config ------------------------------------------------------------------------
+    def get_config(self):
+        cfg = {"name": self.name, "trainable": self.trainable,
+               "dtype": None if self.dtype is None else str(np.dtype(self.dtype))}
+        if self.input_spec_shape is not None:
+            cfg["input_shape"] = list(self.input_spec_shape)
+        return cfg
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(**cfg)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def _shape(shape, what):
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    try:
+        shape = tuple(None if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what}: expected a tuple of ints, got {shape!r}") from None
+    if any(d is not None and d < 1 for d in shape):
+        raise ValueError(f"{what}: expected positive dimensions, got {shape}")
+    return shape
+
+
+class InputLayer(Layer):
+    """The input placeholder of a Sequential model (what ``dl.Input`` returns)."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, input_shape=None,
+                 **kwargs):
+        shape = shape if shape is not None else input_shape
+        if shape is None:
+            raise ValueError("shape: expected the shape of one sample, e.g. (784,), got None")
+        super().__init__(name=name or _unique_name("input_layer"), dtype=dtype,
+                         input_shape=shape, **kwargs)
+        self.batch_size = batch_size
+
+    def get_config(self):
+        return {"shape": list(self.input_spec_shape), "batch_size": self.batch_size,
+                "dtype": None if self.dtype is None else str(np.dtype(self.dtype)),
+                "name": self.name}
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(**cfg)
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None):
+    """``dl.Input(shape=(n,))``: declares the input of a Sequential model."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
+
+
+class Dense(Layer):
+    """Densely connected layer: ``output = activation(input @ kernel + bias)``.
+
+    Args:
+        units: output dimension.
+        activation: name or ``dl.activations`` object (None: linear).
+        use_bias: whether to add a bias.
+        kernel_initializer, bias_initializer: names or ``dl.initializers`` objects
+            (Keras defaults "glorot_uniform" and "zeros").
+        kernel_regularizer, bias_regularizer: None, names or ``dl.regularizers`` objects.
+
+    Input shape ``(batch, n_in)``; kernel ``(n_in, units)``; bias ``(units,)``;
+    output ``(batch, units)``.
+    """
+
+    def __init__(self, units, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"units: expected a positive int, got {units!r}")
+        self.units = int(units)
+        self.activation = activations_module.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel = self.bias = None
+        # Set by the model when this layer's softmax is fused into the loss: the
+        # training forward then also keeps the logits, and backward receives dL/dlogits.
+        self.fuse_softmax_loss = False
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(f"{self.name}: expected inputs of shape (batch, features), got "
+                             f"(batch, {', '.join(map(str, input_shape))}); add a Flatten layer")
+        return (self.units,)
+
+    def build(self, input_shape, backend, dtype):
+        super().build(input_shape, backend, dtype)
+        n_in = self.input_shape[0]
+        self.kernel = self.kernel_initializer((n_in, self.units), self.dtype)
+        self.bias = self.bias_initializer((self.units,), self.dtype) if self.use_bias else None
+        self.d_kernel = np.zeros_like(self.kernel)
+        self.d_bias = np.zeros_like(self.bias) if self.use_bias else None
+
+    @property
+    def weights(self):
+        return [self.kernel, self.bias] if self.use_bias else [self.kernel]
+
+    @property
+    def gradients(self):
+        return [self.d_kernel, self.d_bias] if self.use_bias else [self.d_kernel]
+
+    def forward(self, x, training=False, step=0):
+        be, act = self.backend, self.activation
+        n = x.shape[0]
+        shape = (n, self.units)
+        out = self._buffer("y", shape) if training else None
+        fused = act.is_default and not (training and self.fuse_softmax_loss)
+        keep_z = act.needs_input or not fused
+        z = (self._buffer("z", shape) if training else np.empty(shape, self.dtype)) \
+            if keep_z else None
+        if fused:
+            y = be.dense_forward(x, self.kernel, self.bias, out, activation=act.name,
+                                 pre_activation=z)
+        else:
+            be.dense_forward(x, self.kernel, self.bias, z, activation="linear")
+            y = act.forward(be, z, out)
+        if training:
+            self._x, self._z, self._y = x, z, y
+        return y
+
+    def backward(self, dy, need_dx=True):
+        be, act = self.backend, self.activation
+        dx = self._buffer("dx", self._x.shape) if need_dx else None
+        if self.fuse_softmax_loss:
+            dz = dy                          # the fused loss gave dL/dlogits already
+        elif act.is_default:
+            be.dense_backward(dy, self._x, self.kernel, self._y, activation=act.name,
+                              pre_activation=self._z, dx=dx, dw=self.d_kernel,
+                              db=self.d_bias, need_dx=need_dx, use_bias=self.use_bias)
+            return dx
+        else:
+            dz = act.backward(be, dy, self._z, self._y, self._buffer("dz", dy.shape))
+        be.dense_backward(dz, self._x, self.kernel, dz, activation="linear", dx=dx,
+                          dw=self.d_kernel, db=self.d_bias, need_dx=need_dx,
+                          use_bias=self.use_bias)
+        return dx
+
+    def regularization_penalty(self):
+        penalty = 0.0
+        if self.kernel_regularizer is not None:
+            penalty += self.kernel_regularizer(self.kernel)
+        if self.bias_regularizer is not None and self.use_bias:
+            penalty += self.bias_regularizer(self.bias)
+        return penalty
+
+    def add_regularization_gradients(self):
+        if self.kernel_regularizer is not None:
+            self.kernel_regularizer.add_gradient(self.kernel, self.d_kernel)
+        if self.bias_regularizer is not None and self.use_bias:
+            self.bias_regularizer.add_gradient(self.bias, self.d_bias)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "activation": activations_module.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+
+
+class Activation(Layer):
+    """Applies an activation: ``output = activation(input)``, any input shape."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations_module.get(activation)
+
+    def forward(self, x, training=False, step=0):
+        out = self._buffer("y", x.shape) if training else None
+        y = self.activation.forward(self.backend, x, out)
+        if training:
+            self._x, self._y = x, y
+        return y
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        return self.activation.backward(self.backend, dy, self._x, self._y,
+                                        self._buffer("dx", dy.shape))
+
+    def get_config(self):
+        return {**super().get_config(),
+                "activation": activations_module.serialize(self.activation)}
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, each input is zeroed with probability ``rate`` and
+    the others scaled by ``1 / (1 - rate)``; in inference the identity.
+
+    Args:
+        rate: the fraction to drop, in [0, 1).
+        noise_shape: shape of the mask (without batch dimension broadcasting rules:
+            a 1 broadcasts), default the input's.
+        seed: makes the masks reproducible on their own; otherwise they derive from
+            the model's seed (``dl.utils.set_random_seed``) and the training step.
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        rate = float(rate)
+        if not 0 <= rate < 1:
+            raise ValueError(f"rate: expected a value in [0, 1), got {rate}")
+        self.rate = rate
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = seed
+        self.model_seed = 0     # set by the model: mixes into the mask generator
+
+    def forward(self, x, training=False, step=0):
+        if not training or self.rate == 0:
+            if training:
+                self._mask = None
+            return x
+        seed = [self.seed] if self.seed is not None else [self.model_seed, _layer_id(self)]
+        rng = np.random.default_rng(seed + [step])
+        shape = x.shape if self.noise_shape is None else tuple(
+            x.shape[i] if d is None else d for i, d in enumerate(self.noise_shape))
+        keep = rng.random(shape, dtype=np.float64) >= self.rate
+        self._mask = keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - self.rate))
+        out = self._buffer("y", x.shape)
+        np.multiply(x, self._mask, out=out)
+        return out
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        if self._mask is None:
+            return dy
+        dx = self._buffer("dx", dy.shape)
+        np.multiply(dy, self._mask, out=dx)
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate,
+                "noise_shape": None if self.noise_shape is None else list(self.noise_shape),
+                "seed": self.seed}
+
+
+def _layer_id(layer):
+    """A stable number for a layer within its model (its position), for seeding."""
+    return getattr(layer, "index_in_model", 0)
+
+
+class Flatten(Layer):
+    """Flattens each sample: ``(batch, d1, d2, ...) -> (batch, d1 * d2 * ...)``."""
+
+    def compute_output_shape(self, input_shape):
+        return (int(math.prod(input_shape)),)
+
+    def forward(self, x, training=False, step=0):
+        if training:
+            self._in_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, need_dx=True):
+        return dy.reshape(self._in_shape) if need_dx else None
+
+
+_CLASSES = {c.__name__: c for c in (InputLayer, Dense, Activation, Dropout, Flatten)}
+
+
+def deserialize(cfg):
+    """A layer from ``{"class_name": ..., "config": ...}``."""
+    if not isinstance(cfg, dict) or cfg.get("class_name") not in _CLASSES:
+        raise ValueError(f"layer config: expected a dict with class_name among "
+                         f"{', '.join(_CLASSES)}, got {cfg!r}")
+    return _CLASSES[cfg["class_name"]].from_config(dict(cfg.get("config", {})))
+
+
+def serialize(layer):
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+

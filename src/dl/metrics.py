@@ -1,0 +1,189 @@
+"""Metrics: running means over the samples seen since the last reset (Keras 3).
+
+``"accuracy"`` / ``"acc"`` given to ``compile`` is resolved as Keras does once the
+first batch shows the shapes: binary accuracy (threshold 0.5) when the output has one
+unit, sparse categorical accuracy when the targets have a lower rank than the output
+(or one column against several), else categorical accuracy.
+"""
+import numpy as np
+
+from . import _serial
+
+
+class Metric:
+    """A running mean of per-sample values: ``update_state``, ``result``, ``reset_state``."""
+
+    name = "metric"
+    direction = "up"   # which way is better (EarlyStopping's mode="auto")
+
+    def __init__(self, name=None, dtype=None):
+        if name is not None:
+            self.name = name
+        self.reset_state()
+
+    def reset_state(self):
+        self.total = 0.0
+        self.count = 0
+
+    def per_sample(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = np.asarray(y_true)
+        y_pred = np.asarray(y_pred)
+        values = np.asarray(self.per_sample(y_true, y_pred), dtype=np.float64)
+        self.total += float(values.sum())
+        self.count += values.shape[0]
+
+    def result(self):
+        return self.total / self.count if self.count else 0.0
+
+    def __call__(self, y_true, y_pred):
+        """A one-off value on these arrays (the running state is left alone)."""
+        m = type(self).from_config(self.get_config())
+        m.update_state(y_true, y_pred)
+        return m.result()
+
+    def get_config(self):
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(**cfg)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _labels(y_true, n_rows):
+    y = y_true.reshape(n_rows, -1)
+    return y[:, 0] if y.shape[1] == 1 else y
+
+
+class BinaryAccuracy(Metric):
+    """Share of elements where ``(y_pred > threshold) == y_true``."""
+    name = "binary_accuracy"
+
+    def __init__(self, name=None, dtype=None, threshold=0.5):
+        self.threshold = float(threshold)
+        super().__init__(name, dtype)
+
+    def per_sample(self, y_true, y_pred):
+        n = y_pred.shape[0]
+        p = (y_pred.reshape(n, -1) > self.threshold)
+        t = y_true.reshape(n, -1).astype(p.dtype) if y_true.dtype == bool else (
+            y_true.reshape(n, -1) > 0.5)
+        return (p == t).mean(axis=1)
+
+    def get_config(self):
+        return {"name": self.name, "threshold": self.threshold}
+
+
+class CategoricalAccuracy(Metric):
+    """Share of rows where ``argmax(y_pred) == argmax(y_true)`` (one-hot targets)."""
+    name = "categorical_accuracy"
+
+    def per_sample(self, y_true, y_pred):
+        return np.argmax(y_pred, axis=-1) == np.argmax(y_true, axis=-1)
+
+
+class SparseCategoricalAccuracy(Metric):
+    """Share of rows where ``argmax(y_pred)`` equals the integer label."""
+    name = "sparse_categorical_accuracy"
+
+    def per_sample(self, y_true, y_pred):
+        labels = _labels(y_true, y_pred.shape[0])
+        return np.argmax(y_pred, axis=-1) == labels.astype(np.int64)
+
+
+class MeanSquaredError(Metric):
+    name = "mean_squared_error"
+    direction = "down"
+
+    def per_sample(self, y_true, y_pred):
+        n = y_pred.shape[0]
+        d = y_pred.reshape(n, -1) - y_true.reshape(n, -1)
+        return np.mean(d * d, axis=1)
+
+
+class MeanAbsoluteError(Metric):
+    name = "mean_absolute_error"
+    direction = "down"
+
+    def per_sample(self, y_true, y_pred):
+        n = y_pred.shape[0]
+        return np.mean(np.abs(y_pred.reshape(n, -1) - y_true.reshape(n, -1)), axis=1)
+
+
+class Accuracy(Metric):
+    """Keras's ``Accuracy``: share of elements where y_pred equals y_true exactly."""
+    name = "accuracy"
+
+    def per_sample(self, y_true, y_pred):
+        n = y_pred.shape[0]
+        return (y_pred.reshape(n, -1) == y_true.reshape(n, -1)).mean(axis=1)
+
+
+class _ResolvedAccuracy(Metric):
+    """The metric ``"accuracy"`` becomes once the shapes are known; named as given."""
+
+    def __init__(self, name="accuracy", dtype=None):
+        self.inner = None
+        super().__init__(name, dtype)
+
+    def reset_state(self):
+        if getattr(self, "inner", None) is not None:
+            self.inner.reset_state()
+
+    def resolve(self, y_true, y_pred):
+        if y_pred.ndim >= 1 and y_pred.shape[-1] == 1:
+            self.inner = BinaryAccuracy()
+        elif y_true.ndim < y_pred.ndim or (y_true.shape[-1] == 1 and y_pred.shape[-1] > 1):
+            self.inner = SparseCategoricalAccuracy()
+        else:
+            self.inner = CategoricalAccuracy()
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+        if self.inner is None:
+            self.resolve(y_true, y_pred)
+        self.inner.update_state(y_true, y_pred)
+
+    def result(self):
+        return self.inner.result() if self.inner is not None else 0.0
+
+    def __call__(self, y_true, y_pred):
+        m = _ResolvedAccuracy(self.name)
+        m.update_state(y_true, y_pred)
+        return m.result()
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+_CLASSES = {c.__name__: c for c in (Accuracy, BinaryAccuracy, CategoricalAccuracy,
+                                    SparseCategoricalAccuracy, MeanSquaredError,
+                                    MeanAbsoluteError)}
+_ALIASES = {
+    "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+}
+
+
+def get(identifier):
+    """A metric from a name, a config dict or an instance.  "accuracy"/"acc" resolve
+    from the shapes at the first batch (see the module docstring)."""
+    if identifier in ("accuracy", "acc"):
+        return _ResolvedAccuracy(identifier)
+    metric = _serial.resolve(identifier, "metric", _CLASSES, _ALIASES, Metric)
+    if isinstance(identifier, str):
+        metric.name = identifier   # Keras logs a metric under the name it was given
+    return metric
+
+
+def serialize(metric):
+    if isinstance(metric, _ResolvedAccuracy):
+        return metric.name
+    return _serial.serialize(metric)

@@ -1,0 +1,641 @@
+"""The Sequential model: structure, compile/fit/evaluate/predict, saving.
+
+``dl`` is thin: the model holds the layers and the training loop; every computation is
+a call on one kernels backend object (``model.backend``).
+"""
+import json
+import math
+import time
+
+import numpy as np
+
+from . import callbacks as callbacks_module
+from . import config, layers as layers_module, losses as losses_module
+from . import metrics as metrics_module, optimizers as optimizers_module, saving, utils
+
+
+def _verbose(verbose):
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose: expected 'auto', 0, 1 or 2, got {verbose!r}")
+    return verbose
+
+
+def _batch_size(batch_size):
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int or None, got {batch_size!r}")
+    return int(batch_size)
+
+
+def _unsupported(**kwargs):
+    for name, value in kwargs.items():
+        if value is not None:
+            raise ValueError(f"{name}: not supported by dl yet (got {value!r}); "
+                             f"see docs/keras-differences.md")
+
+
+class Sequential:
+    """A linear stack of layers.
+
+    Args:
+        layers: a list of layers (optionally starting with ``dl.Input(shape)``).
+        name: the model's name.
+        backend: the kernels backend for this model ("numpy", "cython", "cuda"); by
+            default the one set with ``dl.set_backend``, else the fastest available.
+
+    >>> model = dl.Sequential([dl.layers.Dense(1, input_shape=(2,))])
+    >>> model.compile(optimizer="sgd", loss="mean_squared_error")
+    >>> model.fit(x, y, epochs=1000)
+    """
+
+    def __init__(self, layers=None, name=None, backend=None, trainable=True):
+        self.name = name or layers_module._unique_name("sequential")
+        self._backend_name = backend
+        if backend is not None:
+            config.get_backend(backend)     # fail now if it cannot load
+        self.trainable = trainable
+        self._input = None
+        self._layers = []
+        self.built = False
+        self.compiled = False
+        self.optimizer = self.loss = None
+        self.metrics = []
+        self.stop_training = False
+        self.history = None
+        self.seed = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # ---------------------------------------------------------------- structure
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def add(self, layer):
+        """Append a layer (or set the input with ``dl.Input``)."""
+        if isinstance(layer, layers_module.InputLayer):
+            if self._input is not None or self._layers:
+                raise ValueError("layer: an Input can only be the first entry of a Sequential")
+            self._input = layer
+            return
+        if not isinstance(layer, layers_module.Layer):
+            raise TypeError(f"layer: expected a dl.layers.Layer, got {type(layer).__name__}")
+        if layer.input_spec_shape is not None and (self._layers or self._input is not None):
+            raise ValueError(f"layer: input_shape/input_dim belong on the first layer only, "
+                             f"got one on {layer.name!r}")
+        self._layers.append(layer)
+        if self.built:            # extend a built model: build the new layer in place
+            prev = self._layers[-2].output_shape if len(self._layers) > 1 else self.input_shape
+            self._build_layer(layer, len(self._layers) - 1, prev)
+        self._configure_fusion()
+
+    def pop(self):
+        """Remove the last layer."""
+        if not self._layers:
+            raise IndexError("pop: the model has no layers")
+        layer = self._layers.pop()
+        self._configure_fusion()
+        return layer
+
+    def _declared_input_shape(self):
+        if self._input is not None:
+            return self._input.input_spec_shape
+        if self._layers and self._layers[0].input_spec_shape is not None:
+            return self._layers[0].input_spec_shape
+        return None
+
+    @property
+    def backend(self):
+        """The kernels backend object this model computes with."""
+        return config.get_backend(self._backend_name)
+
+    def build(self, input_shape=None):
+        """Create every layer's weights.  ``input_shape`` includes the batch
+        dimension, as in Keras (``model.build((None, 2))``); by default the declared
+        input shape is used."""
+        if input_shape is None:
+            shape = self._declared_input_shape()
+            if shape is None:
+                raise ValueError("input_shape: the model has no declared input shape; pass "
+                                 "input_shape=(None, n) or give the first layer input_shape")
+        else:
+            shape = layers_module._shape(input_shape, "input_shape")[1:]
+        if not self._layers:
+            raise ValueError("the model has no layers to build")
+        if self.seed is None:
+            self.seed = int(utils.global_rng().integers(2**62))
+        dtype = None
+        if self._input is not None:
+            dtype = self._input.dtype
+        self.dtype = config.resolve_dtype(dtype or self._layers[0].dtype)
+        self.input_shape = tuple(shape)
+        current = self.input_shape
+        for i, layer in enumerate(self._layers):
+            current = self._build_layer(layer, i, current)
+        self.built = True
+        self._configure_fusion()
+
+    def _build_layer(self, layer, index, input_shape):
+        layer.index_in_model = index
+        if hasattr(layer, "model_seed"):
+            layer.model_seed = self.seed
+        if not layer.built:
+            layer.build(input_shape, self.backend, self.dtype)
+        else:
+            layer.backend = self.backend
+        if tuple(layer.input_shape) != tuple(input_shape):
+            raise ValueError(f"{layer.name}: built for inputs of shape {layer.input_shape}, "
+                             f"but the previous layer gives {tuple(input_shape)}")
+        return layer.output_shape
+
+    def _ensure_built(self, x):
+        if not self.built:
+            shape = self._declared_input_shape()
+            self.build((None,) + (tuple(shape) if shape is not None else tuple(x.shape[1:])))
+
+    @property
+    def output_shape(self):
+        return (None,) + tuple(self._layers[-1].output_shape)
+
+    @property
+    def weights(self):
+        return [w for layer in self._layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return [w for layer in self._layers if layer.trainable and self.trainable
+                for w in layer.weights]
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights))
+
+    def get_weights(self):
+        """Copies of every weight array, in Keras's order (layer by layer: kernel, bias)."""
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        """Set every weight from a list shaped like :meth:`get_weights`'s."""
+        if not self.built:
+            self.build()
+        current = self.weights
+        weights = list(weights)
+        if len(weights) != len(current):
+            raise ValueError(f"weights: expected a list of {len(current)} arrays, got "
+                             f"{len(weights)}")
+        for i, (w, new) in enumerate(zip(current, weights)):
+            new = np.asarray(new)
+            if new.shape != w.shape:
+                raise ValueError(f"weights[{i}]: expected shape {w.shape}, got {new.shape}")
+            w[...] = new
+
+    def summary(self, print_fn=None):
+        """Print the layers, their output shapes and parameter counts."""
+        print_fn = print_fn or print
+        if not self.built:
+            try:
+                self.build()
+            except ValueError:
+                pass
+        rows = [(f"{layer.name} ({type(layer).__name__})",
+                 str((None,) + tuple(layer.output_shape)) if layer.built else "?",
+                 f"{layer.count_params():,}" if layer.built else "0 (unbuilt)")
+                for layer in self._layers]
+        w = (33, 24, 15)
+        line = lambda a, b, c: f"│ {a:<{w[0] - 2}} │ {b:<{w[1] - 2}} │ {c:>{w[2] - 2}} │"
+        print_fn(f'Model: "{self.name}"')
+        print_fn("┏" + "┳".join("━" * n for n in w) + "┓")
+        print_fn(line("Layer (type)", "Output Shape", "Param #").replace("│", "┃"))
+        print_fn("┡" + "╇".join("━" * n for n in w) + "┩")
+        for row in rows:
+            print_fn(line(*row))
+        print_fn("└" + "┴".join("─" * n for n in w) + "┘")
+        total = self.count_params() if self.built else 0
+        trainable = sum(w.size for w in self.trainable_weights) if self.built else 0
+        itemsize = np.dtype(getattr(self, "dtype", np.float32)).itemsize
+        size = lambda n: _human_bytes(n * itemsize)
+        print_fn(f" Total params: {total:,} ({size(total)})")
+        print_fn(f" Trainable params: {trainable:,} ({size(trainable)})")
+        print_fn(f" Non-trainable params: {total - trainable:,} ({size(total - trainable)})")
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True):
+        """Set the optimizer, the loss and the metrics (Keras's names and objects).
+
+        ``run_eagerly``, ``jit_compile`` and ``auto_scale_loss`` are accepted for
+        compatibility and have no effect (dl has no graph to compile).
+        """
+        _unsupported(loss_weights=loss_weights, weighted_metrics=weighted_metrics)
+        if steps_per_execution != 1:
+            raise ValueError(f"steps_per_execution: only 1 is supported, got "
+                             f"{steps_per_execution!r}")
+        if loss is None:
+            raise ValueError("loss: expected a loss name or object, got None")
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = losses_module.get(loss)
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, (str, dict, metrics_module.Metric)):
+            metrics = [metrics]
+        self.metrics = [metrics_module.get(m) for m in metrics]
+        self.compiled = True
+        self._configure_fusion()
+
+    def _configure_fusion(self):
+        """Fuse a final softmax Dense into a categorical cross-entropy loss: training then
+        uses the stable softmax + cross-entropy kernel, whose gradient is (p - y) / n."""
+        for layer in self._layers:
+            if isinstance(layer, layers_module.Dense):
+                layer.fuse_softmax_loss = False
+        if not (self.compiled and self._layers):
+            return
+        last = self._layers[-1]
+        fusable = (isinstance(last, layers_module.Dense) and last.activation.name == "softmax"
+                   and isinstance(self.loss, (losses_module.CategoricalCrossentropy,
+                                              losses_module.SparseCategoricalCrossentropy))
+                   and not self.loss.from_logits)
+        last.fuse_softmax_loss = fusable
+
+    def _require_compiled(self, what):
+        if not self.compiled:
+            raise RuntimeError(f"{what}: you must compile the model before training or "
+                               f"evaluating it (model.compile(optimizer, loss))")
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return None
+        return {"optimizer": optimizers_module.serialize(self.optimizer),
+                "loss": losses_module.serialize(self.loss),
+                "metrics": [metrics_module.serialize(m) for m in self.metrics]}
+
+    # --------------------------------------------------------------------- data
+    def _as_x(self, x, name="x"):
+        if x is None:
+            raise ValueError(f"{name}: expected input data, got None")
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"{name}: expected an array-like of numbers, got "
+                            f"{type(x).__name__} ({exc})") from None
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: expected numeric data, got dtype {arr.dtype}")
+        if arr.ndim == 0 or arr.shape[0] == 0:
+            raise ValueError(f"{name}: expected at least one sample, got shape {arr.shape}")
+        self._ensure_built(arr if arr.ndim > 1 else arr.reshape(-1, 1))
+        if arr.ndim == 1 and self.input_shape == (1,):
+            arr = arr.reshape(-1, 1)
+        if tuple(arr.shape[1:]) != tuple(self.input_shape):
+            raise ValueError(f"{name}: expected samples of shape {self.input_shape} (the "
+                             f"model's input), got data of shape {arr.shape}")
+        return arr.astype(self.dtype, copy=False)
+
+    def _as_y(self, y, n, name="y"):
+        if y is None:
+            raise ValueError(f"{name}: expected targets, got None")
+        arr = np.asarray(y)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: expected numeric targets, got dtype {arr.dtype}")
+        if arr.ndim == 0 or arr.shape[0] != n:
+            raise ValueError(f"{name}: expected {n} targets (one per sample of x), got "
+                             f"shape {arr.shape}")
+        return self.loss.prepare_targets(arr, (n,) + tuple(self._layers[-1].output_shape),
+                                         self.dtype)
+
+    @staticmethod
+    def _check_finite(arr, name):
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            flat = np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
+            row = int(np.flatnonzero(~flat)[0])
+            raise ValueError(f"{name}: expected finite values, got NaN or inf in row {row}")
+
+    # ----------------------------------------------------------------- training
+    def _param_layers(self):
+        return [i for i, layer in enumerate(self._layers) if layer.weights]
+
+    def _train_step(self, xb, yb):
+        """One optimisation step on a batch; returns the batch loss (with penalties)."""
+        be = self.backend
+        step = self.optimizer.iterations
+        h = xb
+        for layer in self._layers:
+            h = layer.forward(h, training=True, step=step)
+        y_pred = h
+        last = self._layers[-1]
+        grad_buf = last._buffer("dloss", y_pred.shape)
+        if getattr(last, "fuse_softmax_loss", False):
+            loss, grad = self.loss.fused(be, yb, last._z, grad_buf)
+        else:
+            loss = self.loss.value(be, yb, y_pred)
+            grad = self.loss.gradient(be, yb, y_pred, grad_buf)
+        loss = float(loss) + self._penalty()
+        trainable = [i for i in self._param_layers()
+                     if self.trainable and self._layers[i].trainable]
+        if trainable:
+            first = trainable[0]
+            dy = grad
+            for i in range(len(self._layers) - 1, first - 1, -1):
+                dy = self._layers[i].backward(dy, need_dx=i > first)
+            params, grads = [], []
+            for i in trainable:
+                layer = self._layers[i]
+                layer.add_regularization_gradients()
+                params.extend(layer.weights)
+                grads.extend(layer.gradients)
+            self.optimizer.apply(be, params, grads)
+        for m in self.metrics:
+            m.update_state(yb, y_pred)
+        return loss
+
+    def _penalty(self):
+        return sum(layer.regularization_penalty() for layer in self._layers)
+
+    def _logs(self, loss_mean):
+        logs = {"loss": loss_mean}
+        for m in self.metrics:
+            logs[m.name] = float(m.result())
+        return logs
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None,
+            validation_steps=None, validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs over ``x``, ``y`` in batches of ``batch_size``
+        (32); returns a :class:`dl.callbacks.History`.
+
+        As in Keras: ``validation_split`` holds out the *last* fraction of the samples,
+        before shuffling; ``shuffle`` reshuffles every epoch; the last partial batch is
+        kept; the epoch's loss is the batch losses' mean weighted by batch size.
+        """
+        self._require_compiled("fit")
+        _unsupported(class_weight=class_weight, sample_weight=sample_weight,
+                     steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
+        verbose = _verbose(verbose)
+        batch_size = _batch_size(batch_size)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs: expected a non-negative int, got {epochs!r}")
+        x = self._as_x(x)
+        y = self._as_y(y, x.shape[0])
+        self._check_finite(x, "x")
+        self._check_finite(y, "y")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data: expected a tuple (x_val, y_val)")
+            vx = self._as_x(validation_data[0], "validation_data[0]")
+            val = (vx, self._as_y(validation_data[1], vx.shape[0], "validation_data[1]"))
+        elif validation_split:
+            if not 0 < validation_split < 1:
+                raise ValueError(f"validation_split: expected a value in (0, 1), got "
+                                 f"{validation_split}")
+            split = int(math.floor(x.shape[0] * (1.0 - validation_split)))
+            if split == 0 or split == x.shape[0]:
+                raise ValueError(f"validation_split: {x.shape[0]} samples cannot be split "
+                                 f"into training and validation sets with "
+                                 f"validation_split={validation_split}")
+            x, val = x[:split], (x[split:], y[split:])
+            y = y[:split]
+        n = x.shape[0]
+        steps = math.ceil(n / batch_size)
+        cbs = [callbacks_module.History()]
+        if verbose:
+            cbs.insert(0, callbacks_module.ProgbarLogger(verbose))
+        cbs += list(callbacks or [])
+        cb = callbacks_module.CallbackList(
+            cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose, "in_fit": True})
+        history = cbs[1] if verbose else cbs[0]
+        self.stop_training = False
+        xbuf = np.empty((min(batch_size, n),) + x.shape[1:], dtype=x.dtype)
+        ybuf = np.empty((min(batch_size, n),) + y.shape[1:], dtype=y.dtype)
+        cb.on_train_begin()
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            for m in self.metrics:
+                m.reset_state()
+            cb.on_epoch_begin(epoch)
+            order = (np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle
+                     else None)
+            total = count = 0.0
+            for step in range(steps):
+                lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+                if order is None:
+                    xb, yb = x[lo:hi], y[lo:hi]
+                else:      # gather this batch only: no copy of the dataset per epoch
+                    idx = order[lo:hi]
+                    xb = np.take(x, idx, axis=0, out=xbuf[:hi - lo])
+                    yb = np.take(y, idx, axis=0, out=ybuf[:hi - lo])
+                cb.on_train_batch_begin(step)
+                loss = self._train_step(xb, yb)
+                total += loss * (hi - lo)
+                count += hi - lo
+                logs = self._logs(total / count)
+                cb.on_train_batch_end(step, logs)
+                if self.stop_training:
+                    break
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                vlogs = self._evaluate_arrays(val[0], val[1], validation_batch_size or batch_size,
+                                              None)
+                logs.update({"val_" + k: v for k, v in vlogs.items()})
+            cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cb.on_train_end(logs)
+        return history
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
+        """One optimisation step on one batch.  Returns the loss (and metrics) as
+        running means since the last ``reset_metrics()``, as Keras 3 does."""
+        self._require_compiled("train_on_batch")
+        _unsupported(sample_weight=sample_weight, class_weight=class_weight)
+        x = self._as_x(x)
+        y = self._as_y(y, x.shape[0])
+        loss = self._train_step(x, y)
+        self._batch_loss_total = getattr(self, "_batch_loss_total", 0.0) + loss * x.shape[0]
+        self._batch_loss_count = getattr(self, "_batch_loss_count", 0) + x.shape[0]
+        return self._result(self._logs(self._batch_loss_total / self._batch_loss_count),
+                            return_dict)
+
+    def reset_metrics(self):
+        for m in self.metrics:
+            m.reset_state()
+        self._batch_loss_total = 0.0
+        self._batch_loss_count = 0
+
+    def _result(self, logs, return_dict):
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    # --------------------------------------------------------------- evaluation
+    def _forward(self, x):
+        h = x
+        for layer in self._layers:
+            h = layer.forward(h, training=False)
+        return h
+
+    def _evaluate_arrays(self, x, y, batch_size, cb):
+        for m in self.metrics:
+            m.reset_state()
+        be = self.backend
+        n = x.shape[0]
+        steps = math.ceil(n / batch_size)
+        total = 0.0
+        penalty = self._penalty()
+        for step in range(steps):
+            lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+            if cb is not None:
+                cb.on_test_batch_begin(step)
+            y_pred = self._forward(x[lo:hi])
+            total += (float(self.loss.value(be, y[lo:hi], y_pred)) + penalty) * (hi - lo)
+            for m in self.metrics:
+                m.update_state(y[lo:hi], y_pred)
+            if cb is not None:
+                cb.on_test_batch_end(step, self._logs(total / hi))
+        return self._logs(total / n)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """The loss (with regularisation penalties) and metrics over ``x``, ``y``:
+        a scalar, a list ``[loss, *metrics]``, or a dict with ``return_dict``."""
+        self._require_compiled("evaluate")
+        _unsupported(sample_weight=sample_weight, steps=steps)
+        verbose = _verbose(verbose)
+        batch_size = _batch_size(batch_size)
+        x = self._as_x(x)
+        y = self._as_y(y, x.shape[0])
+        cbs = ([callbacks_module.ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
+        cb = callbacks_module.CallbackList(
+            cbs, self, {"steps": math.ceil(x.shape[0] / batch_size), "verbose": verbose})
+        cb.on_test_begin()
+        logs = self._evaluate_arrays(x, y, batch_size, cb)
+        cb.on_test_end(logs)
+        return self._result(logs, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Loss and metrics on one batch (metrics reset first)."""
+        self._require_compiled("test_on_batch")
+        _unsupported(sample_weight=sample_weight)
+        x = self._as_x(x)
+        y = self._as_y(y, x.shape[0])
+        return self._result(self._evaluate_arrays(x, y, x.shape[0], None), return_dict)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """The model's outputs for ``x``, computed in batches of ``batch_size`` (32)."""
+        _unsupported(steps=steps)
+        verbose = _verbose(verbose)
+        batch_size = _batch_size(batch_size)
+        x = self._as_x(x)
+        n = x.shape[0]
+        steps = math.ceil(n / batch_size)
+        cbs = ([callbacks_module.ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
+        cb = callbacks_module.CallbackList(cbs, self, {"steps": steps, "verbose": verbose})
+        out = np.empty((n,) + tuple(self._layers[-1].output_shape), dtype=self.dtype)
+        cb.on_predict_begin()
+        for step in range(steps):
+            lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+            cb.on_predict_batch_begin(step)
+            out[lo:hi] = self._forward(x[lo:hi])
+            cb.on_predict_batch_end(step, {})
+        cb.on_predict_end()
+        return out
+
+    def predict_on_batch(self, x):
+        """The model's outputs for one batch."""
+        return np.array(self._forward(self._as_x(x)), copy=True)
+
+    def __call__(self, x, training=False):
+        """Apply the model to a batch (inference; ``training`` is accepted for Keras
+        compatibility and must be False: training goes through fit/train_on_batch)."""
+        if training:
+            raise ValueError("training: calling a model with training=True is not "
+                             "supported; use fit or train_on_batch")
+        return self.predict_on_batch(x)
+
+    # ------------------------------------------------------------------- saving
+    def get_config(self):
+        layers = [layers_module.serialize(layer) for layer in self._layers]
+        if self._input is not None:
+            layers.insert(0, layers_module.serialize(self._input))
+        return {"name": self.name, "layers": layers, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, cfg, backend=None):
+        layers = [layers_module.deserialize(c) for c in cfg.get("layers", [])]
+        return cls(layers, name=cfg.get("name"), backend=backend,
+                   trainable=cfg.get("trainable", True))
+
+    def _file_config(self):
+        return {"class_name": "Sequential", "config": self.get_config(),
+                "compile_config": self.get_compile_config(),
+                "build": {"input_shape": list(self.input_shape),
+                          "dtype": str(np.dtype(self.dtype))} if self.built else None,
+                "seed": self.seed, "stop_training": False}
+
+    def save(self, filepath, overwrite=True):
+        """Save architecture, compile settings, weights and optimizer state to one file,
+        atomically (see ``dl.saving``).  Reload with ``dl.models.load_model``."""
+        import os
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"filepath: {filepath!r} exists and overwrite=False")
+        opt = self.optimizer.get_state() if (self.compiled and self.optimizer.built) else []
+        saving.atomic_write(filepath, saving.pack(self._file_config(),
+                                                  self.weights if self.built else [], opt))
+
+    def save_weights(self, filepath, overwrite=True):
+        """Save only the weights (atomically); reload with :meth:`load_weights`."""
+        import os
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"filepath: {filepath!r} exists and overwrite=False")
+        saving.atomic_write(filepath, saving.pack(self._file_config(), self.weights, [],
+                                                  kind="weights"))
+
+    def load_weights(self, filepath):
+        """Load weights saved by :meth:`save_weights` or :meth:`save` (shapes checked)."""
+        _, weights, _, _ = saving.unpack(filepath)
+        self.set_weights(weights)
+
+
+def _human_bytes(n):
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.2f} {unit}"
+        n /= 1024
+
+
+def load_model(filepath, compile=True, backend=None):
+    """A model saved with ``model.save``: architecture, weights and (when ``compile``)
+    the compile settings and optimizer state, so training continues exactly where it
+    stopped.  Never unpickles; a damaged or foreign file raises ValueError."""
+    cfg, weights, opt_state, kind = saving.unpack(filepath)
+    if cfg.get("class_name") != "Sequential":
+        raise ValueError(f"filepath: expected a saved Sequential model, got "
+                         f"{cfg.get('class_name')!r}")
+    try:
+        model = Sequential.from_config(cfg["config"], backend=backend)
+        model.seed = cfg.get("seed")
+        build = cfg.get("build")
+        if build is not None:
+            for layer in model._layers:
+                if layer.dtype is None:
+                    layer.dtype = config.resolve_dtype(build["dtype"])
+            model.build((None,) + tuple(build["input_shape"]))
+            model.set_weights(weights)
+        if compile and cfg.get("compile_config"):
+            cc = cfg["compile_config"]
+            model.compile(optimizer=cc["optimizer"], loss=cc["loss"], metrics=cc["metrics"])
+            if opt_state and build is not None:
+                model.optimizer.set_state(opt_state, [w for layer in model._layers
+                                                      if layer.trainable for w in layer.weights])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"filepath: {filepath!r} holds an invalid model config "
+                         f"({type(exc).__name__}: {exc})") from None
+    return model
+
+
+del json, time

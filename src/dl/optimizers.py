@@ -1,0 +1,272 @@
+"""Optimizers, by object and by name, with Keras 3's formulas and defaults.
+
+An optimizer keeps one set of state arrays per parameter array (momentum, moments...)
+and updates each parameter in place with one fused kernel call per step
+(``backend.adam_update`` ...).  ``iterations`` counts applied steps; Keras's
+``t = iterations + 1`` is passed to the kernels.
+"""
+import math
+
+import numpy as np
+
+from . import _serial
+
+
+def _positive(name, value, allow_zero=True):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name}: expected a finite number {'>=' if allow_zero else '>'} 0, "
+                         f"got {value}")
+    return value
+
+
+class Optimizer:
+    """Base class: learning rate, decoupled weight decay and gradient clipping.
+
+    Args:
+        learning_rate: a float.
+        weight_decay: None, or the decoupled decay: ``w -= w * weight_decay * lr``.
+        clipnorm: clip each gradient to this L2 norm.
+        clipvalue: clip each gradient element to [-clipvalue, clipvalue].
+        global_clipnorm: clip all gradients together to this global L2 norm.
+    """
+
+    name = "optimizer"
+    _slot_names = ()   # state arrays per parameter, in saving order
+
+    def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None):
+        self.learning_rate = _positive("learning_rate", learning_rate)
+        self.weight_decay = (None if weight_decay is None
+                             else _positive("weight_decay", weight_decay))
+        clips = [c for c in (clipnorm, clipvalue, global_clipnorm) if c is not None]
+        if len(clips) > 1:
+            raise ValueError("clipnorm, clipvalue, global_clipnorm: expected at most one of "
+                             "them to be set, got several")
+        self.clipnorm = None if clipnorm is None else _positive("clipnorm", clipnorm, False)
+        self.clipvalue = None if clipvalue is None else _positive("clipvalue", clipvalue, False)
+        self.global_clipnorm = (None if global_clipnorm is None
+                                else _positive("global_clipnorm", global_clipnorm, False))
+        if name is not None:
+            self.name = name
+        self.iterations = 0
+        self._slots = None
+
+    # state --------------------------------------------------------------------------
+    @property
+    def built(self):
+        return self._slots is not None
+
+    def build(self, params):
+        """Create the state arrays for a list of parameter arrays."""
+        self._slots = [{s: self._initial_slot(s, p) for s in self.slots_for(p)} for p in params]
+
+    def slots_for(self, param):
+        return self._slot_names
+
+    def _initial_slot(self, slot, param):
+        return np.zeros_like(param)
+
+    def get_state(self):
+        """[iterations, every state array in order]: what saving stores."""
+        arrays = [np.array(self.iterations, dtype=np.int64)]
+        for slots in self._slots or []:
+            arrays.extend(slots[s] for s in sorted(slots))
+        return arrays
+
+    def set_state(self, arrays, params):
+        """Restore what :meth:`get_state` returned (shapes checked)."""
+        self.build(params)
+        expected = 1 + sum(len(s) for s in self._slots)
+        if len(arrays) != expected:
+            raise ValueError(f"optimizer state: expected {expected} arrays, got {len(arrays)}")
+        self.iterations = int(arrays[0])
+        i = 1
+        for slots in self._slots:
+            for s in sorted(slots):
+                a = np.asarray(arrays[i])
+                if a.shape != slots[s].shape:
+                    raise ValueError(f"optimizer state {s!r}: expected shape "
+                                     f"{slots[s].shape}, got {a.shape}")
+                slots[s][...] = a
+                i += 1
+
+    # one step -----------------------------------------------------------------------
+    def _clip(self, grads):
+        if self.clipvalue is not None:
+            for g in grads:
+                np.clip(g, -self.clipvalue, self.clipvalue, out=g)
+        elif self.clipnorm is not None:
+            for g in grads:
+                norm = float(np.sqrt(np.square(g).sum()))
+                if norm > self.clipnorm:
+                    g *= self.clipnorm / norm
+        elif self.global_clipnorm is not None:
+            norm = math.sqrt(sum(float(np.square(g).sum()) for g in grads))
+            if norm > self.global_clipnorm:
+                for g in grads:
+                    g *= self.global_clipnorm / norm
+
+    def apply(self, backend, params, grads):
+        """Update every parameter array in place from its gradient (clipped first)."""
+        if not self.built:
+            self.build(params)
+        self._clip(grads)
+        for p, g, slots in zip(params, grads, self._slots):
+            self._update(backend, p, g, slots)
+        self.iterations += 1
+
+    def _update(self, backend, p, g, slots):
+        raise NotImplementedError
+
+    @property
+    def _decay(self):
+        return 0.0 if self.weight_decay is None else self.weight_decay
+
+    # config -------------------------------------------------------------------------
+    def get_config(self):
+        return {"name": self.name, "learning_rate": self.learning_rate,
+                "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
+                "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(**cfg)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(learning_rate={self.learning_rate})"
+
+
+class SGD(Optimizer):
+    """``w -= lr * g``; momentum ``m = momentum m - lr g; w += m``; Nesterov
+    ``w += momentum m - lr g``.  Keras defaults: lr 0.01, momentum 0."""
+    name = "SGD"
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.momentum = _positive("momentum", momentum)
+        if self.momentum > 1:
+            raise ValueError(f"momentum: expected a value in [0, 1], got {momentum}")
+        self.nesterov = bool(nesterov)
+
+    def slots_for(self, param):
+        return ("momentum",) if self.momentum else ()
+
+    def _update(self, backend, p, g, slots):
+        backend.sgd_update(p, g, slots.get("momentum"), learning_rate=self.learning_rate,
+                           momentum=self.momentum, nesterov=self.nesterov,
+                           weight_decay=self._decay)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam, Keras 3 form (epsilon added to the uncorrected sqrt(v)).  Defaults: lr 1e-3,
+    beta_1 0.9, beta_2 0.999, epsilon 1e-7."""
+    name = "adam"
+    _kernel = "adam_update"
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1 = _positive("beta_1", beta_1)
+        self.beta_2 = _positive("beta_2", beta_2)
+        self.epsilon = _positive("epsilon", epsilon)
+        self.amsgrad = bool(amsgrad)
+
+    def slots_for(self, param):
+        return ("m", "v", "v_hat") if self.amsgrad else ("m", "v")
+
+    def _update(self, backend, p, g, slots):
+        getattr(backend, self._kernel)(
+            p, g, slots["m"], slots["v"], step=self.iterations + 1,
+            learning_rate=self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2,
+            epsilon=self.epsilon, amsgrad=self.amsgrad, v_hat=slots.get("v_hat"),
+            weight_decay=self._decay)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Keras default 0.004)."""
+    name = "adamw"
+    _kernel = "adamw_update"
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, amsgrad=False, **kwargs):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad,
+                         weight_decay=weight_decay, **kwargs)
+        if self.weight_decay is None:
+            raise ValueError("weight_decay: expected a number for AdamW, got None")
+
+
+class RMSprop(Optimizer):
+    """RMSprop, Keras 3 form (epsilon inside the square root).  Defaults: lr 1e-3,
+    rho 0.9, momentum 0, epsilon 1e-7, centered False."""
+    name = "rmsprop"
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
+                 centered=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.rho = _positive("rho", rho)
+        self.momentum = _positive("momentum", momentum)
+        self.epsilon = _positive("epsilon", epsilon)
+        self.centered = bool(centered)
+
+    def slots_for(self, param):
+        return (("velocity",) + (("momentum",) if self.momentum else ())
+                + (("average_gradient",) if self.centered else ()))
+
+    def _update(self, backend, p, g, slots):
+        backend.rmsprop_update(p, g, slots["velocity"], learning_rate=self.learning_rate,
+                               rho=self.rho, momentum=self.momentum, epsilon=self.epsilon,
+                               centered=self.centered, mom=slots.get("momentum"),
+                               mg=slots.get("average_gradient"), weight_decay=self._decay)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+class Adagrad(Optimizer):
+    """Adagrad: ``acc += g^2; w -= lr g / sqrt(acc + epsilon)``, acc starting at
+    initial_accumulator_value (0.1).  Defaults: lr 1e-3, epsilon 1e-7."""
+    name = "adagrad"
+    _slot_names = ("accumulator",)
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
+                 **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.initial_accumulator_value = _positive("initial_accumulator_value",
+                                                   initial_accumulator_value)
+        self.epsilon = _positive("epsilon", epsilon)
+
+    def _initial_slot(self, slot, param):
+        return np.full_like(param, self.initial_accumulator_value)
+
+    def _update(self, backend, p, g, slots):
+        backend.adagrad_update(p, g, slots["accumulator"], learning_rate=self.learning_rate,
+                               epsilon=self.epsilon, weight_decay=self._decay)
+
+    def get_config(self):
+        return {**super().get_config(),
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+_CLASSES = {c.__name__: c for c in (SGD, Adam, AdamW, RMSprop, Adagrad)}
+_ALIASES = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+
+
+def get(identifier):
+    """An optimizer from a name ("sgd", "adam"...), a config dict or an instance."""
+    return _serial.resolve(identifier, "optimizer", _CLASSES, _ALIASES, Optimizer)
+
+
+def serialize(optimizer):
+    return _serial.serialize(optimizer)

@@ -1,0 +1,96 @@
+"""Weight regularizers (Keras 3): penalties added to the loss, and their gradients.
+
+``L2(l2)`` adds ``l2 * sum(w^2)`` (no 1/2, so its gradient is ``2 * l2 * w``);
+``L1(l1)`` adds ``l1 * sum(|w|)``; ``L1L2`` both.  Keras's defaults are 0.01.
+"""
+import numpy as np
+
+from . import _serial
+
+
+class Regularizer:
+    def __call__(self, w):
+        """The penalty for weights ``w`` (a float)."""
+        raise NotImplementedError
+
+    def add_gradient(self, w, grad):
+        """``grad += d(penalty)/dw``, in place."""
+        raise NotImplementedError
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(**cfg)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _coef(name, value):
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value}")
+    return value
+
+
+class L1L2(Regularizer):
+    def __init__(self, l1=0.0, l2=0.0):
+        self.l1 = _coef("l1", l1)
+        self.l2 = _coef("l2", l2)
+
+    def __call__(self, w):
+        penalty = 0.0
+        if self.l1:
+            penalty += self.l1 * float(np.abs(w).sum())
+        if self.l2:
+            penalty += self.l2 * float(np.square(w).sum())
+        return penalty
+
+    def add_gradient(self, w, grad):
+        if self.l1:
+            grad += self.l1 * np.sign(w)
+        if self.l2:
+            grad += (2 * self.l2) * w
+        return grad
+
+    def get_config(self):
+        return {"l1": self.l1, "l2": self.l2}
+
+
+class L1(L1L2):
+    def __init__(self, l1=0.01):
+        super().__init__(l1=l1)
+
+    def get_config(self):
+        return {"l1": self.l1}
+
+
+class L2(L1L2):
+    def __init__(self, l2=0.01):
+        super().__init__(l2=l2)
+
+    def get_config(self):
+        return {"l2": self.l2}
+
+
+_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
+_ALIASES = {"l1": L1, "l2": L2, "l1_l2": L1L2}
+
+
+def get(identifier):
+    """A regularizer from None, a name ("l2"), a config dict or an instance."""
+    return _serial.resolve(identifier, "regularizer", _CLASSES, _ALIASES, Regularizer,
+                           allow_none=True)
+
+
+def serialize(regularizer):
+    return None if regularizer is None else _serial.serialize(regularizer)
+
+
+# Keras's lower-case spellings: ``dl.regularizers.l2(0.001)``.
+l1 = L1
+l2 = L2
+l1_l2 = L1L2

@@ -1,0 +1,45 @@
+"""Seeding and small helpers."""
+import random
+
+import numpy as np
+
+_rng = np.random.default_rng()
+
+
+def set_random_seed(seed):
+    """Make initialisation, shuffling and dropout deterministic (as Keras's
+    ``keras.utils.set_random_seed``: also seeds Python's and NumPy's global RNGs)."""
+    global _rng
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative int, got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    _rng = np.random.default_rng(seed)
+
+
+def global_rng():
+    """The generator behind every unseeded random draw in ``dl``."""
+    return _rng
+
+
+def make_rng(seed=None):
+    """A generator of its own for a seeded object, else the global one."""
+    if seed is None:
+        return _rng
+    return np.random.default_rng(seed)
+
+
+def to_categorical(y, num_classes=None, dtype="float32"):
+    """One-hot encode integer class labels (as ``keras.utils.to_categorical``)."""
+    y = np.asarray(y, dtype=np.int64)
+    if y.ndim > 1 and y.shape[-1] == 1:
+        y = y.reshape(y.shape[:-1])
+    if num_classes is None:
+        num_classes = int(y.max()) + 1
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"y: expected class labels in [0, {num_classes}), got values in "
+                         f"[{y.min()}, {y.max()}]")
+    out = np.zeros(y.shape + (num_classes,), dtype=dtype)
+    np.put_along_axis(out, y[..., None], 1, axis=-1)
+    return out
