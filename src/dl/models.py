@@ -317,8 +317,15 @@ class Sequential:
     def _param_layers(self):
         return [i for i, layer in enumerate(self._layers) if layer.weights]
 
-    def _train_step(self, xb, yb):
-        """One optimisation step on a batch; returns the batch loss (with penalties)."""
+    def _trainable_layers(self):
+        return [i for i in self._param_layers() if self.trainable and self._layers[i].trainable]
+
+    def _forward_backward(self, xb, yb):
+        """Forward, loss and backward on a batch: fills every layer's gradient arrays.
+
+        Returns ``(loss with penalties, y_pred)``.  ``y_pred`` is a training buffer,
+        valid until the next step.
+        """
         be = self.backend
         step = self.optimizer.iterations
         h = xb
@@ -333,23 +340,38 @@ class Sequential:
             loss = self.loss.value(be, yb, y_pred)
             grad = self.loss.gradient(be, yb, y_pred, grad_buf)
         loss = float(loss) + self._penalty()
-        trainable = [i for i in self._param_layers()
-                     if self.trainable and self._layers[i].trainable]
+        trainable = self._trainable_layers()
         if trainable:
             first = trainable[0]
             dy = grad
             for i in range(len(self._layers) - 1, first - 1, -1):
                 dy = self._layers[i].backward(dy, need_dx=i > first)
-            params, grads = [], []
             for i in trainable:
-                layer = self._layers[i]
-                layer.add_regularization_gradients()
-                params.extend(layer.weights)
-                grads.extend(layer.gradients)
-            self.optimizer.apply(be, params, grads)
+                self._layers[i].add_regularization_gradients()
+        return loss, y_pred
+
+    def _train_step(self, xb, yb):
+        """One optimisation step on a batch; returns the batch loss (with penalties)."""
+        loss, y_pred = self._forward_backward(xb, yb)
+        params, grads = [], []
+        for i in self._trainable_layers():
+            params.extend(self._layers[i].weights)
+            grads.extend(self._layers[i].gradients)
+        if params:
+            self.optimizer.apply(self.backend, params, grads)
         for m in self.metrics:
             m.update_state(yb, y_pred)
         return loss
+
+    def compute_gradients(self, x, y):
+        """``(loss, [dL/dw for w in trainable_weights])`` on one batch, in training mode
+        (dropout active), without updating anything: what a step would apply."""
+        self._require_compiled("compute_gradients")
+        x = self._as_x(x)
+        y = self._as_y(y, x.shape[0])
+        loss, _ = self._forward_backward(x, y)
+        grads = [g.copy() for i in self._trainable_layers() for g in self._layers[i].gradients]
+        return loss, grads
 
     def _penalty(self):
         return sum(layer.regularization_penalty() for layer in self._layers)

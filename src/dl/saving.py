@@ -58,9 +58,9 @@ def pack(config, weights, optimizer_state, kind="model"):
                                                   "kind": kind})),
               "config": _bytes(json.dumps(config))}
     for i, w in enumerate(weights):
-        arrays[f"weights/{i}"] = np.ascontiguousarray(w)
+        arrays[f"weights/{i}"] = np.asarray(w, order="C")
     for i, a in enumerate(optimizer_state or []):
-        arrays[f"optimizer/{i}"] = np.ascontiguousarray(a)
+        arrays[f"optimizer/{i}"] = np.asarray(a, order="C")
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
