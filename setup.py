@@ -101,7 +101,7 @@ class BuildExt(build_ext):
                     continue
                 ext.extra_compile_args += simd
             if unix_like:
-                ext.extra_compile_args += (["-O0", "-g"] if DEBUG else ["-O3"])
+                ext.extra_compile_args += (["-O0", "-g"] if DEBUG else ["-O3", "-g0"])
                 ext.extra_compile_args += ["-Wno-unused-function", "-Wno-maybe-uninitialized"]
                 if NATIVE:
                     ext.extra_compile_args += ["-march=native"]
