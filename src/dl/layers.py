@@ -170,6 +170,16 @@ def Input(shape=None, batch_size=None, dtype=None, name=None):
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
 
 
+def _named(argument, getter, identifier):
+    """``getter(identifier)``, with errors naming the layer argument it came from."""
+    try:
+        return getter(identifier)
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        head, _, rest = message.partition(": ")
+        raise type(exc)(f"{argument}: {rest if rest else message}") from None
+
+
 class Dense(Layer):
     """Densely connected layer: ``output = activation(input @ kernel + bias)``.
 
@@ -192,12 +202,14 @@ class Dense(Layer):
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"units: expected a positive int, got {units!r}")
         self.units = int(units)
-        self.activation = activations_module.get(activation)
+        self.activation = _named("activation", activations_module.get, activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_initializer = _named("kernel_initializer", initializers.get,
+                                         kernel_initializer)
+        self.bias_initializer = _named("bias_initializer", initializers.get, bias_initializer)
+        self.kernel_regularizer = _named("kernel_regularizer", regularizers.get,
+                                         kernel_regularizer)
+        self.bias_regularizer = _named("bias_regularizer", regularizers.get, bias_regularizer)
         self.kernel = self.bias = None
         # Set by the model when this layer's softmax is fused into the loss: the
         # training forward then also keeps the logits, and backward receives dL/dlogits.
@@ -219,10 +231,14 @@ class Dense(Layer):
 
     @property
     def weights(self):
+        if not self.built:
+            return []
         return [self.kernel, self.bias] if self.use_bias else [self.kernel]
 
     @property
     def gradients(self):
+        if not self.built:
+            return []
         return [self.d_kernel, self.d_bias] if self.use_bias else [self.d_kernel]
 
     def forward(self, x, training=False, step=0):
@@ -290,7 +306,7 @@ class Activation(Layer):
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
-        self.activation = activations_module.get(activation)
+        self.activation = _named("activation", activations_module.get, activation)
 
     def forward(self, x, training=False, step=0):
         out = self._buffer("y", x.shape) if training else None

@@ -14,6 +14,8 @@ class Loss:
     """Base class.  ``name`` is Keras's; ``from_logits`` where it applies."""
 
     name = "loss"
+    # Elementwise losses broadcast targets of shape (n, 1) over the output units.
+    broadcast_targets = True
 
     def __init__(self, name=None, reduction="sum_over_batch_size"):
         if reduction != "sum_over_batch_size":
@@ -31,6 +33,10 @@ class Loss:
             y_true = y_true.astype(dtype)
         if y_true.ndim == len(y_pred_shape) - 1:
             y_true = y_true.reshape(y_true.shape + (1,))
+        if (self.broadcast_targets and y_true.ndim == len(y_pred_shape)
+                and y_true.shape[1:] == (1,) * (y_true.ndim - 1)):
+            # Keras broadcasts one target per sample against every output unit
+            y_true = np.ascontiguousarray(np.broadcast_to(y_true, tuple(y_pred_shape)))
         if y_true.shape[1:] != tuple(y_pred_shape[1:]):
             raise ValueError(f"y: expected targets of shape (n, {', '.join(map(str, y_pred_shape[1:]))}) "
                              f"to match the model's output, got {y_true.shape}")
@@ -130,6 +136,7 @@ class BinaryCrossentropy(_FromLogits):
 class CategoricalCrossentropy(_FromLogits):
     """``-sum_j y_j log p_j`` per sample, y one-hot (or soft) of shape (n, classes)."""
     name = "categorical_crossentropy"
+    broadcast_targets = False
 
     def value(self, backend, y_true, y_pred):
         return backend.categorical_crossentropy(y_true, y_pred, from_logits=self.from_logits)

@@ -69,11 +69,13 @@ class BinaryAccuracy(Metric):
         super().__init__(name, dtype)
 
     def per_sample(self, y_true, y_pred):
+        # Keras: mean(y_true == (y_pred > threshold)), the prediction cast to 0/1
         n = y_pred.shape[0]
-        p = (y_pred.reshape(n, -1) > self.threshold)
-        t = y_true.reshape(n, -1).astype(p.dtype) if y_true.dtype == bool else (
-            y_true.reshape(n, -1) > 0.5)
-        return (p == t).mean(axis=1)
+        p = (y_pred.reshape(n, -1) > self.threshold).astype(np.float64)
+        t = y_true.reshape(n, -1)
+        if t.shape != p.shape and t.shape[1] == 1:
+            t = np.broadcast_to(t, p.shape)
+        return (t == p).mean(axis=1)
 
     def get_config(self):
         return {"name": self.name, "threshold": self.threshold}

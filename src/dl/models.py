@@ -91,6 +91,8 @@ class Sequential:
         if self.built:            # extend a built model: build the new layer in place
             prev = self._layers[-2].output_shape if len(self._layers) > 1 else self.input_shape
             self._build_layer(layer, len(self._layers) - 1, prev)
+        elif self._declared_input_shape() is not None:
+            self.build()          # as Keras 3: weights exist once the input shape is known
         self._configure_fusion()
 
     def pop(self):
@@ -186,10 +188,13 @@ class Sequential:
         if len(weights) != len(current):
             raise ValueError(f"weights: expected a list of {len(current)} arrays, got "
                              f"{len(weights)}")
-        for i, (w, new) in enumerate(zip(current, weights)):
-            new = np.asarray(new)
+        arrays = [np.asarray(new) for new in weights]
+        for i, (w, new) in enumerate(zip(current, arrays)):   # check all before any write
             if new.shape != w.shape:
                 raise ValueError(f"weights[{i}]: expected shape {w.shape}, got {new.shape}")
+            if new.dtype.kind not in "biuf":
+                raise TypeError(f"weights[{i}]: expected a numeric array, got dtype {new.dtype}")
+        for w, new in zip(current, arrays):
             w[...] = new
 
     def summary(self, print_fn=None):
@@ -244,6 +249,7 @@ class Sequential:
             metrics = [metrics]
         self.metrics = [metrics_module.get(m) for m in metrics]
         self.compiled = True
+        self.reset_metrics()
         self._configure_fusion()
 
     def _configure_fusion(self):
@@ -374,7 +380,8 @@ class Sequential:
         return loss, grads
 
     def _penalty(self):
-        return sum(layer.regularization_penalty() for layer in self._layers)
+        # As Keras: only the regularizers of trainable weights add to the loss.
+        return sum(self._layers[i].regularization_penalty() for i in self._trainable_layers())
 
     def _logs(self, loss_mean):
         logs = {"loss": loss_mean}
@@ -433,15 +440,13 @@ class Sequential:
         self.stop_training = False
         xbuf = np.empty((min(batch_size, n),) + x.shape[1:], dtype=x.dtype)
         ybuf = np.empty((min(batch_size, n),) + y.shape[1:], dtype=y.dtype)
-        cb.on_train_begin()
+        cb.on_train_begin({})
         logs = {}
         for epoch in range(initial_epoch, epochs):
-            for m in self.metrics:
-                m.reset_state()
-            cb.on_epoch_begin(epoch)
+            self.reset_metrics()
+            cb.on_epoch_begin(epoch, {})
             order = (np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle
                      else None)
-            total = count = 0.0
             for step in range(steps):
                 lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
                 if order is None:
@@ -450,11 +455,8 @@ class Sequential:
                     idx = order[lo:hi]
                     xb = np.take(x, idx, axis=0, out=xbuf[:hi - lo])
                     yb = np.take(y, idx, axis=0, out=ybuf[:hi - lo])
-                cb.on_train_batch_begin(step)
-                loss = self._train_step(xb, yb)
-                total += loss * (hi - lo)
-                count += hi - lo
-                logs = self._logs(total / count)
+                cb.on_train_batch_begin(step, {})
+                logs = self._track_step(xb, yb)
                 cb.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
@@ -476,17 +478,21 @@ class Sequential:
         _unsupported(sample_weight=sample_weight, class_weight=class_weight)
         x = self._as_x(x)
         y = self._as_y(y, x.shape[0])
-        loss = self._train_step(x, y)
-        self._batch_loss_total = getattr(self, "_batch_loss_total", 0.0) + loss * x.shape[0]
-        self._batch_loss_count = getattr(self, "_batch_loss_count", 0) + x.shape[0]
-        return self._result(self._logs(self._batch_loss_total / self._batch_loss_count),
-                            return_dict)
+        return self._result(self._track_step(x, y), return_dict)
+
+    def _track_step(self, xb, yb):
+        """A training step, counted in the running loss (weighted by batch size)."""
+        loss = self._train_step(xb, yb)
+        self._loss_total += loss * xb.shape[0]
+        self._loss_count += xb.shape[0]
+        return self._logs(self._loss_total / self._loss_count)
 
     def reset_metrics(self):
+        """Reset the running loss and every metric (fit does this at each epoch)."""
         for m in self.metrics:
             m.reset_state()
-        self._batch_loss_total = 0.0
-        self._batch_loss_count = 0
+        self._loss_total = 0.0
+        self._loss_count = 0
 
     def _result(self, logs, return_dict):
         if return_dict:
@@ -512,7 +518,7 @@ class Sequential:
         for step in range(steps):
             lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
             if cb is not None:
-                cb.on_test_batch_begin(step)
+                cb.on_test_batch_begin(step, {})
             y_pred = self._forward(x[lo:hi])
             total += (float(self.loss.value(be, y[lo:hi], y_pred)) + penalty) * (hi - lo)
             for m in self.metrics:
@@ -534,7 +540,7 @@ class Sequential:
         cbs = ([callbacks_module.ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
         cb = callbacks_module.CallbackList(
             cbs, self, {"steps": math.ceil(x.shape[0] / batch_size), "verbose": verbose})
-        cb.on_test_begin()
+        cb.on_test_begin({})
         logs = self._evaluate_arrays(x, y, batch_size, cb)
         cb.on_test_end(logs)
         return self._result(logs, return_dict)
@@ -558,13 +564,13 @@ class Sequential:
         cbs = ([callbacks_module.ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
         cb = callbacks_module.CallbackList(cbs, self, {"steps": steps, "verbose": verbose})
         out = np.empty((n,) + tuple(self._layers[-1].output_shape), dtype=self.dtype)
-        cb.on_predict_begin()
+        cb.on_predict_begin({})
         for step in range(steps):
             lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
-            cb.on_predict_batch_begin(step)
+            cb.on_predict_batch_begin(step, {})
             out[lo:hi] = self._forward(x[lo:hi])
             cb.on_predict_batch_end(step, {})
-        cb.on_predict_end()
+        cb.on_predict_end({})
         return out
 
     def predict_on_batch(self, x):
@@ -620,7 +626,10 @@ class Sequential:
     def load_weights(self, filepath):
         """Load weights saved by :meth:`save_weights` or :meth:`save` (shapes checked)."""
         _, weights, _, _ = saving.unpack(filepath)
-        self.set_weights(weights)
+        try:
+            self.set_weights(weights)
+        except ValueError as exc:
+            raise ValueError(f"filepath: {filepath!r} does not fit this model: {exc}") from None
 
 
 def _human_bytes(n):
@@ -654,8 +663,8 @@ def load_model(filepath, compile=True, backend=None):
             if opt_state and build is not None:
                 model.optimizer.set_state(opt_state, [w for layer in model._layers
                                                       if layer.trainable for w in layer.weights])
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"filepath: {filepath!r} holds an invalid model config "
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"filepath: {filepath!r} holds an invalid model "
                          f"({type(exc).__name__}: {exc})") from None
     return model
 

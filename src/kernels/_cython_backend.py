@@ -13,6 +13,8 @@ from .reference import ACTIVATIONS, ACTIVATIONS_NEEDING_INPUT, EPSILON  # noqa: 
 
 _ACT = _elementwise.ACTIVATION_IDS
 _LOSS = _losses.LOSS_IDS
+# The parameter a named activation takes inside dense_forward/backward: its default.
+_DEFAULT_PARAM = {"leaky_relu": 0.2, "elu": 1.0}
 
 __all__ = [
     "gemm", "bias_add", "column_sums", "dense_forward", "dense_backward",
@@ -190,7 +192,7 @@ def dense_forward(x, w, b=None, out=None, *, activation="linear", pre_activation
                                                                pre_activation)
     target = _target(out)
     pre_target = _target(pre_activation) if pre_activation is not None else None
-    _dense.forward(_ACT[activation], 0.0, _strided(x), _strided(w),
+    _dense.forward(_ACT[activation], _DEFAULT_PARAM.get(activation, 0.0), _strided(x), _strided(w),
                    _c(b) if b is not None else None, target, pre_target)
     if pre_activation is not None:
         _finish(pre_activation, pre_target)
@@ -205,7 +207,7 @@ def dense_backward(dy, x, w, y, *, activation="linear", pre_activation=None,
     dw_t = _strided(dw)
     dx_t = _strided(dx) if dx is not None else None
     db_t = _target(db) if db is not None else None
-    _dense.backward(_ACT[activation], 0.0, _c(dy), _strided(x), _strided(w), _c(saved), dz,
+    _dense.backward(_ACT[activation], _DEFAULT_PARAM.get(activation, 0.0), _c(dy), _strided(x), _strided(w), _c(saved), dz,
                     dx_t, dw_t, db_t)
     _finish(dw, dw_t)
     if dx is not None:
