@@ -1,23 +1,26 @@
-# GEMM core compiled for AVX2 + FMA (flags set by setup.py); see _gemm_impl.pxi.
-# Import only on a CPU that supports AVX2 + FMA: kernels._gemm checks before importing.
+# GEMM core compiled for AVX2 + FMA
+# (flags set by setup.py); the algorithm is in _gemm_impl.pxi.
+# Import only on a CPU that supports these instructions: kernels._gemm checks
+# before importing (this module's init code may already use them).
 #
-# Blocking constants for this instruction set.  NR is the vector axis of the
-# micro-kernel's accumulator tile (MR x NR held in registers); KC x NR packed B
-# stays in L1, MC x KC packed A in L2, KC x NC packed B in L3.  MC is a multiple
-# of MR and NC of NR.
-# AVX2 has 16 ymm registers: 6x16 floats / 6x8 doubles = 12 accumulators.
+# Blocking constants for this instruction set (see _gemm_impl.pxi).  NR is the
+# vector axis of the MR x NR accumulator tile and must stay above 16 so gcc
+# vectorises the micro-kernel properly; KC x NR packed B ~ L1, MC x KC packed A
+# ~ L2, KC x NC packed B ~ L3 (tuned on a Zen 4: 32 KiB L1, 1 MiB L2).
+# 16 ymm registers: 4 x 24 floats = 12 accumulators (f32), 2 x 24 doubles =
+# 12 accumulators (f64), leaving room for the B loads and the broadcast.
 from cpython.pycapsule cimport PyCapsule_New
 
 cdef enum:
     S_MR = 4
     S_NR = 24
     S_KC = 256
-    S_MC = 128
+    S_MC = 144
     S_NC = 4080
     D_MR = 2
     D_NR = 24
     D_KC = 256
-    D_MC = 128
+    D_MC = 144
     D_NC = 4080
 
 include "_gemm_impl.pxi"

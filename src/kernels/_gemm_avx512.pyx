@@ -1,11 +1,14 @@
-# GEMM core compiled for AVX-512 (F, DQ, VL, BW) + AVX2 + FMA (flags set by setup.py); see _gemm_impl.pxi.
-# Import only on a CPU that supports AVX-512 (F, DQ, VL, BW) + AVX2 + FMA: kernels._gemm checks before importing.
+# GEMM core compiled for AVX-512 (F, DQ, VL, BW) + AVX2 + FMA
+# (flags set by setup.py); the algorithm is in _gemm_impl.pxi.
+# Import only on a CPU that supports these instructions: kernels._gemm checks
+# before importing (this module's init code may already use them).
 #
-# Blocking constants for this instruction set.  NR is the vector axis of the
-# micro-kernel's accumulator tile (MR x NR held in registers); KC x NR packed B
-# stays in L1, MC x KC packed A in L2, KC x NC packed B in L3.  MC is a multiple
-# of MR and NC of NR.
-# AVX-512 has 32 zmm registers: 6x32 floats / 6x16 doubles = 12 accumulators.
+# Blocking constants for this instruction set (see _gemm_impl.pxi).  NR is the
+# vector axis of the MR x NR accumulator tile and must stay above 16 so gcc
+# vectorises the micro-kernel properly; KC x NR packed B ~ L1, MC x KC packed A
+# ~ L2, KC x NC packed B ~ L3 (tuned on a Zen 4: 32 KiB L1, 1 MiB L2).
+# 32 zmm registers: 6 x 32 floats = 12 accumulators (f32), 6 x 24 doubles =
+# 18 accumulators (f64).
 from cpython.pycapsule cimport PyCapsule_New
 
 cdef enum:

@@ -13,8 +13,9 @@
 #     S_MR, S_NR, S_KC, S_MC, S_NC     float32
 #     D_MR, D_NR, D_KC, D_MC, D_NC     float64
 #
-#   MR x NR  register tile computed by the micro-kernel (NR is the vector axis,
-#            so NR should be a multiple of the SIMD width);
+#   MR x NR  register tile computed by the micro-kernel (NR is the vector axis:
+#            a multiple of the SIMD width, and more than 16 -- see _ukernel;
+#            MR * NR / width accumulators must fit in the vector registers);
 #   KC       depth of one rank-KC update; a KC x NR packed B micro-panel should
 #            stay in L1 while the micro-kernel sweeps the A micro-panels;
 #   MC       rows of the packed A block (MC x KC, should stay in L2); multiple of MR;
@@ -52,12 +53,28 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport uintptr_t
+from cpython.pyport cimport PY_SSIZE_T_MAX
+
+cdef extern from *:
+    """
+    /* A barrier for the threads of the enclosing OpenMP parallel region (an
+       orphaned barrier; outside a region, or without OpenMP, it does nothing).
+       Cython compiles a prange inside a `with parallel()` block to
+       `omp for nowait`, so the driver synchronises explicitly with this. */
+    static void dlk_gemm_barrier(void) {
+    #ifdef _OPENMP
+    #pragma omp barrier
+    #endif
+    }
+    """
+    void dlk_gemm_barrier() noexcept nogil
 
 # Stack sizes that fit either precision (the sum bounds the max of the two).
 cdef enum:
     _GEMM_ACC_LEN = S_MR * S_NR + D_MR * D_NR
     _GEMM_APANEL_LEN = S_MR * S_KC + D_MR * D_KC
     _GEMM_ALIGN = 64                 # bytes; one cache line, one zmm register
+    _GEMM_MIN_WORK_PER_THREAD = 96 * 96 * 96     # multiply-adds
 
 
 # ----------------------------------------------------------------------------
@@ -85,7 +102,7 @@ cdef inline void* _aligned_ptr(void* raw) noexcept nogil:
 
 cdef inline void* _alloc_floats(Py_ssize_t count, Py_ssize_t itemsize) noexcept nogil:
     """malloc with room for alignment; NULL on failure or size overflow."""
-    if count <= 0 or count > (<Py_ssize_t>0x7fffffffffff) // itemsize:
+    if count <= 0 or count > (PY_SSIZE_T_MAX - _GEMM_ALIGN) // itemsize:
         return NULL
     return malloc(<size_t>(count * itemsize + _GEMM_ALIGN))
 
@@ -115,14 +132,15 @@ cdef void _pack_a(Py_ssize_t mc, Py_ssize_t kc,
         src = a + ip * MR * rsa
         d = dst + ip * MR * kc
         if _iabs(rsa) < _iabs(csa):
-            # columns of A are the short stride (e.g. A transposed): walk down rows
+            # column-major A (e.g. a transposed view): the inner loop walks down
+            # a column, contiguous in memory and in the panel
             for p in range(kc):
                 for i in range(mr):
                     d[p * MR + i] = src[i * rsa + p * csa]
                 for i in range(mr, MR):
                     d[p * MR + i] = 0
         else:
-            # rows of A are the short stride (e.g. row-major A): walk along rows
+            # row-major A: the inner loop walks along a row
             for i in range(mr):
                 if csa == 1:
                     for p in range(kc):
@@ -185,6 +203,41 @@ cdef void _pack_b_panel(Py_ssize_t kc, Py_ssize_t nr,
 # micro-kernel
 # ----------------------------------------------------------------------------
 
+cdef inline void _store_tile(const floating* t, Py_ssize_t ldt, Py_ssize_t mr, Py_ssize_t nr,
+                             floating alpha, floating beta,
+                             floating* c, Py_ssize_t rsc, Py_ssize_t csc) noexcept nogil:
+    """C[0:mr, 0:nr] = alpha * T[0:mr, 0:nr] + beta * C[0:mr, 0:nr] (T row-major, ld ldt).
+
+    beta == 0 stores without reading C.
+    """
+    cdef Py_ssize_t i, j
+    cdef floating* cp
+    if csc == 1:
+        for i in range(mr):
+            cp = c + i * rsc
+            if beta == 0:
+                for j in range(nr):
+                    cp[j] = alpha * t[i * ldt + j]
+            elif beta == 1:
+                for j in range(nr):
+                    cp[j] = alpha * t[i * ldt + j] + cp[j]
+            else:
+                for j in range(nr):
+                    cp[j] = alpha * t[i * ldt + j] + beta * cp[j]
+    else:
+        for i in range(mr):
+            cp = c + i * rsc
+            if beta == 0:
+                for j in range(nr):
+                    cp[j * csc] = alpha * t[i * ldt + j]
+            elif beta == 1:
+                for j in range(nr):
+                    cp[j * csc] = alpha * t[i * ldt + j] + cp[j * csc]
+            else:
+                for j in range(nr):
+                    cp[j * csc] = alpha * t[i * ldt + j] + beta * cp[j * csc]
+
+
 cdef void _ukernel(Py_ssize_t kc, const floating* pa, const floating* pb,
                    floating alpha, floating beta,
                    floating* c, Py_ssize_t rsc, Py_ssize_t csc,
@@ -193,8 +246,20 @@ cdef void _ukernel(Py_ssize_t kc, const floating* pa, const floating* pb,
 
     pa: packed MR x kc micro-panel (MR contiguous per k), pb: packed kc x NR
     micro-panel (NR contiguous per k).  The accumulator tile `acc` is a local
-    array with constant bounds: gcc unrolls the i and j loops, vectorises the j
-    loop (NR contiguous in pb) and keeps acc in vector registers across the k loop.
+    array with constant bounds: gcc's loop vectoriser vectorises the j loop (NR
+    contiguous in pb; one broadcast of pa[i] per row), the i and j loops are then
+    unrolled completely and acc lives in MR * NR / width vector registers across
+    the k loop.  Checked with objdump for every variant (gcc 12, -O3): the k loop
+    is MR * NR / width FMAs (SSE2: mul + add), NR / width loads, MR broadcasts and
+    no stack traffic.
+
+    Two things keep gcc on that path:
+    * NR > 16.  gcc -O3 completely unrolls inner loops of at most 16 iterations
+      *before* vectorising, and the SLP vectoriser then makes a poor job of the
+      result (wrong axis, spilled accumulators, 4-10x slower);
+    * this function is not `inline`: inlined into the macro-kernel's two call
+      sites, gcc compiled one of the copies with spilled accumulators.
+
     Only the mr x nr corner is written back, so edge tiles never touch anything
     outside C (acc is the temporary for the edge).  beta == 0 never reads C.
     """
@@ -208,7 +273,6 @@ cdef void _ukernel(Py_ssize_t kc, const floating* pa, const floating* pb,
     cdef floating acc[_GEMM_ACC_LEN]
     cdef Py_ssize_t i, j, p
     cdef floating ai
-    cdef floating* cp
 
     for i in range(MR * NR):
         acc[i] = 0
@@ -221,31 +285,9 @@ cdef void _ukernel(Py_ssize_t kc, const floating* pa, const floating* pb,
         pa += MR
         pb += NR
 
-    # write-back with alpha / beta
-    if csc == 1:
-        for i in range(mr):
-            cp = c + i * rsc
-            if beta == 0:
-                for j in range(nr):
-                    cp[j] = alpha * acc[i * NR + j]
-            elif beta == 1:
-                for j in range(nr):
-                    cp[j] = alpha * acc[i * NR + j] + cp[j]
-            else:
-                for j in range(nr):
-                    cp[j] = alpha * acc[i * NR + j] + beta * cp[j]
-    else:
-        for i in range(mr):
-            cp = c + i * rsc
-            if beta == 0:
-                for j in range(nr):
-                    cp[j * csc] = alpha * acc[i * NR + j]
-            elif beta == 1:
-                for j in range(nr):
-                    cp[j * csc] = alpha * acc[i * NR + j] + cp[j * csc]
-            else:
-                for j in range(nr):
-                    cp[j * csc] = alpha * acc[i * NR + j] + beta * cp[j * csc]
+    # write-back with alpha / beta: only the mr x nr corner of the tile, so an
+    # edge tile never touches anything outside C (acc is its temporary)
+    _store_tile(acc, NR, mr, nr, alpha, beta, c, rsc, csc)
 
 
 # ----------------------------------------------------------------------------
@@ -375,9 +417,13 @@ cdef void _gemm_driver(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
     cdef Py_ssize_t nt = num_threads
     if nt < 1:
         nt = 1
-    # tiny products are not worth waking threads (the result does not change)
-    if <double>m * <double>n * <double>k < 48.0 * 48.0 * 48.0:
-        nt = 1
+    # give each thread at least ~96^3 multiply-adds, or waking it and the
+    # barriers cost more than it saves (the result does not depend on nt)
+    cdef double work = <double>m * <double>n * <double>k
+    if work < <double>nt * _GEMM_MIN_WORK_PER_THREAD:
+        nt = <Py_ssize_t>(work / _GEMM_MIN_WORK_PER_THREAD)
+        if nt < 1:
+            nt = 1
     cdef Py_ssize_t n_jg = _imin(nt, _ceil_div(nc_max, NR))
     cdef Py_ssize_t n_items = n_jg * n_ic
     if nt > n_items:
@@ -397,7 +443,7 @@ cdef void _gemm_driver(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
     cdef Py_ssize_t jp, w, g, ib, ic, mc
     cdef floating beta_eff
 
-    with nogil, parallel(num_threads=nt):
+    with parallel(num_threads=nt):
         a_raw = _alloc_floats(a_len, sizeof(floating))
         a_pack = <floating*>_aligned_ptr(a_raw)
         # loop 5: jc over n by NC
@@ -411,14 +457,15 @@ cdef void _gemm_driver(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
                 kc = _imin(KC, k - pc)
                 # beta applies to the first rank-kc update only, later ones add
                 beta_eff = beta if pb == 0 else 1
-                # pack B[pc:pc+kc, jc:jc+nc] into NR-column micro-panels (shared);
-                # the implicit barrier after prange publishes it to every thread
+                # pack B[pc:pc+kc, jc:jc+nc] into NR-column micro-panels (shared
+                # by all threads, each packs a share); the barrier publishes it
                 for jp in prange(n_jp, schedule='static'):
                     _pack_b_panel(kc, _imin(NR, nc - jp * NR),
                                   b + pc * rsb + (jc + jp * NR) * csb, rsb, csb,
                                   b_pack + jp * NR * kc)
-                # loop 3: ic over m by MC (split with the jr groups between threads);
-                # the barrier at its end keeps b_pack alive until all are done
+                dlk_gemm_barrier()
+                # loop 3: ic over m by MC, split between the threads together with
+                # the jr groups (see the work split above)
                 for w in prange(n_items, schedule='static'):
                     g = w // n_ic
                     ib = w - g * n_ic
@@ -429,5 +476,7 @@ cdef void _gemm_driver(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
                                   a + ic * rsa + pc * csa, rsa, csa,
                                   a_pack, b_pack, alpha, beta_eff,
                                   c + ic * rsc + jc * csc, rsc, csc)
+                # nobody repacks b_pack for the next block while it is in use
+                dlk_gemm_barrier()
         free(a_raw)
     free(b_raw)
