@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_REJECTED_SUBCLASSES = (np.matrix, np.ma.MaskedArray)
 
 
 def _describe(x):
@@ -29,6 +30,10 @@ def array(name, x, ndim=None, dtype=None, min_ndim=None, max_ndim=None):
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray of float32 or float64, "
                         f"got {_describe(x)}")
+    if isinstance(x, _REJECTED_SUBCLASSES):
+        # their operators mean something else (matrix power, masks): results would differ
+        raise TypeError(f"{name}: expected a plain numpy.ndarray, got {type(x).__name__} "
+                        f"(convert it with np.asarray)")
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name}: expected dtype float32 or float64, got {x.dtype}")
     if dtype is not None and x.dtype != dtype:
@@ -143,6 +148,9 @@ def labels(name, y, n_rows, n_classes):
     elif y.dtype.kind == "f":
         if not np.all(np.isfinite(y)):
             raise ValueError(f"{name}: expected finite class labels, got NaN or inf")
+        if y.size and (y.min() < 0 or y.max() >= n_classes):   # before any cast overflows
+            bad = y[(y < 0) | (y >= n_classes)][0]
+            raise ValueError(f"{name}: expected class labels in [0, {n_classes}), got {bad}")
         out = y.astype(np.intp)
         if not np.array_equal(out, y):
             raise ValueError(f"{name}: expected whole-number class labels, got fractions")
@@ -275,13 +283,21 @@ def dense_backward_args(dy, x, w, y, activation, pre_activation, dx, dw, db, nee
 
 def loss_args(y_true, y_pred, out=None, ndim=None, want_out=False, pred_name="y_pred"):
     """y_true and y_pred of one shape, (n,) or (n, d) (exactly ``ndim``-D if given);
-    returns the validated/allocated out when ``want_out``."""
+    returns the validated/allocated out when ``want_out``.
+
+    ``out`` may be y_pred itself.  It may be y_true only for elementwise losses
+    (``ndim`` None): a row-wise (cross-entropy) gradient reads a row's targets again
+    after writing the row.
+    """
     array(pred_name, y_pred, min_ndim=1, max_ndim=2, ndim=ndim)
     array("y_true", y_true, dtype=y_pred.dtype)
     same_shape("y_true", y_true, y_pred.shape, pred_name)
     if want_out:
-        return output("out", out, y_pred.shape, y_pred.dtype,
-                      may_alias=((pred_name, y_pred), ("y_true", y_true)))
+        if ndim is None:
+            return output("out", out, y_pred.shape, y_pred.dtype,
+                          may_alias=((pred_name, y_pred), ("y_true", y_true)))
+        return output("out", out, y_pred.shape, y_pred.dtype, inputs=(("y_true", y_true),),
+                      may_alias=((pred_name, y_pred),))
     return None
 
 

@@ -219,7 +219,7 @@ cdef double _sparse_row(bint logits, int64_t k, const floating* p, floating* out
     loss = -log(clip(q_k)), gradient of that through the clip and the normalisation.
     """
     cdef Py_ssize_t j
-    cdef floating m, s = 0, q, g, inv
+    cdef floating m, s = 0, q, g, inv, pk = p[k]   # p[k] read before out (may be p) is written
     cdef floating lo_c = <floating>EPS, hi_c = <floating>(1.0 - EPS)
     if logits:
         m = p[0]
@@ -233,11 +233,11 @@ cdef double _sparse_row(bint logits, int64_t k, const floating* p, floating* out
             for j in range(cols):
                 out[j] = f_exp(p[j] - m) * inv * scale
             out[k] -= scale
-        return f_log(s) - (p[k] - m)
+        return f_log(s) - (pk - m)
     for j in range(cols):
         s += p[j]
     inv = 1 / s
-    q = p[k] * inv
+    q = pk * inv
     if out != NULL:
         g = -1 / q if (q >= lo_c and q <= hi_c) else 0
         for j in range(cols):
@@ -250,15 +250,16 @@ cdef double _dense_xent_row(const floating* t, const floating* z, floating* out,
                             Py_ssize_t cols, floating scale) noexcept nogil:
     """Fused softmax cross-entropy of one row: returns the loss, writes the gradient."""
     cdef Py_ssize_t j
-    cdef floating m = z[0], s = 0, ts = 0, tz = 0, inv
+    cdef floating m = z[0], s = 0, ts = 0, tz = 0, inv, e
     for j in range(1, cols):
         if z[j] > m or z[j] != z[j]:
             m = z[j]
     for j in range(cols):
-        out[j] = f_exp(z[j] - m)
-        s += out[j]
+        e = f_exp(z[j] - m)
         ts += t[j]
-        tz += t[j] * (z[j] - m)
+        tz += t[j] * (z[j] - m)   # read z[j] before out[j] (out may be z) is written
+        out[j] = e
+        s += e
     inv = ts / s
     for j in range(cols):
         out[j] = (out[j] * inv - t[j]) * scale

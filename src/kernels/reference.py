@@ -54,15 +54,19 @@ def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
     """General matrix multiply: ``out = alpha * op(a) @ op(b) + beta * out``.
 
     ``op(a)`` is ``a.T`` when ``trans_a`` else ``a``, of shape ``(m, k)``; ``op(b)`` of
-    shape ``(k, n)``; ``out`` of shape ``(m, n)``.  With ``beta == 0`` the previous
-    content of ``out`` is ignored (NaN in it does not propagate), as in BLAS; a nonzero
+    shape ``(k, n)``; ``out`` of shape ``(m, n)``.  As in BLAS, with ``beta == 0`` the
+    previous content of ``out`` is not read (NaN in it does not propagate), and with
+    ``alpha == 0`` neither ``a`` nor ``b`` is (``out = beta * out``).  A nonzero
     ``beta`` needs an ``out``.  ``out`` must not overlap ``a`` or ``b``.
     """
     out, trans_a, trans_b, alpha, beta = check.gemm_args(a, b, out, trans_a, trans_b,
                                                          alpha, beta)
     opa = a.T if trans_a else a
     opb = b.T if trans_b else b
-    product = alpha * (opa @ opb) if alpha != 1.0 else opa @ opb
+    if alpha == 0.0:
+        product = np.zeros(out.shape, out.dtype)
+    else:
+        product = alpha * (opa @ opb) if alpha != 1.0 else opa @ opb
     if beta == 0.0:
         return _store(out, product)
     return _store(out, product + beta * out)
@@ -430,7 +434,7 @@ def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=F
     """
     from_logits = check.flag("from_logits", from_logits)
     _pair(y_true, y_pred, ndim=2)
-    out = _loss_out(out, y_true, y_pred)
+    out = check.loss_args(y_true, y_pred, out, ndim=2, want_out=True)
     n = y_pred.shape[0]
     if from_logits:
         p = np.exp(_log_softmax(y_pred))
