@@ -300,12 +300,24 @@ class EarlyStopping(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training when a batch's loss is NaN or infinite."""
+    """Stop training when a batch's loss is NaN or infinite.
+
+    Unlike Keras, the step that met the non-finite loss (or non-finite gradients)
+    updates nothing: the model keeps the weights of the last finite step.
+    """
+
+    def on_train_begin(self, logs=None):
+        self.model._keep_finite_weights = True
+        self.model._nonfinite_step = False
+
+    def on_train_end(self, logs=None):
+        self.model._keep_finite_weights = False
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
-            print(f"Batch {batch}: Invalid loss, terminating training")
+        if (loss is not None and not math.isfinite(loss)) or self.model._nonfinite_step:
+            print(f"Batch {batch}: Invalid loss, terminating training "
+                  f"(weights kept from the last finite step)")
             self.model.stop_training = True
 
 

@@ -67,6 +67,10 @@ class Sequential:
         self.stop_training = False
         self.history = None
         self.seed = None
+        # Set by TerminateOnNaN during fit: a step whose loss or gradients are not
+        # finite then updates nothing, so the weights stay the last finite ones.
+        self._keep_finite_weights = False
+        self._nonfinite_step = False
         for layer in layers or []:
             self.add(layer)
 
@@ -313,11 +317,17 @@ class Sequential:
                                          self.dtype)
 
     @staticmethod
-    def _check_finite(arr, name):
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            flat = np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
-            row = int(np.flatnonzero(~flat)[0])
-            raise ValueError(f"{name}: expected finite values, got NaN or inf in row {row}")
+    def _check_finite(arr, name, rows_per_chunk=4096):
+        """Raise naming the first row holding NaN or inf; scans in row chunks so that a
+        large dataset needs no full-size temporary."""
+        if arr.dtype.kind != "f":
+            return
+        for lo in range(0, arr.shape[0], rows_per_chunk):
+            chunk = arr[lo:lo + rows_per_chunk]
+            if not np.isfinite(chunk).all():
+                ok = np.isfinite(chunk.reshape(chunk.shape[0], -1)).all(axis=1)
+                row = lo + int(np.flatnonzero(~ok)[0])
+                raise ValueError(f"{name}: expected finite values, got NaN or inf in row {row}")
 
     # ----------------------------------------------------------------- training
     def _param_layers(self):
@@ -363,6 +373,10 @@ class Sequential:
         for i in self._trainable_layers():
             params.extend(self._layers[i].weights)
             grads.extend(self._layers[i].gradients)
+        if self._keep_finite_weights and not (
+                math.isfinite(loss) and all(np.isfinite(g).all() for g in grads)):
+            params = []    # TerminateOnNaN is watching: keep the last finite weights
+            self._nonfinite_step = True
         if params:
             self.optimizer.apply(self.backend, params, grads)
         for m in self.metrics:
@@ -417,6 +431,8 @@ class Sequential:
                 raise ValueError("validation_data: expected a tuple (x_val, y_val)")
             vx = self._as_x(validation_data[0], "validation_data[0]")
             val = (vx, self._as_y(validation_data[1], vx.shape[0], "validation_data[1]"))
+            self._check_finite(val[0], "validation_data[0]")
+            self._check_finite(val[1], "validation_data[1]")
         elif validation_split:
             if not 0 < validation_split < 1:
                 raise ValueError(f"validation_split: expected a value in (0, 1), got "
