@@ -102,7 +102,9 @@ class BuildExt(build_ext):
                 ext.extra_compile_args += simd
             if unix_like:
                 ext.extra_compile_args += (["-O0", "-g"] if DEBUG else ["-O3", "-g0"])
-                ext.extra_compile_args += ["-Wno-unused-function", "-Wno-maybe-uninitialized"]
+                # -fno-math-errno: sqrt/exp need not set errno, so gcc may vectorise them
+                ext.extra_compile_args += ["-fno-math-errno", "-Wno-unused-function",
+                                           "-Wno-maybe-uninitialized"]
                 if NATIVE:
                     ext.extra_compile_args += ["-march=native"]
                 if openmp:

@@ -9,13 +9,14 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from kernels._threads cimport threads_for, CHUNK
-from kernels._fmath cimport f_sqrt
+from kernels._fmath cimport f_sqrt, ftz_enter, ftz_exit
 
 
 cdef void _sgd(floating* w, const floating* g, floating* m, floating lr, floating mu,
                bint nesterov, floating decay, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating mi
+    cdef unsigned int csr = ftz_enter()
     if decay != 0:
         for i in range(lo, hi):
             w[i] -= w[i] * decay
@@ -32,28 +33,41 @@ cdef void _sgd(floating* w, const floating* g, floating* m, floating lr, floatin
             mi = mu * m[i] - lr * g[i]
             m[i] = mi
             w[i] += mi
+    ftz_exit(csr)
 
 
 cdef void _adam(floating* w, const floating* g, floating* m, floating* v, floating* v_hat,
                 floating alpha, floating b1c, floating b2c, floating eps, floating decay,
                 Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    # b1c = 1 - beta_1, b2c = 1 - beta_2; alpha is the bias-corrected step size
+    # b1c = 1 - beta_1, b2c = 1 - beta_2; alpha is the bias-corrected step size.
+    # Option branches stay outside the loops so that each loop vectorises.
     cdef Py_ssize_t i
     cdef floating gi, mi, vi
-    for i in range(lo, hi):
-        gi = g[i]
-        if decay != 0:
+    cdef unsigned int csr = ftz_enter()
+    if decay != 0:
+        for i in range(lo, hi):
             w[i] -= w[i] * decay
-        mi = m[i] + (gi - m[i]) * b1c
-        vi = v[i] + (gi * gi - v[i]) * b2c
-        m[i] = mi
-        v[i] = vi
-        if v_hat != NULL:              # AMSGrad: v_hat = max(v_hat, v), NaN propagating
-            if vi > v_hat[i] or vi != vi:
+    if v_hat == NULL:
+        for i in range(lo, hi):
+            gi = g[i]
+            mi = m[i] + (gi - m[i]) * b1c
+            vi = v[i] + (gi * gi - v[i]) * b2c
+            m[i] = mi
+            v[i] = vi
+            w[i] -= (mi * alpha) / (f_sqrt(vi) + eps)
+    else:
+        for i in range(lo, hi):
+            gi = g[i]
+            mi = m[i] + (gi - m[i]) * b1c
+            vi = v[i] + (gi * gi - v[i]) * b2c
+            m[i] = mi
+            v[i] = vi
+            if vi > v_hat[i] or vi != vi:   # AMSGrad: v_hat = max(v_hat, v), NaN propagating
                 v_hat[i] = vi
             else:
                 vi = v_hat[i]
-        w[i] -= (mi * alpha) / (f_sqrt(vi) + eps)
+            w[i] -= (mi * alpha) / (f_sqrt(vi) + eps)
+    ftz_exit(csr)
 
 
 cdef void _rmsprop(floating* w, const floating* g, floating* v, floating* mom, floating* mg,
@@ -61,34 +75,53 @@ cdef void _rmsprop(floating* w, const floating* g, floating* v, floating* mom, f
                    Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating gi, vi, den, inc, one_rho = 1 - rho
-    for i in range(lo, hi):
-        gi = g[i]
-        if decay != 0:
+    cdef unsigned int csr = ftz_enter()
+    if decay != 0:
+        for i in range(lo, hi):
             w[i] -= w[i] * decay
-        vi = rho * v[i] + one_rho * gi * gi
-        v[i] = vi
-        den = vi
-        if mg != NULL:
-            mg[i] = rho * mg[i] + one_rho * gi
-            den = vi - mg[i] * mg[i]
-        inc = lr * gi / f_sqrt(den + eps)
-        if mom != NULL:
+    if mg == NULL and mom == NULL:
+        for i in range(lo, hi):
+            gi = g[i]
+            vi = rho * v[i] + one_rho * gi * gi
+            v[i] = vi
+            w[i] -= lr * gi / f_sqrt(vi + eps)
+    elif mg == NULL:
+        for i in range(lo, hi):
+            gi = g[i]
+            vi = rho * v[i] + one_rho * gi * gi
+            v[i] = vi
+            inc = lr * gi / f_sqrt(vi + eps)
             mom[i] = mu * mom[i] + inc
             w[i] -= mom[i]
-        else:
-            w[i] -= inc
+    else:
+        for i in range(lo, hi):
+            gi = g[i]
+            vi = rho * v[i] + one_rho * gi * gi
+            v[i] = vi
+            mg[i] = rho * mg[i] + one_rho * gi
+            den = vi - mg[i] * mg[i]
+            inc = lr * gi / f_sqrt(den + eps)
+            if mom != NULL:
+                mom[i] = mu * mom[i] + inc
+                w[i] -= mom[i]
+            else:
+                w[i] -= inc
+    ftz_exit(csr)
 
 
 cdef void _adagrad(floating* w, const floating* g, floating* acc, floating lr, floating eps,
                    floating decay, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating gi
+    cdef unsigned int csr = ftz_enter()
+    if decay != 0:
+        for i in range(lo, hi):
+            w[i] -= w[i] * decay
     for i in range(lo, hi):
         gi = g[i]
-        if decay != 0:
-            w[i] -= w[i] * decay
         acc[i] += gi * gi
         w[i] -= lr * gi / f_sqrt(acc[i] + eps)
+    ftz_exit(csr)
 
 
 # ------------------------------------------------------- Python entry points
