@@ -404,6 +404,15 @@ cdef void _gemm_driver(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
     if k <= 0 or alpha == 0:
         _scale_c(m, n, beta, c, rsc, csc)
         return
+    # Thin products: the micro-kernel pads m up to a multiple of MR and n up to one of
+    # NR (NR > MR).  For a narrow C (a 10-unit layer: n = 10 padded to 32) computing
+    # C^T = B^T A^T instead -- the same strides, swapped -- wastes far less.  Each C
+    # element's k-sum is the same sequence either way, so the result is identical.
+    if (_ceil_div(m, MR) * MR * _ceil_div(n, NR) * NR
+            > _ceil_div(n, MR) * MR * _ceil_div(m, NR) * NR):
+        _gemm_driver(n, m, k, alpha, b, csb, rsb, a, csa, rsa, beta, c, csc, rsc,
+                     num_threads)
+        return
 
     # Work split: an item is (group g of B micro-panels, ic block); the groups cut
     # each NC block's micro-panels into nt slices, so with a static schedule each
