@@ -55,10 +55,16 @@ class CallbackList:
     def __getattr__(self, hook):
         if not hook.startswith("on_"):
             raise AttributeError(hook)
+        # Bind once per hook, skipping callbacks that do not override it: fit calls
+        # the batch hooks every step, so this is on the training loop's hot path.
+        methods = [getattr(cb, hook) for cb in self.callbacks
+                   if getattr(type(cb), hook, None) is not getattr(Callback, hook)
+                   or hook in vars(cb)]
 
         def call(*args):
-            for cb in self.callbacks:
-                getattr(cb, hook)(*args)
+            for method in methods:
+                method(*args)
+        setattr(self, hook, call)
         return call
 
 

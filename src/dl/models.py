@@ -456,13 +456,15 @@ class Sequential:
         self.stop_training = False
         xbuf = np.empty((min(batch_size, n),) + x.shape[1:], dtype=x.dtype)
         ybuf = np.empty((min(batch_size, n),) + y.shape[1:], dtype=y.dtype)
+        shuffler = utils.EpochShuffler(self.seed)
         cb.on_train_begin({})
         logs = {}
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
             cb.on_epoch_begin(epoch, {})
-            order = (np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle
-                     else None)
+            # One batch holds every sample whatever the order: no shuffle needed (the
+            # gradient is a sum; only its rounding could differ).
+            order = shuffler.permutation(epoch, n) if shuffle and steps > 1 else None
             for step in range(steps):
                 lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
                 if order is None:

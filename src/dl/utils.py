@@ -43,3 +43,27 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     out = np.zeros(y.shape + (num_classes,), dtype=dtype)
     np.put_along_axis(out, y[..., None], 1, axis=-1)
     return out
+
+
+
+class EpochShuffler:
+    """The shuffled sample order of each epoch, for a model of seed ``seed``.
+
+    ``permutation(epoch, n)`` is a function of (seed, epoch) only, so training resumed
+    at any epoch shuffles exactly as an uninterrupted run.  A counter-based generator
+    (Philox keyed by the seed, its counter set to the epoch) makes each epoch's draw
+    cheap: no seed hashing, no new generator.
+    """
+
+    def __init__(self, seed):
+        self._bitgen = np.random.Philox(key=int(seed) % 2**64)
+        self._gen = np.random.Generator(self._bitgen)
+        self._state = self._bitgen.state
+
+    def permutation(self, epoch, n):
+        state = self._state
+        state["state"]["counter"] = np.array([0, 0, int(epoch) % 2**64, 0], dtype=np.uint64)
+        state["buffer_pos"] = 4          # drop any buffered output of the last epoch
+        state["has_uint32"] = 0
+        self._bitgen.state = state
+        return self._gen.permutation(n)
