@@ -7,7 +7,19 @@
 ``kernels.reference`` (NumPy) is the specification; ``get_backend("cython")`` the
 compiled kernels; ``get_backend("cuda")`` (later) the Numba CUDA ones.
 """
-from ._backend import Backend, available_backends, get_backend
+import os as _os
+
+# OpenMP threads that finish a kernel early spin at its closing barrier before they
+# sleep; libgomp's default spin (300,000 rounds) assumes the cores are ours alone.  On
+# a shared machine a spinning thread burns the time slice its descheduled partner
+# needs, and 2-thread training ran 20x slower with other processes busy.  A short
+# spin keeps back-to-back kernel calls fast on an idle machine and degrades gently on
+# a busy one.  Set before libgomp loads (with our first extension module); a user's
+# own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+if "OMP_WAIT_POLICY" not in _os.environ:
+    _os.environ.setdefault("GOMP_SPINCOUNT", "3000")
+
+from ._backend import Backend, available_backends, get_backend  # noqa: E402
 
 __version__ = "0.1.0"
 

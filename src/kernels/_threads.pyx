@@ -18,7 +18,9 @@ cdef extern from *:
     int DLK_OPENMP
 
 cdef int _num_threads = 1
-cdef Py_ssize_t _min_parallel_work = 32768
+# below this many elements a kernel runs on one thread: a fork/join costs a few us idle
+# (and far more on a busy machine), more than splitting ~100 us of work saves
+cdef Py_ssize_t _min_parallel_work = 131072
 
 
 cdef int threads_for(Py_ssize_t work) noexcept nogil:
