@@ -5,6 +5,8 @@ compares them), validates its arguments with the same ``_checks`` helpers, lays 
 out for the compiled code (C-contiguous where a kernel needs it; GEMM reads any
 strides) and calls the extension modules, which run without the GIL.
 """
+import threading
+
 import numpy as np
 
 from . import _checks as check
@@ -57,6 +59,24 @@ def _strided(x):
     if x.strides[0] % isz or x.strides[1] % isz:
         return np.ascontiguousarray(x)
     return x
+
+
+_scratch = threading.local()
+
+
+def _scratch_buffer(shape, dtype):
+    """A scratch array reused across calls by this thread (kernels that need a
+    temporary allocate nothing in a training loop, and threads share nothing)."""
+    cache = getattr(_scratch, "buffers", None)
+    if cache is None:
+        cache = _scratch.buffers = {}
+    key = (shape, dtype.str)
+    buf = cache.get(key)
+    if buf is None:
+        if len(cache) >= 16:       # bound the memory kept for shapes seen once
+            cache.clear()
+        buf = cache[key] = np.empty(shape, dtype)
+    return buf
 
 
 def _rows(x):
@@ -203,7 +223,7 @@ def dense_backward(dy, x, w, y, *, activation="linear", pre_activation=None,
                    dx=None, dw=None, db=None, need_dx=True, use_bias=True):
     dx, dw, db, saved, activation = check.dense_backward_args(
         dy, x, w, y, activation, pre_activation, dx, dw, db, need_dx, use_bias)
-    dz = np.empty(dy.shape, dy.dtype)
+    dz = _scratch_buffer(dy.shape, dy.dtype)
     dw_t = _strided(dw)
     dx_t = _strided(dx) if dx is not None else None
     db_t = _target(db) if db is not None else None
