@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _checks as check
 from . import _dense, _elementwise, _losses, _optimizers
+from . import reference as _reference
 from .reference import ACTIVATIONS, ACTIVATIONS_NEEDING_INPUT, EPSILON  # noqa: F401
 
 _ACT = _elementwise.ACTIVATION_IDS
@@ -18,21 +19,9 @@ _LOSS = _losses.LOSS_IDS
 # The parameter a named activation takes inside dense_forward/backward: its default.
 _DEFAULT_PARAM = {"leaky_relu": 0.2, "elu": 1.0}
 
-__all__ = [
-    "gemm", "bias_add", "column_sums", "dense_forward", "dense_backward",
-    "linear", "backprop_linear", "relu", "backprop_relu", "leaky_relu",
-    "backprop_leaky_relu", "elu", "backprop_elu", "sigmoid", "backprop_sigmoid",
-    "tanh", "backprop_tanh", "softmax", "backprop_softmax", "softplus",
-    "backprop_softplus", "gelu", "backprop_gelu",
-    "mean_squared_error", "backprop_mean_squared_error",
-    "mean_absolute_error", "backprop_mean_absolute_error",
-    "huber", "backprop_huber",
-    "binary_crossentropy", "backprop_binary_crossentropy",
-    "categorical_crossentropy", "backprop_categorical_crossentropy",
-    "sparse_categorical_crossentropy", "backprop_sparse_categorical_crossentropy",
-    "softmax_crossentropy", "sparse_softmax_crossentropy",
-    "sgd_update", "adam_update", "adamw_update", "rmsprop_update", "adagrad_update",
-]
+# Every kernel of the specification, by the same names (the consistency test checks
+# the signatures match).
+__all__ = list(_reference.__all__)
 
 
 # ------------------------------------------------------------------ layout helpers
@@ -409,10 +398,9 @@ def adagrad_update(w, g, acc, *, learning_rate=0.001, epsilon=1e-7, weight_decay
 
 def _share_docs():
     """Each function documents itself with its reference twin's docstring."""
-    from . import reference
     for name in __all__:
         globals()[name].__doc__ = (f"Compiled twin of kernels.reference.{name}.\n\n"
-                                   + (getattr(reference, name).__doc__ or ""))
+                                   + (getattr(_reference, name).__doc__ or ""))
 
 
 _share_docs()

@@ -36,6 +36,16 @@ cdef inline floating _clip(floating p) noexcept nogil:
     return lo if p < lo else (hi if p > hi else p)
 
 
+cdef inline floating _row_max(const floating* p, Py_ssize_t cols) noexcept nogil:
+    """max of a row; a NaN anywhere makes it NaN (so the whole row's result is NaN)."""
+    cdef Py_ssize_t j
+    cdef floating m = p[0]
+    for j in range(1, cols):
+        if p[j] > m or p[j] != p[j]:
+            m = p[j]
+    return m
+
+
 cdef double _elem_sum(int loss, floating param, const floating* t, const floating* p,
                       Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     """Sum of the per-element terms of an elementwise loss over [lo, hi)."""
@@ -75,10 +85,7 @@ cdef double _row_loss(int loss, const floating* t, const floating* p, Py_ssize_t
             tz -= t[j] * f_log(_clip(p[j] / s))
         return tz
     # from logits: sum(t) * logsumexp(z) - sum(t * z), with the max taken out
-    m = p[0]
-    for j in range(1, cols):
-        if p[j] > m or p[j] != p[j]:
-            m = p[j]
+    m = _row_max(p, cols)
     for j in range(cols):
         s += f_exp(p[j] - m)
         tz += t[j] * (p[j] - m)
@@ -172,10 +179,7 @@ cdef void _row_grad(int loss, const floating* t, const floating* p, floating* ou
         for j in range(cols):
             out[j] = (out[j] - dot) * inv * scale
         return
-    m = p[0]
-    for j in range(1, cols):
-        if p[j] > m or p[j] != p[j]:
-            m = p[j]
+    m = _row_max(p, cols)
     for j in range(cols):
         out[j] = f_exp(p[j] - m)
         s += out[j]
@@ -222,10 +226,7 @@ cdef double _sparse_row(bint logits, int64_t k, const floating* p, floating* out
     cdef floating m, s = 0, q, g, inv, pk = p[k]   # p[k] read before out (may be p) is written
     cdef floating lo_c = <floating>EPS, hi_c = <floating>(1.0 - EPS)
     if logits:
-        m = p[0]
-        for j in range(1, cols):
-            if p[j] > m or p[j] != p[j]:
-                m = p[j]
+        m = _row_max(p, cols)
         for j in range(cols):
             s += f_exp(p[j] - m)
         if out != NULL:
@@ -250,10 +251,7 @@ cdef double _dense_xent_row(const floating* t, const floating* z, floating* out,
                             Py_ssize_t cols, floating scale) noexcept nogil:
     """Fused softmax cross-entropy of one row: returns the loss, writes the gradient."""
     cdef Py_ssize_t j
-    cdef floating m = z[0], s = 0, ts = 0, tz = 0, inv, e
-    for j in range(1, cols):
-        if z[j] > m or z[j] != z[j]:
-            m = z[j]
+    cdef floating m = _row_max(z, cols), s = 0, ts = 0, tz = 0, inv, e
     for j in range(cols):
         e = f_exp(z[j] - m)
         ts += t[j]

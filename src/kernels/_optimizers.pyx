@@ -12,14 +12,20 @@ from kernels._threads cimport threads_for, CHUNK
 from kernels._fmath cimport f_sqrt, ftz_enter, ftz_exit
 
 
+cdef inline void _decay(floating* w, floating decay, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """Keras's decoupled weight decay, before the step: w -= w * weight_decay * lr."""
+    cdef Py_ssize_t i
+    if decay != 0:
+        for i in range(lo, hi):
+            w[i] -= w[i] * decay
+
+
 cdef void _sgd(floating* w, const floating* g, floating* m, floating lr, floating mu,
                bint nesterov, floating decay, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating mi
     cdef unsigned int csr = ftz_enter()
-    if decay != 0:
-        for i in range(lo, hi):
-            w[i] -= w[i] * decay
+    _decay(w, decay, lo, hi)
     if m == NULL:
         for i in range(lo, hi):
             w[i] -= lr * g[i]
@@ -44,9 +50,7 @@ cdef void _adam(floating* w, const floating* g, floating* m, floating* v, floati
     cdef Py_ssize_t i
     cdef floating gi, mi, vi
     cdef unsigned int csr = ftz_enter()
-    if decay != 0:
-        for i in range(lo, hi):
-            w[i] -= w[i] * decay
+    _decay(w, decay, lo, hi)
     if v_hat == NULL:
         for i in range(lo, hi):
             gi = g[i]
@@ -76,9 +80,7 @@ cdef void _rmsprop(floating* w, const floating* g, floating* v, floating* mom, f
     cdef Py_ssize_t i
     cdef floating gi, vi, den, inc, one_rho = 1 - rho
     cdef unsigned int csr = ftz_enter()
-    if decay != 0:
-        for i in range(lo, hi):
-            w[i] -= w[i] * decay
+    _decay(w, decay, lo, hi)
     if mg == NULL and mom == NULL:
         for i in range(lo, hi):
             gi = g[i]
@@ -114,9 +116,7 @@ cdef void _adagrad(floating* w, const floating* g, floating* acc, floating lr, f
     cdef Py_ssize_t i
     cdef floating gi
     cdef unsigned int csr = ftz_enter()
-    if decay != 0:
-        for i in range(lo, hi):
-            w[i] -= w[i] * decay
+    _decay(w, decay, lo, hi)
     for i in range(lo, hi):
         gi = g[i]
         acc[i] += gi * gi
