@@ -1,6 +1,22 @@
 """Turning objects into JSON-able configs and back: the shared part of every ``get``."""
 
 
+class Configurable:
+    """``get_config()`` (the constructor's arguments), ``from_config(cfg)`` and a repr
+    built from them: what initializers and regularizers share."""
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(**cfg)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
 def serialize(obj):
     """``{"class_name": ..., "config": obj.get_config()}``."""
     return {"class_name": type(obj).__name__, "config": obj.get_config()}

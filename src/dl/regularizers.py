@@ -8,7 +8,7 @@ import numpy as np
 from . import _serial
 
 
-class Regularizer:
+class Regularizer(_serial.Configurable):
     def __call__(self, w):
         """The penalty for weights ``w`` (a float)."""
         raise NotImplementedError
@@ -16,17 +16,6 @@ class Regularizer:
     def add_gradient(self, w, grad):
         """``grad += d(penalty)/dw``, in place."""
         raise NotImplementedError
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, cfg):
-        return cls(**cfg)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _coef(name, value):
