@@ -3,9 +3,8 @@
 ``dl`` is thin: the model holds the layers and the training loop; every computation is
 a call on one kernels backend object (``model.backend``).
 """
-import json
 import math
-import time
+import os
 
 import numpy as np
 
@@ -626,7 +625,6 @@ class Sequential:
     def save(self, filepath, overwrite=True):
         """Save architecture, compile settings, weights and optimizer state to one file,
         atomically (see ``dl.saving``).  Reload with ``dl.models.load_model``."""
-        import os
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(f"filepath: {filepath!r} exists and overwrite=False")
         opt = self.optimizer.get_state() if (self.compiled and self.optimizer.built) else []
@@ -635,7 +633,6 @@ class Sequential:
 
     def save_weights(self, filepath, overwrite=True):
         """Save only the weights (atomically); reload with :meth:`load_weights`."""
-        import os
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(f"filepath: {filepath!r} exists and overwrite=False")
         saving.atomic_write(filepath, saving.pack(self._file_config(), self.weights, [],
@@ -686,5 +683,3 @@ def load_model(filepath, compile=True, backend=None):
                          f"({type(exc).__name__}: {exc})") from None
     return model
 
-
-del json, time
