@@ -7,7 +7,6 @@ when matplotlib is installed.
 import argparse
 import time
 
-
 import dl
 
 
