@@ -1,8 +1,14 @@
 """Shared fixtures of the dlkernels benchmarks (pytest-benchmark).
 
 Run with ``pytest bench --benchmark-only`` (see bench/README.md).  Every benchmark is
-parametrized over the ``numpy`` (reference) and ``cython`` backends, uses float32 data,
-times one kernel call, and checks the result against ``kernels.reference`` after timing.
+parametrized over the ``numpy`` (reference), ``cython`` and ``cuda`` backends (cuda is
+skipped where ``kernels.get_backend("cuda")`` does not load; a few benchmarks add
+``torch``, skipped where PyTorch is not installed), uses float32 data (GEMM, dense and
+optimizer benchmarks also float64), times one call, and checks the result after timing.
+
+The items are reordered so that the backends of one case run back to back (numpy, then
+cython, cuda, torch): on a shared machine the load drifts, and a ratio is only fair
+between measurements taken close together.
 
 Options added here:
 
@@ -13,16 +19,26 @@ Options added here:
     backends get the same cores.  Default: both libraries keep their own defaults.
 
 Unless ``--benchmark-max-time`` is given on the command line, each benchmark runs for
-about ``DEFAULT_MAX_TIME`` seconds (pytest-benchmark's default is 1 s), which keeps the
-whole suite at a minute or two on a 2-core machine.
+about ``DEFAULT_MAX_TIME`` seconds (pytest-benchmark's default is 1 s; still at least 5
+rounds); the big cases (GEMM 2048, training) set their own few rounds with
+``benchmark.pedantic``.  The whole suite stays within about 5 minutes on a 2-core machine.
+
+Fixtures for the benchmarks: ``backend``, ``dtype`` (float32 unless parametrized
+indirectly), ``uniform``, ``rng``, ``ref``, ``describe`` (group name and extra_info),
+``close`` (the check after timing) and ``threads_for`` (a context manager giving the
+kernels and NumPy's BLAS N threads for one benchmark).
 """
+import contextlib
 import os
 import sys
 
 import pytest
 
-DTYPE_NAME = "float32"
-DEFAULT_MAX_TIME = 0.5  # seconds per benchmark unless --benchmark-max-time is given
+DTYPE_NAME = "float32"        # the dtype of benchmarks not parametrized over dtypes
+DTYPES = ["float32", "float64"]
+BACKENDS = ["numpy", "cython", "cuda"]   # the default parametrization of ``backend``
+BACKEND_ORDER = ["numpy", "cython", "cuda", "torch"]
+DEFAULT_MAX_TIME = 0.3  # seconds per benchmark unless --benchmark-max-time is given
 SEED = 20240601
 
 # Environment variables read by BLAS libraries when NumPy loads them (the fallback used
@@ -31,7 +47,8 @@ _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREAD
                      "VECLIB_MAXIMUM_THREADS")
 
 # Filled in by pytest_configure: how many threads each side was given.
-_THREADS = {"kernels": None, "blas": None, "blas_pinned_by": None}
+_THREADS = {"kernels": None, "blas": None, "blas_pinned_by": None, "requested": None,
+            "torch": None}
 _THREADPOOL_LIMITS = []  # keeps threadpoolctl's limiter alive for the session
 
 
@@ -89,6 +106,7 @@ def pytest_configure(config):
     threads = config.getoption("threads")
     if threads is not None and threads < 1:
         raise pytest.UsageError(f"--threads: expected an integer >= 1, got {threads}")
+    _THREADS["requested"] = threads
     if threads is not None:
         _THREADS["blas_pinned_by"] = _pin_blas_threads(threads)  # before NumPy loads
         if _THREADS["blas_pinned_by"] == "environment":
@@ -121,6 +139,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "kernels_threads": _THREADS["kernels"],
         "blas_threads": _THREADS["blas"],
         "blas_pinned_by": _THREADS["blas_pinned_by"],
+        "torch_threads": _THREADS["torch"],
     }
     if hasattr(os, "getloadavg"):
         machine_info["loadavg"] = list(os.getloadavg())
@@ -135,16 +154,72 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
             extra["gflops_median"] = extra["flops"] / median / 1e9
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Runs the backends of one case back to back (stable otherwise)."""
+    first_seen = {}
+
+    def case(item):
+        spec = getattr(item, "callspec", None)
+        if spec is None or "backend" not in spec.params:
+            return (item.nodeid,)
+        others = tuple((k, repr(v)) for k, v in sorted(spec.params.items()) if k != "backend")
+        return (str(item.path), item.originalname, others)
+
+    def backend_rank(item):
+        spec = getattr(item, "callspec", None)
+        name = spec.params.get("backend") if spec is not None else None
+        return BACKEND_ORDER.index(name) if name in BACKEND_ORDER else len(BACKEND_ORDER)
+
+    for item in items:
+        first_seen.setdefault(case(item), len(first_seen))
+    items.sort(key=lambda item: (first_seen[case(item)], backend_rank(item)))
+
+
+# ------------------------------------------------------------------------- backends
+
+_UNAVAILABLE = {}  # backend name -> why it does not load (tried once per session)
+
+
+class TorchBackend:
+    """PyTorch (CPU), for comparison: not a kernels backend.  The benchmarks that take it
+    (``@pytest.mark.parametrize("backend", [..., "torch"], indirect=True)``) call
+    ``backend.torch`` themselves.  Its intra-op threads follow ``--threads``."""
+    name = "torch"
+
+    def __init__(self, torch):
+        self.torch = torch
+
+    def __repr__(self):
+        return f"<torch {self.torch.__version__}, {self.torch.get_num_threads()} threads>"
+
+
+def _torch_backend():
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    if _THREADS["torch"] is None:   # first use: same threads as the kernels' (--threads)
+        if _THREADS["requested"] is not None:
+            torch.set_num_threads(_THREADS["requested"])
+        _THREADS["torch"] = torch.get_num_threads()
+    return TorchBackend(torch)
+
+
 # ------------------------------------------------------------------------- fixtures
 
-@pytest.fixture(params=["numpy", "cython"], ids=["numpy", "cython"])
+@pytest.fixture(params=BACKENDS)
 def backend(request):
-    """The backend under test; a cython backend that is not built is skipped."""
+    """The backend under test: a ``kernels.Backend``, or a :class:`TorchBackend` for
+    the benchmarks that add ``torch``.  A backend that does not load here (cython not
+    built, no CUDA device or Numba, PyTorch not installed) is skipped."""
+    name = request.param
+    if name == "torch":
+        return _torch_backend()
+    if name in _UNAVAILABLE:
+        pytest.skip(_UNAVAILABLE[name])
     import kernels
     try:
-        return kernels.get_backend(request.param)
-    except ImportError as exc:
-        pytest.skip(f"backend {request.param!r} not available: {exc}")
+        return kernels.get_backend(name)
+    except Exception as exc:  # ImportError; a CUDA driver may raise its own errors too
+        _UNAVAILABLE[name] = f"backend {name!r} not available: {type(exc).__name__}: {exc}"
+        pytest.skip(_UNAVAILABLE[name])
 
 
 @pytest.fixture(scope="session")
@@ -154,10 +229,40 @@ def ref():
     return reference
 
 
-@pytest.fixture(scope="session")
-def dtype():
+@pytest.fixture
+def dtype(request):
+    """float32, or the dtype a benchmark parametrizes indirectly:
+    ``@pytest.mark.parametrize("dtype", DTYPES, indirect=True)``."""
     import numpy as np
-    return np.dtype(DTYPE_NAME)
+    return np.dtype(getattr(request, "param", DTYPE_NAME))
+
+
+# Tolerances of the checks after timing, per dtype and kind of computation (the kernel
+# tests hold the strict ones; these only catch a benchmark that computes garbage).
+# "gemm": atol grows with the inner dimension k (sums of k products of size <= 1).
+_TOLERANCES = {
+    "float32": {"elementwise": (2e-5, 1e-6), "optimizer": (1e-5, 1e-7),
+                "gemm": (1e-4, 2e-6)},
+    "float64": {"elementwise": (1e-12, 1e-14), "optimizer": (1e-10, 1e-13),
+                "gemm": (1e-10, 1e-13)},
+}
+
+
+def assert_close(actual, expected, kind="elementwise", k=None, err_msg=""):
+    """``np.testing.assert_allclose`` with the tolerance of ``kind`` for the dtype of
+    ``actual`` (which must equal ``expected``'s dtype when that is an array)."""
+    import numpy as np
+    actual = np.asarray(actual)
+    rtol, atol = _TOLERANCES[actual.dtype.name][kind]
+    if k is not None:
+        atol *= k
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=err_msg)
+
+
+@pytest.fixture(scope="session")
+def close():
+    """``close(actual, expected, kind="elementwise", k=None)``: see :func:`assert_close`."""
+    return assert_close
 
 
 @pytest.fixture
@@ -185,22 +290,59 @@ def fmt_shape():
 
 
 @pytest.fixture
-def describe(benchmark, backend):
+def describe(benchmark, request):
     """``describe(kernel, shape, flops=None, **extra)``: names the benchmark's group
-    ``"<kernel> <shape>"`` (so numpy and cython land side by side) and records
-    backend, dtype, shape, threads (and flops for GEMM-like kernels) in extra_info."""
+    ``"<kernel> <shape> <dtype>"`` (so the backends of one case land side by side) and
+    records kernel, backend, dtype, shape, threads (and flops for GEMM-like kernels) in
+    extra_info; ``extra`` adds to it or overrides it (e.g. ``threads=2``)."""
+    backend = request.getfixturevalue("backend") if "backend" in request.fixturenames else None
+    dtype = (request.getfixturevalue("dtype").name if "dtype" in request.fixturenames
+             else DTYPE_NAME)
+
     def record(kernel, shape, *, flops=None, **extra):
         if not isinstance(shape, str):
             shape = shape_str(shape)
-        benchmark.group = f"{kernel} {shape}"
+        benchmark.group = f"{kernel} {shape} {dtype}"
         info = benchmark.extra_info
         info["kernel"] = kernel
-        info["backend"] = backend.name
-        info["dtype"] = DTYPE_NAME
+        info["backend"] = backend.name if backend is not None else None
+        info["dtype"] = dtype
         info["shape"] = shape
         info["threads"] = _THREADS["kernels"]
         info["blas_threads"] = _THREADS["blas"]
+        if backend is not None and backend.name == "torch":
+            info["torch_threads"] = backend.torch.get_num_threads()
         if flops is not None:
             info["flops"] = int(flops)
+        if hasattr(os, "getloadavg"):
+            info["loadavg_1min"] = os.getloadavg()[0]
         info.update(extra)
     return record
+
+
+@contextlib.contextmanager
+def num_threads(n):
+    """Within the block, the compiled kernels and NumPy's BLAS (when threadpoolctl is
+    installed) use ``n`` threads; the session's settings come back afterwards."""
+    import kernels
+    before = kernels.get_num_threads()
+    limiter = None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    kernels.set_num_threads(n)
+    try:
+        if threadpool_limits is not None:
+            limiter = threadpool_limits(limits=n, user_api="blas")
+        yield {"threads": n, "blas_threads": n if limiter is not None else _THREADS["blas"]}
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+        kernels.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def threads_for():
+    """``with threads_for(n) as info:``: see :func:`num_threads`."""
+    return num_threads
