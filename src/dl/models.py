@@ -312,6 +312,7 @@ class Sequential:
         if arr.ndim == 0 or arr.shape[0] != n:
             raise ValueError(f"{name}: expected {n} targets (one per sample of x), got "
                              f"shape {arr.shape}")
+        self._check_finite(arr, name)      # before the loss reshapes or casts them
         return self.loss.prepare_targets(arr, (n,) + tuple(self._layers[-1].output_shape),
                                          self.dtype)
 
@@ -423,7 +424,6 @@ class Sequential:
         x = self._as_x(x)
         y = self._as_y(y, x.shape[0])
         self._check_finite(x, "x")
-        self._check_finite(y, "y")
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -431,7 +431,6 @@ class Sequential:
             vx = self._as_x(validation_data[0], "validation_data[0]")
             val = (vx, self._as_y(validation_data[1], vx.shape[0], "validation_data[1]"))
             self._check_finite(val[0], "validation_data[0]")
-            self._check_finite(val[1], "validation_data[1]")
         elif validation_split:
             if not 0 < validation_split < 1:
                 raise ValueError(f"validation_split: expected a value in (0, 1), got "
@@ -659,13 +658,22 @@ def load_model(filepath, compile=True, backend=None):
     the compile settings and optimizer state, so training continues exactly where it
     stopped.  Never unpickles; a damaged or foreign file raises ValueError."""
     cfg, weights, opt_state, kind = saving.unpack(filepath)
-    if cfg.get("class_name") != "Sequential":
-        raise ValueError(f"filepath: expected a saved Sequential model, got "
-                         f"{cfg.get('class_name')!r}")
+    if not isinstance(cfg, dict) or cfg.get("class_name") != "Sequential":
+        got = cfg.get("class_name") if isinstance(cfg, dict) else type(cfg).__name__
+        raise ValueError(f"filepath: {filepath!r}: expected a saved Sequential model, got "
+                         f"{got!r}")
     try:
-        model = Sequential.from_config(cfg["config"], backend=backend)
-        model.seed = cfg.get("seed")
+        seed = cfg.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                                 or seed < 0):
+            raise ValueError(f"seed: expected a non-negative int or null, got {seed!r}")
         build = cfg.get("build")
+        if build is not None:
+            # Before anything is allocated: the file's arrays must be what its config
+            # declares, so a config claiming a gigantic layer cannot make us allocate it.
+            _check_stored_weights(cfg["config"]["layers"], build["input_shape"], weights)
+        model = Sequential.from_config(cfg["config"], backend=backend)
+        model.seed = seed
         if build is not None:
             for layer in model._layers:
                 if layer.dtype is None:
@@ -678,8 +686,38 @@ def load_model(filepath, compile=True, backend=None):
             if opt_state and build is not None:
                 model.optimizer.set_state(opt_state, [w for layer in model._layers
                                                       if layer.trainable for w in layer.weights])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise ValueError(f"filepath: {filepath!r} holds an invalid model "
                          f"({type(exc).__name__}: {exc})") from None
     return model
+
+
+def _check_stored_weights(layer_configs, input_shape, weights):
+    """Check, without building anything, that the stored arrays are exactly the Dense
+    kernels and biases the layer configs declare (in order, chained shapes)."""
+    features = math.prod(int(d) for d in input_shape)
+    i = 0
+    for lc in layer_configs:
+        if lc.get("class_name") != "Dense":
+            continue
+        c = lc["config"]
+        units, use_bias = c["units"], c.get("use_bias", True)
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+            raise ValueError(f"layer config: expected a positive int for units, got {units!r}")
+        need = 2 if use_bias else 1
+        if i + need > len(weights):
+            raise ValueError(f"the config declares more weight arrays than the "
+                             f"{len(weights)} stored")
+        kernel = weights[i]
+        if kernel.shape != (features, units):
+            raise ValueError(f"weights[{i}]: the config declares a kernel of shape "
+                             f"{(features, units)}, the file stores {kernel.shape}")
+        if use_bias and weights[i + 1].shape != (units,):
+            raise ValueError(f"weights[{i + 1}]: the config declares a bias of shape "
+                             f"{(units,)}, the file stores {weights[i + 1].shape}")
+        i += need
+        features = units
+    if i != len(weights):
+        raise ValueError(f"the file stores {len(weights)} weight arrays, the config "
+                         f"declares {i}")
 
