@@ -167,3 +167,31 @@ def cy():
 @pytest.fixture
 def reference():
     return ref
+
+
+# ---------------------------------------------------------------- Hypothesis profiles
+# The fuzz tests (test_fuzz_*.py) take their number of examples from the profile named by
+# HYPOTHESIS_PROFILE: "ci" (default; small, derandomized so CI is reproducible) or
+# "thorough" (>= 10,000 generated cases in all; random, with a database to replay
+# failures).  See docs/hardening.md, "Fuzzing".
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True,
+                          database=None, print_blob=True, suppress_health_check=_FUZZ_HEALTH)
+settings.register_profile("thorough", max_examples=300, deadline=None, print_blob=True,
+                          suppress_health_check=_FUZZ_HEALTH)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many fuzz cases ran (the thorough profile must reach 10,000)."""
+    fuzz = sys.modules.get("fuzz_strategies")
+    if fuzz is not None and fuzz.COUNTS:
+        total = sum(v for k, v in fuzz.COUNTS.items() if k in fuzz.TOTAL_KEYS)
+        counts = ", ".join(f"{k}: {v}" for k, v in sorted(fuzz.COUNTS.items()))
+        profile = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+        terminalreporter.write_line(f"fuzz cases (profile {profile}): {total} in all; {counts}")

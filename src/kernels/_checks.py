@@ -7,17 +7,64 @@ argument, what was expected and what was received.
 """
 import math
 import numbers
+import os
 
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _REJECTED_SUBCLASSES = (np.matrix, np.ma.MaskedArray)
+# The largest step an optimizer takes (Keras counts iterations in an int64).
+MAX_STEP = 2**63 - 1
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 1 << 46
+
+
+# No array argument or result may need more bytes than this machine has: a lazily huge
+# view (zero strides, e.g. np.broadcast_to) would otherwise be materialized or looped
+# over by a kernel, failing with MemoryError after a long time or hanging.
+MAX_BYTES = _physical_memory()
+
+
+def _repr(x, limit=80):
+    """repr(x) for a message: shortened, and never failing (huge ints, broken reprs)."""
+    if isinstance(x, int) and not isinstance(x, bool) and abs(x) >= 10**limit:
+        return f"{'-' if x < 0 else ''}an integer of {len(format(abs(x), 'x')) * 4} bits"
+    try:
+        text = repr(x)
+    except Exception:  # noqa: BLE001 -- a message must not fail
+        return f"<{type(x).__name__}>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _describe(x):
     if isinstance(x, np.ndarray):
         return f"an array of dtype {x.dtype} and shape {x.shape}"
-    return f"{type(x).__name__} {x!r}" if not hasattr(x, "__len__") else f"a {type(x).__name__}"
+    try:
+        sized = hasattr(x, "__len__")
+    except Exception:  # noqa: BLE001
+        sized = False
+    return f"a {type(x).__name__}" if sized else f"{type(x).__name__} {_repr(x)}"
+
+
+def _overrides_numpy(cls):
+    """True for an ndarray subclass whose ufuncs or array functions compute something
+    else than ndarray's (units, masks, lazy arrays): the NumPy reference would compute
+    that, compiled backends reading the memory would not."""
+    return (getattr(cls, "__array_ufunc__", None) is not np.ndarray.__array_ufunc__
+            or getattr(cls, "__array_function__", None) is not np.ndarray.__array_function__)
+
+
+def fits_in_memory(name, shape, itemsize, what="an array"):
+    """Reject, without allocating anything, a shape of more bytes than this machine has."""
+    nbytes = math.prod(shape) * itemsize
+    if nbytes > MAX_BYTES:
+        raise ValueError(f"{name}: expected {what} that fits in memory (at most {MAX_BYTES} "
+                         f"bytes here), got shape {tuple(shape)} of {nbytes} bytes")
 
 
 def array(name, x, ndim=None, dtype=None, min_ndim=None, max_ndim=None):
@@ -30,8 +77,10 @@ def array(name, x, ndim=None, dtype=None, min_ndim=None, max_ndim=None):
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray of float32 or float64, "
                         f"got {_describe(x)}")
-    if isinstance(x, _REJECTED_SUBCLASSES):
-        # their operators mean something else (matrix power, masks): results would differ
+    if type(x) is not np.ndarray and (isinstance(x, _REJECTED_SUBCLASSES)
+                                      or _overrides_numpy(type(x))):
+        # their operators mean something else (matrix power, masks, units): results
+        # would differ between the NumPy reference and compiled backends
         raise TypeError(f"{name}: expected a plain numpy.ndarray, got {type(x).__name__} "
                         f"(convert it with np.asarray)")
     if x.dtype not in FLOAT_DTYPES:
@@ -47,6 +96,7 @@ def array(name, x, ndim=None, dtype=None, min_ndim=None, max_ndim=None):
         raise ValueError(f"{name}: expected at most {max_ndim} dimensions, got shape {x.shape}")
     if x.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {x.shape}")
+    fits_in_memory(name, x.shape, x.itemsize)
     return x
 
 
@@ -64,6 +114,7 @@ def output(name, out, shape, dtype, inputs=(), may_alias=()):
     """
     shape = tuple(shape)
     if out is None:
+        fits_in_memory(name, shape, np.dtype(dtype).itemsize, "a result")
         return np.empty(shape, dtype=dtype)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray or None, got {_describe(out)}")
@@ -94,7 +145,10 @@ def real(name, value, low=None, high=None, low_open=False, high_open=False):
     """Check a finite real scalar hyper-parameter within [low, high] (or open ends)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {_describe(value)}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:       # an int or Fraction beyond the float range
+        raise ValueError(f"{name}: expected a finite number, got {_repr(value)}") from None
     if not math.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
@@ -106,12 +160,14 @@ def real(name, value, low=None, high=None, low_open=False, high_open=False):
     return value
 
 
-def integer(name, value, low=None):
+def integer(name, value, low=None, high=None):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {_describe(value)}")
     value = int(value)
     if low is not None and value < low:
-        raise ValueError(f"{name}: expected an integer >= {low}, got {value}")
+        raise ValueError(f"{name}: expected an integer >= {low}, got {_repr(value)}")
+    if high is not None and value > high:
+        raise ValueError(f"{name}: expected an integer <= {high}, got {_repr(value)}")
     return value
 
 
@@ -123,15 +179,17 @@ def flag(name, value):
 
 def choice(name, value, allowed):
     if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, allowed))}, "
+                         f"got {_repr(value)}")
     return value
 
 
 def labels(name, y, n_rows, n_classes):
     """Sparse class labels: shape (n,) or (n, 1), integer-valued, in [0, n_classes).
 
-    Returns them as a 1-D ``intp`` array.  Float labels are accepted when they hold whole
-    numbers (Keras casts them); NaN, fractions and out-of-range classes raise ``ValueError``.
+    Returns them as a 1-D C-contiguous ``intp`` array.  Float labels are accepted when
+    they hold whole numbers (Keras casts them); NaN, fractions and out-of-range classes
+    raise ``ValueError``.
     """
     if not isinstance(y, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray of integer class labels, "
@@ -143,6 +201,9 @@ def labels(name, y, n_rows, n_classes):
     if y.shape[0] != n_rows:
         raise ValueError(f"{name}: expected {n_rows} labels (one per row of the predictions), "
                          f"got {y.shape[0]}")
+    if y.dtype.kind == "u" and y.size and y.max() >= n_classes:   # before a cast wraps
+        raise ValueError(f"{name}: expected class labels in [0, {n_classes}), got "
+                         f"{y[y >= n_classes][0]}")
     if y.dtype.kind in "iu":
         out = y.astype(np.intp, copy=False)
     elif y.dtype.kind == "f":
@@ -159,7 +220,9 @@ def labels(name, y, n_rows, n_classes):
     if out.size and (out.min() < 0 or out.max() >= n_classes):
         bad = out[(out < 0) | (out >= n_classes)][0]
         raise ValueError(f"{name}: expected class labels in [0, {n_classes}), got {bad}")
-    return out
+    # contiguous, whatever the layout of y (a column view, reversed...): compiled
+    # kernels read the labels as a C-contiguous buffer
+    return np.ascontiguousarray(out)
 
 
 def row_matrix(name, x, dtype=None):
@@ -348,7 +411,7 @@ def adam_args(w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad,
     epsilon = real("epsilon", epsilon, low=0.0)
     amsgrad = flag("amsgrad", amsgrad)
     weight_decay = real("weight_decay", weight_decay, low=0.0)
-    step = integer("step", step, low=1)
+    step = integer("step", step, low=1, high=MAX_STEP)
     if amsgrad and v_hat is None:
         raise ValueError("v_hat: expected the AMSGrad maximum buffer (amsgrad=True), got None")
     update_arrays(w, g, [("m", m), ("v", v)] + ([("v_hat", v_hat)] if amsgrad else []))
