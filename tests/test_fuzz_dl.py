@@ -325,27 +325,11 @@ class Bug:
 
 
 KNOWN_BUGS = [
-    Bug("dropout-rate-unnamed", {"Dropout"}, "TypeError",
-        r"^float\(\) argument|arrays can be converted|can't convert",
-        lambda: dl.layers.Dropout([0.5]), "dl/layers.py Dropout.__init__: float(rate)"),
-    Bug("dropout-rate-str", {"Dropout"}, "ValueError", r"^could not convert string to float",
-        lambda: dl.layers.Dropout("half"), "dl/layers.py Dropout.__init__: float(rate)"),
     Bug("dropout-noise-shape-unchecked", {"Dropout", "fit"}, "ValueError",
         r"^operands could not be broadcast|^negative dimensions|^Invalid shape|"
         r"^setting an array element",
         _seq(dl.layers.Dropout(0.5, noise_shape=(None, 3), input_shape=(4,))),
         "dl/layers.py Dropout: noise_shape is never checked against the input"),
-    Bug("dropout-noise-shape-not-iterable", {"Dropout"}, "TypeError",
-        r"object is not iterable|'NoneType' object cannot be interpreted|"
-        r"unsupported operand|object cannot be interpreted as an integer|"
-        r"iteration over a 0-d array",
-        lambda: dl.layers.Dropout(0.5, noise_shape=5),
-        "dl/layers.py Dropout.__init__: tuple(noise_shape)"),
-    Bug("dropout-seed-unchecked", {"Dropout", "fit"}, "ValueError|TypeError",
-        r"non-negative|SeedSequence|unsupported|cannot be interpreted|seed|has no len|"
-        r"invalid literal for int|int\(\) argument|ndarray",
-        _seq(dl.layers.Dropout(0.5, seed=-1, input_shape=(4,))),
-        "dl/layers.py Dropout: seed is never checked (np.random.default_rng fails at fit)"),
     Bug("input-dim-unnamed", {"Dense", "Dropout", "Flatten", "Activation", "InputLayer"},
         "ValueError|TypeError|OverflowError", r"^invalid literal for int|^int\(\) argument|"
         r"cannot convert float|arrays can be converted|can't convert",
@@ -362,29 +346,6 @@ KNOWN_BUGS = [
             "sgd", "mse", metrics=[{"class_name": ["SGD"]}]),
         "dl/_serial.py resolve: a config whose class_name is a list/dict reaches dict.get "
         "(TypeError: unhashable type)", frame=("_serial.py", "resolve")),
-    Bug("sequential-layers-not-iterable", {"Sequential"}, "TypeError",
-        r"object is not iterable|iteration over a 0-d array", lambda: dl.Sequential(3),
-        "dl/models.py Sequential.__init__: for layer in layers"),
-    Bug("compile-metrics-not-iterable", {"compile"}, "TypeError",
-        r"object is not iterable|iteration over a 0-d array",
-        lambda: small_model("numpy", compiled=False).compile("sgd", "mse", metrics=3),
-        "dl/models.py Sequential.compile: metrics not checked"),
-    Bug("fit-validation-split-type", {"fit"}, "TypeError|ValueError",
-        r"not supported between|truth value of an array",
-        _model_fit(validation_split="0.2"), "dl/models.py Sequential.fit: validation_split"),
-    Bug("fit-callbacks-not-iterable", {"fit", "evaluate", "predict"}, "TypeError|ValueError",
-        r"object is not iterable|iteration over a 0-d array|truth value of an",
-        _model_fit(callbacks=3),
-        "dl/models.py fit/evaluate/predict: list(callbacks or [])"),
-    Bug("fit-initial-epoch-type", {"fit"}, "TypeError|ValueError",
-        r"cannot be interpreted as an integer|non-negative|SeedSequence|"
-        r"only integer scalar arrays",
-        _model_fit(initial_epoch="1"), "dl/models.py Sequential.fit: initial_epoch unchecked"),
-    Bug("unprintable-int-in-message", None, "ValueError",
-        r"Exceeds the limit", _model_fit(batch_size=-10**5000),
-        "dl (models.py _batch_size and _unsupported, layers.py _shape, callbacks.py...): "
-        "messages format the value with !r or str(); a 5000-digit int cannot be printed "
-        "(ValueError 'Exceeds the limit (4300 digits)' replaces the message)"),
     Bug("name-unchecked", {"Dense", "Dropout", "Flatten", "Activation", "InputLayer",
                            "Sequential"}, "ValueError|TypeError", r"truth value of an",
         lambda: dl.layers.Dense(2, name=np.array([])),
@@ -395,21 +356,6 @@ KNOWN_BUGS = [
         else None,
         "dl/layers.py _shape: a str is iterated, Input(shape='12') declares (1, 2) and "
         "Input(shape='') the shape ()"),
-    Bug("fit-validation-freq-zero", {"fit"}, "ZeroDivisionError", r"modulo by zero",
-        _model_fit(validation_split=0.5, validation_freq=0),
-        "dl/models.py Sequential.fit: validation_freq unchecked"),
-    Bug("fit-validation-freq-type", {"fit"}, "TypeError", r"unsupported operand|not supported",
-        _model_fit(validation_split=0.5, validation_freq="1"),
-        "dl/models.py Sequential.fit: validation_freq unchecked"),
-    Bug("fit-validation-batch-size-type", {"fit"}, "TypeError",
-        r"slice indices must be integers|unsupported operand|not supported between|"
-        r"cannot be interpreted as an integer",
-        _model_fit(validation_split=0.5, validation_batch_size=1.5),
-        "dl/models.py Sequential.fit: validation_batch_size unchecked"),
-    Bug("fit-validation-batch-size-negative", {"fit"}, "silent", r"",
-        lambda: "silent" if _model_fit(validation_split=0.5, validation_batch_size=-1)()
-        .history["val_loss"] == [0.0] else None,
-        "dl/models.py Sequential.fit: validation_batch_size=-1 gives val_loss 0.0"),
     Bug("earlystopping-args-unchecked", {"EarlyStopping", "fit"},
         "TypeError|AttributeError|ValueError|OverflowError|UFuncTypeError|"
         "_UFuncNoLoopError|_UFuncBinaryResolutionError",
@@ -458,17 +404,6 @@ KNOWN_BUGS = [
         r"expected str, bytes or os.PathLike|embedded null byte",
         lambda: dl.load_model(None),
         "dl/saving.py unpack: filepath's type is not checked (os.fspath/open errors escape)"),
-    Bug("empty-model-message", {"predict", "fit", "evaluate", "build"}, "ValueError",
-        r"^the model has no layers to build",
-        lambda: dl.Sequential().predict(X, verbose=0),
-        "dl/models.py Sequential.build: 'the model has no layers to build' names no "
-        "argument"),
-    Bug("ragged-y-unnamed", {"fit", "evaluate", "train_on_batch", "test_on_batch",
-                             "compute_gradients"}, "ValueError|TypeError", r"",
-        lambda: small_model("numpy").evaluate(X, [[1.0, 2.0], [3.0]], verbose=0),
-        "dl/models.py Sequential._as_y: np.asarray(y) is not guarded as _as_x's is (a "
-        "ragged list gives NumPy's 'inhomogeneous shape' ValueError)",
-        frame=("models.py", "_as_y")),
     Bug("activation-config-keyerror", {"Dense", "Activation"}, "KeyError", r"",
         lambda: dl.layers.Activation({}),
         "dl/activations.py Activation.from_config: cfg.pop('name') raises KeyError for a "
@@ -492,12 +427,6 @@ KNOWN_BUGS = [
         "dl/metrics.py Metric.__init__: name is not checked to be a str; a list name "
         "(e.g. from a saved file's compile_config) breaks the logs dict at fit/evaluate",
         frame=("models.py", "_logs")),
-    Bug("abstract-layer-accepted", {"predict", "fit", "add", "Sequential"},
-        "NotImplementedError", r"",
-        lambda: (lambda m: (m.add(dl.layers.Layer()), m.predict(X, verbose=0)))(
-            dl.Sequential([dl.Input((4,))])),
-        "dl/models.py Sequential.add: accepts the abstract dl.layers.Layer (no forward); "
-        "predict then raises NotImplementedError"),
     Bug("sparse-labels-named-y_true", {"fit", "evaluate", "train_on_batch", "test_on_batch",
                                        "compute_gradients"}, "ValueError",
         r"^y_true: expected class labels",
@@ -506,8 +435,6 @@ KNOWN_BUGS = [
         "dl/losses.py SparseCategoricalCrossentropy.prepare_targets: labels out of range "
         "are left to the kernel, whose message names y_true, not the y the caller passed",
         named=True),
-    Bug("pop-empty-indexerror", {"pop"}, "IndexError", r"^pop: ",
-        lambda: dl.Sequential().pop(), "dl/models.py Sequential.pop: IndexError", named=True),
 ]
 
 

@@ -340,11 +340,23 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
+            raise TypeError(f"rate: expected a number in [0, 1), got {type(rate).__name__}")
         rate = float(rate)
         if not 0 <= rate < 1:
             raise ValueError(f"rate: expected a value in [0, 1), got {rate}")
         self.rate = rate
-        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        if noise_shape is not None:
+            if not isinstance(noise_shape, (tuple, list)) or not all(
+                    d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                                  and d >= 1) for d in noise_shape):
+                raise TypeError(f"noise_shape: expected a tuple of positive ints or None, "
+                                f"got {noise_shape!r}")
+            noise_shape = tuple(None if d is None else int(d) for d in noise_shape)
+        self.noise_shape = noise_shape
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or seed < 0):
+            raise ValueError(f"seed: expected a non-negative int or None, got {seed!r}")
         self.seed = seed
         self.model_seed = 0     # set by the model: mixes into the mask generator
 

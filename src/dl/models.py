@@ -21,13 +21,29 @@ def _verbose(verbose):
     return verbose
 
 
-def _batch_size(batch_size):
-    if batch_size is None:
-        return 32
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int or None, got {batch_size!r}")
-    return int(batch_size)
+def _int_arg(name, value, low):
+    """An int argument >= ``low``, or a named TypeError/ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int >= {low}, got {type(value).__name__}")
+    if value < low:
+        shown = value if abs(int(value)) < 10**30 else "a huge negative int"
+        raise ValueError(f"{name}: expected an int >= {low}, got {shown}")
+    return int(value)
+
+
+def _batch_size(batch_size, name="batch_size"):
+    return 32 if batch_size is None else _int_arg(name, batch_size, 1)
+
+
+def _callback_list(callbacks):
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, callbacks_module.Callback):
+        return [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks: expected a list of dl.callbacks.Callback, got "
+                        f"{type(callbacks).__name__}")
+    return list(callbacks)
 
 
 def _unsupported(**kwargs):
@@ -70,6 +86,8 @@ class Sequential:
         # finite then updates nothing, so the weights stay the last finite ones.
         self._keep_finite_weights = False
         self._nonfinite_step = False
+        if layers is not None and not isinstance(layers, (list, tuple)):
+            raise TypeError(f"layers: expected a list of layers, got {type(layers).__name__}")
         for layer in layers or []:
             self.add(layer)
 
@@ -85,8 +103,9 @@ class Sequential:
                 raise ValueError("layer: an Input can only be the first entry of a Sequential")
             self._input = layer
             return
-        if not isinstance(layer, layers_module.Layer):
-            raise TypeError(f"layer: expected a dl.layers.Layer, got {type(layer).__name__}")
+        if not isinstance(layer, layers_module.Layer) or type(layer) is layers_module.Layer:
+            raise TypeError(f"layer: expected a dl.layers layer (Dense, Dropout...), got "
+                            f"{type(layer).__name__}")
         if layer.input_spec_shape is not None and (self._layers or self._input is not None):
             raise ValueError(f"layer: input_shape/input_dim belong on the first layer only, "
                              f"got one on {layer.name!r}")
@@ -101,7 +120,7 @@ class Sequential:
     def pop(self):
         """Remove the last layer."""
         if not self._layers:
-            raise IndexError("pop: the model has no layers")
+            raise ValueError("pop: the model has no layers to remove")
         layer = self._layers.pop()
         self._configure_fusion()
         return layer
@@ -130,7 +149,8 @@ class Sequential:
         else:
             shape = layers_module._shape(input_shape, "input_shape")[1:]
         if not self._layers:
-            raise ValueError("the model has no layers to build")
+            raise ValueError("layers: the model has no layers; add some before building, "
+                             "training or predicting")
         if self.seed is None:
             self.seed = int(utils.global_rng().integers(2**62))
         dtype = None
@@ -250,6 +270,9 @@ class Sequential:
             metrics = []
         if isinstance(metrics, (str, dict, metrics_module.Metric)):
             metrics = [metrics]
+        if not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics: expected a list of metric names or objects, got "
+                            f"{type(metrics).__name__}")
         self.metrics = [metrics_module.get(m) for m in metrics]
         self.compiled = True
         self.reset_metrics()
@@ -306,7 +329,11 @@ class Sequential:
     def _as_y(self, y, n, name="y"):
         if y is None:
             raise ValueError(f"{name}: expected targets, got None")
-        arr = np.asarray(y)
+        try:
+            arr = np.asarray(y)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"{name}: expected an array-like of numbers, got "
+                            f"{type(y).__name__} ({exc})") from None
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"{name}: expected numeric targets, got dtype {arr.dtype}")
         if arr.ndim == 0 or arr.shape[0] != n:
@@ -419,8 +446,16 @@ class Sequential:
                      steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
         verbose = _verbose(verbose)
         batch_size = _batch_size(batch_size)
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"epochs: expected a non-negative int, got {epochs!r}")
+        epochs = _int_arg("epochs", epochs, 0)
+        initial_epoch = _int_arg("initial_epoch", initial_epoch, 0)
+        validation_freq = _int_arg("validation_freq", validation_freq, 1)
+        validation_batch_size = (None if validation_batch_size is None else
+                                 _batch_size(validation_batch_size, "validation_batch_size"))
+        callbacks = _callback_list(callbacks)
+        if isinstance(validation_split, bool) or not isinstance(
+                validation_split, (int, float, np.integer, np.floating)):
+            raise TypeError(f"validation_split: expected a number in [0, 1), got "
+                            f"{type(validation_split).__name__}")
         x = self._as_x(x)
         y = self._as_y(y, x.shape[0])
         self._check_finite(x, "x")
@@ -432,7 +467,7 @@ class Sequential:
             val = (vx, self._as_y(validation_data[1], vx.shape[0], "validation_data[1]"))
             self._check_finite(val[0], "validation_data[0]")
         elif validation_split:
-            if not 0 < validation_split < 1:
+            if not 0 < float(validation_split) < 1:
                 raise ValueError(f"validation_split: expected a value in (0, 1), got "
                                  f"{validation_split}")
             split = int(math.floor(x.shape[0] * (1.0 - validation_split)))
@@ -447,7 +482,7 @@ class Sequential:
         cbs = [callbacks_module.History()]
         if verbose:
             cbs.insert(0, callbacks_module.ProgbarLogger(verbose))
-        cbs += list(callbacks or [])
+        cbs += callbacks
         cb = callbacks_module.CallbackList(
             cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose, "in_fit": True})
         history = cbs[1] if verbose else cbs[0]
@@ -553,7 +588,8 @@ class Sequential:
         batch_size = _batch_size(batch_size)
         x = self._as_x(x)
         y = self._as_y(y, x.shape[0])
-        cbs = ([callbacks_module.ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
+        cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
+               + _callback_list(callbacks))
         cb = callbacks_module.CallbackList(
             cbs, self, {"steps": math.ceil(x.shape[0] / batch_size), "verbose": verbose})
         cb.on_test_begin({})
@@ -577,7 +613,8 @@ class Sequential:
         x = self._as_x(x)
         n = x.shape[0]
         steps = math.ceil(n / batch_size)
-        cbs = ([callbacks_module.ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
+        cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
+               + _callback_list(callbacks))
         cb = callbacks_module.CallbackList(cbs, self, {"steps": steps, "verbose": verbose})
         out = np.empty((n,) + tuple(self._layers[-1].output_shape), dtype=self.dtype)
         cb.on_predict_begin({})
