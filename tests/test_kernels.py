@@ -1333,3 +1333,27 @@ def test_concurrent_python_threads_get_the_sequential_results(cy, rng):
     for seq, par in zip(sequential, parallel):
         for s, p in zip(seq, par):
             np.testing.assert_array_equal(s, p)
+
+
+@pytest.mark.parametrize("shape", [(3, 600, 17), (10, 300, 128), (5, 70, 300), (1, 33, 40),
+                                   (17, 5, 3)])
+@pytest.mark.parametrize("activation", ["softmax", "gelu", "tanh", "relu"])
+def test_dense_fused_paths_small_batches(cy, dtype, threads, rng, shape, activation):
+    """The fused GEMM epilogue takes different routes for few rows, few columns and
+    whole-row ownership (softmax); each must still apply bias and activation."""
+    n, n_in, units = shape
+    x = normal(rng, (n, n_in), dtype)
+    w = normal(rng, (n_in, units), dtype, 0.1)
+    b = normal(rng, (units,), dtype)
+    pre = np.empty((n, units), dtype)
+    y = cy.dense_forward(x, w, b, activation=activation, pre_activation=pre)
+    e_pre = np.empty_like(pre)
+    e_y = ref.dense_forward(x, w, b, activation=activation, pre_activation=e_pre)
+    assert_close(pre, e_pre, dtype, "gemm", k=n_in, scale=float(np.abs(x).max() * np.abs(w).max()))
+    assert_close(y, e_y, dtype, "gemm", k=n_in, scale=float(np.abs(x).max() * np.abs(w).max()))
+    dy = normal(rng, (n, units), dtype)
+    got = cy.dense_backward(dy, x, w, y, activation=activation, pre_activation=pre)
+    exp = ref.dense_backward(dy, x, w, e_y, activation=activation, pre_activation=e_pre)
+    for g, e in zip(got, exp):
+        assert_close(g, e, dtype, "gemm", k=max(n, n_in, units),
+                     scale=float(np.abs(e).max()) + 1.0)

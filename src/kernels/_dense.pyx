@@ -5,12 +5,11 @@ transposes of the backward pass (x^T dz, dz w^T) cost no copy.
 Arguments arrive validated from ``kernels._cython_backend``.
 """
 from cython cimport floating
-from cython.parallel cimport prange
 
 from kernels._threads cimport threads_for
-from kernels._gemm cimport sgemm, dgemm
-from kernels._elementwise cimport (activate_f32, activate_f64, backprop_f32, backprop_f64,
-                                   column_sums_f32, column_sums_f64)
+from kernels._gemm cimport sgemm, dgemm, sgemm_ep, dgemm_ep
+from kernels._elementwise cimport (activate_f32, activate_f64, backprop_colsum_f32,
+                                   backprop_colsum_f64)
 
 
 cdef inline void _gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -33,65 +32,62 @@ cdef inline void _activate(int act, double param, const floating* x, floating* y
         activate_f64(act, param, x, y, rows, cols)
 
 
-cdef void _add_bias_rows(floating* z, const floating* b, Py_ssize_t rows,
-                         Py_ssize_t cols) noexcept nogil:
-    cdef Py_ssize_t r, j
-    cdef int nt = threads_for(rows * cols)
-    if nt == 1:
-        for r in range(rows):
-            for j in range(cols):
-                z[r * cols + j] += b[j]
-    else:
-        for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
-            for j in range(cols):
-                z[r * cols + j] += b[j]
-
-
 def forward(int act, double param, const floating[:, :] x, const floating[:, :] w,
             const floating[::1] b, floating[:, ::1] out, floating[:, ::1] pre):
-    """out = act(x @ w + b); z = x @ w + b also kept in ``pre`` when it is not None."""
+    """out = act(x @ w + b); z = x @ w + b also kept in ``pre`` when it is not None.
+
+    One pass: the GEMM adds the bias and applies the activation to each block of z as
+    soon as it is complete (sgemm_ep); only a softmax the GEMM could not give whole rows
+    to one thread is applied afterwards.
+    """
     cdef Py_ssize_t n = x.shape[0], n_in = x.shape[1], units = w.shape[1]
     cdef Py_ssize_t isz = sizeof(floating)
-    cdef floating* z = &pre[0, 0] if pre is not None else &out[0, 0]
+    cdef floating* y = &out[0, 0]
+    cdef floating* z = &pre[0, 0] if pre is not None else y
     cdef const floating* pb = &b[0] if b is not None else NULL
+    cdef int nt = threads_for(n * units * n_in // 16)
+    cdef int done
     with nogil:
-        _gemm(n, units, n_in, &x[0, 0], x.strides[0] // isz, x.strides[1] // isz,
-              &w[0, 0], w.strides[0] // isz, w.strides[1] // isz, z, units, 1)
-        if pb != NULL:
-            _add_bias_rows(z, pb, n, units)
-        _activate(act, param, z, &out[0, 0], n, units)
+        if floating is float:
+            done = sgemm_ep(n, units, n_in, &x[0, 0], x.strides[0] // isz,
+                            x.strides[1] // isz, &w[0, 0], w.strides[0] // isz,
+                            w.strides[1] // isz, z, units, pb, act, param, y, units, nt)
+        else:
+            done = dgemm_ep(n, units, n_in, &x[0, 0], x.strides[0] // isz,
+                            x.strides[1] // isz, &w[0, 0], w.strides[0] // isz,
+                            w.strides[1] // isz, z, units, pb, act, param, y, units, nt)
+        if not done:
+            _activate(act, param, z, y, n, units)
 
 
 def backward(int act, double param, const floating[:, ::1] dy, const floating[:, :] x,
              const floating[:, :] w, const floating[:, ::1] saved, floating[:, ::1] dz,
              floating[:, :] dx, floating[:, :] dw, floating[::1] db):
-    """dz = dy * act'(.) (scratch), db = column sums of dz, dw = x^T dz, dx = dz w^T.
+    """dz = dy * act'(.) (scratch) and db = column sums of dz in one pass, then
+    dw = x^T dz and dx = dz w^T (transposes as strides, no copies).
 
     ``dx``/``db`` may be None (not needed / no bias).
     """
     cdef Py_ssize_t n = dy.shape[0], units = dy.shape[1], n_in = x.shape[1]
     cdef Py_ssize_t isz = sizeof(floating)
     cdef floating* pdz = &dz[0, 0]
+    cdef floating* pdb = &db[0] if db is not None else NULL
+    cdef bint want_dx = dx is not None
+    cdef floating* pdx = &dx[0, 0] if want_dx else NULL
+    cdef Py_ssize_t rsdx = dx.strides[0] // isz if want_dx else 0
+    cdef Py_ssize_t csdx = dx.strides[1] // isz if want_dx else 0
     with nogil:
         if floating is float:
-            backprop_f32(act, param, &dy[0, 0], &saved[0, 0], pdz, n, units)
+            backprop_colsum_f32(act, param, &dy[0, 0], &saved[0, 0], pdz, pdb, n, units)
         else:
-            backprop_f64(act, param, &dy[0, 0], &saved[0, 0], pdz, n, units)
-    if db is not None:
-        with nogil:
-            if floating is float:
-                column_sums_f32(pdz, &db[0], n, units)
-            else:
-                column_sums_f64(pdz, &db[0], n, units)
-    with nogil:
+            backprop_colsum_f64(act, param, &dy[0, 0], &saved[0, 0], pdz, pdb, n, units)
         # dw (n_in, units) = x^T (n_in, n) @ dz (n, units): x^T is x with strides swapped
         _gemm(n_in, units, n, &x[0, 0], x.strides[1] // isz, x.strides[0] // isz,
               pdz, units, 1, &dw[0, 0], dw.strides[0] // isz, dw.strides[1] // isz)
-    if dx is not None:
-        with nogil:
+        if want_dx:
             # dx (n, n_in) = dz (n, units) @ w^T (units, n_in)
             _gemm(n, n_in, units, pdz, units, 1, &w[0, 0], w.strides[1] // isz,
-                  w.strides[0] // isz, &dx[0, 0], dx.strides[0] // isz, dx.strides[1] // isz)
+                  w.strides[0] // isz, pdx, rsdx, csdx)
 
 
 def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] out,

@@ -30,3 +30,25 @@ cdef void backprop_f64(int act, double param, const double* dy, const double* sa
 # out[j] = sum_i x[i, j] for a C-contiguous (rows, cols) x.
 cdef void column_sums_f32(const float* x, float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
 cdef void column_sums_f64(const double* x, double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+
+# y[r, :] = act(x[r, :]) for the rows x cols block at x (row stride ldx) into y (row
+# stride ldy; y may be x with ldy == ldx); softmax per row.  One thread (the caller's):
+# made to be called on blocks by code that already runs in parallel (the GEMM's
+# epilogue).  Same arithmetic as activate_*, so the same results.
+cdef void activate_rows_f32(int act, double param, const float* x, Py_ssize_t ldx,
+                            float* y, Py_ssize_t ldy, Py_ssize_t rows,
+                            Py_ssize_t cols) noexcept nogil
+cdef void activate_rows_f64(int act, double param, const double* x, Py_ssize_t ldx,
+                            double* y, Py_ssize_t ldy, Py_ssize_t rows,
+                            Py_ssize_t cols) noexcept nogil
+
+# dz = dy * act'(saved) (as backprop_*) and, when db is not NULL, db[j] = sum_i dz[i, j]
+# in the same pass (as column_sums_*: each column summed by one thread, rows in order,
+# so the result does not depend on the thread count).  C-contiguous (rows, cols)
+# buffers; dz may be dy.
+cdef void backprop_colsum_f32(int act, double param, const float* dy, const float* saved,
+                              float* dz, float* db, Py_ssize_t rows,
+                              Py_ssize_t cols) noexcept nogil
+cdef void backprop_colsum_f64(int act, double param, const double* dy,
+                              const double* saved, double* dz, double* db,
+                              Py_ssize_t rows, Py_ssize_t cols) noexcept nogil

@@ -108,6 +108,33 @@ cdef void activate_f64(int act, double param, const double* x, double* y,
     _activate(act, param, x, y, rows, cols)
 
 
+cdef void _activate_rows(int act, floating param, const floating* x, Py_ssize_t ldx,
+                         floating* y, Py_ssize_t ldy, Py_ssize_t rows,
+                         Py_ssize_t cols) noexcept nogil:
+    """act over a strided block of rows, on the calling thread (see activate_rows_*)."""
+    cdef Py_ssize_t r
+    if act == ACT_SOFTMAX:
+        for r in range(rows):
+            _softmax_row(x + r * ldx, y + r * ldy, cols)
+    elif ldx == cols and ldy == cols:
+        _activate_range(act, param, x, y, 0, rows * cols)
+    else:
+        for r in range(rows):
+            _activate_range(act, param, x + r * ldx, y + r * ldy, 0, cols)
+
+
+cdef void activate_rows_f32(int act, double param, const float* x, Py_ssize_t ldx,
+                            float* y, Py_ssize_t ldy, Py_ssize_t rows,
+                            Py_ssize_t cols) noexcept nogil:
+    _activate_rows(act, <float>param, x, ldx, y, ldy, rows, cols)
+
+
+cdef void activate_rows_f64(int act, double param, const double* x, Py_ssize_t ldx,
+                            double* y, Py_ssize_t ldy, Py_ssize_t rows,
+                            Py_ssize_t cols) noexcept nogil:
+    _activate_rows(act, param, x, ldx, y, ldy, rows, cols)
+
+
 # ------------------------------------------------------------------ backprop
 
 cdef void _backprop_range(int act, floating param, const floating* dy, const floating* s,
@@ -239,6 +266,62 @@ cdef void column_sums_f32(const float* x, float* out, Py_ssize_t rows, Py_ssize_
 
 cdef void column_sums_f64(const double* x, double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
     _column_sums(x, out, rows, cols)
+
+
+# ------------------------------------------- backprop fused with the bias gradient
+
+cdef void _backprop_colsum_block(int act, floating param, const floating* dy,
+                                 const floating* s, floating* dz, floating* db,
+                                 Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lo,
+                                 Py_ssize_t hi) noexcept nogil:
+    """dz[:, lo:hi] = dy * act'(s) row by row, and db[lo:hi] = its column sums, the rows
+    added in order (the arithmetic of _backprop_range and _column_sums_block)."""
+    cdef Py_ssize_t r, j, o
+    for r in range(rows):
+        o = r * cols
+        _backprop_range(act, param, dy + o, s + o, dz + o, lo, hi)
+        if r == 0:
+            for j in range(lo, hi):
+                db[j] = dz[j]
+        else:
+            for j in range(lo, hi):
+                db[j] += dz[o + j]
+
+
+cdef void _backprop_colsum(int act, floating param, const floating* dy, const floating* s,
+                           floating* dz, floating* db, Py_ssize_t rows,
+                           Py_ssize_t cols) noexcept nogil:
+    # Parallel over blocks of columns (as _column_sums): each db[j] is made by one thread
+    # with the rows in order, so the result does not depend on the thread count.
+    cdef Py_ssize_t block = 64, nblocks = (cols + 63) // 64, c
+    cdef int nt
+    if db == NULL:
+        _backprop(act, param, dy, s, dz, rows, cols)
+        return
+    if act == ACT_SOFTMAX:
+        # needs whole rows: two passes
+        _backprop(act, param, dy, s, dz, rows, cols)
+        _column_sums(dz, db, rows, cols)
+        return
+    nt = threads_for(rows * cols)
+    if nt == 1 or nblocks == 1:
+        _backprop_colsum_block(act, param, dy, s, dz, db, rows, cols, 0, cols)
+    else:
+        for c in prange(nblocks, nogil=True, num_threads=nt, schedule="static"):
+            _backprop_colsum_block(act, param, dy, s, dz, db, rows, cols, c * block,
+                                   min((c + 1) * block, cols))
+
+
+cdef void backprop_colsum_f32(int act, double param, const float* dy, const float* saved,
+                              float* dz, float* db, Py_ssize_t rows,
+                              Py_ssize_t cols) noexcept nogil:
+    _backprop_colsum(act, <float>param, dy, saved, dz, db, rows, cols)
+
+
+cdef void backprop_colsum_f64(int act, double param, const double* dy,
+                              const double* saved, double* dz, double* db,
+                              Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _backprop_colsum(act, param, dy, saved, dz, db, rows, cols)
 
 
 # ------------------------------------------------------- Python entry points

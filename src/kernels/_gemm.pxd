@@ -22,6 +22,33 @@ ctypedef void (*dgemm_fn)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha
                           double beta, double* c, Py_ssize_t rsc, Py_ssize_t csc,
                           int num_threads) noexcept nogil
 
+# The dense layer's fused GEMM: C = A @ B + bias, then Y = act(C), the bias and the
+# activation applied to each block of C as soon as its k-sum is complete (while it is
+# in cache) instead of in separate passes over C.
+#   C: row-major (column stride 1, row stride rsc), only written (alpha 1, beta 0);
+#   bias: NULL (none) or n values, bias[j] added to column j;
+#   act, param: an activation id of kernels._elementwise (ACT_*) and its parameter;
+#   Y: row-major (column stride 1, row stride rsy); Y = C (same pointer and stride)
+#      applies the activation in place, else C keeps z = A @ B + bias (the layer's
+#      pre-activation) and Y must not overlap C, A or B.
+# Returns 1, or 0 when the activation was left to the caller (softmax, when the work
+# split does not give whole rows of C to one thread): then C holds z and the caller
+# applies act(C) -> Y itself.  The bias is always applied.  The result is the same bits
+# as the GEMM followed by the separate bias and activation passes, for any num_threads.
+ctypedef int (*sgemm_ep_fn)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                            const float* a, Py_ssize_t rsa, Py_ssize_t csa,
+                            const float* b, Py_ssize_t rsb, Py_ssize_t csb,
+                            float* c, Py_ssize_t rsc, const float* bias, int act,
+                            double param, float* y, Py_ssize_t rsy,
+                            int num_threads) noexcept nogil
+
+ctypedef int (*dgemm_ep_fn)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                            const double* a, Py_ssize_t rsa, Py_ssize_t csa,
+                            const double* b, Py_ssize_t rsb, Py_ssize_t csb,
+                            double* c, Py_ssize_t rsc, const double* bias, int act,
+                            double param, double* y, Py_ssize_t rsy,
+                            int num_threads) noexcept nogil
+
 # The implementation chosen at import time for this CPU (see _gemm.pyx).
 cdef void sgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
                 const float* a, Py_ssize_t rsa, Py_ssize_t csa,
@@ -34,6 +61,18 @@ cdef void dgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
                 const double* b, Py_ssize_t rsb, Py_ssize_t csb,
                 double beta, double* c, Py_ssize_t rsc, Py_ssize_t csc,
                 int num_threads) noexcept nogil
+
+cdef int sgemm_ep(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                  const float* a, Py_ssize_t rsa, Py_ssize_t csa,
+                  const float* b, Py_ssize_t rsb, Py_ssize_t csb,
+                  float* c, Py_ssize_t rsc, const float* bias, int act, double param,
+                  float* y, Py_ssize_t rsy, int num_threads) noexcept nogil
+
+cdef int dgemm_ep(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                  const double* a, Py_ssize_t rsa, Py_ssize_t csa,
+                  const double* b, Py_ssize_t rsb, Py_ssize_t csb,
+                  double* c, Py_ssize_t rsc, const double* bias, int act, double param,
+                  double* y, Py_ssize_t rsy, int num_threads) noexcept nogil
 
 
 # sgemm or dgemm picked at compile time from the element type, for code written

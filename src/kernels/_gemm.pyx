@@ -1,5 +1,5 @@
-# The GEMM dispatcher: sgemm/dgemm (declared in _gemm.pxd) forward to the function
-# pointers of the best GEMM variant this CPU supports.
+# The GEMM dispatcher: sgemm/dgemm and sgemm_ep/dgemm_ep (declared in _gemm.pxd) forward
+# to the function pointers of the best GEMM variant this CPU supports.
 #
 # The variants are the same source (_gemm_impl.pxi) compiled three times:
 #   base    _gemm_base    baseline flags, always present
@@ -55,9 +55,11 @@ _PACKAGE = __name__.rpartition(".")[0] or "kernels"
 
 cdef sgemm_fn _s_impl = NULL
 cdef dgemm_fn _d_impl = NULL
+cdef sgemm_ep_fn _s_ep_impl = NULL
+cdef dgemm_ep_fn _d_ep_impl = NULL
 
 _features = {name: bool(dlk_cpu_has(i)) for i, name in enumerate(_FEATURE_NAMES)}
-_capsules = {}        # variant name -> (sgemm capsule, dgemm capsule); available ones
+_capsules = {}        # variant name -> (sgemm, dgemm, sgemm_ep, dgemm_ep capsules)
 _current = None
 _default = None
 
@@ -77,7 +79,7 @@ def _load_variants():
             if name == "base":
                 raise
             continue            # not built for this target
-        _capsules[name] = mod.capsules()
+        _capsules[name] = tuple(mod.capsules()) + tuple(mod.ep_capsules())
 
 
 def available_impls():
@@ -102,14 +104,19 @@ def _check_impl_name(name, what):
 
 
 def use_impl(name):
-    """Make sgemm/dgemm use the GEMM variant `name` (one of available_impls())."""
-    global _s_impl, _d_impl, _current
+    """Make sgemm/dgemm (and sgemm_ep/dgemm_ep) use the GEMM variant `name` (one of
+    available_impls())."""
+    global _s_impl, _d_impl, _s_ep_impl, _d_ep_impl, _current
     name = _check_impl_name(name, "use_impl(name): name")
-    scap, dcap = _capsules[name]
+    scap, dcap, sepcap, depcap = _capsules[name]
     cdef sgemm_fn s = <sgemm_fn>PyCapsule_GetPointer(scap, "kernels.sgemm_fn")
     cdef dgemm_fn d = <dgemm_fn>PyCapsule_GetPointer(dcap, "kernels.dgemm_fn")
+    cdef sgemm_ep_fn sep = <sgemm_ep_fn>PyCapsule_GetPointer(sepcap, "kernels.sgemm_ep_fn")
+    cdef dgemm_ep_fn dep = <dgemm_ep_fn>PyCapsule_GetPointer(depcap, "kernels.dgemm_ep_fn")
     _s_impl = s
     _d_impl = d
+    _s_ep_impl = sep
+    _d_ep_impl = dep
     _current = name
 
 
@@ -144,3 +151,21 @@ cdef void dgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
                 double beta, double* c, Py_ssize_t rsc, Py_ssize_t csc,
                 int num_threads) noexcept nogil:
     _d_impl(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, num_threads)
+
+
+cdef int sgemm_ep(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                  const float* a, Py_ssize_t rsa, Py_ssize_t csa,
+                  const float* b, Py_ssize_t rsb, Py_ssize_t csb,
+                  float* c, Py_ssize_t rsc, const float* bias, int act, double param,
+                  float* y, Py_ssize_t rsy, int num_threads) noexcept nogil:
+    return _s_ep_impl(m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, bias, act, param, y, rsy,
+                      num_threads)
+
+
+cdef int dgemm_ep(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                  const double* a, Py_ssize_t rsa, Py_ssize_t csa,
+                  const double* b, Py_ssize_t rsb, Py_ssize_t csb,
+                  double* c, Py_ssize_t rsc, const double* bias, int act, double param,
+                  double* y, Py_ssize_t rsy, int num_threads) noexcept nogil:
+    return _d_ep_impl(m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, bias, act, param, y, rsy,
+                      num_threads)

@@ -2,9 +2,10 @@
 # (flags set by setup.py); the algorithm is in _gemm_impl.pxi.
 #
 # Blocking constants for this instruction set (see _gemm_impl.pxi).  NR is the
-# vector axis of the MR x NR accumulator tile and must stay above 16 so gcc
-# vectorises the micro-kernel properly; KC x NR packed B ~ L1, MC x KC packed A
-# ~ L2, KC x NC packed B ~ L3 (tuned on a Zen 4: 32 KiB L1, 1 MiB L2).
+# vector axis of the MR x NR accumulator tile, which the C micro-kernel of
+# _gemm_impl.pxi fixes too (DLK_UK_*: a mismatch fails the import); KC x NR packed
+# B ~ L1, MC x KC packed A ~ L2, KC x NC packed B ~ L3 (tuned on a Zen 4: 32 KiB L1,
+# 1 MiB L2).
 # 16 xmm registers: 2 x 24 floats = 12 accumulators (f32), 1 x 24 doubles =
 # 12 accumulators (f64).  SSE2 has no FMA: mul + add.  (On a non-x86 target,
 # e.g. aarch64 with NEON, the same tiles hold: 6 q registers per row.)
@@ -31,7 +32,7 @@ cdef void _sgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
                  float beta, float* c, Py_ssize_t rsc, Py_ssize_t csc,
                  int num_threads) noexcept nogil:
     _gemm_driver(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
-                 num_threads)
+                 num_threads, NULL)
 
 
 cdef void _dgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
@@ -40,7 +41,26 @@ cdef void _dgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha,
                  double beta, double* c, Py_ssize_t rsc, Py_ssize_t csc,
                  int num_threads) noexcept nogil:
     _gemm_driver(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
-                 num_threads)
+                 num_threads, NULL)
+
+
+
+cdef int _sgemm_ep(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                   const float* a, Py_ssize_t rsa, Py_ssize_t csa,
+                   const float* b, Py_ssize_t rsb, Py_ssize_t csb,
+                   float* c, Py_ssize_t rsc, const float* bias, int act, double param,
+                   float* y, Py_ssize_t rsy, int num_threads) noexcept nogil:
+    return _gemm_ep_entry(m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, bias, act, param,
+                          y, rsy, num_threads)
+
+
+cdef int _dgemm_ep(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                   const double* a, Py_ssize_t rsa, Py_ssize_t csa,
+                   const double* b, Py_ssize_t rsb, Py_ssize_t csb,
+                   double* c, Py_ssize_t rsc, const double* bias, int act, double param,
+                   double* y, Py_ssize_t rsy, int num_threads) noexcept nogil:
+    return _gemm_ep_entry(m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, bias, act, param,
+                          y, rsy, num_threads)
 
 
 def capsules():
@@ -52,6 +72,13 @@ def capsules():
     """
     return (PyCapsule_New(<void*>_sgemm, "kernels.sgemm_fn", NULL),
             PyCapsule_New(<void*>_dgemm, "kernels.dgemm_fn", NULL))
+
+
+def ep_capsules():
+    """(capsule "kernels.sgemm_ep_fn", capsule "kernels.dgemm_ep_fn"): the GEMM with
+    the dense layer's epilogue (types sgemm_ep_fn / dgemm_ep_fn of kernels/_gemm.pxd)."""
+    return (PyCapsule_New(<void*>_sgemm_ep, "kernels.sgemm_ep_fn", NULL),
+            PyCapsule_New(<void*>_dgemm_ep, "kernels.dgemm_ep_fn", NULL))
 
 
 def blocking():
