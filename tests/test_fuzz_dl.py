@@ -396,19 +396,6 @@ KNOWN_BUGS = [
         "dl/layers.py _shape / Dense.build: input shapes have no size limit; building the "
         "layer allocates terabytes (MemoryError, or NumPy's unnamed 'array is too big' / "
         "'Maximum allowed dimension exceeded')"),
-    Bug("load-model-bad-iterations", {"load_model", "fit"}, "ValueError|TypeError",
-        r"^step: ", _load_and_fit(lambda: _with_opt0(np.array(-5))),
-        "dl/optimizers.py Optimizer.set_state: the saved iteration count is not checked "
-        "(a negative one reaches the kernels as step)", named=True),
-    Bug("load-model-filepath-type", {"load_model"}, "TypeError|ValueError",
-        r"expected str, bytes or os.PathLike|embedded null byte",
-        lambda: dl.load_model(None),
-        "dl/saving.py unpack: filepath's type is not checked (os.fspath/open errors escape)"),
-    Bug("activation-config-keyerror", {"Dense", "Activation"}, "KeyError", r"",
-        lambda: dl.layers.Activation({}),
-        "dl/activations.py Activation.from_config: cfg.pop('name') raises KeyError for a "
-        "config without 'name' (Dense/Activation only turn ValueError/TypeError into "
-        "'activation:' errors)", frame=("activations.py", "from_config")),
     Bug("metric-config-unchecked", {"compile"}, "ValueError|TypeError", r"",
         lambda: small_model("numpy", compiled=False).compile("sgd", "mse", metrics=[
             {"class_name": "BinaryAccuracy", "config": {"threshold": "x"}}]),
@@ -427,14 +414,6 @@ KNOWN_BUGS = [
         "dl/metrics.py Metric.__init__: name is not checked to be a str; a list name "
         "(e.g. from a saved file's compile_config) breaks the logs dict at fit/evaluate",
         frame=("models.py", "_logs")),
-    Bug("sparse-labels-named-y_true", {"fit", "evaluate", "train_on_batch", "test_on_batch",
-                                       "compute_gradients"}, "ValueError",
-        r"^y_true: expected class labels",
-        lambda: small_model("numpy", loss="sparse_categorical_crossentropy").evaluate(
-            X, np.full(6, 8), verbose=0),
-        "dl/losses.py SparseCategoricalCrossentropy.prepare_targets: labels out of range "
-        "are left to the kernel, whose message names y_true, not the y the caller passed",
-        named=True),
 ]
 
 

@@ -103,6 +103,9 @@ def get(identifier):
     if isinstance(identifier, dict):
         if "class_name" in identifier:   # {"class_name": "Activation", "config": {...}}
             identifier = identifier.get("config", {})
+        if not isinstance(identifier, dict) or not isinstance(identifier.get("name"), str):
+            raise ValueError(f"activation: expected a config with a 'name' such as "
+                             f"{{'name': 'relu'}}, got {identifier!r}")
         return Activation.from_config(identifier)
     raise TypeError(f"activation: expected a name such as 'relu', None or a "
                     f"dl.activations.Activation, got {type(identifier).__name__} "

@@ -167,6 +167,11 @@ class SparseCategoricalCrossentropy(_FromLogits):
                                  "NaN or inf")
         elif y_true.dtype.kind not in "iub":
             raise TypeError(f"y: expected integer class labels, got dtype {y_true.dtype}")
+        classes = y_pred_shape[-1]
+        if y_true.size and (y_true.min() < 0 or y_true.max() >= classes):
+            bad = y_true[(y_true < 0) | (y_true >= classes)][0]
+            raise ValueError(f"y: expected class labels in [0, {classes}) (the model's "
+                             f"output units), got {bad}")
         return y_true.astype(np.int64, copy=False)
 
     def value(self, backend, y_true, y_pred):

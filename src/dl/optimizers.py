@@ -82,7 +82,11 @@ class Optimizer:
         expected = 1 + sum(len(s) for s in self._slots)
         if len(arrays) != expected:
             raise ValueError(f"optimizer state: expected {expected} arrays, got {len(arrays)}")
-        self.iterations = int(arrays[0])
+        iterations = np.asarray(arrays[0])
+        if iterations.shape != () or iterations.dtype.kind not in "iu" or iterations < 0:
+            raise ValueError(f"optimizer state: expected a non-negative integer iteration "
+                             f"count, got {iterations!r}")
+        self.iterations = int(iterations)
         i = 1
         for slots in self._slots:
             for s in sorted(slots):

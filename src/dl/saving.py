@@ -72,7 +72,12 @@ def unpack(path):
     Raises ValueError naming the file and the problem for anything else: a missing,
     truncated or corrupted file, a plain .npz, a Keras file, random bytes.
     """
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"filepath: expected a path (str or os.PathLike), got "
+                        f"{type(path).__name__}")
     path = os.fspath(path)
+    if (b"\0" if isinstance(path, bytes) else "\0") in path:
+        raise ValueError("filepath: expected a path without NUL characters")
     try:
         with open(path, "rb") as f:
             raw = f.read()
