@@ -204,6 +204,15 @@ class ProgbarLogger(Callback):
             self._write(line + "\n")
 
 
+def _mode(callback, mode):
+    """"auto", "min" or "max"; anything else warns and falls back to "auto" (Keras)."""
+    if mode not in ("auto", "min", "max"):
+        warnings.warn(f"{callback} mode {mode} is unknown, fallback to auto mode.",
+                      stacklevel=3)
+        return "auto"
+    return mode
+
+
 class EarlyStopping(Callback):
     """Stop training when a monitored quantity stops improving (Keras 3 semantics).
 
@@ -225,11 +234,7 @@ class EarlyStopping(Callback):
         self.min_delta = abs(min_delta)
         self.patience = patience
         self.verbose = verbose
-        if mode not in ("auto", "min", "max"):
-            warnings.warn(f"EarlyStopping mode {mode} is unknown, fallback to auto mode.",
-                          stacklevel=2)
-            mode = "auto"
-        self.mode = mode
+        self.mode = _mode("EarlyStopping", mode)
         self.baseline = baseline
         self.restore_best_weights = restore_best_weights
         self.start_from_epoch = start_from_epoch
@@ -351,10 +356,7 @@ class ModelCheckpoint(Callback):
         self.verbose = verbose
         self.save_best_only = save_best_only
         self.save_weights_only = save_weights_only
-        if mode not in ("auto", "min", "max"):
-            warnings.warn(f"ModelCheckpoint mode {mode} is unknown, fallback to auto mode.",
-                          stacklevel=2)
-            mode = "auto"
+        mode = _mode("ModelCheckpoint", mode)
         if mode == "auto":
             mode = "max" if ("acc" in monitor or monitor.startswith("fmeasure")) else "min"
         self.monitor_op = np.greater if mode == "max" else np.less

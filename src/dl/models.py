@@ -306,16 +306,22 @@ class Sequential:
                 "metrics": [metrics_module.serialize(m) for m in self.metrics]}
 
     # --------------------------------------------------------------------- data
-    def _as_x(self, x, name="x"):
-        if x is None:
-            raise ValueError(f"{name}: expected input data, got None")
+    @staticmethod
+    def _numeric(value, name, what):
+        """``value`` as a numeric ndarray, or a TypeError/ValueError naming ``name``."""
+        if value is None:
+            raise ValueError(f"{name}: expected {what}, got None")
         try:
-            arr = np.asarray(x)
+            arr = np.asarray(value)
         except (ValueError, TypeError) as exc:
             raise TypeError(f"{name}: expected an array-like of numbers, got "
-                            f"{type(x).__name__} ({exc})") from None
+                            f"{type(value).__name__} ({exc})") from None
         if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{name}: expected numeric data, got dtype {arr.dtype}")
+            raise TypeError(f"{name}: expected numeric {what}, got dtype {arr.dtype}")
+        return arr
+
+    def _as_x(self, x, name="x"):
+        arr = self._numeric(x, name, "input data")
         if arr.ndim == 0 or arr.shape[0] == 0:
             raise ValueError(f"{name}: expected at least one sample, got shape {arr.shape}")
         self._ensure_built(arr if arr.ndim > 1 else arr.reshape(-1, 1))
@@ -327,15 +333,7 @@ class Sequential:
         return arr.astype(self.dtype, copy=False)
 
     def _as_y(self, y, n, name="y"):
-        if y is None:
-            raise ValueError(f"{name}: expected targets, got None")
-        try:
-            arr = np.asarray(y)
-        except (ValueError, TypeError) as exc:
-            raise TypeError(f"{name}: expected an array-like of numbers, got "
-                            f"{type(y).__name__} ({exc})") from None
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{name}: expected numeric targets, got dtype {arr.dtype}")
+        arr = self._numeric(y, name, "targets")
         if arr.ndim == 0 or arr.shape[0] != n:
             raise ValueError(f"{name}: expected {n} targets (one per sample of x), got "
                              f"shape {arr.shape}")
