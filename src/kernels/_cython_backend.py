@@ -328,6 +328,18 @@ def sparse_softmax_crossentropy(y_true, logits, out=None):
 # The compiled updates need C-contiguous w and state; others are updated through a
 # contiguous copy written back afterwards.
 
+# float64 values up to this one (half float32's smallest subnormal) round to 0 in float32
+_F32_ROUNDS_TO_ZERO = 2.0 ** -150
+
+
+def _decays(w, learning_rate, weight_decay):
+    """Whether the decoupled weight decay applies: as in the reference, when its factor
+    ``weight_decay * learning_rate`` (both >= 0), rounded to w's dtype, is not 0.
+    Decided here, in Python: see kernels/_optimizers.pyx's entry points."""
+    factor = weight_decay * learning_rate
+    return factor > (_F32_ROUNDS_TO_ZERO if w.dtype == np.float32 else 0.0)
+
+
 def _flat(arrays):
     work = [None if a is None else _c(a) for a in arrays]
     return work, [None if a is None else a.reshape(-1) for a in work]
@@ -345,7 +357,8 @@ def sgd_update(w, g, m=None, *, learning_rate=0.01, momentum=0.0, nesterov=False
         w, g, m, learning_rate, momentum, nesterov, weight_decay)
     arrays = [w, m if momentum != 0.0 else None]
     work, (fw, fm) = _flat(arrays)
-    _optimizers.sgd(fw, _c(g).reshape(-1), fm, learning_rate, momentum, nesterov, weight_decay)
+    _optimizers.sgd(fw, _c(g).reshape(-1), fm, learning_rate, momentum, nesterov, weight_decay,
+                    _decays(w, learning_rate, weight_decay))
     _write_back(arrays, work)
     return w
 
@@ -357,7 +370,7 @@ def _adam(w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad, v_h
     arrays = [w, m, v, v_hat if amsgrad else None]
     work, (fw, fm, fv, fh) = _flat(arrays)
     _optimizers.adam(fw, _c(g).reshape(-1), fm, fv, fh, alpha, beta_1, beta_2, epsilon,
-                     learning_rate, weight_decay)
+                     learning_rate, weight_decay, _decays(w, learning_rate, weight_decay))
     _write_back(arrays, work)
     return w
 
@@ -381,7 +394,7 @@ def rmsprop_update(w, g, v, *, learning_rate=0.001, rho=0.9, momentum=0.0, epsil
     arrays = [w, v, mom if momentum != 0.0 else None, mg if centered else None]
     work, (fw, fv, fmom, fmg) = _flat(arrays)
     _optimizers.rmsprop(fw, _c(g).reshape(-1), fv, fmom, fmg, learning_rate, rho, momentum,
-                        epsilon, weight_decay)
+                        epsilon, weight_decay, _decays(w, learning_rate, weight_decay))
     _write_back(arrays, work)
     return w
 
@@ -391,7 +404,8 @@ def adagrad_update(w, g, acc, *, learning_rate=0.001, epsilon=1e-7, weight_decay
                                                               epsilon, weight_decay)
     arrays = [w, acc]
     work, (fw, facc) = _flat(arrays)
-    _optimizers.adagrad(fw, _c(g).reshape(-1), facc, learning_rate, epsilon, weight_decay)
+    _optimizers.adagrad(fw, _c(g).reshape(-1), facc, learning_rate, epsilon, weight_decay,
+                        _decays(w, learning_rate, weight_decay))
     _write_back(arrays, work)
     return w
 

@@ -8,6 +8,7 @@ thread in a fixed order (results do not depend on the thread count).
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport INFINITY
 from libc.stdlib cimport malloc, free
 
 from kernels._threads cimport threads_for, CHUNK
@@ -139,10 +140,14 @@ cdef void activate_rows_f64(int act, double param, const double* x, Py_ssize_t l
 
 cdef void _backprop_range(int act, floating param, const floating* dy, const floating* s,
                           floating* out, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    """out[i] = dy[i] * act'(.) from the saved output (the input for gelu)."""
+    """out[i] = dy[i] * act'(.) from the saved output (the input for gelu).
+
+    gelu's second term (x * phi(x), or the one with 1 - t^2) is 0 where it would be
+    inf * 0, as in the reference: gelu'(+inf) = 1, gelu'(-inf) = 0, the limits."""
     cdef Py_ssize_t i
-    cdef floating v, t, c0 = <floating>SQRT_2_OVER_PI, c1 = <floating>GELU_C
+    cdef floating v, t, u, s2, c0 = <floating>SQRT_2_OVER_PI, c1 = <floating>GELU_C
     cdef floating r2 = <floating>INV_SQRT_2, rpi = <floating>INV_SQRT_2PI
+    cdef floating inf = <floating>INFINITY
     if act == ACT_LINEAR:
         if dy != out:
             for i in range(lo, hi):
@@ -171,14 +176,16 @@ cdef void _backprop_range(int act, floating param, const floating* dy, const flo
     elif act == ACT_GELU:
         for i in range(lo, hi):
             v = s[i]
+            u = v * rpi * f_exp(<floating>-0.5 * v * v)
             out[i] = dy[i] * (<floating>0.5 * (1 + f_erf(v * r2))
-                              + v * rpi * f_exp(<floating>-0.5 * v * v))
+                              + (0 if f_abs(v) == inf else u))
     elif act == ACT_GELU_TANH:
         for i in range(lo, hi):
             v = s[i]
             t = f_tanh(c0 * (v + c1 * v * v * v))
-            out[i] = dy[i] * (<floating>0.5 * (1 + t)
-                              + <floating>0.5 * v * (1 - t * t) * c0 * (1 + 3 * c1 * v * v))
+            s2 = 1 - t * t
+            u = <floating>0.5 * v * s2 * c0 * (1 + 3 * c1 * v * v)
+            out[i] = dy[i] * (<floating>0.5 * (1 + t) + (0 if s2 == 0 else u))
 
 
 cdef void _backprop_softmax_row(const floating* dy, const floating* y, floating* out,

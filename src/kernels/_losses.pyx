@@ -8,6 +8,7 @@ Arguments arrive validated and C-contiguous from ``kernels._cython_backend``.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
+from libc.math cimport NAN, INFINITY
 from libc.stdlib cimport malloc, free
 
 from kernels._threads cimport threads_for, CHUNK
@@ -34,6 +35,29 @@ LOSS_IDS = {"mean_squared_error": MSE, "mean_absolute_error": MAE, "huber": HUBE
 cdef inline floating _clip(floating p) noexcept nogil:
     cdef floating lo = <floating>EPS, hi = <floating>(1.0 - EPS)
     return lo if p < lo else (hi if p > hi else p)
+
+
+cdef inline bint _finite(floating x) noexcept nogil:
+    return x - x == 0          # false for +-inf and NaN (no -ffast-math: not folded)
+
+
+cdef inline floating _exp0(floating x) noexcept nogil:
+    """exp(x - m) of a logit: exactly 0 at x = -inf (a -inf logit), which f_exp is not
+    in float32 (it stops at ~1e-38), so that an infinite target makes 0 * inf = NaN of
+    its gradient there, as the reference's exp(log_softmax) does."""
+    return 0 if x == -<floating>INFINITY else f_exp(x)
+
+
+cdef double _xent_terms(const floating* t, const floating* z, floating m, floating lse,
+                        Py_ssize_t cols) noexcept nogil:
+    """-sum_j t_j log_softmax(z)_j term by term, log_softmax(z)_j = (z_j - m) - lse: the
+    reference's arithmetic, for rows with a non-finite target or logit, where the fast
+    form sum(t) * lse - sum(t * (z - m)) can make inf * 0 (NaN) of an infinite loss."""
+    cdef Py_ssize_t j
+    cdef floating r = 0
+    for j in range(cols):
+        r -= t[j] * ((z[j] - m) - lse)
+    return r
 
 
 cdef inline floating _row_max(const floating* p, Py_ssize_t cols) noexcept nogil:
@@ -87,10 +111,12 @@ cdef double _row_loss(int loss, const floating* t, const floating* p, Py_ssize_t
     # from logits: sum(t) * logsumexp(z) - sum(t * z), with the max taken out
     m = _row_max(p, cols)
     for j in range(cols):
-        s += f_exp(p[j] - m)
+        s += _exp0(p[j] - m)
         tz += t[j] * (p[j] - m)
         ts += t[j]
-    return ts * f_log(s) - tz
+    if _finite(ts) and _finite(tz):
+        return ts * f_log(s) - tz
+    return _xent_terms(t, p, m, f_log(s), cols)
 
 
 cdef double _chunk_sum(int loss, floating param, const floating* t, const floating* p,
@@ -181,7 +207,7 @@ cdef void _row_grad(int loss, const floating* t, const floating* p, floating* ou
         return
     m = _row_max(p, cols)
     for j in range(cols):
-        out[j] = f_exp(p[j] - m)
+        out[j] = _exp0(p[j] - m)
         s += out[j]
         ts += t[j]
     inv = ts / s
@@ -220,25 +246,39 @@ cdef double _sparse_row(bint logits, int64_t k, const floating* p, floating* out
 
     From logits (the fused softmax cross-entropy): loss = logsumexp(z) - z_k,
     gradient (softmax(z) - onehot(k)) * scale.  From probabilities (Keras): q = p / s,
-    loss = -log(clip(q_k)), gradient of that through the clip and the normalisation.
+    loss = -log(clip(q_k)), gradient of that through the clip and the normalisation;
+    loss and gradient row NaN when p_j / s is NaN for any j (0/0, inf/inf, a NaN: Keras
+    normalises the whole row), which needs s to be non-finite or 0.
     """
     cdef Py_ssize_t j
     cdef floating m, s = 0, q, g, inv, pk = p[k]   # p[k] read before out (may be p) is written
     cdef floating lo_c = <floating>EPS, hi_c = <floating>(1.0 - EPS)
+    cdef bint undefined = False
     if logits:
         m = _row_max(p, cols)
         for j in range(cols):
-            s += f_exp(p[j] - m)
+            s += _exp0(p[j] - m)
         if out != NULL:
             inv = 1 / s
             for j in range(cols):
-                out[j] = f_exp(p[j] - m) * inv * scale
+                out[j] = _exp0(p[j] - m) * inv * scale
             out[k] -= scale
         return f_log(s) - (pk - m)
     for j in range(cols):
         s += p[j]
+    if not _finite(s) or s == 0:
+        for j in range(cols):
+            q = p[j] / s
+            if q != q:
+                undefined = True
+                break
+        if undefined:
+            if out != NULL:
+                for j in range(cols):
+                    out[j] = <floating>NAN
+            return NAN
     inv = 1 / s
-    q = pk * inv
+    q = pk / s
     if out != NULL:
         g = -1 / q if (q >= lo_c and q <= hi_c) else 0
         for j in range(cols):
@@ -249,19 +289,24 @@ cdef double _sparse_row(bint logits, int64_t k, const floating* p, floating* out
 
 cdef double _dense_xent_row(const floating* t, const floating* z, floating* out,
                             Py_ssize_t cols, floating scale) noexcept nogil:
-    """Fused softmax cross-entropy of one row: returns the loss, writes the gradient."""
+    """Fused softmax cross-entropy of one row: returns the loss, writes the gradient.
+    The loss is complete before out (which may be z) is written; exp(z - m) is formed
+    again for the gradient."""
     cdef Py_ssize_t j
-    cdef floating m = _row_max(z, cols), s = 0, ts = 0, tz = 0, inv, e
+    cdef floating m = _row_max(z, cols), s = 0, ts = 0, tz = 0, inv
+    cdef double loss
     for j in range(cols):
-        e = f_exp(z[j] - m)
+        s += _exp0(z[j] - m)
         ts += t[j]
-        tz += t[j] * (z[j] - m)   # read z[j] before out[j] (out may be z) is written
-        out[j] = e
-        s += e
+        tz += t[j] * (z[j] - m)
+    if _finite(ts) and _finite(tz):
+        loss = ts * f_log(s) - tz
+    else:
+        loss = _xent_terms(t, z, m, f_log(s), cols)
     inv = ts / s
     for j in range(cols):
-        out[j] = (out[j] * inv - t[j]) * scale
-    return ts * f_log(s) - tz
+        out[j] = (_exp0(z[j] - m) * inv - t[j]) * scale
+    return loss
 
 
 cdef double _rows_total(int kind, bint logits, const floating* t, const int64_t* labels,

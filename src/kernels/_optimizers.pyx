@@ -13,19 +13,26 @@ from kernels._fmath cimport f_sqrt, ftz_enter, ftz_exit
 
 
 cdef inline void _decay(floating* w, floating decay, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    """Keras's decoupled weight decay, before the step: w -= w * weight_decay * lr."""
+    """Keras's decoupled weight decay, before the step: w -= w * weight_decay * lr.
+
+    The kernels call it only when the factor ``decay`` (weight_decay * learning_rate
+    rounded to the dtype) is not 0, as the reference does (a 0 factor could only turn an
+    infinite weight into NaN): ``decays``, which the Python caller decides (see the
+    entry points).  Under denormals-are-zero a subnormal factor multiplies as 0 here:
+    w stays w and an infinite w becomes NaN, as with the reference's w - w * factor."""
     cdef Py_ssize_t i
-    if decay != 0:
-        for i in range(lo, hi):
-            w[i] -= w[i] * decay
+    for i in range(lo, hi):
+        w[i] -= w[i] * decay
 
 
 cdef void _sgd(floating* w, const floating* g, floating* m, floating lr, floating mu,
-               bint nesterov, floating decay, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+               bint nesterov, floating decay, bint decays, Py_ssize_t lo,
+               Py_ssize_t hi) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating mi
     cdef unsigned int csr = ftz_enter()
-    _decay(w, decay, lo, hi)
+    if decays:
+        _decay(w, decay, lo, hi)
     if m == NULL:
         for i in range(lo, hi):
             w[i] -= lr * g[i]
@@ -44,13 +51,14 @@ cdef void _sgd(floating* w, const floating* g, floating* m, floating lr, floatin
 
 cdef void _adam(floating* w, const floating* g, floating* m, floating* v, floating* v_hat,
                 floating alpha, floating b1c, floating b2c, floating eps, floating decay,
-                Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+                bint decays, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     # b1c = 1 - beta_1, b2c = 1 - beta_2; alpha is the bias-corrected step size.
     # Option branches stay outside the loops so that each loop vectorises.
     cdef Py_ssize_t i
     cdef floating gi, mi, vi
     cdef unsigned int csr = ftz_enter()
-    _decay(w, decay, lo, hi)
+    if decays:
+        _decay(w, decay, lo, hi)
     if v_hat == NULL:
         for i in range(lo, hi):
             gi = g[i]
@@ -76,11 +84,12 @@ cdef void _adam(floating* w, const floating* g, floating* m, floating* v, floati
 
 cdef void _rmsprop(floating* w, const floating* g, floating* v, floating* mom, floating* mg,
                    floating lr, floating rho, floating mu, floating eps, floating decay,
-                   Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+                   bint decays, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating gi, vi, den, inc, one_rho = 1 - rho
     cdef unsigned int csr = ftz_enter()
-    _decay(w, decay, lo, hi)
+    if decays:
+        _decay(w, decay, lo, hi)
     if mg == NULL and mom == NULL:
         for i in range(lo, hi):
             gi = g[i]
@@ -112,11 +121,12 @@ cdef void _rmsprop(floating* w, const floating* g, floating* v, floating* mom, f
 
 
 cdef void _adagrad(floating* w, const floating* g, floating* acc, floating lr, floating eps,
-                   floating decay, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+                   floating decay, bint decays, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating gi
     cdef unsigned int csr = ftz_enter()
-    _decay(w, decay, lo, hi)
+    if decays:
+        _decay(w, decay, lo, hi)
     for i in range(lo, hi):
         gi = g[i]
         acc[i] += gi * gi
@@ -126,14 +136,17 @@ cdef void _adagrad(floating* w, const floating* g, floating* acc, floating lr, f
 
 # ------------------------------------------------------- Python entry points
 # Each splits [0, n) into CHUNK pieces for the threads.  State arrays that an option
-# does not use arrive as None.
+# does not use arrive as None.  ``decays``: whether weight_decay * learning_rate,
+# rounded to the dtype, is not 0 (the caller decides, in Python: a test here could be
+# scheduled by the C compiler after ftz_enter(), inside the kernels' denormals-are-zero
+# mode, which takes a subnormal factor for 0).
 
 cdef inline floating* _ptr(floating[::1] a) noexcept:
     return &a[0] if a is not None else NULL
 
 
 def sgd(floating[::1] w, const floating[::1] g, floating[::1] m, double learning_rate,
-        double momentum, bint nesterov, double weight_decay):
+        double momentum, bint nesterov, double weight_decay, bint decays):
     cdef floating* pm = _ptr(m)
     cdef Py_ssize_t n = w.shape[0], c, nchunks = (n + CHUNK - 1) // CHUNK
     cdef floating lr = <floating>learning_rate, mu = <floating>momentum
@@ -141,15 +154,16 @@ def sgd(floating[::1] w, const floating[::1] g, floating[::1] m, double learning
     cdef int nt = threads_for(n)
     with nogil:
         if nt == 1:
-            _sgd(&w[0], &g[0], pm, lr, mu, nesterov, decay, 0, n)
+            _sgd(&w[0], &g[0], pm, lr, mu, nesterov, decay, decays, 0, n)
         else:
             for c in prange(nchunks, num_threads=nt, schedule="static"):
-                _sgd(&w[0], &g[0], pm, lr, mu, nesterov, decay, c * CHUNK, min(n, (c + 1) * CHUNK))
+                _sgd(&w[0], &g[0], pm, lr, mu, nesterov, decay, decays, c * CHUNK,
+                     min(n, (c + 1) * CHUNK))
 
 
 def adam(floating[::1] w, const floating[::1] g, floating[::1] m, floating[::1] v,
          floating[::1] v_hat, double alpha, double beta_1, double beta_2, double epsilon,
-         double learning_rate, double weight_decay):
+         double learning_rate, double weight_decay, bint decays):
     cdef floating* ph = _ptr(v_hat)
     cdef Py_ssize_t n = w.shape[0], c, nchunks = (n + CHUNK - 1) // CHUNK
     cdef floating a = <floating>alpha, b1c = <floating>(1 - beta_1), b2c = <floating>(1 - beta_2)
@@ -157,16 +171,16 @@ def adam(floating[::1] w, const floating[::1] g, floating[::1] m, floating[::1] 
     cdef int nt = threads_for(n)
     with nogil:
         if nt == 1:
-            _adam(&w[0], &g[0], &m[0], &v[0], ph, a, b1c, b2c, eps, decay, 0, n)
+            _adam(&w[0], &g[0], &m[0], &v[0], ph, a, b1c, b2c, eps, decay, decays, 0, n)
         else:
             for c in prange(nchunks, num_threads=nt, schedule="static"):
-                _adam(&w[0], &g[0], &m[0], &v[0], ph, a, b1c, b2c, eps, decay,
+                _adam(&w[0], &g[0], &m[0], &v[0], ph, a, b1c, b2c, eps, decay, decays,
                       c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
 def rmsprop(floating[::1] w, const floating[::1] g, floating[::1] v, floating[::1] mom,
             floating[::1] mg, double learning_rate, double rho, double momentum,
-            double epsilon, double weight_decay):
+            double epsilon, double weight_decay, bint decays):
     cdef floating* pmom = _ptr(mom)
     cdef floating* pmg = _ptr(mg)
     cdef Py_ssize_t n = w.shape[0], c, nchunks = (n + CHUNK - 1) // CHUNK
@@ -175,22 +189,23 @@ def rmsprop(floating[::1] w, const floating[::1] g, floating[::1] v, floating[::
     cdef int nt = threads_for(n)
     with nogil:
         if nt == 1:
-            _rmsprop(&w[0], &g[0], &v[0], pmom, pmg, lr, r, mu, eps, decay, 0, n)
+            _rmsprop(&w[0], &g[0], &v[0], pmom, pmg, lr, r, mu, eps, decay, decays, 0, n)
         else:
             for c in prange(nchunks, num_threads=nt, schedule="static"):
-                _rmsprop(&w[0], &g[0], &v[0], pmom, pmg, lr, r, mu, eps, decay,
+                _rmsprop(&w[0], &g[0], &v[0], pmom, pmg, lr, r, mu, eps, decay, decays,
                          c * CHUNK, min(n, (c + 1) * CHUNK))
 
 
 def adagrad(floating[::1] w, const floating[::1] g, floating[::1] acc, double learning_rate,
-            double epsilon, double weight_decay):
+            double epsilon, double weight_decay, bint decays):
     cdef Py_ssize_t n = w.shape[0], c, nchunks = (n + CHUNK - 1) // CHUNK
     cdef floating lr = <floating>learning_rate, eps = <floating>epsilon
     cdef floating decay = <floating>(weight_decay * learning_rate)
     cdef int nt = threads_for(n)
     with nogil:
         if nt == 1:
-            _adagrad(&w[0], &g[0], &acc[0], lr, eps, decay, 0, n)
+            _adagrad(&w[0], &g[0], &acc[0], lr, eps, decay, decays, 0, n)
         else:
             for c in prange(nchunks, num_threads=nt, schedule="static"):
-                _adagrad(&w[0], &g[0], &acc[0], lr, eps, decay, c * CHUNK, min(n, (c + 1) * CHUNK))
+                _adagrad(&w[0], &g[0], &acc[0], lr, eps, decay, decays, c * CHUNK,
+                         min(n, (c + 1) * CHUNK))

@@ -237,14 +237,23 @@ def backprop_gelu(dy, x, out=None, *, approximate=False):
     Exact: ``gelu'(x) = Phi(x) + x * phi(x)``, Phi/phi the standard normal cdf/pdf.
     Approximate: with ``t = tanh(u)``, ``u = sqrt(2/pi) (x + 0.044715 x^3)``:
     ``0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)``.
+
+    The second term (``x * phi(x)``, or the one with ``1 - t^2``) vanishes as
+    ``|x| -> inf`` and is taken as 0 where it would be ``inf * 0``: exact form at
+    ``x = +-inf``, approximate form wherever ``1 - t^2`` rounds to 0.  So
+    ``gelu'(+inf) = 1`` and ``gelu'(-inf) = 0`` (the limits): ``dx = dy`` at ``+inf``,
+    ``dy * 0`` (0, or NaN for an infinite ``dy``) at ``-inf``.
     """
     approximate = check.flag("approximate", approximate)
     out = _backprop_args(dy, x, out, y_name="x")
     if approximate:
         t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x ** 3))
-        d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
+        s = 1 - t * t
+        d = 0.5 * (1 + t) + np.where(
+            s == 0, 0, 0.5 * x * s * _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x))
     else:
-        d = 0.5 * (1 + _erf(x * _INV_SQRT_2)) + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+        d = 0.5 * (1 + _erf(x * _INV_SQRT_2)) + np.where(
+            np.isinf(x), 0, x * _INV_SQRT_2PI * np.exp(-0.5 * x * x))
     return _store(out, dy * d)
 
 
@@ -413,6 +422,11 @@ def categorical_crossentropy(y_true, y_pred, *, from_logits=False):
 
     From probabilities (Keras): ``p = clip(y_pred / sum(y_pred), 1e-7, 1 - 1e-7)`` per
     row.  From logits: ``log p = log_softmax(y_pred)``.
+
+    The sum is formed term by term, as written: an infinite target ``y_j`` gives an
+    infinite loss (NaN where its ``log p_j`` is 0, or where terms of both infinite signs
+    meet), and a ``-inf`` logit with ``y_j > 0`` an infinite one (``0 * -inf`` = NaN where
+    ``y_j = 0``).
     """
     from_logits = check.flag("from_logits", from_logits)
     _pair(y_true, y_pred, ndim=2)
@@ -446,26 +460,69 @@ def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=F
     return _store(out, (g - (g * q).sum(axis=-1, keepdims=True)) / (s * n))
 
 
-def _one_hot(labels, like):
-    y = np.zeros_like(like)
-    y[np.arange(labels.shape[0]), labels] = 1
-    return y
+def _sparse_xent(labels, y_pred, from_logits, out=None):
+    """Per-row losses of the sparse cross-entropy; its gradient (with the 1/n of the
+    batch mean) into ``out`` when given.  Only the label's term is formed: the other
+    classes contribute no ``0 * log(...)`` (which would be NaN at a ``-inf`` logit)."""
+    n = y_pred.shape[0]
+    rows = np.arange(n)
+    if from_logits:
+        logp = _log_softmax(y_pred)
+        if out is not None:
+            grad = np.exp(logp)
+            grad[rows, labels] -= 1
+            _store(out, grad * (1.0 / n))
+        return -logp[rows, labels]
+    s = y_pred.sum(axis=-1)
+    q = y_pred / s[:, None]
+    # Keras normalises the whole row first: 0/0, inf/inf or a NaN anywhere in p / s
+    # makes the row's loss NaN, whatever the label's probability
+    undefined = np.isnan(q).any(axis=-1)
+    qk = q[rows, labels]
+    per = np.where(undefined, np.nan, -np.log(np.clip(qk, EPSILON, 1 - EPSILON)))
+    if out is not None:
+        # d(-log q_k)/dq_k = -1/q_k inside the clip range (0 where the clip is active);
+        # dq_k/dp_j = ([j == k] - q_k) / s
+        inside = (qk >= EPSILON) & (qk <= 1 - EPSILON)
+        g = np.where(inside, -1 / np.clip(qk, EPSILON, 1 - EPSILON), 0)
+        inv = 1 / s
+        grad = np.empty_like(y_pred)
+        grad[...] = (-g * qk * inv)[:, None]
+        grad[rows, labels] += g * inv
+        grad *= 1.0 / n
+        grad[undefined] = np.nan
+        _store(out, grad)
+    return per
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=False):
     """``categorical_crossentropy`` with integer labels: y_true ``(n,)`` or ``(n, 1)``
-    holding classes in ``[0, classes)``; y_pred ``(n, classes)``."""
+    holding classes in ``[0, classes)``; y_pred ``(n, classes)``.
+
+    Per row with label ``k``: from logits ``-log_softmax(z)_k`` (as
+    ``sparse_softmax_crossentropy``: a ``-inf`` logit of another class is a class of
+    probability 0); from probabilities ``-log(clip(p_k / sum(p)))``, NaN when ``p / sum(p)``
+    is undefined for any class of the row (``0/0``, ``inf/inf``, a NaN), as Keras's
+    normalised row is then NaN there; an infinite probability thus makes the row's loss
+    NaN.
+    """
     from_logits = check.flag("from_logits", from_logits)
     labels, _ = check.sparse_args(y_true, y_pred)
-    return categorical_crossentropy(_one_hot(labels, y_pred), y_pred, from_logits=from_logits)
+    return _scalar(np.mean(_sparse_xent(labels, y_pred, from_logits)), y_pred.dtype)
 
 
 def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
-    """Gradient of ``sparse_categorical_crossentropy`` with respect to ``y_pred``."""
+    """Gradient of ``sparse_categorical_crossentropy`` with respect to ``y_pred``.
+
+    From logits: ``(softmax(z) - onehot(k)) / n``.  From probabilities, with
+    ``s = sum(p)``, ``q_k = p_k / s`` and ``g = -1 / q_k`` inside the clip range (0 where
+    it is active): ``(g * [j == k] - g * q_k) / (s n)``; a row whose loss is NaN (see
+    ``sparse_categorical_crossentropy``) has an all-NaN gradient.
+    """
     from_logits = check.flag("from_logits", from_logits)
     labels, out = check.sparse_args(y_true, y_pred, out, want_out=True)
-    return backprop_categorical_crossentropy(_one_hot(labels, y_pred), y_pred, out=out,
-                                             from_logits=from_logits)
+    _sparse_xent(labels, y_pred, from_logits, out)
+    return out
 
 
 def softmax_crossentropy(y_true, logits, out=None):
@@ -474,6 +531,8 @@ def softmax_crossentropy(y_true, logits, out=None):
     Returns ``(loss, out)`` where ``loss = mean over rows of -sum_j y_j log_softmax(z)_j``
     and ``out = (softmax(z) * sum_j y_j - y) / n`` (``(p - y) / n`` for one-hot rows):
     the gradient with respect to the logits, never forming ``log(p)`` of a tiny ``p``.
+    The loss at non-finite values is ``categorical_crossentropy``'s (an infinite target
+    gives an infinite loss).
     """
     out = check.loss_args(y_true, logits, out, ndim=2, want_out=True, pred_name="logits")
     logp = _log_softmax(logits)
@@ -485,14 +544,10 @@ def softmax_crossentropy(y_true, logits, out=None):
 
 def sparse_softmax_crossentropy(y_true, logits, out=None):
     """``softmax_crossentropy`` with integer labels ``(n,)`` or ``(n, 1)``:
-    returns ``(loss, (softmax(z) - onehot(y)) / n)``."""
+    returns ``(loss, (softmax(z) - onehot(y)) / n)``, the loss and gradient of
+    ``sparse_categorical_crossentropy(from_logits=True)``."""
     labels, out = check.sparse_args(y_true, logits, out, pred_name="logits", want_out=True)
-    logp = _log_softmax(logits)
-    rows = np.arange(logits.shape[0])
-    loss = _scalar(-np.mean(logp[rows, labels]), logits.dtype)
-    grad = np.exp(logp)
-    grad[rows, labels] -= 1
-    _store(out, grad * (1.0 / logits.shape[0]))
+    loss = _scalar(np.mean(_sparse_xent(labels, logits, True, out)), logits.dtype)
     return loss, out
 
 
@@ -500,11 +555,16 @@ def sparse_softmax_crossentropy(y_true, logits, out=None):
 # One call updates one parameter array ``w`` (and its state arrays) in place, with
 # Keras 3's formulas; each returns ``w``.  ``g`` is dL/dw.  All arrays share w's shape
 # and dtype.  ``weight_decay`` is Keras's decoupled decay, ``w -= w * weight_decay *
-# learning_rate``, applied before the step.  ``step`` is Keras's ``iterations + 1``.
+# learning_rate``, applied before the step -- and skipped when the factor
+# ``weight_decay * learning_rate`` (formed in double precision, rounded to w's dtype) is
+# 0, where it could only turn an infinite weight into NaN (``inf - inf * 0``), e.g. with
+# ``learning_rate=0``.  ``step`` is Keras's ``iterations + 1``.
 
 def _decay(w, learning_rate, weight_decay):
-    if weight_decay != 0.0:
-        w -= w * (weight_decay * learning_rate)
+    with np.errstate(over="ignore"):      # a product beyond the dtype's range: inf
+        factor = w.dtype.type(weight_decay * learning_rate)
+    if factor != 0:
+        w -= w * factor
 
 
 def sgd_update(w, g, m=None, *, learning_rate=0.01, momentum=0.0, nesterov=False,
@@ -555,7 +615,8 @@ def adam_update(w, g, m, v, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.9
 def adamw_update(w, g, m, v, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-7, amsgrad=False, v_hat=None, weight_decay=0.004):
     """AdamW: ``adam_update`` with Keras's default decoupled weight decay 0.004
-    (``w -= w * weight_decay * lr`` before the Adam step)."""
+    (``w -= w * weight_decay * lr`` before the Adam step; skipped when that factor is 0
+    in w's dtype, e.g. with ``learning_rate=0``)."""
     return _adam(w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad, v_hat,
                  weight_decay)
 
