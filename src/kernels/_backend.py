@@ -1,12 +1,12 @@
 """Backend objects: one per implementation, each exposing every kernel by name."""
 import importlib
 
-from . import reference
+from . import _hostops, reference
 
 _MODULES = {
     "numpy": "kernels.reference",
     "cython": "kernels._cython_backend",
-    "cuda": "kernels.cuda",
+    "cuda": "kernels.cuda.backend",
 }
 # Preference order of get_backend() without a name: the fastest available CPU backend.
 _CPU_PREFERENCE = ("cython", "numpy")
@@ -30,6 +30,10 @@ class Backend:
             raise ImportError(f"backend {name!r} lacks kernels: {', '.join(missing)}")
         for k in self.kernel_names:
             setattr(self, k, getattr(module, k))
+        # allocation, transfers and accumulators where this backend keeps its arrays
+        # (kernels._hostops, or kernels.cuda.devops): what dl uses besides the kernels
+        self.ops = getattr(module, "ops", None) or _hostops
+        self.on_device = self.ops.on_device
 
     def __repr__(self):
         return f"<kernels backend {self.name!r}: {len(self.kernel_names)} kernels>"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The GPU check, one command on a machine with an NVIDIA GPU (an H200 when lent):
+#   bench/gpu/run.sh OUTDIR
+# builds the package in place, runs the cuda tests for real (not under the simulator,
+# with larger shapes), then benchmarks GEMM against CuPy's cuBLAS (TF32 off), the dense
+# passes and one epoch of the MNIST-sized MLP on backend='cuda' against the cython
+# backend and PyTorch CUDA (when installed), writing OUTDIR/results.md (the table),
+# OUTDIR/results.json, OUTDIR/tests.txt and OUTDIR/build.log.  A few minutes in all.
+set -u
+OUT=${1:?usage: bench/gpu/run.sh OUTDIR}
+mkdir -p "$OUT"
+cd "$(dirname "$0")/../.."
+export NUMBA_ENABLE_CUDASIM=0 CUPY_TF32=0 PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
+PY=${PYTHON:-python3}
+
+echo "== build" | tee "$OUT/build.log"
+$PY setup.py build_ext --inplace >>"$OUT/build.log" 2>&1 || { echo "build failed"; tail -30 "$OUT/build.log"; exit 1; }
+nvidia-smi >>"$OUT/build.log" 2>&1
+
+echo "== cuda tests on the GPU"
+timeout "${TEST_TIMEOUT:-300}" $PY -m pytest tests/test_cuda.py tests/test_cuda_gemm.py \
+    tests/test_cuda_losses.py tests/test_cuda_optimizers.py tests/test_dl_cuda.py \
+    -q -p no:cacheprovider -x >"$OUT/tests.txt" 2>&1
+status=$?
+tail -5 "$OUT/tests.txt"
+
+echo "== benchmarks"
+timeout "${BENCH_TIMEOUT:-360}" $PY bench/gpu/gpu_bench.py --out "$OUT" ${BENCH_ARGS:-}
+bench=$?
+cat "$OUT/results.md" 2>/dev/null
+exit $(( status != 0 ? status : bench ))

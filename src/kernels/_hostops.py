@@ -1,0 +1,90 @@
+"""Array operations the ``dl`` layer needs besides the kernels, on the host (NumPy).
+
+The twin of ``kernels.cuda.devops`` (same names, same meaning): the numpy and cython
+backends carry this module as ``backend.ops``.  Accumulators are float64 arrays of two
+slots, ``[sum, count]``.
+"""
+import numpy as np
+
+on_device = False
+
+
+def empty(shape, dtype):
+    return np.empty(tuple(shape), np.dtype(dtype))
+
+
+def zeros(shape, dtype):
+    return np.zeros(tuple(shape), np.dtype(dtype))
+
+
+def full(shape, value, dtype):
+    return np.full(tuple(shape), value, np.dtype(dtype))
+
+
+def to_device(x):
+    return x
+
+
+def to_host(x):
+    return x
+
+
+def copy_from_host(dst, src):
+    dst[...] = src
+
+
+def take_rows(x, idx, out):
+    return np.take(x, idx, axis=0, out=out)
+
+
+def acc_new():
+    return np.zeros(2, np.float64)
+
+
+def acc_reset(acc):
+    acc[:] = 0.0
+
+
+def acc_add(acc, value, weight, count):
+    acc[0] += float(value) * weight
+    acc[1] += count
+
+
+def acc_read(acc):
+    return float(acc[0]), float(acc[1])
+
+
+def penalty_add(acc, w, l1, l2):
+    if l1:
+        acc[0] += l1 * float(np.abs(w).sum())
+    if l2:
+        acc[0] += l2 * float(np.square(w).sum())
+
+
+def penalty_grad(w, g, l1, l2):
+    if l1:
+        g += l1 * np.sign(w)
+    if l2:
+        g += (2.0 * l2) * w
+
+
+def clip_value(g, v):
+    np.clip(g, -v, v, out=g)
+
+
+def sum_squares(g, acc):
+    acc[0] += float(np.square(g).sum())
+
+
+def scale_to_norm(g, acc, clipnorm):
+    norm = float(np.sqrt(acc[0]))
+    if norm > clipnorm:
+        g *= clipnorm / norm
+
+
+def all_finite(arrays):
+    return all(np.isfinite(a).all() for a in arrays)
+
+
+def multiply(x, m, out):
+    return np.multiply(x, m, out=out)

@@ -1,0 +1,324 @@
+"""Array operations the ``dl`` layer needs besides the kernels, on the device.
+
+``kernels._hostops`` is the NumPy twin of this module: both expose the same names, and
+a backend object carries one of them as ``backend.ops``.  ``dl`` allocates, moves and
+accumulates through ``backend.ops`` only, so a model on the cuda backend keeps its
+weights, gradients, optimizer state, batches, loss and metric sums on the device and
+reads them back once per epoch (``acc_read``).
+
+Accumulators are float64 arrays of two slots, ``[sum, count]``.
+"""
+import math
+
+import numpy as np
+
+from . import _nb
+from ._compile import REDUCE_BLOCKS, THREADS, kernels, launch, launch_1d, register
+from ._nb import cuda
+
+on_device = True
+
+_METRIC_KINDS = {"sparse_categorical_accuracy": 0, "categorical_accuracy": 1,
+                 "binary_accuracy": 2, "mean_squared_error": 3, "mean_absolute_error": 4}
+
+
+# ------------------------------------------------------------------- kernels
+
+@register("take_rows", "C2 L1 C2")
+def _take_rows(dtype):
+    def take_rows(x, idx, out):
+        cols = x.shape[1]
+        for i in range(cuda.grid(1), out.shape[0] * cols, cuda.gridsize(1)):
+            r = i // cols
+            c = i - r * cols
+            out[r, c] = x[idx[r], c]
+    return take_rows
+
+
+@register("take_labels", "L1 L1 L1")
+def _take_labels(dtype):
+    def take_labels(y, idx, out):
+        for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+            out[i] = y[idx[i]]
+    return take_labels
+
+
+@register("acc_add", "D1 A0 F F")
+def _acc_add(dtype):
+    def acc_add(acc, value, weight, count):
+        if cuda.grid(1) == 0:
+            acc[0] += value[()] * weight
+            acc[1] += count
+    return acc_add
+
+
+@register("multiply", "C1 C1 C1")
+def _multiply(dtype):
+    def multiply(x, m, out):
+        for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+            out[i] = x[i] * m[i]
+    return multiply
+
+
+@register("metric_rows", "C2 C2 L1 D1 I F B")
+def _metric_rows(dtype):
+    """Per-row metric values summed in a fixed order by one block, into acc."""
+    def metric_rows(y_true, y_pred, labels, acc, kind, threshold, sparse):
+        partial = cuda.shared.array(THREADS, _nb.types.float64)
+        t = cuda.threadIdx.x
+        n, k = y_pred.shape[0], y_pred.shape[1]
+        total = 0.0
+        for r in range(t, n, THREADS):
+            v = 0.0
+            if kind <= 1:                          # argmax agreement
+                best = 0
+                for j in range(1, k):
+                    if y_pred[r, j] > y_pred[r, best]:
+                        best = j
+                if sparse:
+                    want = labels[r]
+                else:
+                    want = 0
+                    for j in range(1, k):
+                        if y_true[r, j] > y_true[r, want]:
+                            want = j
+                v = 1.0 if best == want else 0.0
+            elif kind == 2:                         # binary accuracy, mean over columns
+                for j in range(k):
+                    p = 1.0 if y_pred[r, j] > threshold else 0.0
+                    v += 1.0 if p == y_true[r, j] else 0.0
+                v /= k
+            else:                                   # mse / mae, mean over columns
+                for j in range(k):
+                    d = y_pred[r, j] - y_true[r, j]
+                    v += d * d if kind == 3 else abs(d)
+                v /= k
+            total += v
+        partial[t] = total
+        cuda.syncthreads()
+        s = THREADS // 2
+        while s > 0:
+            if t < s:
+                partial[t] += partial[t + s]
+            cuda.syncthreads()
+            s //= 2
+        if t == 0:
+            acc[0] += partial[0]
+            acc[1] += n
+    return metric_rows
+
+
+@register("penalty_partials", "C1 D1 F F")
+def _penalty_partials(dtype):
+    """partials[b] = sum over block b's grid-stride share of l1 |w| + l2 w^2."""
+    def penalty_partials(w, partials, l1, l2):
+        cache = cuda.shared.array(THREADS, _nb.types.float64)
+        t = cuda.threadIdx.x
+        total = 0.0
+        for i in range(cuda.grid(1), w.shape[0], cuda.gridsize(1)):
+            v = w[i]
+            total += l1 * abs(v) + l2 * v * v
+        cache[t] = total
+        cuda.syncthreads()
+        s = THREADS // 2
+        while s > 0:
+            if t < s:
+                cache[t] += cache[t + s]
+            cuda.syncthreads()
+            s //= 2
+        if t == 0:
+            partials[cuda.blockIdx.x] = cache[0]
+    return penalty_partials
+
+
+@register("sum_partials", "D1 D1 I")
+def _sum_partials(dtype):
+    """acc[0] += sum(partials[:count]) in order, by one thread (count is small)."""
+    def sum_partials(partials, acc, count):
+        if cuda.grid(1) == 0:
+            total = 0.0
+            for i in range(count):
+                total += partials[i]
+            acc[0] += total
+    return sum_partials
+
+
+@register("penalty_grad", "C1 C1 F F")
+def _penalty_grad(dtype):
+    T = np.dtype(dtype).type
+    zero, one, two = T(0), T(1), T(2)
+
+    def penalty_grad(w, g, l1, l2):
+        for i in range(cuda.grid(1), w.shape[0], cuda.gridsize(1)):
+            v = w[i]
+            sign = one if v > zero else (-one if v < zero else zero)
+            g[i] += l1 * sign + two * l2 * v
+    return penalty_grad
+
+
+@register("clip_value", "C1 F")
+def _clip_value(dtype):
+    def clip_value(g, v):
+        for i in range(cuda.grid(1), g.shape[0], cuda.gridsize(1)):
+            g[i] = min(max(g[i], -v), v)
+    return clip_value
+
+
+@register("scale_to_norm", "C1 D1 F")
+def _scale_to_norm(dtype):
+    T = np.dtype(dtype).type
+
+    def scale_to_norm(g, acc, clipnorm):
+        norm = math.sqrt(acc[0])
+        if norm > clipnorm:
+            scale = T(clipnorm / norm)
+            for i in range(cuda.grid(1), g.shape[0], cuda.gridsize(1)):
+                g[i] *= scale
+    return scale_to_norm
+
+
+@register("finite_flag", "C1 D1")
+def _finite_flag(dtype):
+    def finite_flag(x, flag):
+        for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+            if not math.isfinite(x[i]):
+                flag[0] = 1.0
+    return finite_flag
+
+
+# ------------------------------------------------------------------- operations
+
+def _flat(d):
+    return d.reshape(-1) if d.ndim != 1 else d
+
+
+def empty(shape, dtype):
+    return _nb.device_array(tuple(shape), np.dtype(dtype))
+
+
+def zeros(shape, dtype):
+    return full(shape, 0.0, dtype)
+
+
+def full(shape, value, dtype):
+    return _nb.to_device(np.full(tuple(shape), value, np.dtype(dtype)))
+
+
+def to_device(x):
+    """A device copy of a NumPy array (labels become int64); device arrays pass."""
+    if _nb.is_device_array(x):
+        return _nb.as_device_array(x)
+    x = np.asarray(x)
+    if x.dtype.kind in "iub":
+        x = x.astype(np.int64)
+    return _nb.to_device(np.ascontiguousarray(x))
+
+
+def to_host(x):
+    if isinstance(x, np.ndarray):
+        return x
+    return _nb.as_device_array(x).copy_to_host()
+
+
+def copy_from_host(dst, src):
+    """dst (device) = src (host), same shape."""
+    dst.copy_to_device(np.ascontiguousarray(src, dtype=dst.dtype))
+
+
+def take_rows(x, idx, out):
+    """out[i] = x[idx[i]] for the rows of a device dataset; ``idx`` int64 on the device."""
+    if x.dtype.kind in "iu":
+        launch_1d(kernels(np.float32).take_labels, out.shape[0], _flat(x), idx, _flat(out))
+        return out
+    x2 = x.reshape(x.shape[0], -1) if x.ndim != 2 else x
+    o2 = out.reshape(out.shape[0], -1) if out.ndim != 2 else out
+    launch_1d(kernels(x.dtype).take_rows, o2.size, x2, idx, o2)
+    return out
+
+
+def acc_new():
+    return _nb.to_device(np.zeros(2, np.float64))
+
+
+def acc_reset(acc):
+    acc.copy_to_device(np.zeros(2, np.float64))
+
+
+def acc_add(acc, value, weight, count):
+    """acc[0] += value * weight; acc[1] += count (value: a 0-d device scalar)."""
+    launch(kernels(value.dtype).acc_add, 1, 1, acc, value, weight, count)
+
+
+def acc_read(acc):
+    s, c = acc.copy_to_host()
+    return float(s), float(c)
+
+
+def metric_update(kind, y_true, y_pred, acc, threshold=0.5):
+    """Add the per-row values of a built-in metric over a batch to ``acc``."""
+    y2 = y_pred.reshape(y_pred.shape[0], -1) if y_pred.ndim != 2 else y_pred
+    sparse = y_true.dtype.kind in "iu"
+    K = kernels(y2.dtype)
+    if sparse:
+        labels = _flat(y_true)
+        dense = y2                           # unused by the kernel on this path
+    else:
+        labels = _int_dummy()
+        dense = y_true.reshape(y2.shape) if y_true.shape != y2.shape else y_true
+    launch(K.metric_rows, 1, THREADS, dense, y2, labels, acc, _METRIC_KINDS[kind],
+           threshold, sparse)
+
+
+_dummy = []
+
+
+def _int_dummy():
+    if not _dummy:
+        _dummy.append(_nb.to_device(np.zeros(1, np.int64)))
+    return _dummy[0]
+
+
+def _partials():
+    if len(_dummy) < 2:
+        _int_dummy()
+        _dummy.append(_nb.to_device(np.zeros(REDUCE_BLOCKS, np.float64)))
+    return _dummy[1]
+
+
+def penalty_add(acc, w, l1, l2):
+    """acc[0] += l1 * sum|w| + l2 * sum w^2 (deterministic: fixed blocks, fixed order)."""
+    wf = _flat(w)
+    K = kernels(w.dtype)
+    blocks = min(REDUCE_BLOCKS, max(1, -(-wf.shape[0] // THREADS)))
+    parts = _partials()
+    launch(K.penalty_partials, blocks, THREADS, wf, parts, l1, l2)
+    launch(K.sum_partials, 1, 1, parts, acc, blocks)
+
+
+def penalty_grad(w, g, l1, l2):
+    launch_1d(kernels(w.dtype).penalty_grad, w.size, _flat(w), _flat(g), l1, l2)
+
+
+def clip_value(g, v):
+    launch_1d(kernels(g.dtype).clip_value, g.size, _flat(g), v)
+
+
+def sum_squares(g, acc):
+    penalty_add(acc, g, 0.0, 1.0)
+
+
+def scale_to_norm(g, acc, clipnorm):
+    launch_1d(kernels(g.dtype).scale_to_norm, g.size, _flat(g), acc, clipnorm)
+
+
+def all_finite(arrays):
+    """Whether every element of every array is finite (one sync)."""
+    flag = _nb.to_device(np.zeros(1, np.float64))
+    for a in arrays:
+        launch_1d(kernels(a.dtype).finite_flag, a.size, _flat(a), flag)
+    return flag.copy_to_host()[0] == 0.0
+
+
+def multiply(x, m, out):
+    launch_1d(kernels(x.dtype).multiply, x.size, _flat(x), _flat(m), _flat(out))
+    return out

@@ -1,0 +1,570 @@
+"""Loss CUDA kernels: the reference's 14 losses and gradients, reduced on the device.
+
+A loss value is a mean, formed without a host round trip and deterministically:
+
+1. a *partials* kernel of ``b <= REDUCE_BLOCKS`` blocks of ``THREADS`` threads (``b``
+   from the size: 4+ elements per thread for elementwise losses, one thread per row
+   for row-wise ones): each thread sums its items in a grid-stride loop, each block
+   sums its threads' sums in a fixed order (``block_sum``: 16 columns of the shared
+   sums, then the 16 column sums; two barriers) and writes one partial sum;
+2. ``reduce_mean``, one block of 32 threads: the ``b`` partial sums in a fixed order,
+   divided by the count, written to a 0-d device array.
+
+The grid depends on the size alone, so every call on the same inputs adds the same
+numbers in the same order: two calls give bit-identical losses.  Sums are formed in
+the inputs' dtype (float32 kernels do no float64 arithmetic).
+
+Launches per call: a loss 2 (partials + reduce_mean); a gradient 1; the fused
+``softmax_crossentropy`` / ``sparse_softmax_crossentropy`` 2 (one row pass writes the
+gradient and the partial sums, then reduce_mean).
+
+Sparse labels on the device must be a C-contiguous int64 device array of shape ``(n,)``
+or ``(n, 1)``: their values cannot be checked without a synchronisation, so the kernels
+guard the range instead: a row whose label is outside ``[0, classes)`` gets a NaN loss
+(so the mean is NaN) and a NaN gradient row, and nothing outside the arrays is read.
+Host labels are validated as the reference does (``_checks.labels``) and uploaded as
+int64.
+"""
+import functools
+import math
+
+import numpy as np
+
+from . import _nb
+from ._nb import cuda
+from ._compile import REDUCE_BLOCKS, THREADS, register
+
+EPSILON = 1e-7  # Keras's probability clip (the reference's EPSILON)
+
+_LANES = 16              # block_sum: THREADS values as _LANES columns, then the columns
+_FINISH_THREADS = 32     # reduce_mean's block (it sums at most REDUCE_BLOCKS values)
+_ITEMS_PER_THREAD = 4    # elementwise partial sums: at least this many elements per thread
+assert THREADS % _LANES == 0
+
+# elementwise losses
+MSE, MAE, HUBER, BCE, BCE_LOGITS = 0, 1, 2, 3, 4
+
+
+@functools.lru_cache(maxsize=None)
+def loss_functions(dtype):
+    """Device functions of ``dtype``: the elementwise loss terms and gradients, the
+    probability clip, a NaN-propagating row maximum and the block sum."""
+    T = np.dtype(dtype).type
+    nbtype = _nb.NUMBA_FLOAT[np.dtype(dtype)]
+    zero, one, half = T(0), T(1), T(0.5)
+    lo, hi = T(EPSILON), T(1 - EPSILON)
+
+    @_nb.jit(device=True)
+    def clip(p):
+        return lo if p < lo else (hi if p > hi else p)       # NaN stays NaN
+
+    @_nb.jit(device=True)
+    def term(kind, t, p, param):
+        """One element's loss term (param: huber's delta)."""
+        if kind == MSE:
+            d = p - t
+            return d * d
+        if kind == MAE:
+            return abs(p - t)
+        if kind == HUBER:
+            e = abs(p - t)
+            if e <= param:
+                return half * e * e
+            return param * (e - half * param)
+        if kind == BCE:
+            c = clip(p)
+            return -(t * math.log(c) + (one - t) * math.log(one - c))
+        # BCE from logits: max(z, 0) - z y + log(1 + exp(-|z|)), NaN propagating
+        pos = p if (p > zero or p != p) else zero
+        return pos - p * t + math.log1p(math.exp(-abs(p)))
+
+    @_nb.jit(device=True)
+    def grad(kind, t, p, param, scale):
+        """One element's gradient, the 1/size of the mean (``scale``) included."""
+        if kind == MSE:
+            return (p - t) * scale                 # scale = 2 / size
+        if kind == MAE:
+            d = p - t
+            if d > zero:
+                return scale
+            if d < zero:
+                return -scale
+            return d * scale                       # 0, or NaN
+        if kind == HUBER:
+            d = p - t
+            if d > param:
+                d = param
+            elif d < -param:
+                d = -param
+            return d * scale
+        if kind == BCE:
+            if p >= lo and p <= hi:
+                return ((one - t) / (one - p) - t / p) * scale
+            return zero                            # the clip is active (or p is NaN)
+        e = math.exp(-abs(p))
+        s = one / (one + e) if p >= zero else e / (one + e)
+        return (s - t) * scale
+
+    @_nb.jit(device=True)
+    def row_max(x, r):
+        """max of row r; a NaN anywhere makes it NaN."""
+        m = x[r, 0]
+        for j in range(1, x.shape[1]):
+            v = x[r, j]
+            if v > m or v != v:
+                m = v
+        return m
+
+    @_nb.jit(device=True)
+    def block_sum(acc):
+        """The sum of ``acc`` over the block's THREADS threads in a fixed order, with two
+        barriers: threads t < _LANES sum the column t, t + _LANES, ... of the shared
+        values (conflict-free), then thread 0 sums those _LANES sums.  Thread 0 gets
+        the total (the others a meaningless value)."""
+        sh = cuda.shared.array(THREADS, nbtype)
+        tid = cuda.threadIdx.x
+        sh[tid] = acc
+        cuda.syncthreads()
+        if tid < _LANES:
+            s = sh[tid]
+            for j in range(tid + _LANES, THREADS, _LANES):
+                s += sh[j]
+            sh[tid] = s        # only threads < _LANES read or write sh[:_LANES] now
+        cuda.syncthreads()
+        total = sh[0]
+        if tid == 0:
+            for j in range(1, _LANES):
+                total += sh[j]
+        return total
+
+    return clip, term, grad, row_max, block_sum
+
+
+# ------------------------------------------------------------------ the reduction
+
+@register("reduce_mean", "C1 A0 I F")
+def _reduce_mean(dtype):
+    T = np.dtype(dtype).type
+    zero = T(0)
+    nbtype = _nb.NUMBA_FLOAT[np.dtype(dtype)]
+
+    def reduce_mean(partial, out, blocks, count):
+        """out = sum(partial[:blocks]) / count, by one block of _FINISH_THREADS threads:
+        thread t sums partial[t], partial[t + _FINISH_THREADS]..., thread 0 sums those."""
+        sh = cuda.shared.array(_FINISH_THREADS, nbtype)
+        tid = cuda.threadIdx.x
+        acc = zero
+        for i in range(tid, blocks, _FINISH_THREADS):
+            acc += partial[i]
+        sh[tid] = acc
+        cuda.syncthreads()
+        if tid == 0:
+            total = sh[0]
+            for j in range(1, _FINISH_THREADS):
+                total += sh[j]
+            out[()] = total / count
+    return reduce_mean
+
+
+# ------------------------------------------------------------ elementwise losses
+
+@register("elementwise_loss_partials", "C1 C1 C1 I F")
+def _elementwise_loss_partials(dtype):
+    T = np.dtype(dtype).type
+    zero = T(0)
+    _, term, _, _, block_sum = loss_functions(dtype)
+
+    def elementwise_loss_partials(t, p, partial, kind, param):
+        acc = zero
+        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            acc += term(kind, t[i], p[i], param)
+        total = block_sum(acc)
+        if cuda.threadIdx.x == 0:
+            partial[cuda.blockIdx.x] = total
+    return elementwise_loss_partials
+
+
+@register("elementwise_loss_grad", "C1 C1 C1 I F F")
+def _elementwise_loss_grad(dtype):
+    grad = loss_functions(dtype)[2]
+
+    def elementwise_loss_grad(t, p, out, kind, param, scale):
+        # out may be t or p: element i is read before it is written
+        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            out[i] = grad(kind, t[i], p[i], param, scale)
+    return elementwise_loss_grad
+
+
+# ------------------------------------------------------- categorical (row-wise)
+
+@register("xent_rows", "C2 C2 C2 C1 B B B F F")
+def _xent_rows(dtype):
+    """Categorical cross-entropy with dense targets, one thread per row: the row loss
+    into the block's partial sum (``want_loss``) and/or its gradient into ``out``
+    (``want_grad``).  ``out`` may be ``p`` (each row is read before it is written)."""
+    T = np.dtype(dtype).type
+    zero = T(0)
+    clip, _, _, row_max, block_sum = loss_functions(dtype)
+    lo, hi = T(EPSILON), T(1 - EPSILON)
+
+    def xent_rows(t, p, out, partial, logits, want_loss, want_grad, scale, n):
+        cols = p.shape[1]
+        acc = zero
+        for r in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            if logits:
+                # log_softmax(z)_j = (z_j - m) - log(sum exp(z - m)), term by term
+                m = row_max(p, r)
+                s = zero
+                ts = zero
+                for j in range(cols):
+                    s += math.exp(p[r, j] - m)
+                    ts += t[r, j]
+                lse = math.log(s)
+                row = zero
+                for j in range(cols):
+                    a = (p[r, j] - m) - lse
+                    tj = t[r, j]
+                    row += tj * a
+                    if want_grad:
+                        out[r, j] = (math.exp(a) * ts - tj) * scale
+                acc -= row
+            else:
+                s = zero
+                for j in range(cols):
+                    s += p[r, j]
+                if want_loss:
+                    row = zero
+                    for j in range(cols):
+                        row += t[r, j] * math.log(clip(p[r, j] / s))
+                    acc -= row
+                if want_grad:
+                    # g_j = -t_j / q_j inside the clip range; out = (g - sum g q) / (s n)
+                    dot = zero
+                    for j in range(cols):
+                        q = p[r, j] / s
+                        g = zero
+                        if q >= lo and q <= hi:
+                            g = -t[r, j] / q
+                        dot += g * q
+                        out[r, j] = g
+                    sn = s * n
+                    for j in range(cols):
+                        out[r, j] = (out[r, j] - dot) / sn
+        if want_loss:
+            total = block_sum(acc)
+            if cuda.threadIdx.x == 0:
+                partial[cuda.blockIdx.x] = total
+    return xent_rows
+
+
+@register("sparse_xent_rows", "L1 C2 C2 C1 B B B F")
+def _sparse_xent_rows(dtype):
+    """Sparse categorical cross-entropy, one thread per row with label ``k``: the row
+    loss into the block's partial sum and/or the gradient row into ``out`` (which may
+    be ``p``).  A label outside [0, classes) makes the row's loss and gradient NaN."""
+    T = np.dtype(dtype).type
+    zero, one = T(0), T(1)
+    nan = T(np.nan)
+    clip, _, _, row_max, block_sum = loss_functions(dtype)
+    lo, hi = T(EPSILON), T(1 - EPSILON)
+
+    def sparse_xent_rows(labels, p, out, partial, logits, want_loss, want_grad, scale):
+        cols = p.shape[1]
+        acc = zero
+        for r in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            k = labels[r]
+            if k < 0 or k >= cols:                 # never read outside the row
+                acc += nan
+                if want_grad:
+                    for j in range(cols):
+                        out[r, j] = nan
+                continue
+            if logits:
+                m = row_max(p, r)
+                s = zero
+                for j in range(cols):
+                    s += math.exp(p[r, j] - m)
+                lse = math.log(s)
+                acc -= (p[r, k] - m) - lse
+                if want_grad:
+                    for j in range(cols):
+                        e = math.exp((p[r, j] - m) - lse)
+                        if j == k:
+                            e -= one
+                        out[r, j] = e * scale
+                continue
+            s = zero
+            for j in range(cols):
+                s += p[r, j]
+            # Keras normalises the whole row: 0/0, inf/inf or a NaN anywhere in p / s
+            # makes the row NaN (possible only where s is not finite, or 0)
+            undefined = False
+            if not (s - s == zero) or s == zero:
+                for j in range(cols):
+                    q = p[r, j] / s
+                    if q != q:
+                        undefined = True
+                        break
+            if undefined:
+                acc += nan
+                if want_grad:
+                    for j in range(cols):
+                        out[r, j] = nan
+                continue
+            qk = p[r, k] / s
+            acc -= math.log(clip(qk))
+            if want_grad:
+                g = zero
+                if qk >= lo and qk <= hi:
+                    g = -one / qk
+                inv = one / s
+                base = -g * qk * inv
+                for j in range(cols):
+                    v = base
+                    if j == k:
+                        v = base + g * inv
+                    out[r, j] = v * scale
+        if want_loss:
+            total = block_sum(acc)
+            if cuda.threadIdx.x == 0:
+                partial[cuda.blockIdx.x] = total
+    return sparse_xent_rows
+
+
+# ------------------------------------------------------------------ public kernels
+
+from .. import _checks as check                                  # noqa: E402
+from ._arrays import Call, device_scalar                         # noqa: E402
+from ._compile import blocks_for, kernels, launch, launch_1d     # noqa: E402
+
+
+def _flat(d):
+    return d.reshape(-1) if d.ndim != 1 else d
+
+
+def _partials(dtype):
+    return _nb.device_array((REDUCE_BLOCKS,), dtype)
+
+
+def _reduce_blocks(items):
+    return blocks_for(items, THREADS, REDUCE_BLOCKS)
+
+
+def _finish(dtype, partial, blocks, count):
+    """The 0-d device array sum(partial[:blocks]) / count."""
+    result = device_scalar(dtype)
+    launch(kernels(dtype).reduce_mean, 1, _FINISH_THREADS, partial, result, blocks,
+           float(count))
+    return result
+
+
+def _elementwise_loss(kind, y_true, y_pred, param=0.0):
+    c = Call(y_pred=y_pred, y_true=y_true)
+    check.loss_args(c.v["y_true"], c.v["y_pred"])
+    dtype = c.v["y_pred"].dtype
+    p = _flat(c.dev(c.v["y_pred"], name="y_pred"))
+    t = _flat(c.dev(c.v["y_true"], name="y_true"))
+    n = p.shape[0]
+    partial, blocks = _partials(dtype), _reduce_blocks((n + _ITEMS_PER_THREAD - 1)
+                                                       // _ITEMS_PER_THREAD)
+    launch(kernels(dtype).elementwise_loss_partials, blocks, THREADS, t, p, partial, kind,
+           param)
+    return c.scalar(_finish(dtype, partial, blocks, n), dtype)
+
+
+def _elementwise_grad(kind, y_true, y_pred, out, param=0.0, factor=1.0):
+    c = Call(y_pred=y_pred, y_true=y_true, out=out)
+    out = check.loss_args(c.v["y_true"], c.v["y_pred"], c.v["out"], want_out=True)
+    dtype = out.dtype
+    p = _flat(c.dev(c.v["y_pred"], name="y_pred"))
+    t = _flat(c.dev(c.v["y_true"], name="y_true"))
+    o = _flat(c.dev(out, name="out"))
+    n = p.shape[0]
+    launch_1d(kernels(dtype).elementwise_loss_grad, n, t, p, o, kind, param, factor / n)
+    c.write_back(out)
+    return c.result(out)
+
+
+def mean_squared_error(y_true, y_pred):
+    """``mean((y_true - y_pred)^2)`` over all elements (Keras's MSE).  A 0-d device
+    array for device inputs, a NumPy scalar for host inputs (as every loss here)."""
+    return _elementwise_loss(MSE, y_true, y_pred)
+
+
+def backprop_mean_squared_error(y_true, y_pred, out=None):
+    """``2 * (y_pred - y_true) / size``."""
+    return _elementwise_grad(MSE, y_true, y_pred, out, factor=2.0)
+
+
+def mean_absolute_error(y_true, y_pred):
+    """``mean(|y_true - y_pred|)`` over all elements."""
+    return _elementwise_loss(MAE, y_true, y_pred)
+
+
+def backprop_mean_absolute_error(y_true, y_pred, out=None):
+    """``sign(y_pred - y_true) / size`` (0 where they are equal)."""
+    return _elementwise_grad(MAE, y_true, y_pred, out)
+
+
+def huber(y_true, y_pred, *, delta=1.0):
+    """Huber loss, mean over all elements of ``e = y_pred - y_true``:
+    ``0.5 e^2`` where ``|e| <= delta``, else ``delta * (|e| - 0.5 delta)``."""
+    delta = check.real("delta", delta, low=0.0, low_open=True)
+    return _elementwise_loss(HUBER, y_true, y_pred, delta)
+
+
+def backprop_huber(y_true, y_pred, out=None, *, delta=1.0):
+    """``clip(y_pred - y_true, -delta, delta) / size``."""
+    delta = check.real("delta", delta, low=0.0, low_open=True)
+    return _elementwise_grad(HUBER, y_true, y_pred, out, delta)
+
+
+def binary_crossentropy(y_true, y_pred, *, from_logits=False):
+    """Mean over all elements of ``-(y log p + (1 - y) log(1 - p))``, probabilities
+    clipped to ``[1e-7, 1 - 1e-7]``; from logits ``max(z, 0) - z y + log(1 + exp(-|z|))``."""
+    from_logits = check.flag("from_logits", from_logits)
+    return _elementwise_loss(BCE_LOGITS if from_logits else BCE, y_true, y_pred)
+
+
+def backprop_binary_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+    """From logits ``(sigmoid(z) - y) / size``; from probabilities
+    ``((1 - y) / (1 - p) - y / p) / size`` inside the clip range, 0 where it is active."""
+    from_logits = check.flag("from_logits", from_logits)
+    return _elementwise_grad(BCE_LOGITS if from_logits else BCE, y_true, y_pred, out)
+
+
+def _xent(y_true, y_pred, out, logits, want_loss, want_grad, pred_name="y_pred"):
+    """Dense-target cross-entropy: (loss or None, out or None)."""
+    c = Call(**{pred_name: y_pred}, y_true=y_true, out=out)
+    v_pred, v_true = c.v[pred_name], c.v["y_true"]
+    if want_grad:
+        out = check.loss_args(v_true, v_pred, c.v["out"], ndim=2, want_out=True,
+                              pred_name=pred_name)
+    else:
+        check.loss_args(v_true, v_pred, ndim=2, pred_name=pred_name)
+    dtype = v_pred.dtype
+    p = c.dev(v_pred, name=pred_name)
+    t = c.dev(v_true, name="y_true")
+    o = c.dev(out, name="out") if want_grad else p     # p is not written without want_grad
+    rows = p.shape[0]
+    # the partial sums are not written without want_loss: any C1 array of the dtype
+    partial = _partials(dtype) if want_loss else _flat(p)
+    blocks = _reduce_blocks(rows) if want_loss else blocks_for(rows)
+    launch(kernels(dtype).xent_rows, blocks, THREADS, t, p, o, partial, logits, want_loss,
+           want_grad, 1.0 / rows, float(rows))
+    loss = c.scalar(_finish(dtype, partial, blocks, rows), dtype) if want_loss else None
+    if want_grad:
+        c.write_back(out)
+        out = c.result(out)
+    return loss, out
+
+
+def categorical_crossentropy(y_true, y_pred, *, from_logits=False):
+    """Mean over rows of ``-sum_j y_j log p_j``; y_true and y_pred ``(n, classes)``.
+
+    From probabilities (Keras): ``p = clip(y_pred / sum(y_pred), 1e-7, 1 - 1e-7)`` per
+    row.  From logits: ``log p = log_softmax(y_pred)``, the sum formed term by term (an
+    infinite target gives an infinite loss, as in the reference)."""
+    from_logits = check.flag("from_logits", from_logits)
+    return _xent(y_true, y_pred, None, from_logits, True, False)[0]
+
+
+def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+    """From logits ``(softmax(z) * sum_j y_j - y) / n``.  From probabilities, with
+    ``s = sum_j p_j``, ``q = p / s``, ``g_j = -y_j / q_j`` inside the clip range (0 where
+    it is active): ``(g_k - sum_j g_j q_j) / (s n)``."""
+    from_logits = check.flag("from_logits", from_logits)
+    return _xent(y_true, y_pred, out, from_logits, False, True)[1]
+
+
+def softmax_crossentropy(y_true, logits, out=None):
+    """Fused softmax + categorical cross-entropy from logits: ``(loss, out)`` with
+    ``out = (softmax(z) * sum_j y_j - y) / n``, one row pass for both (plus the loss's
+    final reduction).  ``out`` may be ``logits``."""
+    return _xent(y_true, logits, out, True, True, True, pred_name="logits")
+
+
+# ------------------------------------------------------------------ sparse labels
+
+def _device_labels(y, n_rows):
+    """Checks device labels without reading them: an int64 array of shape (n,) or
+    (n, 1) (the view ``y``)."""
+    if y.dtype != np.int64:
+        raise TypeError(f"y_true: expected int64 class labels on the device (the cuda "
+                        f"backend cannot convert device labels without reading them: "
+                        f"cast them before the call), got dtype {y.dtype}")
+    if not (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)):
+        raise ValueError(f"y_true: expected shape ({n_rows},) or ({n_rows}, 1), got {y.shape}")
+    if y.shape[0] != n_rows:
+        raise ValueError(f"y_true: expected {n_rows} labels (one per row of the predictions), "
+                         f"got {y.shape[0]}")
+
+
+def _sparse(y_true, y_pred, out, logits, want_loss, want_grad, pred_name="y_pred"):
+    """Sparse cross-entropy: (loss or None, out or None)."""
+    if not (isinstance(y_true, np.ndarray) or _nb.is_device_array(y_true)):
+        # not an array at all: the reference's error (after its check of y_pred)
+        check.sparse_args(y_true, Call(**{pred_name: y_pred}).v[pred_name],
+                          pred_name=pred_name)
+    c = Call(**{pred_name: y_pred}, y_true=y_true, out=out)
+    v_pred, v_true = c.v[pred_name], c.v["y_true"]
+    if c.on_device:
+        check.array(pred_name, v_pred, ndim=2)
+        _device_labels(v_true, v_pred.shape[0])
+        if want_grad:
+            out = check.output("out", c.v["out"], v_pred.shape, v_pred.dtype,
+                               may_alias=((pred_name, v_pred),))
+        lab = c.dev(v_true, name="y_true")
+        if lab.ndim != 1:
+            lab = lab.reshape(lab.shape[0])
+    else:
+        labels, out = check.sparse_args(v_true, v_pred, c.v["out"], pred_name=pred_name,
+                                        want_out=want_grad)
+        lab = _nb.to_device(np.ascontiguousarray(labels, dtype=np.int64))
+    dtype = v_pred.dtype
+    p = c.dev(v_pred, name=pred_name)
+    o = c.dev(out, name="out") if want_grad else p     # p is not written without want_grad
+    rows = p.shape[0]
+    # the partial sums are not written without want_loss: any C1 array of the dtype
+    partial = _partials(dtype) if want_loss else _flat(p)
+    blocks = _reduce_blocks(rows) if want_loss else blocks_for(rows)
+    launch(kernels(dtype).sparse_xent_rows, blocks, THREADS, lab, p, o, partial, logits,
+           want_loss, want_grad, 1.0 / rows)
+    loss = c.scalar(_finish(dtype, partial, blocks, rows), dtype) if want_loss else None
+    if want_grad:
+        c.write_back(out)
+        out = c.result(out)
+    return loss, out
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=False):
+    """``categorical_crossentropy`` with integer labels ``(n,)`` or ``(n, 1)`` in
+    ``[0, classes)``; y_pred ``(n, classes)``.
+
+    Per row with label ``k``: from logits ``-log_softmax(z)_k``; from probabilities
+    ``-log(clip(p_k / sum(p)))``, NaN when ``p / sum(p)`` is undefined for any class of
+    the row (``0/0``, ``inf/inf``, a NaN).  Host labels are validated as the reference
+    does; device labels must be C-contiguous int64 (TypeError otherwise) and are not
+    read on the host: a device label outside ``[0, classes)`` makes its row's loss, and
+    so the mean, NaN.
+    """
+    from_logits = check.flag("from_logits", from_logits)
+    return _sparse(y_true, y_pred, None, from_logits, True, False)[0]
+
+
+def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+    """Gradient of ``sparse_categorical_crossentropy`` with respect to ``y_pred``:
+    from logits ``(softmax(z) - onehot(k)) / n``; from probabilities, with ``s = sum(p)``,
+    ``q_k = p_k / s`` and ``g = -1 / q_k`` inside the clip range (0 where it is active),
+    ``(g * [j == k] - g * q_k) / (s n)``; a row whose loss is NaN has an all-NaN
+    gradient, including a row with an out-of-range device label."""
+    from_logits = check.flag("from_logits", from_logits)
+    return _sparse(y_true, y_pred, out, from_logits, False, True)[1]
+
+
+def sparse_softmax_crossentropy(y_true, logits, out=None):
+    """``softmax_crossentropy`` with integer labels ``(n,)`` or ``(n, 1)``: returns
+    ``(loss, (softmax(z) - onehot(y)) / n)`` from one row pass.  Device labels as in
+    ``sparse_categorical_crossentropy``: one outside ``[0, classes)`` gives a NaN loss
+    and a NaN gradient row."""
+    return _sparse(y_true, logits, out, True, True, True, pred_name="logits")
