@@ -498,3 +498,148 @@ def test_checkpoint_initial_value_threshold(tmp_path):
                                      initial_value_threshold=0.5)
     _drive(ckpt, model, [0.9, 0.6, 0.4, 0.45, 0.3])
     assert sorted(os.listdir(tmp_path)) == ["c-3.dlk", "c-5.dlk"]
+
+
+# ------------------------------------------------- arguments checked at construction
+# A bad argument raises TypeError/ValueError whose message starts with its name
+# (tests/test_fuzz_dl.py), when the callback is made, not in the middle of fit.
+
+def _raises(exc, start, make):
+    with pytest.raises(exc) as info:
+        make()
+    assert str(info.value).startswith(start), str(info.value)
+
+
+@pytest.mark.parametrize("kwargs,exc,start", [
+    (dict(monitor=3), TypeError, "monitor: expected the name of a log entry"),
+    (dict(min_delta="x"), TypeError, "min_delta: expected a real number, got str 'x'"),
+    (dict(min_delta=np.nan), ValueError, "min_delta: expected a finite number"),
+    (dict(patience=1.5), TypeError, "patience: expected an int, got float 1.5"),
+    (dict(patience=-1), ValueError, "patience: expected an int >= 0"),
+    (dict(verbose="x"), TypeError, "verbose: expected an int"),
+    (dict(mode=["min"]), TypeError, "mode: expected 'auto', 'min' or 'max'"),
+    (dict(baseline="x"), TypeError, "baseline: expected a real number"),
+    (dict(restore_best_weights="yes"), TypeError, "restore_best_weights: expected True or"),
+    (dict(start_from_epoch=-1), ValueError, "start_from_epoch: expected an int >= 0"),
+    (dict(start_from_epoch=None), TypeError, "start_from_epoch: expected an int"),
+])
+def test_early_stopping_arguments_named(kwargs, exc, start):
+    _raises(exc, start, lambda: callbacks.EarlyStopping(**kwargs))
+
+
+def test_early_stopping_keras_lenient_arguments_kept():
+    es = callbacks.EarlyStopping(min_delta=-0.1, patience=np.int64(2), verbose=True,
+                                 baseline=np.float32(0.5), start_from_epoch=1)
+    assert es.min_delta == 0.1 and es.patience == 2 and es.verbose == 1
+    with pytest.warns(UserWarning, match="mode bogus is unknown"):    # Keras: a warning
+        assert callbacks.EarlyStopping(mode="bogus").mode == "auto"
+
+
+def test_early_stopping_undecidable_monitor_names_monitor():
+    model = _model()
+    x, y = _xy()
+    with pytest.raises(ValueError, match=r"^monitor: cannot tell whether 'custom'"):
+        model.fit(x, y, verbose=0, callbacks=[callbacks.EarlyStopping(monitor="custom")])
+
+
+@pytest.mark.parametrize("kwargs,exc,start", [
+    (dict(filepath=3), TypeError, "filepath: expected a str or os.PathLike path, got int 3"),
+    (dict(filepath=b"ck.dlk"), TypeError, "filepath: expected a str or os.PathLike path"),
+    (dict(filepath=""), ValueError, "filepath: expected a non-empty path"),
+    (dict(filepath="ck\x00.dlk"), ValueError, "filepath: expected a path without NUL"),
+    (dict(filepath="ck-{epoch:zz}.dlk"), ValueError,
+     "filepath: expected a template that formats with an int epoch and float log values"),
+    (dict(filepath="ck-{loss:d}.dlk"), ValueError, "filepath: expected a template that formats"),
+    (dict(filepath="ck-{epoch!x}.dlk"), ValueError, "filepath: expected a template that formats"),
+    (dict(filepath="ck-{epoch:d}{"), ValueError, "filepath: expected a valid format template"),
+    (dict(filepath="ck-}.dlk"), ValueError, "filepath: expected a valid format template"),
+    (dict(filepath="ck-{}.dlk"), ValueError, "filepath: expected named fields such as {epoch}"),
+    (dict(filepath="ck-{0}.dlk"), ValueError, "filepath: expected named fields"),
+    (dict(filepath="ck-{epoch.real}.dlk"), ValueError, "filepath: expected named fields"),
+    (dict(filepath="ck-{epoch:{w}}.dlk"), ValueError, "filepath: expected a plain format spec"),
+    (dict(filepath="ck-{epoch:999999999}.dlk"), ValueError, "filepath: expected a plain format"),
+    (dict(monitor=None), TypeError, "monitor: expected the name of a log entry"),
+    (dict(verbose=[1]), TypeError, "verbose: expected an int"),
+    (dict(save_best_only="yes"), TypeError, "save_best_only: expected True or False"),
+    (dict(save_weights_only=1), TypeError, "save_weights_only: expected True or False"),
+    (dict(mode=3), TypeError, "mode: expected 'auto', 'min' or 'max'"),
+    (dict(save_freq="batch"), ValueError, "save_freq: expected 'epoch' or a positive int"),
+    (dict(save_freq=0), ValueError, "save_freq: expected an int >= 1"),
+    (dict(save_freq=[1]), TypeError, "save_freq: expected an int"),
+    (dict(save_freq=10), ValueError, "save_freq: only 'epoch' is supported"),
+    (dict(initial_value_threshold="x"), TypeError, "initial_value_threshold: expected a real"),
+])
+def test_checkpoint_arguments_named(tmp_path, kwargs, exc, start):
+    kwargs = {"filepath": str(tmp_path / "ck-{epoch}.dlk"), **kwargs}
+    _raises(exc, start, lambda: callbacks.ModelCheckpoint(**kwargs))
+
+
+def test_checkpoint_template_fields_must_be_log_keys(tmp_path):
+    model = _model(metrics=["mae"])
+    x, y = _xy()
+    ckpt = callbacks.ModelCheckpoint(str(tmp_path / "ck-{nope}.dlk"))
+    with pytest.raises(ValueError, match=r"^filepath: \{nope\} is not a key of the logs: "
+                                         r"expected \{epoch\} or one of loss, mae, val_loss"):
+        model.fit(x, y, verbose=0, callbacks=[ckpt])
+    assert model.optimizer.iterations == 0 and os.listdir(tmp_path) == []   # before training
+    # a validation key without validation data: named when the epoch's logs lack it
+    ckpt = callbacks.ModelCheckpoint(str(tmp_path / "ck-{val_mae:.3f}.dlk"))
+    with pytest.raises(ValueError, match=r"^filepath: \{val_mae\} is not in the logs of epoch 1"):
+        model.fit(x, y, verbose=0, callbacks=[ckpt])
+    # the Keras templates work, a pathlib.Path too
+    ckpt = callbacks.ModelCheckpoint(tmp_path / "ok-{epoch:02d}-{val_loss:.2f}-{mae!r}.dlk",
+                                     monitor="val_loss")
+    model.fit(x, y, epochs=2, verbose=0, validation_split=0.25, callbacks=[ckpt])
+    assert len([f for f in os.listdir(tmp_path) if f.startswith("ok-0")]) == 2
+
+
+@pytest.mark.parametrize("kwargs,exc,start", [
+    (dict(filename=3), TypeError, "filename: expected a str or os.PathLike path, got int 3"),
+    (dict(filename=""), ValueError, "filename: expected a non-empty path"),
+    (dict(filename="log\x00.csv"), ValueError, "filename: expected a path without NUL"),
+    (dict(separator=";;"), TypeError, "separator: expected a 1-character str, got str ';;'"),
+    (dict(separator=""), TypeError, "separator: expected a 1-character str"),
+    (dict(separator=3), TypeError, "separator: expected a 1-character str, got int 3"),
+    (dict(append="yes"), TypeError, "append: expected True or False, got str 'yes'"),
+])
+def test_csv_logger_arguments_named(tmp_path, kwargs, exc, start):
+    kwargs = {"filename": str(tmp_path / "log.csv"), **kwargs}
+    _raises(exc, start, lambda: callbacks.CSVLogger(**kwargs))
+
+
+def test_csv_logger_path_like(tmp_path):
+    model = _model()
+    x, y = _xy()
+    model.fit(x, y, verbose=0, callbacks=[callbacks.CSVLogger(tmp_path / "log.csv")])
+    assert (tmp_path / "log.csv").read_text().startswith("epoch,loss")
+
+
+@pytest.mark.parametrize("kwargs,start", [
+    (dict(on_epoch_end=3), "on_epoch_end: expected None or a function called as "
+                           "on_epoch_end(epoch, logs), got int 3"),
+    (dict(on_train_batch_end="f"), "on_train_batch_end: expected None or a function called "
+                                   "as on_train_batch_end(batch, logs)"),
+    (dict(on_train_begin=lambda epoch, logs: None), "on_train_begin: expected None or a "
+                                                    "function called as on_train_begin(logs)"),
+    (dict(on_epoch_begin=lambda: None), "on_epoch_begin: expected None or a function"),
+    (dict(on_epoch_end=float), "on_epoch_end: expected None or a function"),
+    (dict(on_epoch_end=int), "on_epoch_end: expected None or a function"),
+])
+def test_lambda_callback_hooks_must_be_callable_with_the_hook_arguments(kwargs, start):
+    _raises(TypeError, start, lambda: callbacks.LambdaCallback(**kwargs))
+
+
+def test_lambda_callback_accepts_any_matching_callable(capsys):
+    model = _model()
+    x, y = _xy()
+    seen = []
+    cb = callbacks.LambdaCallback(on_epoch_end=print, on_train_begin=lambda *a: seen.append(a),
+                                  on_train_end=seen.append)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
+    assert len(seen) == 2 and capsys.readouterr().out.startswith("0 {'loss'")
+
+
+def test_progbar_logger_verbose_checked():
+    _raises(ValueError, "verbose: expected 0, 1 or 2, got 'x'",
+            lambda: callbacks.ProgbarLogger(verbose="x"))
+    _raises(ValueError, "verbose: expected 0, 1 or 2", lambda: callbacks.ProgbarLogger(verbose=3))

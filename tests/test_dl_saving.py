@@ -507,3 +507,20 @@ def test_float64_model_loads_as_float64_under_float32_floatx(tmp_path):
     model.fit(x, y, epochs=1, verbose=0)
     loaded.fit(x, y, epochs=1, verbose=0)
     _assert_same_weights(model, loaded)
+
+
+@pytest.mark.parametrize("iterations", [np.int64(2**63 - 1), np.uint64(2**63), np.int64(-1)])
+def test_saved_iteration_count_beyond_the_kernels_step_range(tmp_path, iterations):
+    """The next step (iterations + 1) must be an int64: a file claiming more is refused
+    at load, naming filepath, not at the first training step."""
+    _, good = _good_file(tmp_path)
+    with np.load(good, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["optimizer/0"] = np.array(iterations)
+    bad = tmp_path / "bad-iterations.dlk"
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    bad.write_bytes(buf.getvalue())
+    with pytest.raises(ValueError, match=r"^filepath: .*optimizer state: expected an integer "
+                                         r"iteration count in \[0, 9223372036854775807\)"):
+        dl.models.load_model(bad)

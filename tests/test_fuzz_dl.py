@@ -324,97 +324,7 @@ class Bug:
         return self.id
 
 
-KNOWN_BUGS = [
-    Bug("dropout-noise-shape-unchecked", {"Dropout", "fit"}, "ValueError",
-        r"^operands could not be broadcast|^negative dimensions|^Invalid shape|"
-        r"^setting an array element",
-        _seq(dl.layers.Dropout(0.5, noise_shape=(None, 3), input_shape=(4,))),
-        "dl/layers.py Dropout: noise_shape is never checked against the input"),
-    Bug("input-dim-unnamed", {"Dense", "Dropout", "Flatten", "Activation", "InputLayer"},
-        "ValueError|TypeError|OverflowError", r"^invalid literal for int|^int\(\) argument|"
-        r"cannot convert float|arrays can be converted|can't convert",
-        lambda: dl.layers.Dense(2, input_dim="x"), "dl/layers.py Layer.__init__: int(input_dim)"),
-    Bug("dtype-unnamed", {"Dense", "Dropout", "Flatten", "Activation", "InputLayer"},
-        "TypeError|ValueError|SyntaxError", r"^data type|not understood|Cannot interpret|"
-        r"cannot be|^Field elements|^invalid|Cannot construct a dtype|format number|"
-        r"leading zeros|dtype|itemsize|^unsupported",
-        lambda: dl.layers.Dense(2, dtype="nonsense"),
-        "dl/config.py resolve_dtype: np.dtype(dtype) unguarded",
-        frame=("config.py", "resolve_dtype")),
-    Bug("config-class-name-unhashable", {"compile", "Dense", "Activation"}, "TypeError",
-        r"unhashable", lambda: small_model("numpy", compiled=False).compile(
-            "sgd", "mse", metrics=[{"class_name": ["SGD"]}]),
-        "dl/_serial.py resolve: a config whose class_name is a list/dict reaches dict.get "
-        "(TypeError: unhashable type)", frame=("_serial.py", "resolve")),
-    Bug("name-unchecked", {"Dense", "Dropout", "Flatten", "Activation", "InputLayer",
-                           "Sequential"}, "ValueError|TypeError", r"truth value of an",
-        lambda: dl.layers.Dense(2, name=np.array([])),
-        "dl/layers.py Layer.__init__ / dl/models.py Sequential.__init__: name is used as "
-        "`name or default`; an array name raises NumPy's truth-value error"),
-    Bug("input-shape-string", {"InputLayer", "Dense", "Dropout", "Flatten", "Activation"},
-        "silent", r"", lambda: "silent" if dl.Input(shape="12").input_spec_shape == (1, 2)
-        else None,
-        "dl/layers.py _shape: a str is iterated, Input(shape='12') declares (1, 2) and "
-        "Input(shape='') the shape ()"),
-    Bug("earlystopping-args-unchecked", {"EarlyStopping", "fit"},
-        "TypeError|AttributeError|ValueError|OverflowError|UFuncTypeError|"
-        "_UFuncNoLoopError|_UFuncBinaryResolutionError",
-        r"bad operand type for abs|has no attribute|not supported between|unsupported operand|"
-        r"truth value|could not convert|cannot tell whether|int too large|ufunc|"
-        r"did not contain a loop",
-        lambda: dl.callbacks.EarlyStopping(min_delta="x"),
-        "dl/callbacks.py EarlyStopping: monitor/min_delta/patience/baseline unchecked"),
-    Bug("checkpoint-args-unchecked", {"ModelCheckpoint", "fit"},
-        "TypeError|AttributeError|KeyError|IndexError|ValueError",
-        r"expected str, bytes or os.PathLike|argument of type|has no attribute|"
-        r"not supported between|Replacement index|^'|unsupported format|"
-        r"Unknown format code|Invalid format|truth value|not all arguments|"
-        r"Single '[{}]'|expected '[{}]'|unmatched|cannot switch|"
-        r"Format specifier|Sign not allowed|unsupported operand",
-        lambda: dl.callbacks.ModelCheckpoint(3),
-        "dl/callbacks.py ModelCheckpoint: filepath/monitor unchecked, format() errors escape"),
-    Bug("csvlogger-args-unchecked", {"CSVLogger", "fit"}, "TypeError|ValueError",
-        r"expected str, bytes or os.PathLike|\"delimiter\" must be|delimiter|"
-        r"embedded null", lambda: dl.callbacks.CSVLogger(3),
-        "dl/callbacks.py CSVLogger: filename/separator unchecked"),
-    Bug("lambdacallback-not-callable", {"LambdaCallback", "fit"}, "TypeError",
-        r"object is not callable|positional argument|takes at most|expected at most|"
-        r"takes no arguments|takes exactly|must be|argument",
-        _model_fit(callbacks=[dl.callbacks.LambdaCallback(on_epoch_end=3)]),
-        "dl/callbacks.py LambdaCallback: hooks not checked to be callables of the "
-        "hook's arity (an int, or float/print, fails at fit)"),
-    Bug("lazy-huge-x", {"predict", "fit", "evaluate", "train_on_batch", "test_on_batch",
-                        "predict_on_batch", "__call__"}, "MemoryError|Hang", r"",
-        lambda: small_model("numpy").predict(_lazy_x(), verbose=0),
-        "dl/models.py _as_x / predict: no size check, np.empty of terabytes (fit: a "
-        "finiteness scan of 2**40 rows)"),
-    Bug("huge-input-shape", {"load_model", "fit", "InputLayer", "Dense", "predict",
-                             "Sequential", "add"},
-        "MemoryError|ValueError|OverflowError", r"Unable to allocate|^array is too big|"
-        r"^Maximum allowed dimension|integer division result too large|too large",
-        lambda: dl.Sequential([dl.layers.Dense(2, input_shape=(2**40,))]),
-        "dl/layers.py _shape / Dense.build: input shapes have no size limit; building the "
-        "layer allocates terabytes (MemoryError, or NumPy's unnamed 'array is too big' / "
-        "'Maximum allowed dimension exceeded')"),
-    Bug("metric-config-unchecked", {"compile"}, "ValueError|TypeError", r"",
-        lambda: small_model("numpy", compiled=False).compile("sgd", "mse", metrics=[
-            {"class_name": "BinaryAccuracy", "config": {"threshold": "x"}}]),
-        "dl/metrics.py BinaryAccuracy.__init__: float(threshold) unguarded",
-        frame=("metrics.py", "__init__")),
-    Bug("loss-config-unchecked", {"compile"}, "ValueError|TypeError", r"",
-        lambda: small_model("numpy", compiled=False).compile(
-            "sgd", {"class_name": "Huber", "config": {"delta": "big"}}),
-        "dl/losses.py Huber.__init__: float(delta) unguarded",
-        frame=("losses.py", "__init__")),
-    Bug("metric-name-unchecked", {"fit", "evaluate", "train_on_batch", "test_on_batch"},
-        "TypeError", r"unhashable",
-        lambda: small_model("numpy", metrics=[{"class_name": "MeanAbsoluteError",
-                                               "config": {"name": []}}]).evaluate(
-            X, targets(dl.losses.MeanSquaredError()), verbose=0),
-        "dl/metrics.py Metric.__init__: name is not checked to be a str; a list name "
-        "(e.g. from a saved file's compile_config) breaks the logs dict at fit/evaluate",
-        frame=("models.py", "_logs")),
-]
+KNOWN_BUGS = []
 
 
 def _with_opt0(value):
@@ -576,6 +486,14 @@ def test_fuzz_layer_constructors(cls_name, data, backend):
     for key in ("shape", "input_shape"):
         if isinstance(kwargs.get(key), str):
             check_result(cls_name, False, f"{key}={kwargs[key]!r} accepted", symptom="silent")
+    declared = layer.input_spec_shape
+    if (declared is not None and math.prod(d or 1 for d in declared) > 2**24) or \
+            getattr(layer, "units", 0) > 2**24:
+        # a valid but long request (an input of 500 million features, or as many units,
+        # builds gigabytes of Dense weights that fit in memory): not what is fuzzed; sizes
+        # beyond the memory are refused by the constructor or at build (test_dl_model.py)
+        COUNTS["dl cases: huge declared input not used"] += 1
+        return
     names = {n for n in (getattr(layer_, "name", None) for layer_ in layers)
              if isinstance(n, str)}
     ok, result = attempt("fit", use, allowed | {"x", "y", "input_shape"} | names)

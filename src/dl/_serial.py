@@ -1,4 +1,5 @@
 """Turning objects into JSON-able configs and back: the shared part of every ``get``."""
+from ._args import _repr, describe
 
 
 class Configurable:
@@ -41,10 +42,15 @@ def resolve(identifier, what, classes, aliases, instance_type, allow_none=False)
         return cls()
     if isinstance(identifier, dict):
         name = identifier.get("class_name")
-        cls = classes.get(name) or aliases.get(name)
+        cls = (classes.get(name) or aliases.get(name)) if isinstance(name, str) else None
         if cls is None:
-            raise ValueError(f"{what}: unknown class_name {name!r} in config {identifier!r}")
-        return cls.from_config(identifier.get("config", {}))
+            raise ValueError(f"{what}: unknown class_name {_repr(name)} in config "
+                             f"{_repr(identifier)}")
+        cfg = identifier.get("config", {})
+        if not isinstance(cfg, dict) or not all(isinstance(k, str) for k in cfg):
+            raise TypeError(f"{what}: expected a dict of arguments under 'config', got "
+                            f"{describe(cfg)}")
+        return cls.from_config(cfg)
     if isinstance(identifier, type) and issubclass(identifier, instance_type):
         return identifier()
     raise TypeError(f"{what}: expected a name, a config dict or a {instance_type.__name__}, "

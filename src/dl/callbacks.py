@@ -1,13 +1,19 @@
 """Callbacks (Keras 3 semantics): History, EarlyStopping, ModelCheckpoint,
 TerminateOnNaN, CSVLogger, LambdaCallback, and the progress bar (ProgbarLogger)."""
 import csv
+import inspect
+import io
 import math
 import os
+import re
+import string
 import sys
 import time
 import warnings
 
 import numpy as np
+
+from ._args import _repr, describe, flag, integer, path as _path, real
 
 
 class Callback:
@@ -97,7 +103,10 @@ class ProgbarLogger(Callback):
 
     def __init__(self, verbose=1, stream=None, interval=0.05):
         super().__init__()
-        self.verbose = verbose
+        if isinstance(verbose, (bool, np.bool_)) or not isinstance(
+                verbose, (int, np.integer)) or verbose not in (0, 1, 2):
+            raise ValueError(f"verbose: expected 0, 1 or 2, got {_repr(verbose)}")
+        self.verbose = int(verbose)
         self.stream = stream
         self.interval = interval
 
@@ -205,12 +214,28 @@ class ProgbarLogger(Callback):
 
 
 def _mode(callback, mode):
-    """"auto", "min" or "max"; anything else warns and falls back to "auto" (Keras)."""
+    """"auto", "min" or "max"; any other str warns and falls back to "auto" (Keras)."""
+    if not isinstance(mode, str):
+        raise TypeError(f"mode: expected 'auto', 'min' or 'max', got {describe(mode)}")
     if mode not in ("auto", "min", "max"):
         warnings.warn(f"{callback} mode {mode} is unknown, fallback to auto mode.",
                       stacklevel=3)
         return "auto"
     return mode
+
+
+def _monitor(monitor):
+    if not isinstance(monitor, str):
+        raise TypeError(f"monitor: expected the name of a log entry such as 'val_loss', got "
+                        f"{describe(monitor)}")
+    return monitor
+
+
+def _verbosity(verbose):
+    """A callback's ``verbose``: an int >= 0 (or a bool)."""
+    if isinstance(verbose, (bool, np.bool_)):
+        return int(verbose)
+    return integer("verbose", verbose, low=0)
 
 
 class EarlyStopping(Callback):
@@ -230,14 +255,14 @@ class EarlyStopping(Callback):
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
         super().__init__()
-        self.monitor = monitor
-        self.min_delta = abs(min_delta)
-        self.patience = patience
-        self.verbose = verbose
+        self.monitor = _monitor(monitor)
+        self.min_delta = abs(real("min_delta", min_delta))
+        self.patience = integer("patience", patience, low=0)
+        self.verbose = _verbosity(verbose)
         self.mode = _mode("EarlyStopping", mode)
-        self.baseline = baseline
-        self.restore_best_weights = restore_best_weights
-        self.start_from_epoch = start_from_epoch
+        self.baseline = None if baseline is None else real("baseline", baseline)
+        self.restore_best_weights = flag("restore_best_weights", restore_best_weights)
+        self.start_from_epoch = integer("start_from_epoch", start_from_epoch, low=0)
         self.monitor_op = None
         self.wait = 0
         self.stopped_epoch = 0
@@ -258,8 +283,9 @@ class EarlyStopping(Callback):
                 if m.name == name:
                     self.monitor_op = np.greater if m.direction == "up" else np.less
         if self.monitor_op is None:
-            raise ValueError(f"EarlyStopping: cannot tell whether monitor={self.monitor!r} "
-                             f"should be minimised or maximised; pass mode='min' or 'max'")
+            raise ValueError(f"monitor: cannot tell whether {self.monitor!r} should be "
+                             f"minimised or maximised; pass EarlyStopping(mode='min' or "
+                             f"'max')")
         if self.monitor_op is np.less:
             self.min_delta *= -1
         self.best = math.inf if self.monitor_op is np.less else -math.inf
@@ -349,24 +375,49 @@ class ModelCheckpoint(Callback):
                  save_weights_only=False, mode="auto", save_freq="epoch",
                  initial_value_threshold=None):
         super().__init__()
-        if save_freq != "epoch":
-            raise ValueError(f"save_freq: only 'epoch' is supported, got {save_freq!r}")
-        self.filepath = os.fspath(filepath)
-        self.monitor = monitor
-        self.verbose = verbose
-        self.save_best_only = save_best_only
-        self.save_weights_only = save_weights_only
+        self.filepath = _path("filepath", filepath)
+        self._fields = _template_fields(self.filepath)
+        self.monitor = _monitor(monitor)
+        self.verbose = _verbosity(verbose)
+        self.save_best_only = flag("save_best_only", save_best_only)
+        self.save_weights_only = flag("save_weights_only", save_weights_only)
+        if isinstance(save_freq, str):
+            if save_freq != "epoch":
+                raise ValueError(f"save_freq: expected 'epoch' or a positive int, got "
+                                 f"{_repr(save_freq)}")
+        else:
+            save_freq = integer("save_freq", save_freq, low=1)
+            raise ValueError(f"save_freq: only 'epoch' is supported, got {save_freq} "
+                             f"(see docs/keras-differences.md)")
         mode = _mode("ModelCheckpoint", mode)
         if mode == "auto":
             mode = "max" if ("acc" in monitor or monitor.startswith("fmeasure")) else "min"
         self.monitor_op = np.greater if mode == "max" else np.less
-        self.best = initial_value_threshold
+        self.best = (None if initial_value_threshold is None
+                     else real("initial_value_threshold", initial_value_threshold))
         if self.best is None:
             self.best = -math.inf if mode == "max" else math.inf
 
+    def on_train_begin(self, logs=None):
+        # The fields of the template must be log keys: the loss and the metrics, with
+        # or without the "val_" of validation.
+        names = ["loss"] + [m.name for m in getattr(self.model, "metrics", None) or []]
+        known = {"epoch"} | set(names) | {"val_" + n for n in names}
+        for field in self._fields:
+            if field not in known:
+                raise ValueError(f"filepath: {{{field}}} is not a key of the logs: expected "
+                                 f"{{epoch}} or one of "
+                                 f"{', '.join(sorted(known - {'epoch'}))}; got "
+                                 f"{_repr(self.filepath)}")
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        try:
+            path = self.filepath.format(**{**logs, "epoch": epoch + 1})
+        except KeyError as exc:       # e.g. {val_loss} in an epoch without validation
+            raise ValueError(f"filepath: {{{exc.args[0]}}} is not in the logs of epoch "
+                             f"{epoch + 1} (keys: {', '.join(sorted(logs))}); got "
+                             f"{_repr(self.filepath)}") from None
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None:
@@ -390,14 +441,55 @@ class ModelCheckpoint(Callback):
             self.model.save(path)
 
 
+# The widest field a template may ask for: a path is at most a few thousand characters.
+_MAX_FIELD_WIDTH = 4096
+
+
+def _template_fields(path):
+    """The names of the fields of a ModelCheckpoint filepath template, after checking
+    that it formats with an int epoch and float log values (what on_epoch_end passes)."""
+    try:
+        parsed = list(string.Formatter().parse(path))
+    except ValueError as exc:
+        raise ValueError(f"filepath: expected a valid format template, got {_repr(path)} "
+                         f"({exc})") from None
+    fields = []
+    for _, field, spec, _ in parsed:
+        if field is None:
+            continue
+        if not field.isidentifier():
+            raise ValueError(f"filepath: expected named fields such as {{epoch}} or "
+                             f"{{val_loss:.2f}}, got {_repr('{' + field + '}')} in "
+                             f"{_repr(path)}")
+        if "{" in spec or any(int(n) > _MAX_FIELD_WIDTH for n in re.findall(r"\d+", spec)):
+            raise ValueError(f"filepath: expected a plain format spec of at most "
+                             f"{_MAX_FIELD_WIDTH} characters for {{{field}}}, got "
+                             f"{_repr(spec)} in {_repr(path)}")
+        fields.append(field)
+    samples = {f: 1 if f == "epoch" else 0.5 for f in fields}
+    try:
+        path.format(**samples)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ValueError(f"filepath: expected a template that formats with an int epoch "
+                         f"and float log values, got {_repr(path)} ({exc})") from None
+    return fields
+
+
 class CSVLogger(Callback):
     """Append every epoch's logs to a CSV file (``epoch`` first, then sorted keys)."""
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
-        self.filename = os.fspath(filename)
+        self.filename = _path("filename", filename)
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise TypeError(f"separator: expected a 1-character str, got "
+                            f"{describe(separator)}")
+        try:
+            csv.writer(io.StringIO(), delimiter=separator)
+        except (TypeError, ValueError, csv.Error) as exc:
+            raise ValueError(f"separator: {exc}") from None
         self.separator = separator
-        self.append = append
+        self.append = flag("append", append)
         self.keys = None
         self._file = None
         self._writer = None
@@ -441,4 +533,28 @@ class LambdaCallback(Callback):
             if not name.startswith("on_") or not hasattr(Callback, name):
                 raise TypeError(f"LambdaCallback: unknown hook {name!r}")
             if fn is not None:
+                _check_hook(name, fn)
                 setattr(self, name, fn)
+
+
+def _check_hook(name, fn):
+    """A LambdaCallback hook must be callable as ``fn(epoch, logs)`` (``fn(batch, logs)``,
+    ``fn(logs)``...): the arguments fit passes to the hook ``name``."""
+    args = [p for p in inspect.signature(getattr(Callback, name)).parameters
+            if p != "self"]
+    call = f"{name}({', '.join(args)})"
+    if not callable(fn):
+        raise TypeError(f"{name}: expected None or a function called as {call}, got "
+                        f"{describe(fn)}")
+    try:
+        signature = inspect.signature(fn)
+    except Exception:  # noqa: BLE001 -- a builtin without a signature: cannot tell
+        if isinstance(fn, type):
+            raise TypeError(f"{name}: expected None or a function called as {call}, got "
+                            f"the class {_repr(fn)}") from None
+        return
+    try:
+        signature.bind(*args)
+    except TypeError:
+        raise TypeError(f"{name}: expected None or a function called as {call}, got "
+                        f"{_repr(fn)} with signature {_repr(signature)}") from None

@@ -20,7 +20,12 @@ def set_floatx(value):
 
 def resolve_dtype(dtype):
     """A dtype argument (None = floatx()) as a float32/float64 NumPy dtype."""
-    dtype = np.dtype(floatx() if dtype is None else dtype)
+    try:
+        dtype = np.dtype(floatx() if dtype is None else dtype)
+    except Exception:  # noqa: BLE001 -- NumPy raises TypeError, ValueError, SyntaxError...
+        from ._args import describe
+        raise TypeError(f"dtype: expected 'float32', 'float64' or None, got "
+                        f"{describe(dtype)}") from None
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype: expected float32 or float64, got {dtype}")
     return dtype

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from . import _serial, config, utils
+from ._args import _repr, describe
 
 # A normal truncated at two standard deviations has this standard deviation (Keras
 # divides by it so that truncated initializers keep the intended variance).
@@ -27,6 +28,15 @@ def _fans(shape):
     return shape[-2] * receptive, shape[-1] * receptive
 
 
+def _float(name, value):
+    """float(value), with a named error for what is not a number (or overflows)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise (ValueError if isinstance(value, (int, float)) else TypeError)(
+            f"{name}: expected a real number, got {describe(value)}") from None
+
+
 class Initializer(_serial.Configurable):
     """Base class: ``init(shape, dtype=None)`` returns a new array."""
 
@@ -37,7 +47,7 @@ class Initializer(_serial.Configurable):
 class _Seeded(Initializer):
     def __init__(self, seed=None):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed: expected an int or None, got {seed!r}")
+            raise TypeError(f"seed: expected an int or None, got {describe(seed)}")
         self.seed = seed
 
     def _rng(self):
@@ -60,7 +70,7 @@ class Ones(Initializer):
 
 class Constant(Initializer):
     def __init__(self, value=0.0):
-        self.value = float(value)
+        self.value = _float("value", value)
 
     def __call__(self, shape, dtype=None):
         return np.full(shape, self.value, dtype=config.resolve_dtype(dtype))
@@ -72,7 +82,7 @@ class Constant(Initializer):
 class RandomNormal(_Seeded):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         super().__init__(seed)
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean, self.stddev = _float("mean", mean), _float("stddev", stddev)
 
     def __call__(self, shape, dtype=None):
         x = self._rng().normal(self.mean, self.stddev, size=shape)
@@ -85,7 +95,7 @@ class RandomNormal(_Seeded):
 class RandomUniform(_Seeded):
     def __init__(self, minval=-0.05, maxval=0.05, seed=None):
         super().__init__(seed)
-        self.minval, self.maxval = float(minval), float(maxval)
+        self.minval, self.maxval = _float("minval", minval), _float("maxval", maxval)
 
     def __call__(self, shape, dtype=None):
         x = self._rng().uniform(self.minval, self.maxval, size=shape)
@@ -100,7 +110,7 @@ class TruncatedNormal(_Seeded):
 
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         super().__init__(seed)
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean, self.stddev = _float("mean", mean), _float("stddev", stddev)
 
     def __call__(self, shape, dtype=None):
         return _truncated(self._rng(), self.mean, self.stddev, shape, dtype)
@@ -124,14 +134,17 @@ class VarianceScaling(_Seeded):
 
     def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
         super().__init__(seed)
-        if scale <= 0:
+        scale = _float("scale", scale)
+        if not scale > 0:
             raise ValueError(f"scale: expected a positive number, got {scale}")
-        if mode not in ("fan_in", "fan_out", "fan_avg"):
-            raise ValueError(f"mode: expected 'fan_in', 'fan_out' or 'fan_avg', got {mode!r}")
-        if distribution not in ("truncated_normal", "untruncated_normal", "uniform"):
+        if not isinstance(mode, str) or mode not in ("fan_in", "fan_out", "fan_avg"):
+            raise ValueError(f"mode: expected 'fan_in', 'fan_out' or 'fan_avg', got "
+                             f"{_repr(mode)}")
+        if not isinstance(distribution, str) or distribution not in (
+                "truncated_normal", "untruncated_normal", "uniform"):
             raise ValueError(f"distribution: expected 'truncated_normal', "
-                             f"'untruncated_normal' or 'uniform', got {distribution!r}")
-        self.scale, self.mode, self.distribution = float(scale), mode, distribution
+                             f"'untruncated_normal' or 'uniform', got {_repr(distribution)}")
+        self.scale, self.mode, self.distribution = scale, mode, distribution
 
     def __call__(self, shape, dtype=None):
         fan_in, fan_out = _fans(tuple(shape))

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import activations as activations_module
 from . import config, initializers, regularizers
+from ._args import MAX_BYTES, _repr, describe, fits, flag, optional_str
 
 _name_counters = {}
 
@@ -47,12 +48,16 @@ class Layer:
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
                             f"{', '.join(sorted(kwargs))}")
-        self.name = name or _unique_name(_snake(type(self).__name__))
+        self.name = _name(name) or _unique_name(_snake(type(self).__name__))
         self.dtype = config.resolve_dtype(dtype) if dtype is not None else None
+        what = "input_shape"
         if input_dim is not None:
-            input_shape = (int(input_dim),)
-        self.input_spec_shape = None if input_shape is None else _shape(input_shape, "input_shape")
-        self.trainable = trainable
+            if input_shape is not None:
+                raise ValueError("input_dim, input_shape: expected only one of them (the "
+                                 "shape of one sample), got both")
+            input_shape, what = _input_dim(input_dim), "input_dim"
+        self.input_spec_shape = None if input_shape is None else _shape(input_shape, what)
+        self.trainable = flag("trainable", trainable)
         self.built = False
         self.input_shape = None     # one sample's shape, without the batch dimension
         self.output_shape = None
@@ -109,6 +114,7 @@ class Layer:
     def __call__(self, x):
         """Apply the layer to an array (inference), building it on first use."""
         x = np.asarray(x)
+        fits("x", x.shape, max(x.itemsize, 4), "an array")
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(self.dtype or config.floatx())
         if not self.built:
@@ -131,15 +137,39 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
+def _name(name, what="name"):
+    """A layer's or model's name: None (a default is made) or a str."""
+    return optional_str(what, name)
+
+
+def _input_dim(input_dim):
+    """``input_dim=n`` as the sample shape ``(n,)`` (still to check with _shape)."""
+    if isinstance(input_dim, (bool, np.bool_)) or not isinstance(input_dim, (int, np.integer)):
+        raise TypeError(f"input_dim: expected a positive int, got {describe(input_dim)}")
+    return (int(input_dim),)
+
+
 def _shape(shape, what):
-    if isinstance(shape, (int, np.integer)):
-        shape = (int(shape),)
-    try:
-        shape = tuple(None if d is None else int(d) for d in shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"{what}: expected a tuple of ints, got {shape!r}") from None
+    """One sample's shape: an int or a tuple/list of positive ints (or None), whose
+    samples would fit in memory."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    if not (isinstance(shape, (tuple, list))
+            or (isinstance(shape, np.ndarray) and shape.ndim == 1)):
+        raise TypeError(f"{what}: expected a tuple of ints, got {describe(shape)}")
+    dims = []
+    for d in shape:
+        if d is not None and (isinstance(d, (bool, np.bool_))
+                              or not isinstance(d, (int, np.integer))):
+            raise TypeError(f"{what}: expected a tuple of ints (or None), got "
+                            f"{_repr(tuple(shape))} holding {describe(d)}")
+        dims.append(None if d is None else int(d))
+    shape = tuple(dims)
     if any(d is not None and d < 1 for d in shape):
-        raise ValueError(f"{what}: expected positive dimensions, got {shape}")
+        raise ValueError(f"{what}: expected positive dimensions, got {_repr(shape)}")
+    # no sample larger than the memory: nothing of that shape could ever be fed, and
+    # the weights built from it could not be allocated
+    fits(what, [1 if d is None else d for d in shape], 4, "a sample")
     return shape
 
 
@@ -148,11 +178,27 @@ class InputLayer(Layer):
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, input_shape=None,
                  **kwargs):
-        shape = shape if shape is not None else input_shape
-        if shape is None:
+        given = {k: v for k, v in (("shape", shape), ("input_shape", input_shape),
+                                   ("input_dim", kwargs.pop("input_dim", None)))
+                 if v is not None}
+        if len(given) > 1:
+            raise ValueError(f"{', '.join(given)}: expected only one of them (the shape of "
+                             f"one sample), got {len(given)} of them")
+        if not given:
             raise ValueError("shape: expected the shape of one sample, e.g. (784,), got None")
-        super().__init__(name=name or _unique_name("input_layer"), dtype=dtype,
+        (what, shape), = given.items()
+        shape = _shape(_input_dim(shape) if what == "input_dim" else shape, what)
+        super().__init__(name=_name(name) or _unique_name("input_layer"), dtype=dtype,
                          input_shape=shape, **kwargs)
+        if batch_size is not None:
+            if isinstance(batch_size, (bool, np.bool_)) or not isinstance(
+                    batch_size, (int, np.integer)):
+                raise TypeError(f"batch_size: expected a positive int or None, got "
+                                f"{describe(batch_size)}")
+            if batch_size < 1:
+                raise ValueError(f"batch_size: expected a positive int or None, got "
+                                 f"{_repr(batch_size)}")
+            batch_size = int(batch_size)
         self.batch_size = batch_size
 
     def get_config(self):
@@ -199,11 +245,15 @@ class Dense(Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units: expected a positive int, got {units!r}")
+        if isinstance(units, (bool, np.bool_)) or not isinstance(units, (int, np.integer)) \
+                or units < 1:
+            raise ValueError(f"units: expected a positive int, got {_repr(units)}")
+        # the kernel has at least one row: units that cannot fit are refused now
+        fits("units", (int(units),), 4 if self.dtype is None else self.dtype.itemsize,
+             "a bias (a kernel row)")
         self.units = int(units)
         self.activation = _named("activation", activations_module.get, activation)
-        self.use_bias = bool(use_bias)
+        self.use_bias = flag("use_bias", use_bias)
         self.kernel_initializer = _named("kernel_initializer", initializers.get,
                                          kernel_initializer)
         self.bias_initializer = _named("bias_initializer", initializers.get, bias_initializer)
@@ -222,6 +272,18 @@ class Dense(Layer):
         return (self.units,)
 
     def build(self, input_shape, backend, dtype):
+        input_shape = tuple(input_shape)
+        self.compute_output_shape(input_shape)
+        # Before allocating: the kernel, the bias and their gradients must fit in memory
+        # (an input of 2**40 features would need terabytes).
+        n_in = input_shape[0]
+        itemsize = np.dtype(self.dtype if self.dtype is not None else dtype).itemsize
+        nbytes = 2 * (n_in + 1) * self.units * itemsize
+        if nbytes > MAX_BYTES:
+            raise ValueError(f"input_shape: expected inputs for which the weights of "
+                             f"{self.name!r} fit in memory (at most {MAX_BYTES} bytes here), "
+                             f"got {n_in} features: a ({n_in}, {self.units}) kernel, the bias "
+                             f"and their gradients need {nbytes} bytes")
         super().build(input_shape, backend, dtype)
         n_in = self.input_shape[0]
         self.kernel = self.kernel_initializer((n_in, self.units), self.dtype)
@@ -340,31 +402,47 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
-            raise TypeError(f"rate: expected a number in [0, 1), got {type(rate).__name__}")
+        if isinstance(rate, (bool, np.bool_)) or not isinstance(
+                rate, (int, float, np.integer, np.floating)):
+            raise TypeError(f"rate: expected a number in [0, 1), got {describe(rate)}")
+        if not 0 <= rate < 1:       # compared before float(): a huge int overflows it
+            raise ValueError(f"rate: expected a value in [0, 1), got {_repr(rate)}")
         rate = float(rate)
-        if not 0 <= rate < 1:
-            raise ValueError(f"rate: expected a value in [0, 1), got {rate}")
         self.rate = rate
         if noise_shape is not None:
             if not isinstance(noise_shape, (tuple, list)) or not all(
                     d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool)
                                   and d >= 1) for d in noise_shape):
                 raise TypeError(f"noise_shape: expected a tuple of positive ints or None, "
-                                f"got {noise_shape!r}")
+                                f"got {_repr(noise_shape)}")
             noise_shape = tuple(None if d is None else int(d) for d in noise_shape)
         self.noise_shape = noise_shape
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                                  or seed < 0):
-            raise ValueError(f"seed: expected a non-negative int or None, got {seed!r}")
+            raise ValueError(f"seed: expected a non-negative int or None, got {_repr(seed)}")
         self.seed = seed
         self.model_seed = 0     # set by the model: mixes into the mask generator
+
+    def build(self, input_shape, backend, dtype):
+        if self.noise_shape is not None:
+            full = (None,) + tuple(input_shape)
+            if len(self.noise_shape) != len(full) or any(
+                    d is not None and d != 1 and d != n
+                    for d, n in zip(self.noise_shape[1:], full[1:])):
+                raise ValueError(
+                    f"noise_shape: expected {len(full)} entries (the batch first), each None, "
+                    f"1 or the input's size, for inputs of shape {full}; got "
+                    f"{_repr(self.noise_shape)}")
+        super().build(input_shape, backend, dtype)
 
     def forward(self, x, training=False, step=0):
         if not training or self.rate == 0:
             if training:
                 self._mask = None
             return x
+        if self.noise_shape is not None and self.noise_shape[0] not in (None, 1, x.shape[0]):
+            raise ValueError(f"noise_shape: expected None, 1 or the batch size "
+                             f"({x.shape[0]}) as its first entry, got {self.noise_shape[0]}")
         seed = [self.seed] if self.seed is not None else [self.model_seed, _layer_id(self)]
         rng = np.random.default_rng(seed + [step])
         shape = x.shape if self.noise_shape is None else tuple(
@@ -415,10 +493,15 @@ _CLASSES = {c.__name__: c for c in (InputLayer, Dense, Activation, Dropout, Flat
 
 def deserialize(cfg):
     """A layer from ``{"class_name": ..., "config": ...}``."""
-    if not isinstance(cfg, dict) or cfg.get("class_name") not in _CLASSES:
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("class_name"), str) \
+            or cfg["class_name"] not in _CLASSES:
         raise ValueError(f"layer config: expected a dict with class_name among "
-                         f"{', '.join(_CLASSES)}, got {cfg!r}")
-    return _CLASSES[cfg["class_name"]].from_config(dict(cfg.get("config", {})))
+                         f"{', '.join(_CLASSES)}, got {_repr(cfg)}")
+    config_ = cfg.get("config", {})
+    if not isinstance(config_, dict) or not all(isinstance(k, str) for k in config_):
+        raise ValueError(f"layer config: expected a dict of arguments under 'config', got "
+                         f"{_repr(config_)}")
+    return _CLASSES[cfg["class_name"]].from_config(dict(config_))
 
 
 def serialize(layer):

@@ -8,6 +8,7 @@ as Keras does.
 import numpy as np
 
 from . import _serial, config
+from ._args import _repr, describe, optional_str, real
 
 
 class Loss:
@@ -18,11 +19,11 @@ class Loss:
     broadcast_targets = True
 
     def __init__(self, name=None, reduction="sum_over_batch_size"):
-        if reduction != "sum_over_batch_size":
+        if not (isinstance(reduction, str) and reduction == "sum_over_batch_size"):
             raise ValueError(f"reduction: only 'sum_over_batch_size' (Keras's default) is "
-                             f"supported, got {reduction!r}")
+                             f"supported, got {_repr(reduction)}")
         if name is not None:
-            self.name = name
+            self.name = optional_str("name", name)
         self.reduction = reduction
 
     # what the training loop calls -------------------------------------------------
@@ -96,9 +97,7 @@ class Huber(Loss):
 
     def __init__(self, delta=1.0, name=None, reduction="sum_over_batch_size"):
         super().__init__(name, reduction)
-        self.delta = float(delta)
-        if not self.delta > 0:
-            raise ValueError(f"delta: expected a positive number, got {delta}")
+        self.delta = real("delta", delta, low=0, low_open=True)
 
     def value(self, backend, y_true, y_pred):
         return backend.huber(y_true, y_pred, delta=self.delta)
@@ -114,7 +113,7 @@ class _FromLogits(Loss):
     def __init__(self, from_logits=False, name=None, reduction="sum_over_batch_size"):
         super().__init__(name, reduction)
         if not isinstance(from_logits, (bool, np.bool_)):
-            raise TypeError(f"from_logits: expected True or False, got {from_logits!r}")
+            raise TypeError(f"from_logits: expected True or False, got {describe(from_logits)}")
         self.from_logits = bool(from_logits)
 
     def get_config(self):

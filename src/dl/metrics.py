@@ -8,6 +8,7 @@ unit, sparse categorical accuracy when the targets have a lower rank than the ou
 import numpy as np
 
 from . import _serial
+from ._args import optional_str, real
 
 
 class Metric:
@@ -18,7 +19,8 @@ class Metric:
 
     def __init__(self, name=None, dtype=None):
         if name is not None:
-            self.name = name
+            # the name is a key of fit's and evaluate's logs
+            self.name = optional_str("name", name)
         self.reset_state()
 
     def reset_state(self):
@@ -65,7 +67,7 @@ class BinaryAccuracy(Metric):
     name = "binary_accuracy"
 
     def __init__(self, name=None, dtype=None, threshold=0.5):
-        self.threshold = float(threshold)
+        self.threshold = real("threshold", threshold)
         super().__init__(name, dtype)
 
     def per_sample(self, y_true, y_pred):

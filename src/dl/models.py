@@ -11,14 +11,15 @@ import numpy as np
 from . import callbacks as callbacks_module
 from . import config, layers as layers_module, losses as losses_module
 from . import metrics as metrics_module, optimizers as optimizers_module, saving, utils
+from ._args import MAX_BYTES, _repr, describe, fits, flag
 
 
 def _verbose(verbose):
-    if verbose == "auto":
+    if isinstance(verbose, str) and verbose == "auto":
         return 1
-    if verbose not in (0, 1, 2):
-        raise ValueError(f"verbose: expected 'auto', 0, 1 or 2, got {verbose!r}")
-    return verbose
+    if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose: expected 'auto', 0, 1 or 2, got {_repr(verbose)}")
+    return int(verbose)
 
 
 def _int_arg(name, value, low):
@@ -29,6 +30,12 @@ def _int_arg(name, value, low):
         shown = value if abs(int(value)) < 10**30 else "a huge negative int"
         raise ValueError(f"{name}: expected an int >= {low}, got {shown}")
     return int(value)
+
+
+def _steps(n, batch_size):
+    """Batches of ``batch_size`` covering ``n`` samples, in integers: ``n / batch_size``
+    underflows to 0.0 for a huge batch size, and no batch would run."""
+    return -(-n // batch_size)
 
 
 def _batch_size(batch_size, name="batch_size"):
@@ -49,7 +56,7 @@ def _callback_list(callbacks):
 def _unsupported(**kwargs):
     for name, value in kwargs.items():
         if value is not None:
-            raise ValueError(f"{name}: not supported by dl yet (got {value!r}); "
+            raise ValueError(f"{name}: not supported by dl yet (got {_repr(value)}); "
                              f"see docs/keras-differences.md")
 
 
@@ -68,11 +75,11 @@ class Sequential:
     """
 
     def __init__(self, layers=None, name=None, backend=None, trainable=True):
-        self.name = name or layers_module._unique_name("sequential")
+        self.name = layers_module._name(name) or layers_module._unique_name("sequential")
         self._backend_name = backend
         if backend is not None:
             config.get_backend(backend)     # fail now if it cannot load
-        self.trainable = trainable
+        self.trainable = flag("trainable", trainable)
         self._input = None
         self._layers = []
         self.built = False
@@ -110,11 +117,16 @@ class Sequential:
             raise ValueError(f"layer: input_shape/input_dim belong on the first layer only, "
                              f"got one on {layer.name!r}")
         self._layers.append(layer)
-        if self.built:            # extend a built model: build the new layer in place
-            prev = self._layers[-2].output_shape if len(self._layers) > 1 else self.input_shape
-            self._build_layer(layer, len(self._layers) - 1, prev)
-        elif self._declared_input_shape() is not None:
-            self.build()          # as Keras 3: weights exist once the input shape is known
+        try:
+            if self.built:            # extend a built model: build the new layer in place
+                prev = (self._layers[-2].output_shape if len(self._layers) > 1
+                        else self.input_shape)
+                self._build_layer(layer, len(self._layers) - 1, prev)
+            elif self._declared_input_shape() is not None:
+                self.build()      # as Keras 3: weights exist once the input shape is known
+        except BaseException:
+            self._layers.pop()    # a layer that cannot be built is not added
+            raise
         self._configure_fusion()
 
     def pop(self):
@@ -148,6 +160,9 @@ class Sequential:
                                  "input_shape=(None, n) or give the first layer input_shape")
         else:
             shape = layers_module._shape(input_shape, "input_shape")[1:]
+        if any(d is None for d in shape):
+            raise ValueError(f"input_shape: expected known sample dimensions (dl builds the "
+                             f"weights from them), got {(None,) + tuple(shape)}")
         if not self._layers:
             raise ValueError("layers: the model has no layers; add some before building, "
                              "training or predicting")
@@ -259,9 +274,9 @@ class Sequential:
         compatibility and have no effect (dl has no graph to compile).
         """
         _unsupported(loss_weights=loss_weights, weighted_metrics=weighted_metrics)
-        if steps_per_execution != 1:
+        if not isinstance(steps_per_execution, (int, np.integer)) or steps_per_execution != 1:
             raise ValueError(f"steps_per_execution: only 1 is supported, got "
-                             f"{steps_per_execution!r}")
+                             f"{_repr(steps_per_execution)}")
         if loss is None:
             raise ValueError("loss: expected a loss name or object, got None")
         self.optimizer = optimizers_module.get(optimizer)
@@ -320,11 +335,20 @@ class Sequential:
             raise TypeError(f"{name}: expected numeric {what}, got dtype {arr.dtype}")
         return arr
 
+    def _itemsize(self, arr):
+        """The bytes per element of ``arr`` once converted to the model's dtype."""
+        model = np.dtype(self.dtype).itemsize if self.built else 4
+        return max(arr.itemsize, model)
+
     def _as_x(self, x, name="x"):
         arr = self._numeric(x, name, "input data")
         if arr.ndim == 0 or arr.shape[0] == 0:
             raise ValueError(f"{name}: expected at least one sample, got shape {arr.shape}")
+        # a lazily huge view (zero strides, np.broadcast_to) must not be converted,
+        # scanned or predicted on: it would not fit in memory once materialized
+        fits(name, arr.shape, self._itemsize(arr))
         self._ensure_built(arr if arr.ndim > 1 else arr.reshape(-1, 1))
+        fits(name, arr.shape, self._itemsize(arr))
         if arr.ndim == 1 and self.input_shape == (1,):
             arr = arr.reshape(-1, 1)
         if tuple(arr.shape[1:]) != tuple(self.input_shape):
@@ -337,6 +361,7 @@ class Sequential:
         if arr.ndim == 0 or arr.shape[0] != n:
             raise ValueError(f"{name}: expected {n} targets (one per sample of x), got "
                              f"shape {arr.shape}")
+        fits(name, arr.shape, self._itemsize(arr))
         self._check_finite(arr, name)      # before the loss reshapes or casts them
         return self.loss.prepare_targets(arr, (n,) + tuple(self._layers[-1].output_shape),
                                          self.dtype)
@@ -465,9 +490,9 @@ class Sequential:
             val = (vx, self._as_y(validation_data[1], vx.shape[0], "validation_data[1]"))
             self._check_finite(val[0], "validation_data[0]")
         elif validation_split:
-            if not 0 < float(validation_split) < 1:
+            if not 0 < validation_split < 1:
                 raise ValueError(f"validation_split: expected a value in (0, 1), got "
-                                 f"{validation_split}")
+                                 f"{_repr(validation_split)}")
             split = int(math.floor(x.shape[0] * (1.0 - validation_split)))
             if split == 0 or split == x.shape[0]:
                 raise ValueError(f"validation_split: {x.shape[0]} samples cannot be split "
@@ -476,7 +501,7 @@ class Sequential:
             x, val = x[:split], (x[split:], y[split:])
             y = y[:split]
         n = x.shape[0]
-        steps = math.ceil(n / batch_size)
+        steps = _steps(n, batch_size)
         cbs = [callbacks_module.History()]
         if verbose:
             cbs.insert(0, callbacks_module.ProgbarLogger(verbose))
@@ -561,7 +586,7 @@ class Sequential:
             m.reset_state()
         be = self.backend
         n = x.shape[0]
-        steps = math.ceil(n / batch_size)
+        steps = _steps(n, batch_size)
         total = 0.0
         penalty = self._penalty()
         for step in range(steps):
@@ -589,7 +614,7 @@ class Sequential:
         cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
                + _callback_list(callbacks))
         cb = callbacks_module.CallbackList(
-            cbs, self, {"steps": math.ceil(x.shape[0] / batch_size), "verbose": verbose})
+            cbs, self, {"steps": _steps(x.shape[0], batch_size), "verbose": verbose})
         cb.on_test_begin({})
         logs = self._evaluate_arrays(x, y, batch_size, cb)
         cb.on_test_end(logs)
@@ -610,11 +635,17 @@ class Sequential:
         batch_size = _batch_size(batch_size)
         x = self._as_x(x)
         n = x.shape[0]
-        steps = math.ceil(n / batch_size)
+        out_shape = (n,) + tuple(self._layers[-1].output_shape)
+        nbytes = math.prod(out_shape) * np.dtype(self.dtype).itemsize
+        if nbytes > MAX_BYTES:
+            raise ValueError(f"x: expected inputs whose predictions fit in memory (at most "
+                             f"{MAX_BYTES} bytes here), got {n} samples: predictions of "
+                             f"shape {out_shape} need {nbytes} bytes")
+        steps = _steps(n, batch_size)
         cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
                + _callback_list(callbacks))
         cb = callbacks_module.CallbackList(cbs, self, {"steps": steps, "verbose": verbose})
-        out = np.empty((n,) + tuple(self._layers[-1].output_shape), dtype=self.dtype)
+        out = np.empty(out_shape, dtype=self.dtype)
         cb.on_predict_begin({})
         for step in range(steps):
             lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
@@ -631,6 +662,8 @@ class Sequential:
     def __call__(self, x, training=False):
         """Apply the model to a batch (inference; ``training`` is accepted for Keras
         compatibility and must be False: training goes through fit/train_on_batch)."""
+        if training is not None and not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training: expected False or None, got {describe(training)}")
         if training:
             raise ValueError("training: calling a model with training=True is not "
                              "supported; use fit or train_on_batch")

@@ -10,12 +10,18 @@ import math
 import numpy as np
 
 from . import _serial
+from ._args import _repr, describe, flag, optional_str
+from kernels._checks import MAX_STEP
 
 
 def _positive(name, value, allow_zero=True):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
-    value = float(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name}: expected a number, got {describe(value)}")
+    try:
+        value = float(value)
+    except OverflowError:       # an int beyond the float range
+        raise ValueError(f"{name}: expected a finite number, got {_repr(value)}") from None
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name}: expected a finite number {'>=' if allow_zero else '>'} 0, "
                          f"got {value}")
@@ -50,7 +56,7 @@ class Optimizer:
         self.global_clipnorm = (None if global_clipnorm is None
                                 else _positive("global_clipnorm", global_clipnorm, False))
         if name is not None:
-            self.name = name
+            self.name = optional_str("name", name)
         self.iterations = 0
         self._slots = None
 
@@ -83,9 +89,11 @@ class Optimizer:
         if len(arrays) != expected:
             raise ValueError(f"optimizer state: expected {expected} arrays, got {len(arrays)}")
         iterations = np.asarray(arrays[0])
-        if iterations.shape != () or iterations.dtype.kind not in "iu" or iterations < 0:
-            raise ValueError(f"optimizer state: expected a non-negative integer iteration "
-                             f"count, got {iterations!r}")
+        # the next step (iterations + 1) must stay within the kernels' int64 step count
+        if iterations.shape != () or iterations.dtype.kind not in "iu" or iterations < 0 \
+                or int(iterations) >= MAX_STEP:
+            raise ValueError(f"optimizer state: expected an integer iteration count in "
+                             f"[0, {MAX_STEP}), got {_repr(iterations)}")
         self.iterations = int(iterations)
         i = 1
         for slots in self._slots:
@@ -153,7 +161,7 @@ class SGD(Optimizer):
         self.momentum = _positive("momentum", momentum)
         if self.momentum > 1:
             raise ValueError(f"momentum: expected a value in [0, 1], got {momentum}")
-        self.nesterov = bool(nesterov)
+        self.nesterov = flag("nesterov", nesterov)
 
     def slots_for(self, param):
         return ("momentum",) if self.momentum else ()
@@ -179,7 +187,7 @@ class Adam(Optimizer):
         self.beta_1 = _positive("beta_1", beta_1)
         self.beta_2 = _positive("beta_2", beta_2)
         self.epsilon = _positive("epsilon", epsilon)
-        self.amsgrad = bool(amsgrad)
+        self.amsgrad = flag("amsgrad", amsgrad)
 
     def slots_for(self, param):
         return ("m", "v", "v_hat") if self.amsgrad else ("m", "v")
@@ -220,7 +228,7 @@ class RMSprop(Optimizer):
         self.rho = _positive("rho", rho)
         self.momentum = _positive("momentum", momentum)
         self.epsilon = _positive("epsilon", epsilon)
-        self.centered = bool(centered)
+        self.centered = flag("centered", centered)
 
     def slots_for(self, param):
         return (("velocity",) + (("momentum",) if self.momentum else ())

@@ -6,6 +6,7 @@
 import numpy as np
 
 from . import _serial
+from ._args import describe
 
 
 class Regularizer(_serial.Configurable):
@@ -19,7 +20,11 @@ class Regularizer(_serial.Configurable):
 
 
 def _coef(name, value):
-    value = float(value)
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise (ValueError if isinstance(value, (int, float)) else TypeError)(
+            f"{name}: expected a finite number >= 0, got {describe(value)}") from None
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name}: expected a finite number >= 0, got {value}")
     return value
