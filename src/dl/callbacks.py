@@ -58,14 +58,22 @@ class CallbackList:
             cb.set_model(model)
             cb.set_params(params)
 
+    def _overriding(self, hook):
+        return [cb for cb in self.callbacks
+                if getattr(type(cb), hook, None) is not getattr(Callback, hook)
+                or hook in vars(cb)]
+
+    def wants(self, hook):
+        """Whether any callback implements ``hook``: fit computes per-batch logs (a read
+        back from the device on the cuda backend) only for callbacks that look at them."""
+        return bool(self._overriding(hook))
+
     def __getattr__(self, hook):
         if not hook.startswith("on_"):
             raise AttributeError(hook)
         # Bind once per hook, skipping callbacks that do not override it: fit calls
         # the batch hooks every step, so this is on the training loop's hot path.
-        methods = [getattr(cb, hook) for cb in self.callbacks
-                   if getattr(type(cb), hook, None) is not getattr(Callback, hook)
-                   or hook in vars(cb)]
+        methods = [getattr(cb, hook) for cb in self._overriding(hook)]
 
         def call(*args):
             for method in methods:

@@ -6,6 +6,11 @@ backend.  In training, a layer keeps what its backward pass needs and reuses its
 output and gradient buffers from one batch to the next (one set per batch shape), so
 a training step allocates no new arrays; in inference it allocates fresh outputs, so
 concurrent ``predict`` calls share nothing mutable.
+
+Arrays are allocated and moved through ``backend.ops`` (``kernels._hostops`` on the CPU
+backends, ``kernels.cuda.devops`` on the cuda backend): on the cuda backend weights,
+gradients and buffers are device arrays, and a layer's passes read and write device
+arrays only.
 """
 import math
 
@@ -90,6 +95,12 @@ class Layer:
     def count_params(self):
         return int(sum(w.size for w in self.weights))
 
+    def has_penalty(self):
+        return False
+
+    def add_penalty(self, acc, weight=1.0):
+        pass
+
     def regularization_penalty(self):
         return 0.0
 
@@ -102,7 +113,7 @@ class Layer:
         full = (key, shape)
         buf = self._buffers.get(full)
         if buf is None:
-            buf = self._buffers[full] = np.empty(shape, dtype=self.dtype)
+            buf = self._buffers[full] = self.backend.ops.empty(shape, self.dtype)
         return buf
 
     def forward(self, x, training=False, step=0):
@@ -112,14 +123,17 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x):
-        """Apply the layer to an array (inference), building it on first use."""
+        """Apply the layer to an array (inference), building it on first use.  Returns
+        a NumPy array whatever the backend."""
         x = np.asarray(x)
         fits("x", x.shape, max(x.itemsize, 4), "an array")
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(self.dtype or config.floatx())
         if not self.built:
             self.build(x.shape[1:], config.get_backend(), self.dtype or config.resolve_dtype(None))
-        return self.forward(x.astype(self.dtype, copy=False), training=False)
+        ops = self.backend.ops
+        y = self.forward(ops.to_device(x.astype(self.dtype, copy=False)), training=False)
+        return ops.to_host(y)
 
     # config ------------------------------------------------------------------------
     def get_config(self):
@@ -286,10 +300,13 @@ class Dense(Layer):
                              f"and their gradients need {nbytes} bytes")
         super().build(input_shape, backend, dtype)
         n_in = self.input_shape[0]
-        self.kernel = self.kernel_initializer((n_in, self.units), self.dtype)
-        self.bias = self.bias_initializer((self.units,), self.dtype) if self.use_bias else None
-        self.d_kernel = np.zeros_like(self.kernel)
-        self.d_bias = np.zeros_like(self.bias) if self.use_bias else None
+        ops = backend.ops
+        # initialised on the host (the same numbers on every backend), then placed
+        self.kernel = ops.to_device(self.kernel_initializer((n_in, self.units), self.dtype))
+        self.bias = (ops.to_device(self.bias_initializer((self.units,), self.dtype))
+                     if self.use_bias else None)
+        self.d_kernel = ops.zeros(self.kernel.shape, self.dtype)
+        self.d_bias = ops.zeros(self.bias.shape, self.dtype) if self.use_bias else None
 
     @property
     def weights(self):
@@ -310,7 +327,7 @@ class Dense(Layer):
         out = self._buffer("y", shape) if training else None
         fused = act.is_default and not (training and self.fuse_softmax_loss)
         keep_z = act.needs_input or not fused
-        z = (self._buffer("z", shape) if training else np.empty(shape, self.dtype)) \
+        z = (self._buffer("z", shape) if training else be.ops.empty(shape, self.dtype)) \
             if keep_z else None
         if fused:
             y = be.dense_forward(x, self.kernel, self.bias, out, activation=act.name,
@@ -339,19 +356,32 @@ class Dense(Layer):
                           use_bias=self.use_bias)
         return dx
 
-    def regularization_penalty(self):
-        penalty = 0.0
+    def _regularized(self):
+        pairs = []
         if self.kernel_regularizer is not None:
-            penalty += self.kernel_regularizer(self.kernel)
+            pairs.append((self.kernel_regularizer, self.kernel, self.d_kernel))
         if self.bias_regularizer is not None and self.use_bias:
-            penalty += self.bias_regularizer(self.bias)
-        return penalty
+            pairs.append((self.bias_regularizer, self.bias, self.d_bias))
+        return pairs
+
+    def has_penalty(self):
+        return bool(self._regularized())
+
+    def add_penalty(self, acc, weight=1.0):
+        """``acc[0] += weight * penalty`` (an accumulator of ``backend.ops``)."""
+        for reg, w, _ in self._regularized():
+            reg.add_penalty(self.backend.ops, acc, w, weight)
+
+    def regularization_penalty(self):
+        """The penalty as a float (reads it back from the device on the cuda backend)."""
+        ops = self.backend.ops
+        acc = ops.acc_new()
+        self.add_penalty(acc)
+        return ops.acc_read(acc)[0]
 
     def add_regularization_gradients(self):
-        if self.kernel_regularizer is not None:
-            self.kernel_regularizer.add_gradient(self.kernel, self.d_kernel)
-        if self.bias_regularizer is not None and self.use_bias:
-            self.bias_regularizer.add_gradient(self.bias, self.d_bias)
+        for reg, w, g in self._regularized():
+            reg.add_gradient_on(self.backend.ops, w, g)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units,
@@ -448,9 +478,16 @@ class Dropout(Layer):
         shape = x.shape if self.noise_shape is None else tuple(
             x.shape[i] if d is None else d for i, d in enumerate(self.noise_shape))
         keep = rng.random(shape, dtype=np.float64) >= self.rate
-        self._mask = keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - self.rate))
+        mask = keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - self.rate))
+        ops = self.backend.ops
+        if ops.on_device:
+            # drawn on the host, so every backend drops the same units; one upload
+            self._mask = self._buffer("mask", x.shape)
+            ops.copy_from_host(self._mask, np.broadcast_to(mask, x.shape))
+        else:
+            self._mask = mask
         out = self._buffer("y", x.shape)
-        np.multiply(x, self._mask, out=out)
+        ops.multiply(x, self._mask, out)
         return out
 
     def backward(self, dy, need_dx=True):
@@ -459,7 +496,7 @@ class Dropout(Layer):
         if self._mask is None:
             return dy
         dx = self._buffer("dx", dy.shape)
-        np.multiply(dy, self._mask, out=dx)
+        self.backend.ops.multiply(dy, self._mask, dx)
         return dx
 
     def get_config(self):
@@ -481,8 +518,8 @@ class Flatten(Layer):
 
     def forward(self, x, training=False, step=0):
         if training:
-            self._in_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+            self._in_shape = tuple(x.shape)
+        return x.reshape(x.shape[0], int(math.prod(x.shape[1:])))
 
     def backward(self, dy, need_dx=True):
         return dy.reshape(self._in_shape) if need_dx else None

@@ -26,9 +26,29 @@ class Metric:
     def reset_state(self):
         self.total = 0.0
         self.count = 0
+        self._device = None     # (ops, accumulator) while summing on a device
 
     def per_sample(self, y_true, y_pred):
         raise NotImplementedError
+
+    def device_kind(self, y_true, y_pred):
+        """The ``kernels.cuda.devops`` metric computing this one on device arrays of
+        these shapes, or None (the arrays are then read back and summed here)."""
+        return None
+
+    def update_on(self, ops, y_true, y_pred):
+        """``update_state`` for arrays of a backend's ``ops`` (the training loop's
+        entry point): on a device, built-in metrics sum there, read back by result()."""
+        if ops.on_device:
+            kind = self.device_kind(y_true, y_pred)
+            if kind is not None:
+                if self._device is None:
+                    self._device = (ops, ops.acc_new())
+                ops.metric_update(kind, y_true, y_pred, self._device[1],
+                                  getattr(self, "threshold", 0.5))
+                return
+            y_true, y_pred = ops.to_host(y_true), ops.to_host(y_pred)
+        self.update_state(y_true, y_pred)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true = np.asarray(y_true)
@@ -38,7 +58,12 @@ class Metric:
         self.count += values.shape[0]
 
     def result(self):
-        return self.total / self.count if self.count else 0.0
+        total, count = self.total, self.count
+        if self._device is not None:
+            ops, acc = self._device
+            s, c = ops.acc_read(acc)
+            total, count = total + s, count + c
+        return total / count if count else 0.0
 
     def __call__(self, y_true, y_pred):
         """A one-off value on these arrays (the running state is left alone)."""
@@ -79,6 +104,9 @@ class BinaryAccuracy(Metric):
             t = np.broadcast_to(t, p.shape)
         return (t == p).mean(axis=1)
 
+    def device_kind(self, y_true, y_pred):
+        return "binary_accuracy" if tuple(y_true.shape) == tuple(y_pred.shape) else None
+
     def get_config(self):
         return {"name": self.name, "threshold": self.threshold}
 
@@ -90,6 +118,10 @@ class CategoricalAccuracy(Metric):
     def per_sample(self, y_true, y_pred):
         return np.argmax(y_pred, axis=-1) == np.argmax(y_true, axis=-1)
 
+    def device_kind(self, y_true, y_pred):
+        same = tuple(y_true.shape) == tuple(y_pred.shape) and y_pred.ndim == 2
+        return "categorical_accuracy" if same else None
+
 
 class SparseCategoricalAccuracy(Metric):
     """Share of rows where ``argmax(y_pred)`` equals the integer label."""
@@ -98,6 +130,10 @@ class SparseCategoricalAccuracy(Metric):
     def per_sample(self, y_true, y_pred):
         labels = _labels(y_true, y_pred.shape[0])
         return np.argmax(y_pred, axis=-1) == labels.astype(np.int64)
+
+    def device_kind(self, y_true, y_pred):
+        ok = y_true.dtype.kind in "iu" and y_pred.ndim == 2 and y_true.size == y_pred.shape[0]
+        return "sparse_categorical_accuracy" if ok else None
 
 
 class MeanSquaredError(Metric):
@@ -109,6 +145,9 @@ class MeanSquaredError(Metric):
         d = y_pred.reshape(n, -1) - y_true.reshape(n, -1)
         return np.mean(d * d, axis=1)
 
+    def device_kind(self, y_true, y_pred):
+        return "mean_squared_error" if tuple(y_true.shape) == tuple(y_pred.shape) else None
+
 
 class MeanAbsoluteError(Metric):
     name = "mean_absolute_error"
@@ -117,6 +156,9 @@ class MeanAbsoluteError(Metric):
     def per_sample(self, y_true, y_pred):
         n = y_pred.shape[0]
         return np.mean(np.abs(y_pred.reshape(n, -1) - y_true.reshape(n, -1)), axis=1)
+
+    def device_kind(self, y_true, y_pred):
+        return "mean_absolute_error" if tuple(y_true.shape) == tuple(y_pred.shape) else None
 
 
 class Accuracy(Metric):
@@ -140,9 +182,10 @@ class _ResolvedAccuracy(Metric):
             self.inner.reset_state()
 
     def resolve(self, y_true, y_pred):
-        if y_pred.ndim >= 1 and y_pred.shape[-1] == 1:
+        t, p = tuple(y_true.shape), tuple(y_pred.shape)    # device arrays too
+        if len(p) >= 1 and p[-1] == 1:
             self.inner = BinaryAccuracy()
-        elif y_true.ndim < y_pred.ndim or (y_true.shape[-1] == 1 and y_pred.shape[-1] > 1):
+        elif len(t) < len(p) or (t[-1] == 1 and p[-1] > 1):
             self.inner = SparseCategoricalAccuracy()
         else:
             self.inner = CategoricalAccuracy()
@@ -152,6 +195,11 @@ class _ResolvedAccuracy(Metric):
         if self.inner is None:
             self.resolve(y_true, y_pred)
         self.inner.update_state(y_true, y_pred)
+
+    def update_on(self, ops, y_true, y_pred):
+        if self.inner is None:
+            self.resolve(y_true, y_pred)        # shapes only: fine for device arrays
+        self.inner.update_on(ops, y_true, y_pred)
 
     def result(self):
         return self.inner.result() if self.inner is not None else 0.0

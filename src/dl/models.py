@@ -214,8 +214,10 @@ class Sequential:
         return int(sum(w.size for w in self.weights))
 
     def get_weights(self):
-        """Copies of every weight array, in Keras's order (layer by layer: kernel, bias)."""
-        return [w.copy() for w in self.weights]
+        """Copies of every weight array as NumPy arrays, in Keras's order (layer by
+        layer: kernel, bias), whatever the backend keeps them in."""
+        ops = self.backend.ops if self.built else None
+        return [np.array(ops.to_host(w), copy=True) for w in self.weights]
 
     def set_weights(self, weights):
         """Set every weight from a list shaped like :meth:`get_weights`'s."""
@@ -232,8 +234,9 @@ class Sequential:
                 raise ValueError(f"weights[{i}]: expected shape {w.shape}, got {new.shape}")
             if new.dtype.kind not in "biuf":
                 raise TypeError(f"weights[{i}]: expected a numeric array, got dtype {new.dtype}")
+        ops = self.backend.ops
         for w, new in zip(current, arrays):
-            w[...] = new
+            ops.copy_from_host(w, new)
 
     def summary(self, print_fn=None):
         """Print the layers, their output shapes and parameter counts."""
@@ -389,8 +392,10 @@ class Sequential:
     def _forward_backward(self, xb, yb):
         """Forward, loss and backward on a batch: fills every layer's gradient arrays.
 
-        Returns ``(loss with penalties, y_pred)``.  ``y_pred`` is a training buffer,
-        valid until the next step.
+        Returns ``(loss, y_pred)``: the data loss as the backend returns it (a NumPy
+        scalar, or a 0-d device array: nothing is read back here) without the
+        regularization penalties (:meth:`_add_penalty`), and ``y_pred``, a training
+        buffer valid until the next step.
         """
         be = self.backend
         step = self.optimizer.iterations
@@ -399,13 +404,12 @@ class Sequential:
             h = layer.forward(h, training=True, step=step)
         y_pred = h
         last = self._layers[-1]
-        grad_buf = last._buffer("dloss", y_pred.shape)
+        grad_buf = last._buffer("dloss", tuple(y_pred.shape))
         if getattr(last, "fuse_softmax_loss", False):
             loss, grad = self.loss.fused(be, yb, last._z, grad_buf)
         else:
             loss = self.loss.value(be, yb, y_pred)
             grad = self.loss.gradient(be, yb, y_pred, grad_buf)
-        loss = float(loss) + self._penalty()
         trainable = self._trainable_layers()
         if trainable:
             first = trainable[0]
@@ -416,42 +420,73 @@ class Sequential:
                 self._layers[i].add_regularization_gradients()
         return loss, y_pred
 
+    def _add_penalty(self, acc, weight):
+        """``acc[0] += weight * (regularization penalties)``; as Keras, only those of
+        trainable weights count."""
+        for i in self._trainable_layers():
+            self._layers[i].add_penalty(acc, weight)
+
     def _train_step(self, xb, yb):
-        """One optimisation step on a batch; returns the batch loss (with penalties)."""
+        """One optimisation step on a batch, its loss (with penalties, weighted by the
+        batch size) added to the running loss; nothing is read back from a device
+        unless TerminateOnNaN watches the step."""
+        ops = self.backend.ops
         loss, y_pred = self._forward_backward(xb, yb)
+        n = xb.shape[0]
         params, grads = [], []
         for i in self._trainable_layers():
             params.extend(self._layers[i].weights)
             grads.extend(self._layers[i].gradients)
-        if self._keep_finite_weights and not (
-                math.isfinite(loss) and all(np.isfinite(g).all() for g in grads)):
-            params = []    # TerminateOnNaN is watching: keep the last finite weights
-            self._nonfinite_step = True
+        if self._keep_finite_weights:
+            step_acc = ops.acc_new()
+            ops.acc_add(step_acc, loss, 1.0, 1.0)
+            self._add_penalty(step_acc, 1.0)
+            if not (math.isfinite(ops.acc_read(step_acc)[0]) and ops.all_finite(grads)):
+                params = []    # TerminateOnNaN is watching: keep the last finite weights
+                self._nonfinite_step = True
+        ops.acc_add(self._loss_acc, loss, float(n), float(n))
+        self._add_penalty(self._loss_acc, float(n))    # of the weights before the step
         if params:
             self.optimizer.apply(self.backend, params, grads)
         for m in self.metrics:
-            m.update_state(yb, y_pred)
-        return loss
+            m.update_on(ops, yb, y_pred)
 
     def compute_gradients(self, x, y):
         """``(loss, [dL/dw for w in trainable_weights])`` on one batch, in training mode
-        (dropout active), without updating anything: what a step would apply."""
+        (dropout active), without updating anything: what a step would apply.  The
+        gradients are NumPy arrays whatever the backend."""
         self._require_compiled("compute_gradients")
         x = self._as_x(x)
         y = self._as_y(y, x.shape[0])
-        loss, _ = self._forward_backward(x, y)
-        grads = [g.copy() for i in self._trainable_layers() for g in self._layers[i].gradients]
-        return loss, grads
+        ops = self.backend.ops
+        loss, _ = self._forward_backward(ops.to_device(x), ops.to_device(y))
+        acc = ops.acc_new()
+        ops.acc_add(acc, loss, 1.0, 1.0)
+        self._add_penalty(acc, 1.0)
+        grads = [np.array(ops.to_host(g), copy=True)
+                 for i in self._trainable_layers() for g in self._layers[i].gradients]
+        return ops.acc_read(acc)[0], grads
 
     def _penalty(self):
-        # As Keras: only the regularizers of trainable weights add to the loss.
-        return sum(self._layers[i].regularization_penalty() for i in self._trainable_layers())
+        """The regularization penalties as a float."""
+        ops = self.backend.ops
+        acc = ops.acc_new()
+        self._add_penalty(acc, 1.0)
+        return ops.acc_read(acc)[0]
 
-    def _logs(self, loss_mean):
-        logs = {"loss": loss_mean}
+    def _logs(self, acc):
+        """The logs from a loss accumulator and the metrics: reads a device back."""
+        total, count = self.backend.ops.acc_read(acc)
+        logs = {"loss": total / count if count else 0.0}
         for m in self.metrics:
             logs[m.name] = float(m.result())
         return logs
+
+    def _place(self, x, y=None):
+        """The data where the backend computes: as is on the host; copied once to the
+        device on the cuda backend (the dataset stays there for the whole call)."""
+        ops = self.backend.ops
+        return ops.to_device(x), (None if y is None else ops.to_device(y))
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
@@ -463,6 +498,10 @@ class Sequential:
         As in Keras: ``validation_split`` holds out the *last* fraction of the samples,
         before shuffling; ``shuffle`` reshuffles every epoch; the last partial batch is
         kept; the epoch's loss is the batch losses' mean weighted by batch size.
+
+        On the cuda backend the data is copied to the device once, batches are gathered
+        there, and the loss and metric sums are read back once per epoch (and per
+        batch only for callbacks that look at batch logs, e.g. a verbose=1 progress bar).
         """
         self._require_compiled("fit")
         _unsupported(class_weight=class_weight, sample_weight=sample_weight,
@@ -501,7 +540,7 @@ class Sequential:
             x, val = x[:split], (x[split:], y[split:])
             y = y[:split]
         n = x.shape[0]
-        steps = _steps(n, batch_size)
+        steps = -(-n // batch_size)
         cbs = [callbacks_module.History()]
         if verbose:
             cbs.insert(0, callbacks_module.ProgbarLogger(verbose))
@@ -510,8 +549,14 @@ class Sequential:
             cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose, "in_fit": True})
         history = cbs[1] if verbose else cbs[0]
         self.stop_training = False
-        xbuf = np.empty((min(batch_size, n),) + x.shape[1:], dtype=x.dtype)
-        ybuf = np.empty((min(batch_size, n),) + y.shape[1:], dtype=y.dtype)
+        ops = self.backend.ops
+        x, y = self._place(x, y)
+        if val is not None:
+            val = self._place(*val)
+        rows = min(batch_size, n)
+        xbuf = ops.empty((rows,) + tuple(x.shape[1:]), x.dtype)
+        ybuf = ops.empty((rows,) + tuple(y.shape[1:]), y.dtype)
+        batch_logs = cb.wants("on_train_batch_end")
         shuffler = utils.EpochShuffler(self.seed)
         cb.on_train_begin({})
         logs = {}
@@ -521,19 +566,22 @@ class Sequential:
             # One batch holds every sample whatever the order: no shuffle needed (the
             # gradient is a sum; only its rounding could differ).
             order = shuffler.permutation(epoch, n) if shuffle and steps > 1 else None
+            if order is not None:
+                order = ops.to_device(order.astype(np.int64, copy=False))
             for step in range(steps):
                 lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
                 if order is None:
                     xb, yb = x[lo:hi], y[lo:hi]
                 else:      # gather this batch only: no copy of the dataset per epoch
                     idx = order[lo:hi]
-                    xb = np.take(x, idx, axis=0, out=xbuf[:hi - lo])
-                    yb = np.take(y, idx, axis=0, out=ybuf[:hi - lo])
+                    xb = ops.take_rows(x, idx, xbuf[:hi - lo])
+                    yb = ops.take_rows(y, idx, ybuf[:hi - lo])
                 cb.on_train_batch_begin(step, {})
-                logs = self._track_step(xb, yb)
-                cb.on_train_batch_end(step, logs)
+                self._train_step(xb, yb)
+                cb.on_train_batch_end(step, self._logs(self._loss_acc) if batch_logs else {})
                 if self.stop_training:
                     break
+            logs = self._logs(self._loss_acc)
             if val is not None and (epoch + 1) % validation_freq == 0:
                 vlogs = self._evaluate_arrays(val[0], val[1], validation_batch_size or batch_size,
                                               None)
@@ -552,21 +600,14 @@ class Sequential:
         _unsupported(sample_weight=sample_weight, class_weight=class_weight)
         x = self._as_x(x)
         y = self._as_y(y, x.shape[0])
-        return self._result(self._track_step(x, y), return_dict)
-
-    def _track_step(self, xb, yb):
-        """A training step, counted in the running loss (weighted by batch size)."""
-        loss = self._train_step(xb, yb)
-        self._loss_total += loss * xb.shape[0]
-        self._loss_count += xb.shape[0]
-        return self._logs(self._loss_total / self._loss_count)
+        self._train_step(*self._place(x, y))
+        return self._result(self._logs(self._loss_acc), return_dict)
 
     def reset_metrics(self):
         """Reset the running loss and every metric (fit does this at each epoch)."""
         for m in self.metrics:
             m.reset_state()
-        self._loss_total = 0.0
-        self._loss_count = 0
+        self._loss_acc = self.backend.ops.acc_new()
 
     def _result(self, logs, return_dict):
         if return_dict:
@@ -582,24 +623,33 @@ class Sequential:
         return h
 
     def _evaluate_arrays(self, x, y, batch_size, cb):
+        """Loss and metrics over arrays already placed by :meth:`_place`."""
         for m in self.metrics:
             m.reset_state()
         be = self.backend
+        ops = be.ops
         n = x.shape[0]
-        steps = _steps(n, batch_size)
-        total = 0.0
-        penalty = self._penalty()
+        steps = -(-n // batch_size)
+        acc = ops.acc_new()
+        batch_logs = cb is not None and cb.wants("on_test_batch_end")
         for step in range(steps):
             lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
             if cb is not None:
                 cb.on_test_batch_begin(step, {})
             y_pred = self._forward(x[lo:hi])
-            total += (float(self.loss.value(be, y[lo:hi], y_pred)) + penalty) * (hi - lo)
+            ops.acc_add(acc, self.loss.value(be, y[lo:hi], y_pred), float(hi - lo),
+                        float(hi - lo))
             for m in self.metrics:
-                m.update_state(y[lo:hi], y_pred)
+                m.update_on(ops, y[lo:hi], y_pred)
             if cb is not None:
-                cb.on_test_batch_end(step, self._logs(total / hi))
-        return self._logs(total / n)
+                if batch_logs:
+                    logs = self._logs(acc)
+                    logs["loss"] += self._penalty()
+                else:
+                    logs = {}
+                cb.on_test_batch_end(step, logs)
+        self._add_penalty(acc, float(n))
+        return self._logs(acc)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
@@ -614,9 +664,9 @@ class Sequential:
         cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
                + _callback_list(callbacks))
         cb = callbacks_module.CallbackList(
-            cbs, self, {"steps": _steps(x.shape[0], batch_size), "verbose": verbose})
+            cbs, self, {"steps": -(-x.shape[0] // batch_size), "verbose": verbose})
         cb.on_test_begin({})
-        logs = self._evaluate_arrays(x, y, batch_size, cb)
+        logs = self._evaluate_arrays(*self._place(x, y), batch_size, cb)
         cb.on_test_end(logs)
         return self._result(logs, return_dict)
 
@@ -626,10 +676,12 @@ class Sequential:
         _unsupported(sample_weight=sample_weight)
         x = self._as_x(x)
         y = self._as_y(y, x.shape[0])
-        return self._result(self._evaluate_arrays(x, y, x.shape[0], None), return_dict)
+        return self._result(self._evaluate_arrays(*self._place(x, y), x.shape[0], None),
+                            return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """The model's outputs for ``x``, computed in batches of ``batch_size`` (32)."""
+        """The model's outputs for ``x`` (a NumPy array whatever the backend), computed
+        in batches of ``batch_size`` (32)."""
         _unsupported(steps=steps)
         verbose = _verbose(verbose)
         batch_size = _batch_size(batch_size)
@@ -641,23 +693,26 @@ class Sequential:
             raise ValueError(f"x: expected inputs whose predictions fit in memory (at most "
                              f"{MAX_BYTES} bytes here), got {n} samples: predictions of "
                              f"shape {out_shape} need {nbytes} bytes")
-        steps = _steps(n, batch_size)
+        steps = -(-n // batch_size)
         cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
                + _callback_list(callbacks))
         cb = callbacks_module.CallbackList(cbs, self, {"steps": steps, "verbose": verbose})
         out = np.empty(out_shape, dtype=self.dtype)
+        ops = self.backend.ops
+        xd, _ = self._place(x)
         cb.on_predict_begin({})
         for step in range(steps):
             lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
             cb.on_predict_batch_begin(step, {})
-            out[lo:hi] = self._forward(x[lo:hi])
+            out[lo:hi] = ops.to_host(self._forward(xd[lo:hi]))
             cb.on_predict_batch_end(step, {})
         cb.on_predict_end({})
         return out
 
     def predict_on_batch(self, x):
-        """The model's outputs for one batch."""
-        return np.array(self._forward(self._as_x(x)), copy=True)
+        """The model's outputs for one batch (a NumPy array)."""
+        xd, _ = self._place(self._as_x(x))
+        return np.array(self.backend.ops.to_host(self._forward(xd)), copy=True)
 
     def __call__(self, x, training=False):
         """Apply the model to a batch (inference; ``training`` is accepted for Keras
@@ -696,13 +751,14 @@ class Sequential:
             raise FileExistsError(f"filepath: {filepath!r} exists and overwrite=False")
         opt = self.optimizer.get_state() if (self.compiled and self.optimizer.built) else []
         saving.atomic_write(filepath, saving.pack(self._file_config(),
-                                                  self.weights if self.built else [], opt))
+                                                  self.get_weights() if self.built else [],
+                                                  opt))
 
     def save_weights(self, filepath, overwrite=True):
         """Save only the weights (atomically); reload with :meth:`load_weights`."""
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(f"filepath: {filepath!r} exists and overwrite=False")
-        saving.atomic_write(filepath, saving.pack(self._file_config(), self.weights, [],
+        saving.atomic_write(filepath, saving.pack(self._file_config(), self.get_weights(), [],
                                                   kind="weights"))
 
     def load_weights(self, filepath):
@@ -753,7 +809,8 @@ def load_model(filepath, compile=True, backend=None):
             model.compile(optimizer=cc["optimizer"], loss=cc["loss"], metrics=cc["metrics"])
             if opt_state and build is not None:
                 model.optimizer.set_state(opt_state, [w for layer in model._layers
-                                                      if layer.trainable for w in layer.weights])
+                                                      if layer.trainable for w in layer.weights],
+                                          model.backend.ops)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise ValueError(f"filepath: {filepath!r} holds an invalid model "
                          f"({type(exc).__name__}: {exc})") from None

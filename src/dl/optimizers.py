@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _serial
 from ._args import _repr, describe, flag, optional_str
+from kernels import _hostops
 from kernels._checks import MAX_STEP
 
 
@@ -59,32 +60,35 @@ class Optimizer:
             self.name = optional_str("name", name)
         self.iterations = 0
         self._slots = None
+        self._ops = _hostops
 
     # state --------------------------------------------------------------------------
     @property
     def built(self):
         return self._slots is not None
 
-    def build(self, params):
-        """Create the state arrays for a list of parameter arrays."""
+    def build(self, params, ops=None):
+        """Create the state arrays for a list of parameter arrays, where ``ops`` (a
+        backend's array operations: host by default) keeps its arrays."""
+        self._ops = _hostops if ops is None else ops
         self._slots = [{s: self._initial_slot(s, p) for s in self.slots_for(p)} for p in params]
 
     def slots_for(self, param):
         return self._slot_names
 
     def _initial_slot(self, slot, param):
-        return np.zeros_like(param)
+        return self._ops.zeros(param.shape, param.dtype)
 
     def get_state(self):
-        """[iterations, every state array in order]: what saving stores."""
+        """[iterations, every state array in order] as NumPy arrays: what saving stores."""
         arrays = [np.array(self.iterations, dtype=np.int64)]
         for slots in self._slots or []:
-            arrays.extend(slots[s] for s in sorted(slots))
+            arrays.extend(self._ops.to_host(slots[s]) for s in sorted(slots))
         return arrays
 
-    def set_state(self, arrays, params):
+    def set_state(self, arrays, params, ops=None):
         """Restore what :meth:`get_state` returned (shapes checked)."""
-        self.build(params)
+        self.build(params, ops)
         expected = 1 + sum(len(s) for s in self._slots)
         if len(arrays) != expected:
             raise ValueError(f"optimizer state: expected {expected} arrays, got {len(arrays)}")
@@ -102,29 +106,32 @@ class Optimizer:
                 if a.shape != slots[s].shape:
                     raise ValueError(f"optimizer state {s!r}: expected shape "
                                      f"{slots[s].shape}, got {a.shape}")
-                slots[s][...] = a
+                self._ops.copy_from_host(slots[s], a)
                 i += 1
 
     # one step -----------------------------------------------------------------------
     def _clip(self, grads):
+        # through the backend's ops: on a device, norms are summed and applied there
+        ops = self._ops
         if self.clipvalue is not None:
             for g in grads:
-                np.clip(g, -self.clipvalue, self.clipvalue, out=g)
+                ops.clip_value(g, self.clipvalue)
         elif self.clipnorm is not None:
             for g in grads:
-                norm = float(np.sqrt(np.square(g).sum()))
-                if norm > self.clipnorm:
-                    g *= self.clipnorm / norm
+                acc = ops.acc_new()
+                ops.sum_squares(g, acc)
+                ops.scale_to_norm(g, acc, self.clipnorm)
         elif self.global_clipnorm is not None:
-            norm = math.sqrt(sum(float(np.square(g).sum()) for g in grads))
-            if norm > self.global_clipnorm:
-                for g in grads:
-                    g *= self.global_clipnorm / norm
+            acc = ops.acc_new()
+            for g in grads:
+                ops.sum_squares(g, acc)
+            for g in grads:
+                ops.scale_to_norm(g, acc, self.global_clipnorm)
 
     def apply(self, backend, params, grads):
         """Update every parameter array in place from its gradient (clipped first)."""
         if not self.built:
-            self.build(params)
+            self.build(params, backend.ops)
         self._clip(grads)
         for p, g, slots in zip(params, grads, self._slots):
             self._update(backend, p, g, slots)
@@ -259,7 +266,7 @@ class Adagrad(Optimizer):
         self.epsilon = _positive("epsilon", epsilon)
 
     def _initial_slot(self, slot, param):
-        return np.full_like(param, self.initial_accumulator_value)
+        return self._ops.full(param.shape, self.initial_accumulator_value, param.dtype)
 
     def _update(self, backend, p, g, slots):
         backend.adagrad_update(p, g, slots["accumulator"], learning_rate=self.learning_rate,

@@ -18,6 +18,23 @@ class Regularizer(_serial.Configurable):
         """``grad += d(penalty)/dw``, in place."""
         raise NotImplementedError
 
+    # What the training loop calls, with the backend's array operations (``ops``).  A
+    # regularizer written for NumPy arrays works on any backend through these: on the
+    # cuda backend its arrays are read back and its gradient sent again (L1L2 stays on
+    # the device).
+    def add_penalty(self, ops, acc, w, weight=1.0):
+        """``acc[0] += weight * penalty(w)``."""
+        ops.acc_add(acc, float(self(ops.to_host(w))), weight, 0.0)
+
+    def add_gradient_on(self, ops, w, grad):
+        """``grad += d(penalty)/dw`` in place, wherever ``grad`` lives."""
+        if not ops.on_device:
+            self.add_gradient(w, grad)
+            return
+        g = ops.to_host(grad)
+        self.add_gradient(ops.to_host(w), g)
+        ops.copy_from_host(grad, g)
+
 
 def _coef(name, value):
     try:
@@ -49,6 +66,14 @@ class L1L2(Regularizer):
         if self.l2:
             grad += (2 * self.l2) * w
         return grad
+
+    def add_penalty(self, ops, acc, w, weight=1.0):
+        if self.l1 or self.l2:
+            ops.penalty_add(acc, w, self.l1 * weight, self.l2 * weight)
+
+    def add_gradient_on(self, ops, w, grad):
+        if self.l1 or self.l2:
+            ops.penalty_grad(w, grad, self.l1, self.l2)
 
     def get_config(self):
         return {"l1": self.l1, "l2": self.l2}

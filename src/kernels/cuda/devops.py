@@ -18,6 +18,16 @@ from ._nb import cuda
 
 on_device = True
 
+
+class _Reads:
+    """Device-to-host reads made through this module (each one synchronises)."""
+
+    def __init__(self):
+        self.count = 0
+
+
+reads = _Reads()
+
 _METRIC_KINDS = {"sparse_categorical_accuracy": 0, "categorical_accuracy": 1,
                  "binary_accuracy": 2, "mean_squared_error": 3, "mean_absolute_error": 4}
 
@@ -50,6 +60,15 @@ def _acc_add(dtype):
             acc[0] += value[()] * weight
             acc[1] += count
     return acc_add
+
+
+@register("acc_add_value", "D1 F F F")
+def _acc_add_value(dtype):
+    def acc_add_value(acc, value, weight, count):
+        if cuda.grid(1) == 0:
+            acc[0] += value * weight
+            acc[1] += count
+    return acc_add_value
 
 
 @register("multiply", "C1 C1 C1")
@@ -217,6 +236,7 @@ def to_device(x):
 def to_host(x):
     if isinstance(x, np.ndarray):
         return x
+    reads.count += 1
     return _nb.as_device_array(x).copy_to_host()
 
 
@@ -245,11 +265,16 @@ def acc_reset(acc):
 
 
 def acc_add(acc, value, weight, count):
-    """acc[0] += value * weight; acc[1] += count (value: a 0-d device scalar)."""
-    launch(kernels(value.dtype).acc_add, 1, 1, acc, value, weight, count)
+    """acc[0] += value * weight; acc[1] += count (value: a 0-d device scalar: a loss,
+    or a host number)."""
+    if _nb.is_device_array(value):
+        launch(kernels(value.dtype).acc_add, 1, 1, acc, value, weight, count)
+    else:
+        launch(kernels(np.float64).acc_add_value, 1, 1, acc, float(value), weight, count)
 
 
 def acc_read(acc):
+    reads.count += 1
     s, c = acc.copy_to_host()
     return float(s), float(c)
 
@@ -316,6 +341,7 @@ def all_finite(arrays):
     flag = _nb.to_device(np.zeros(1, np.float64))
     for a in arrays:
         launch_1d(kernels(a.dtype).finite_flag, a.size, _flat(a), flag)
+    reads.count += 1
     return flag.copy_to_host()[0] == 0.0
 
 
