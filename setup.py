@@ -1,9 +1,10 @@
 """Build the compiled kernels of dlkernels.
 
 Every Cython module is built for baseline x86-64 (or whatever the target's default
-is), so the package imports on any CPU.  The GEMM core is compiled once more per
-SIMD instruction set (AVX2+FMA, AVX-512); ``kernels._dispatch`` imports one of
-those only after checking, at run time, that the CPU supports it.
+is), so the package imports on any CPU.  The GEMM core and the elementwise kernels
+are compiled once more per SIMD instruction set (AVX2+FMA, AVX-512); ``kernels._gemm``
+and ``kernels._elementwise`` import one of those only after checking, at run time,
+that the CPU supports it.
 
 Environment switches:
   DLKERNELS_NATIVE=1       also compile every module with -march=native (opt-in; the
@@ -34,17 +35,28 @@ BASE_MODULES = [
     "_threads",
     "_gemm_base",
     "_gemm",
+    "_ew_base",
     "_elementwise",
     "_losses",
     "_optimizers",
     "_dense",
 ]
-# The GEMM core again, per SIMD instruction set: (module, extra compiler flags).
+# The GEMM core and the elementwise kernels again, per SIMD instruction set:
+# (module, extra compiler flags).
+AVX2_FLAGS = ["-mavx2", "-mfma"]
+AVX512_FLAGS = ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw",
+                "-mavx2", "-mfma", "-mprefer-vector-width=512"]
 SIMD_MODULES = [
-    ("_gemm_avx2", ["-mavx2", "-mfma"]),
-    ("_gemm_avx512", ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw",
-                      "-mavx2", "-mfma", "-mprefer-vector-width=512"]),
+    ("_gemm_avx2", AVX2_FLAGS),
+    ("_gemm_avx512", AVX512_FLAGS),
+    ("_ew_avx2", AVX2_FLAGS),
+    ("_ew_avx512", AVX512_FLAGS),
 ]
+# Modules compiled with -ffp-contract=off: gcc may not fuse a * b + c into an fma on
+# its own (it could do so in a loop's vector body and not in its scalar tail, giving
+# an element different bits depending on where a chunk starts); their code asks for
+# fma explicitly where it wants one (_fmath.pxd's DLK_FMAF/DLK_FMA).
+NO_CONTRACT_MODULES = {"_ew_base", "_ew_avx2", "_ew_avx512"}
 
 COMPILER_DIRECTIVES = {
     "language_level": 3,
@@ -108,6 +120,8 @@ class BuildExt(build_ext):
                 # single result bit (unlike -ffast-math, which is not used).
                 ext.extra_compile_args += ["-fno-math-errno", "-fno-trapping-math",
                                            "-Wno-unused-function", "-Wno-maybe-uninitialized"]
+                if ext.name.rsplit(".", 1)[-1] in NO_CONTRACT_MODULES:
+                    ext.extra_compile_args += ["-ffp-contract=off"]
                 if NATIVE:
                     ext.extra_compile_args += ["-march=native"]
                 if openmp:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import kernels
-from kernels import _gemm, _threads
+from kernels import _elementwise, _gemm, _threads
 from kernels import reference as ref
 
 from kernel_helpers import LAYOUTS, Guarded, assert_close, normal, uniform, with_layout
@@ -1141,6 +1141,96 @@ def test_sgd_matches_keras_formula(backend):
     w = np.array([2.0])
     backend.sgd_update(w, np.array([1.0]), learning_rate=0.1, weight_decay=0.5)
     np.testing.assert_allclose(w, [2.0 - 2.0 * 0.05 - 0.1], rtol=1e-15)
+
+
+# ======================================================= elementwise ISA variants
+@pytest.fixture(params=_elementwise.available_impls())
+def ew_impl(request):
+    """Every elementwise variant this CPU runs ('base', 'avx2', 'avx512'); the variant
+    in use before is restored afterwards."""
+    previous = _elementwise.current_impl()
+    _elementwise.use_impl(request.param)
+    try:
+        yield request.param
+    finally:
+        _elementwise.use_impl(previous)
+
+
+def test_ew_impls_listed():
+    impls = _elementwise.available_impls()
+    assert impls[0] == "base" and _elementwise.current_impl() in impls
+    assert set(impls) <= {"base", "avx2", "avx512"}
+    feats = _elementwise.cpu_features()
+    if "avx512" in impls:
+        assert feats["avx512f"] and feats["avx512bw"]
+    with pytest.raises(ValueError):
+        _elementwise.use_impl("sse9")
+
+
+# odd sizes: vector bodies and scalar tails; rows of 10 (< 16 lanes) and 37 (> 16)
+EW_SHAPES = [(1, 1), (3, 37), (5, 10), (33, 129)]
+
+
+@pytest.mark.parametrize("shape", EW_SHAPES, ids=str)
+@pytest.mark.parametrize("name, kw", ACT_CASES, ids=ACT_IDS)
+def test_activation_every_ew_impl(cy, ew_impl, dtype, threads, rng, name, kw, shape):
+    # scale 2: beyond x ~ -6, gelu_tanh's backprop is 1 + tanh(u) cancelling in both the
+    # kernel and the reference (float64 libm tanh, every variant), a few 1e-14 apart
+    x = normal(rng, shape, dtype, scale=2.0)
+    x[0, 0] = 0.0
+    if x.size > 8:   # subnormal, tiny, large and saturating inputs
+        x.flat[1:8] = [np.finfo(dtype).smallest_subnormal, -1e-30, 1e-7, -20.0, 20.0,
+                       -88.5, 95.0]
+    with _no_fp_warnings():
+        expected = getattr(ref, name)(x, **kw)
+    got = getattr(cy, name)(x, **kw)
+    assert_close(got, expected, dtype, _act_kind(name), err_msg=ew_impl)
+    saved = x if name == "gelu" else expected
+    dy = normal(rng, shape, dtype)
+    with _no_fp_warnings():
+        d_expected = getattr(ref, "backprop_" + name)(dy, saved, **kw)
+    d_got = getattr(cy, "backprop_" + name)(dy, saved, **kw)
+    assert_close(d_got, d_expected, dtype, _act_kind(name), err_msg=ew_impl)
+
+
+@pytest.mark.parametrize("name, kw", [c for c in ACT_CASES if c[0] != "softmax"],
+                         ids=[i for i, c in zip(ACT_IDS, ACT_CASES) if c[0] != "softmax"])
+def test_activation_specials_every_ew_impl(cy, ew_impl, dtype, name, kw):
+    x = np.array([[np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, -1e-40, 3.0, -3.0]], dtype)
+    with np.errstate(all="ignore"):
+        expected = getattr(ref, name)(x, **kw)
+    got = getattr(cy, name)(x, **kw)
+    assert_close(got, expected, dtype, err_msg=ew_impl)
+
+
+@pytest.mark.parametrize("shape", [(7, 13), (40, 300)], ids=str)
+def test_bias_column_sums_every_ew_impl(cy, ew_impl, dtype, threads, rng, shape):
+    x = uniform(rng, shape, dtype)
+    b = uniform(rng, shape[1:], dtype)
+    assert_close(cy.bias_add(x, b), ref.bias_add(x, b), dtype, err_msg=ew_impl)
+    assert_close(cy.column_sums(x), ref.column_sums(x), dtype, "reduction", err_msg=ew_impl)
+
+
+@pytest.mark.parametrize("case", ["softmax", "gelu", "column_sums", "dense_forward",
+                                  "dense_backward"])
+def test_every_ew_impl_one_and_two_threads_bit_identical(cy, ew_impl, dtype, case):
+    one = _flatten(_run_threads(1, _det_cases(np.random.default_rng(7), dtype)[case]))
+    two = _flatten(_run_threads(2, _det_cases(np.random.default_rng(7), dtype)[case]))
+    for r1, r2 in zip(one, two):
+        np.testing.assert_array_equal(r1, r2, err_msg=ew_impl)
+
+
+def test_tanh_vector_body_and_tail_bit_identical(cy, ew_impl, dtype, rng):
+    """An element gets the same bits wherever it falls in a loop (no contraction
+    of a * b + c into fma by the compiler in one path and not the other)."""
+    x = normal(rng, (1, 301), dtype, scale=3.0)
+    whole = cy.tanh(x)
+    for start in (1, 3, 17):
+        part = cy.tanh(np.ascontiguousarray(x[:, start:]))
+        np.testing.assert_array_equal(part, whole[:, start:], err_msg=ew_impl)
+    g = cy.gelu(x, approximate=True)
+    np.testing.assert_array_equal(cy.gelu(np.ascontiguousarray(x[:, 5:]), approximate=True),
+                                  g[:, 5:], err_msg=ew_impl)
 
 
 # =========================================================== thread-count determinism

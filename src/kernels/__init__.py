@@ -44,12 +44,15 @@ def get_num_threads():
 
 
 def build_info():
-    """What this build and this CPU offer: OpenMP, SIMD GEMM variants, the one in use."""
-    from . import _gemm, _threads
+    """What this build and this CPU offer: OpenMP, SIMD GEMM and elementwise variants,
+    the ones in use."""
+    from . import _elementwise, _gemm, _threads
     return {
         "openmp": _threads.openmp_enabled(),
         "num_threads": _threads.get_num_threads(),
         "cpu_features": _gemm.cpu_features(),
         "gemm_impls": _gemm.available_impls(),
         "gemm_impl": _gemm.current_impl(),
+        "ew_impls": _elementwise.available_impls(),
+        "ew_impl": _elementwise.current_impl(),
     }

@@ -52,3 +52,54 @@ cdef void backprop_colsum_f32(int act, double param, const float* dy, const floa
 cdef void backprop_colsum_f64(int act, double param, const double* dy,
                               const double* saved, double* dz, double* db,
                               Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+
+
+# ------------------------------------------------------- per-ISA implementations
+# The functions above forward to one of the variants of _elementwise_impl.pxi
+# (_ew_base, _ew_avx2, _ew_avx512), chosen at import for this CPU (see
+# _elementwise.pyx).  Each variant exports this table of its entry points in a
+# capsule named "kernels.ew_table".  (Only the types and enums of this file may be
+# cimported by the variants: they are imported by _elementwise itself.)
+
+ctypedef void (*ew_act_f32)(int act, double param, const float* x, float* y,
+                            Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+ctypedef void (*ew_act_f64)(int act, double param, const double* x, double* y,
+                            Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+ctypedef void (*ew_bwd_f32)(int act, double param, const float* dy, const float* saved,
+                            float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+ctypedef void (*ew_bwd_f64)(int act, double param, const double* dy, const double* saved,
+                            double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+ctypedef void (*ew_colsum_f32)(const float* x, float* out, Py_ssize_t rows,
+                               Py_ssize_t cols) noexcept nogil
+ctypedef void (*ew_colsum_f64)(const double* x, double* out, Py_ssize_t rows,
+                               Py_ssize_t cols) noexcept nogil
+ctypedef void (*ew_bias_f32)(const float* x, const float* b, float* out, Py_ssize_t rows,
+                             Py_ssize_t cols) noexcept nogil
+ctypedef void (*ew_bias_f64)(const double* x, const double* b, double* out,
+                             Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+ctypedef void (*ew_rows_f32)(int act, double param, const float* x, Py_ssize_t ldx,
+                             float* y, Py_ssize_t ldy, Py_ssize_t rows,
+                             Py_ssize_t cols) noexcept nogil
+ctypedef void (*ew_rows_f64)(int act, double param, const double* x, Py_ssize_t ldx,
+                             double* y, Py_ssize_t ldy, Py_ssize_t rows,
+                             Py_ssize_t cols) noexcept nogil
+ctypedef void (*ew_bcs_f32)(int act, double param, const float* dy, const float* saved,
+                            float* dz, float* db, Py_ssize_t rows,
+                            Py_ssize_t cols) noexcept nogil
+ctypedef void (*ew_bcs_f64)(int act, double param, const double* dy, const double* saved,
+                            double* dz, double* db, Py_ssize_t rows,
+                            Py_ssize_t cols) noexcept nogil
+
+ctypedef struct ew_table:
+    ew_act_f32 activate_f32
+    ew_act_f64 activate_f64
+    ew_bwd_f32 backprop_f32
+    ew_bwd_f64 backprop_f64
+    ew_colsum_f32 column_sums_f32
+    ew_colsum_f64 column_sums_f64
+    ew_bias_f32 bias_add_f32
+    ew_bias_f64 bias_add_f64
+    ew_rows_f32 activate_rows_f32
+    ew_rows_f64 activate_rows_f64
+    ew_bcs_f32 backprop_colsum_f32
+    ew_bcs_f64 backprop_colsum_f64

@@ -1,334 +1,193 @@
 """Activations (forward and backprop), bias add and column sums, float32 and float64.
 
-Each kernel works on C-contiguous buffers (the Python wrappers in
-``_cython_backend`` validate and lay out the arguments) without the GIL.  Elementwise
-loops are cut into fixed ``CHUNK``-sized pieces shared among OpenMP threads; softmax
-and column sums split by rows or columns so that every output is computed by one
-thread in a fixed order (results do not depend on the thread count).
+The kernels themselves are in ``_elementwise_impl.pxi``, compiled once per instruction
+set like the GEMM core:
+
+    base    _ew_base    baseline flags, always present
+    avx2    _ew_avx2    -mavx2 -mfma
+    avx512  _ew_avx512  -mavx512f -mavx512dq -mavx512vl -mavx512bw -mavx2 -mfma
+
+This module is the dispatcher: its cdef API (declared in ``_elementwise.pxd``, used by
+the dense layer and the GEMM epilogue) and its Python entry points forward to the
+table of entry points of the best variant this CPU supports.  A SIMD variant is
+imported only after the CPU was found to support its instructions (checked with
+``__builtin_cpu_supports``, as ``_gemm`` does: valgrind's emulated CPU, which lacks
+AVX-512, never gets the avx512 code), and only if it was built.
+
+The environment variable DLKERNELS_EW_IMPL (base / avx2 / avx512) forces a variant at
+import; ``use_impl()`` switches at run time.  Variants differ in the last bits of the
+transcendental functions (fma), never in which thread computes what: each one gives
+the same result for any thread count.
 """
+import importlib
+import os
+import warnings
+
 from cython cimport floating
-from cython.parallel cimport prange
-from libc.math cimport INFINITY
-from libc.stdlib cimport malloc, free
+from cpython.pycapsule cimport PyCapsule_GetPointer
 
-from kernels._threads cimport threads_for, CHUNK
-from kernels._fmath cimport (f_exp, f_expm1, f_log1p, f_tanh, f_erf, f_abs, f_sigmoid,
-                             f_softplus)
+cdef extern from *:
+    """
+    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    static int dlk_ew_cpu_has(int feature) {
+        __builtin_cpu_init();
+        switch (feature) {
+            case 0: return __builtin_cpu_supports("sse2") != 0;
+            case 1: return __builtin_cpu_supports("avx") != 0;
+            case 2: return __builtin_cpu_supports("avx2") != 0;
+            case 3: return __builtin_cpu_supports("fma") != 0;
+            case 4: return __builtin_cpu_supports("avx512f") != 0;
+            case 5: return __builtin_cpu_supports("avx512dq") != 0;
+            case 6: return __builtin_cpu_supports("avx512vl") != 0;
+            case 7: return __builtin_cpu_supports("avx512bw") != 0;
+        }
+        return 0;
+    }
+    #else
+    static int dlk_ew_cpu_has(int feature) { (void)feature; return 0; }
+    #endif
+    """
+    int dlk_ew_cpu_has(int feature) nogil
 
-cdef double SQRT_2_OVER_PI = 0.7978845608028654
-cdef double INV_SQRT_2 = 0.7071067811865476
-cdef double INV_SQRT_2PI = 0.3989422804014327
-cdef double GELU_C = 0.044715
+_FEATURE_NAMES = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512vl",
+                  "avx512bw")
 
+# variant name -> (module, CPU features it needs); best last
+_VARIANTS = {
+    "base": ("_ew_base", ()),
+    "avx2": ("_ew_avx2", ("avx2", "fma")),
+    "avx512": ("_ew_avx512", ("avx512f", "avx512dq", "avx512vl", "avx512bw",
+                              "avx2", "fma")),
+}
+_PACKAGE = __name__.rpartition(".")[0] or "kernels"
 
-# ------------------------------------------------------------------- forward
+cdef ew_table* _tab = NULL
 
-cdef void _activate_range(int act, floating param, const floating* x, floating* y,
-                          Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    """y[i] = act(x[i]) for i in [lo, hi), one loop per activation so each vectorises."""
-    cdef Py_ssize_t i
-    cdef floating v, c0 = <floating>SQRT_2_OVER_PI, c1 = <floating>GELU_C
-    cdef floating r2 = <floating>INV_SQRT_2
-    if act == ACT_LINEAR:
-        if x != y:
-            for i in range(lo, hi):
-                y[i] = x[i]
-    elif act == ACT_RELU:
-        for i in range(lo, hi):
-            v = x[i]
-            y[i] = 0 if v <= 0 else v          # NaN stays NaN
-    elif act == ACT_LEAKY_RELU:
-        for i in range(lo, hi):
-            v = x[i]
-            y[i] = v if v > 0 else param * v
-    elif act == ACT_ELU:
-        for i in range(lo, hi):
-            v = x[i]
-            y[i] = v if v > 0 else param * f_expm1(v)
-    elif act == ACT_SIGMOID:
-        for i in range(lo, hi):
-            y[i] = f_sigmoid(x[i])
-    elif act == ACT_TANH:
-        for i in range(lo, hi):
-            y[i] = f_tanh(x[i])
-    elif act == ACT_SOFTPLUS:
-        for i in range(lo, hi):
-            y[i] = f_softplus(x[i])
-    elif act == ACT_GELU:
-        for i in range(lo, hi):
-            v = x[i]
-            y[i] = <floating>0.5 * v * (1 + f_erf(v * r2))
-    elif act == ACT_GELU_TANH:
-        for i in range(lo, hi):
-            v = x[i]
-            y[i] = <floating>0.5 * v * (1 + f_tanh(c0 * (v + c1 * v * v * v)))
+_features = {name: bool(dlk_ew_cpu_has(i)) for i, name in enumerate(_FEATURE_NAMES)}
+_capsules = {}        # variant name -> its "kernels.ew_table" capsule
+_current = None
+_default = None
 
 
-cdef void _softmax_row(const floating* x, floating* y, Py_ssize_t cols) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating m = x[0], s = 0, e
-    for j in range(1, cols):
-        if x[j] > m or x[j] != x[j]:  # a NaN maximum makes the whole row NaN
-            m = x[j]
-    for j in range(cols):
-        e = f_exp(x[j] - m)
-        y[j] = e
-        s += e
-    s = 1 / s
-    for j in range(cols):
-        y[j] *= s
+def cpu_features():
+    """The CPU features relevant to the dispatch: {name: supported}."""
+    return dict(_features)
 
 
-cdef void _activate(int act, floating param, const floating* x, floating* y,
-                    Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    cdef Py_ssize_t n = rows * cols, nchunks, c, r
-    cdef int nt = threads_for(n)
-    if act == ACT_SOFTMAX:
-        if nt == 1:
-            for r in range(rows):
-                _softmax_row(x + r * cols, y + r * cols, cols)
-        else:
-            for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
-                _softmax_row(x + r * cols, y + r * cols, cols)
-        return
-    if nt == 1:
-        _activate_range(act, param, x, y, 0, n)
-        return
-    nchunks = (n + CHUNK - 1) // CHUNK
-    for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
-        _activate_range(act, param, x, y, c * CHUNK, min((c + 1) * CHUNK, n))
+def _load_variants():
+    for name, (modname, needs) in _VARIANTS.items():
+        if not all(_features.get(f, False) for f in needs):
+            continue            # never import code the CPU cannot run
+        try:
+            mod = importlib.import_module(f"{_PACKAGE}.{modname}")
+        except ImportError:
+            if name == "base":
+                raise
+            continue            # not built for this target
+        _capsules[name] = mod.capsule()
 
+
+def available_impls():
+    """Elementwise variants both built and supported by this CPU, e.g.
+    ['base', 'avx2', 'avx512']."""
+    return list(_capsules)
+
+
+def current_impl():
+    """Name of the elementwise variant in use."""
+    return _current
+
+
+def _check_impl_name(name, what):
+    allowed = available_impls()
+    if isinstance(name, str) and name in allowed:
+        return name
+    if isinstance(name, str) and name in _VARIANTS:
+        why = " (not supported by this CPU or not built)"
+    else:
+        why = ""
+    raise ValueError(f"{what} must be one of {allowed}, got {name!r}{why}")
+
+
+def use_impl(name):
+    """Make every elementwise kernel (and the dense layer's and GEMM epilogue's calls
+    to them) use the variant `name` (one of available_impls()).  Not to be called while
+    another thread runs a kernel."""
+    global _tab, _current
+    name = _check_impl_name(name, "use_impl(name): name")
+    _tab = <ew_table*>PyCapsule_GetPointer(_capsules[name], "kernels.ew_table")
+    _current = name
+
+
+def _init():
+    global _default
+    _load_variants()
+    _default = list(_capsules)[len(_capsules) - 1]
+    choice = _default
+    forced = os.environ.get("DLKERNELS_EW_IMPL", "").strip()
+    if forced:
+        try:
+            choice = _check_impl_name(forced.lower(), "DLKERNELS_EW_IMPL")
+        except ValueError as exc:
+            warnings.warn(f"{exc}; using {_default!r}", RuntimeWarning, stacklevel=2)
+    use_impl(choice)
+
+
+_init()
+
+
+# ---------------------------------------------------------- cdef API (forwarders)
 
 cdef void activate_f32(int act, double param, const float* x, float* y,
                        Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    _activate(act, <float>param, x, y, rows, cols)
+    _tab.activate_f32(act, param, x, y, rows, cols)
 
 
 cdef void activate_f64(int act, double param, const double* x, double* y,
                        Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    _activate(act, param, x, y, rows, cols)
+    _tab.activate_f64(act, param, x, y, rows, cols)
 
 
-cdef void _activate_rows(int act, floating param, const floating* x, Py_ssize_t ldx,
-                         floating* y, Py_ssize_t ldy, Py_ssize_t rows,
-                         Py_ssize_t cols) noexcept nogil:
-    """act over a strided block of rows, on the calling thread (see activate_rows_*)."""
-    cdef Py_ssize_t r
-    if act == ACT_SOFTMAX:
-        for r in range(rows):
-            _softmax_row(x + r * ldx, y + r * ldy, cols)
-    elif ldx == cols and ldy == cols:
-        _activate_range(act, param, x, y, 0, rows * cols)
-    else:
-        for r in range(rows):
-            _activate_range(act, param, x + r * ldx, y + r * ldy, 0, cols)
+cdef void backprop_f32(int act, double param, const float* dy, const float* saved,
+                       float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _tab.backprop_f32(act, param, dy, saved, out, rows, cols)
+
+
+cdef void backprop_f64(int act, double param, const double* dy, const double* saved,
+                       double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _tab.backprop_f64(act, param, dy, saved, out, rows, cols)
+
+
+cdef void column_sums_f32(const float* x, float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _tab.column_sums_f32(x, out, rows, cols)
+
+
+cdef void column_sums_f64(const double* x, double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _tab.column_sums_f64(x, out, rows, cols)
 
 
 cdef void activate_rows_f32(int act, double param, const float* x, Py_ssize_t ldx,
                             float* y, Py_ssize_t ldy, Py_ssize_t rows,
                             Py_ssize_t cols) noexcept nogil:
-    _activate_rows(act, <float>param, x, ldx, y, ldy, rows, cols)
+    _tab.activate_rows_f32(act, param, x, ldx, y, ldy, rows, cols)
 
 
 cdef void activate_rows_f64(int act, double param, const double* x, Py_ssize_t ldx,
                             double* y, Py_ssize_t ldy, Py_ssize_t rows,
                             Py_ssize_t cols) noexcept nogil:
-    _activate_rows(act, param, x, ldx, y, ldy, rows, cols)
-
-
-# ------------------------------------------------------------------ backprop
-
-cdef void _backprop_range(int act, floating param, const floating* dy, const floating* s,
-                          floating* out, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    """out[i] = dy[i] * act'(.) from the saved output (the input for gelu).
-
-    gelu's second term (x * phi(x), or the one with 1 - t^2) is 0 where it would be
-    inf * 0, as in the reference: gelu'(+inf) = 1, gelu'(-inf) = 0, the limits."""
-    cdef Py_ssize_t i
-    cdef floating v, t, u, s2, c0 = <floating>SQRT_2_OVER_PI, c1 = <floating>GELU_C
-    cdef floating r2 = <floating>INV_SQRT_2, rpi = <floating>INV_SQRT_2PI
-    cdef floating inf = <floating>INFINITY
-    if act == ACT_LINEAR:
-        if dy != out:
-            for i in range(lo, hi):
-                out[i] = dy[i]
-    elif act == ACT_RELU:
-        for i in range(lo, hi):
-            out[i] = dy[i] if s[i] > 0 else 0
-    elif act == ACT_LEAKY_RELU:
-        for i in range(lo, hi):
-            out[i] = dy[i] if s[i] > 0 else param * dy[i]
-    elif act == ACT_ELU:
-        for i in range(lo, hi):
-            v = s[i]
-            out[i] = dy[i] if v > 0 else dy[i] * (v + param)
-    elif act == ACT_SIGMOID:
-        for i in range(lo, hi):
-            v = s[i]
-            out[i] = dy[i] * v * (1 - v)
-    elif act == ACT_TANH:
-        for i in range(lo, hi):
-            v = s[i]
-            out[i] = dy[i] * (1 - v * v)
-    elif act == ACT_SOFTPLUS:
-        for i in range(lo, hi):
-            out[i] = dy[i] * -f_expm1(-s[i])
-    elif act == ACT_GELU:
-        for i in range(lo, hi):
-            v = s[i]
-            u = v * rpi * f_exp(<floating>-0.5 * v * v)
-            out[i] = dy[i] * (<floating>0.5 * (1 + f_erf(v * r2))
-                              + (0 if f_abs(v) == inf else u))
-    elif act == ACT_GELU_TANH:
-        for i in range(lo, hi):
-            v = s[i]
-            t = f_tanh(c0 * (v + c1 * v * v * v))
-            s2 = 1 - t * t
-            u = <floating>0.5 * v * s2 * c0 * (1 + 3 * c1 * v * v)
-            out[i] = dy[i] * (<floating>0.5 * (1 + t) + (0 if s2 == 0 else u))
-
-
-cdef void _backprop_softmax_row(const floating* dy, const floating* y, floating* out,
-                                Py_ssize_t cols) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating s = 0
-    for j in range(cols):
-        s += dy[j] * y[j]
-    for j in range(cols):
-        out[j] = y[j] * (dy[j] - s)
-
-
-cdef void _backprop(int act, floating param, const floating* dy, const floating* s,
-                    floating* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    cdef Py_ssize_t n = rows * cols, nchunks, c, r
-    cdef int nt = threads_for(n)
-    if act == ACT_SOFTMAX:
-        if nt == 1:
-            for r in range(rows):
-                _backprop_softmax_row(dy + r * cols, s + r * cols, out + r * cols, cols)
-        else:
-            for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
-                _backprop_softmax_row(dy + r * cols, s + r * cols, out + r * cols, cols)
-        return
-    if nt == 1:
-        _backprop_range(act, param, dy, s, out, 0, n)
-        return
-    nchunks = (n + CHUNK - 1) // CHUNK
-    for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
-        _backprop_range(act, param, dy, s, out, c * CHUNK, min((c + 1) * CHUNK, n))
-
-
-cdef void backprop_f32(int act, double param, const float* dy, const float* saved,
-                       float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    _backprop(act, <float>param, dy, saved, out, rows, cols)
-
-
-cdef void backprop_f64(int act, double param, const double* dy, const double* saved,
-                       double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    _backprop(act, param, dy, saved, out, rows, cols)
-
-
-# --------------------------------------------------------- bias, column sums
-
-cdef void _bias_add(const floating* x, const floating* b, floating* out,
-                    Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    cdef Py_ssize_t r, j
-    cdef int nt = threads_for(rows * cols)
-    if nt == 1:
-        for r in range(rows):
-            for j in range(cols):
-                out[r * cols + j] = x[r * cols + j] + b[j]
-    else:
-        for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
-            for j in range(cols):
-                out[r * cols + j] = x[r * cols + j] + b[j]
-
-
-cdef void _column_sums_block(const floating* x, floating* out, Py_ssize_t rows,
-                             Py_ssize_t cols, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    """out[j] = sum_i x[i, j] for j in [lo, hi), rows added in order (vectorised over j)."""
-    cdef Py_ssize_t r, j
-    for j in range(lo, hi):
-        out[j] = x[j]
-    for r in range(1, rows):
-        for j in range(lo, hi):
-            out[j] += x[r * cols + j]
-
-
-cdef void _column_sums(const floating* x, floating* out, Py_ssize_t rows,
-                       Py_ssize_t cols) noexcept nogil:
-    # Parallel over blocks of columns: each sum is made by one thread in row order.
-    cdef Py_ssize_t block = 64, nblocks = (cols + 63) // 64, c
-    cdef int nt = threads_for(rows * cols)
-    if nt == 1 or nblocks == 1:
-        _column_sums_block(x, out, rows, cols, 0, cols)
-    else:
-        for c in prange(nblocks, nogil=True, num_threads=nt, schedule="static"):
-            _column_sums_block(x, out, rows, cols, c * block, min((c + 1) * block, cols))
-
-
-cdef void column_sums_f32(const float* x, float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    _column_sums(x, out, rows, cols)
-
-
-cdef void column_sums_f64(const double* x, double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    _column_sums(x, out, rows, cols)
-
-
-# ------------------------------------------- backprop fused with the bias gradient
-
-cdef void _backprop_colsum_block(int act, floating param, const floating* dy,
-                                 const floating* s, floating* dz, floating* db,
-                                 Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lo,
-                                 Py_ssize_t hi) noexcept nogil:
-    """dz[:, lo:hi] = dy * act'(s) row by row, and db[lo:hi] = its column sums, the rows
-    added in order (the arithmetic of _backprop_range and _column_sums_block)."""
-    cdef Py_ssize_t r, j, o
-    for r in range(rows):
-        o = r * cols
-        _backprop_range(act, param, dy + o, s + o, dz + o, lo, hi)
-        if r == 0:
-            for j in range(lo, hi):
-                db[j] = dz[j]
-        else:
-            for j in range(lo, hi):
-                db[j] += dz[o + j]
-
-
-cdef void _backprop_colsum(int act, floating param, const floating* dy, const floating* s,
-                           floating* dz, floating* db, Py_ssize_t rows,
-                           Py_ssize_t cols) noexcept nogil:
-    # Parallel over blocks of columns (as _column_sums): each db[j] is made by one thread
-    # with the rows in order, so the result does not depend on the thread count.
-    cdef Py_ssize_t block = 64, nblocks = (cols + 63) // 64, c
-    cdef int nt
-    if db == NULL:
-        _backprop(act, param, dy, s, dz, rows, cols)
-        return
-    if act == ACT_SOFTMAX:
-        # needs whole rows: two passes
-        _backprop(act, param, dy, s, dz, rows, cols)
-        _column_sums(dz, db, rows, cols)
-        return
-    nt = threads_for(rows * cols)
-    if nt == 1 or nblocks == 1:
-        _backprop_colsum_block(act, param, dy, s, dz, db, rows, cols, 0, cols)
-    else:
-        for c in prange(nblocks, nogil=True, num_threads=nt, schedule="static"):
-            _backprop_colsum_block(act, param, dy, s, dz, db, rows, cols, c * block,
-                                   min((c + 1) * block, cols))
+    _tab.activate_rows_f64(act, param, x, ldx, y, ldy, rows, cols)
 
 
 cdef void backprop_colsum_f32(int act, double param, const float* dy, const float* saved,
                               float* dz, float* db, Py_ssize_t rows,
                               Py_ssize_t cols) noexcept nogil:
-    _backprop_colsum(act, <float>param, dy, saved, dz, db, rows, cols)
+    _tab.backprop_colsum_f32(act, param, dy, saved, dz, db, rows, cols)
 
 
 cdef void backprop_colsum_f64(int act, double param, const double* dy,
                               const double* saved, double* dz, double* db,
                               Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    _backprop_colsum(act, param, dy, saved, dz, db, rows, cols)
+    _tab.backprop_colsum_f64(act, param, dy, saved, dz, db, rows, cols)
 
 
 # ------------------------------------------------------- Python entry points
@@ -336,24 +195,37 @@ cdef void backprop_colsum_f64(int act, double param, const double* dy,
 
 def activation_forward(int act, double param, const floating[:, ::1] x, floating[:, ::1] out):
     with nogil:
-        _activate(act, <floating>param, &x[0, 0], &out[0, 0], x.shape[0], x.shape[1])
+        if floating is float:
+            _tab.activate_f32(act, param, &x[0, 0], &out[0, 0], x.shape[0], x.shape[1])
+        else:
+            _tab.activate_f64(act, param, &x[0, 0], &out[0, 0], x.shape[0], x.shape[1])
 
 
 def activation_backward(int act, double param, const floating[:, ::1] dy,
                         const floating[:, ::1] saved, floating[:, ::1] out):
     with nogil:
-        _backprop(act, <floating>param, &dy[0, 0], &saved[0, 0], &out[0, 0],
-                  dy.shape[0], dy.shape[1])
+        if floating is float:
+            _tab.backprop_f32(act, param, &dy[0, 0], &saved[0, 0], &out[0, 0],
+                              dy.shape[0], dy.shape[1])
+        else:
+            _tab.backprop_f64(act, param, &dy[0, 0], &saved[0, 0], &out[0, 0],
+                              dy.shape[0], dy.shape[1])
 
 
 def bias_add(const floating[:, ::1] x, const floating[::1] b, floating[:, ::1] out):
     with nogil:
-        _bias_add(&x[0, 0], &b[0], &out[0, 0], x.shape[0], x.shape[1])
+        if floating is float:
+            _tab.bias_add_f32(&x[0, 0], &b[0], &out[0, 0], x.shape[0], x.shape[1])
+        else:
+            _tab.bias_add_f64(&x[0, 0], &b[0], &out[0, 0], x.shape[0], x.shape[1])
 
 
 def column_sums(const floating[:, ::1] x, floating[::1] out):
     with nogil:
-        _column_sums(&x[0, 0], &out[0], x.shape[0], x.shape[1])
+        if floating is float:
+            _tab.column_sums_f32(&x[0, 0], &out[0], x.shape[0], x.shape[1])
+        else:
+            _tab.column_sums_f64(&x[0, 0], &out[0], x.shape[0], x.shape[1])
 
 
 # Activation ids by name, for the Python wrappers.

@@ -1,0 +1,451 @@
+# The elementwise kernels (activations, their backprops, bias add, column sums), one
+# source for float32 and float64 (fused `floating`), `include`d by the per-ISA modules
+# _ew_base (baseline flags), _ew_avx2 (-mavx2 -mfma) and _ew_avx512 (AVX-512 F/DQ/VL/BW
+# + AVX2 + FMA); kernels._elementwise imports the best one this CPU runs and forwards
+# its cdef API to it (see _elementwise.pyx).  The math functions come from _fmath.pxd:
+# float32 exp/tanh (and, in float64, exp) are branch-free polynomials that gcc
+# vectorises at the width of the module's instruction set.
+#
+# Every kernel works on C-contiguous buffers without the GIL.  Elementwise loops are
+# cut into fixed CHUNK-sized pieces shared among OpenMP threads; softmax and column
+# sums split by rows or columns so that every output is computed by one thread in a
+# fixed order: results do not depend on the thread count.  setup.py compiles these
+# modules with -ffp-contract=off (the polynomials use explicit fma where the ISA has
+# it), so an element gets the same bits in a loop's vector body as in its scalar tail:
+# a result does not depend on where a chunk or a block starts either.
+#
+# Reductions along a row (softmax's max and sum, its backprop's dot product) use
+# DLK_LANES independent partial results combined in a fixed order at the end: the
+# same arithmetic for every variant width, and a loop that gcc vectorises (a single
+# running float sum cannot be reordered without -ffast-math).
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport INFINITY
+from cpython.pycapsule cimport PyCapsule_New
+
+from kernels._threads cimport threads_for, CHUNK
+from kernels._fmath cimport (f_exp, f_expm1, f_log1p, f_tanh, f_erf, f_abs, f_sigmoid,
+                             f_softplus)
+from kernels._elementwise cimport (ew_table, ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU,
+                                   ACT_ELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX,
+                                   ACT_SOFTPLUS, ACT_GELU, ACT_GELU_TANH)
+
+cdef double SQRT_2_OVER_PI = 0.7978845608028654
+cdef double INV_SQRT_2 = 0.7071067811865476
+cdef double INV_SQRT_2PI = 0.3989422804014327
+cdef double GELU_C = 0.044715
+
+
+# ------------------------------------------------------------------- forward
+
+
+cdef void _activate_range(int act, floating param, const floating* x, floating* y,
+                          Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """y[i] = act(x[i]) for i in [lo, hi), one loop per activation so each vectorises."""
+    cdef Py_ssize_t i
+    cdef floating v, c0 = <floating>SQRT_2_OVER_PI, c1 = <floating>GELU_C
+    cdef floating r2 = <floating>INV_SQRT_2
+    if act == ACT_LINEAR:
+        if x != y:
+            for i in range(lo, hi):
+                y[i] = x[i]
+    elif act == ACT_RELU:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = 0 if v <= 0 else v          # NaN stays NaN
+    elif act == ACT_LEAKY_RELU:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = v if v > 0 else param * v
+    elif act == ACT_ELU:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = v if v > 0 else param * f_expm1(v)
+    elif act == ACT_SIGMOID:
+        for i in range(lo, hi):
+            y[i] = f_sigmoid(x[i])
+    elif act == ACT_TANH:
+        for i in range(lo, hi):
+            y[i] = f_tanh(x[i])
+    elif act == ACT_SOFTPLUS:
+        for i in range(lo, hi):
+            y[i] = f_softplus(x[i])
+    elif act == ACT_GELU:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = <floating>0.5 * v * (1 + f_erf(v * r2))
+    elif act == ACT_GELU_TANH:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = <floating>0.5 * v * (1 + f_tanh(c0 * (v + c1 * v * v * v)))
+
+
+cdef enum:
+    DLK_LANES = 16     # partial results of the row reductions (fixed: see the top;
+                       # the loops step by 16 literally: keep equal)
+
+
+cdef inline floating _row_max(const floating* x, Py_ssize_t cols) noexcept nogil:
+    """max of x[0:cols]; a NaN anywhere makes it NaN (then the whole row is NaN).  In
+    DLK_LANES strided partial maxima (max is exact: same value as one running max)."""
+    cdef Py_ssize_t j, k, nb = cols - cols % DLK_LANES
+    cdef floating m, v
+    cdef floating mv[DLK_LANES]
+    if nb == 0:
+        m = x[0]
+        for j in range(1, cols):
+            if x[j] > m or x[j] != x[j]:
+                m = x[j]
+        return m
+    for k in range(DLK_LANES):
+        mv[k] = x[k]
+    for j in range(DLK_LANES, nb, 16):
+        for k in range(DLK_LANES):
+            v = x[j + k]
+            mv[k] = v if (v > mv[k] or v != v) else mv[k]
+    m = mv[0]
+    for k in range(1, DLK_LANES):
+        m = mv[k] if (mv[k] > m or mv[k] != mv[k]) else m
+    for j in range(nb, cols):
+        m = x[j] if (x[j] > m or x[j] != x[j]) else m
+    return m
+
+
+cdef inline floating _lane_sum(const floating* x, Py_ssize_t cols) noexcept nogil:
+    """sum of x[0:cols]: DLK_LANES strided partial sums, combined pairwise, then the
+    remaining cols % DLK_LANES elements in order.  Fixed order, vectorisable."""
+    cdef Py_ssize_t j, k, nb = cols - cols % DLK_LANES
+    cdef floating s = 0
+    cdef floating sv[DLK_LANES]
+    if nb > 0:
+        for k in range(DLK_LANES):
+            sv[k] = x[k]
+        for j in range(DLK_LANES, nb, 16):
+            for k in range(DLK_LANES):
+                sv[k] += x[j + k]
+        for k in range(DLK_LANES // 2):
+            sv[k] += sv[k + DLK_LANES // 2]
+        for k in range(DLK_LANES // 4):
+            sv[k] += sv[k + DLK_LANES // 4]
+        for k in range(DLK_LANES // 8):
+            sv[k] += sv[k + DLK_LANES // 8]
+        s = sv[0] + sv[1]
+    for j in range(nb, cols):
+        s += x[j]
+    return s
+
+
+cdef void _softmax_row(const floating* x, floating* y, Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating m = _row_max(x, cols), s = 0, e
+    if cols < DLK_LANES:
+        for j in range(cols):
+            e = f_exp(x[j] - m)
+            y[j] = e
+            s += e
+    else:
+        for j in range(cols):
+            y[j] = f_exp(x[j] - m)
+        s = _lane_sum(y, cols)
+    s = 1 / s
+    for j in range(cols):
+        y[j] *= s
+
+
+cdef void _activate(int act, floating param, const floating* x, floating* y,
+                    Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t n = rows * cols, nchunks, c, r
+    cdef int nt = threads_for(n)
+    if act == ACT_SOFTMAX:
+        if nt == 1:
+            for r in range(rows):
+                _softmax_row(x + r * cols, y + r * cols, cols)
+        else:
+            for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
+                _softmax_row(x + r * cols, y + r * cols, cols)
+        return
+    if nt == 1:
+        _activate_range(act, param, x, y, 0, n)
+        return
+    nchunks = (n + CHUNK - 1) // CHUNK
+    for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
+        _activate_range(act, param, x, y, c * CHUNK, min((c + 1) * CHUNK, n))
+
+
+cdef void _ew_activate_f32(int act, double param, const float* x, float* y,
+                       Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _activate(act, <float>param, x, y, rows, cols)
+
+
+cdef void _ew_activate_f64(int act, double param, const double* x, double* y,
+                       Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _activate(act, param, x, y, rows, cols)
+
+
+cdef void _activate_rows(int act, floating param, const floating* x, Py_ssize_t ldx,
+                         floating* y, Py_ssize_t ldy, Py_ssize_t rows,
+                         Py_ssize_t cols) noexcept nogil:
+    """act over a strided block of rows, on the calling thread (see activate_rows_*)."""
+    cdef Py_ssize_t r
+    if act == ACT_SOFTMAX:
+        for r in range(rows):
+            _softmax_row(x + r * ldx, y + r * ldy, cols)
+    elif ldx == cols and ldy == cols:
+        _activate_range(act, param, x, y, 0, rows * cols)
+    else:
+        for r in range(rows):
+            _activate_range(act, param, x + r * ldx, y + r * ldy, 0, cols)
+
+
+cdef void _ew_activate_rows_f32(int act, double param, const float* x, Py_ssize_t ldx,
+                            float* y, Py_ssize_t ldy, Py_ssize_t rows,
+                            Py_ssize_t cols) noexcept nogil:
+    _activate_rows(act, <float>param, x, ldx, y, ldy, rows, cols)
+
+
+cdef void _ew_activate_rows_f64(int act, double param, const double* x, Py_ssize_t ldx,
+                            double* y, Py_ssize_t ldy, Py_ssize_t rows,
+                            Py_ssize_t cols) noexcept nogil:
+    _activate_rows(act, param, x, ldx, y, ldy, rows, cols)
+
+
+# ------------------------------------------------------------------ backprop
+
+cdef void _backprop_range(int act, floating param, const floating* dy, const floating* s,
+                          floating* out, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """out[i] = dy[i] * act'(.) from the saved output (the input for gelu).
+
+    gelu's second term (x * phi(x), or the one with 1 - t^2) is 0 where it would be
+    inf * 0, as in the reference: gelu'(+inf) = 1, gelu'(-inf) = 0, the limits."""
+    cdef Py_ssize_t i
+    cdef floating v, t, u, s2, c0 = <floating>SQRT_2_OVER_PI, c1 = <floating>GELU_C
+    cdef floating r2 = <floating>INV_SQRT_2, rpi = <floating>INV_SQRT_2PI
+    cdef floating inf = <floating>INFINITY
+    if act == ACT_LINEAR:
+        if dy != out:
+            for i in range(lo, hi):
+                out[i] = dy[i]
+    elif act == ACT_RELU:
+        for i in range(lo, hi):
+            out[i] = dy[i] if s[i] > 0 else 0
+    elif act == ACT_LEAKY_RELU:
+        for i in range(lo, hi):
+            out[i] = dy[i] if s[i] > 0 else param * dy[i]
+    elif act == ACT_ELU:
+        for i in range(lo, hi):
+            v = s[i]
+            out[i] = dy[i] if v > 0 else dy[i] * (v + param)
+    elif act == ACT_SIGMOID:
+        for i in range(lo, hi):
+            v = s[i]
+            out[i] = dy[i] * v * (1 - v)
+    elif act == ACT_TANH:
+        for i in range(lo, hi):
+            v = s[i]
+            out[i] = dy[i] * (1 - v * v)
+    elif act == ACT_SOFTPLUS:
+        for i in range(lo, hi):
+            out[i] = dy[i] * -f_expm1(-s[i])
+    elif act == ACT_GELU:
+        for i in range(lo, hi):
+            v = s[i]
+            u = v * rpi * f_exp(<floating>-0.5 * v * v)
+            out[i] = dy[i] * (<floating>0.5 * (1 + f_erf(v * r2))
+                              + (0 if f_abs(v) == inf else u))
+    elif act == ACT_GELU_TANH:
+        for i in range(lo, hi):
+            v = s[i]
+            t = f_tanh(c0 * (v + c1 * v * v * v))
+            s2 = 1 - t * t
+            u = <floating>0.5 * v * s2 * c0 * (1 + 3 * c1 * v * v)
+            out[i] = dy[i] * (<floating>0.5 * (1 + t) + (0 if s2 == 0 else u))
+
+
+cdef void _backprop_softmax_row(const floating* dy, const floating* y, floating* out,
+                                Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t j, k, nb = cols - cols % DLK_LANES
+    cdef floating s = 0
+    cdef floating sv[DLK_LANES]
+    if nb > 0:      # s = sum_j dy_j y_j in lanes, as _lane_sum
+        for k in range(DLK_LANES):
+            sv[k] = dy[k] * y[k]
+        for j in range(DLK_LANES, nb, 16):
+            for k in range(DLK_LANES):
+                sv[k] += dy[j + k] * y[j + k]
+        for k in range(DLK_LANES // 2):
+            sv[k] += sv[k + DLK_LANES // 2]
+        for k in range(DLK_LANES // 4):
+            sv[k] += sv[k + DLK_LANES // 4]
+        for k in range(DLK_LANES // 8):
+            sv[k] += sv[k + DLK_LANES // 8]
+        s = sv[0] + sv[1]
+    for j in range(nb, cols):
+        s += dy[j] * y[j]
+    for j in range(cols):
+        out[j] = y[j] * (dy[j] - s)
+
+
+cdef void _backprop(int act, floating param, const floating* dy, const floating* s,
+                    floating* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t n = rows * cols, nchunks, c, r
+    cdef int nt = threads_for(n)
+    if act == ACT_SOFTMAX:
+        if nt == 1:
+            for r in range(rows):
+                _backprop_softmax_row(dy + r * cols, s + r * cols, out + r * cols, cols)
+        else:
+            for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
+                _backprop_softmax_row(dy + r * cols, s + r * cols, out + r * cols, cols)
+        return
+    if nt == 1:
+        _backprop_range(act, param, dy, s, out, 0, n)
+        return
+    nchunks = (n + CHUNK - 1) // CHUNK
+    for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
+        _backprop_range(act, param, dy, s, out, c * CHUNK, min((c + 1) * CHUNK, n))
+
+
+cdef void _ew_backprop_f32(int act, double param, const float* dy, const float* saved,
+                       float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _backprop(act, <float>param, dy, saved, out, rows, cols)
+
+
+cdef void _ew_backprop_f64(int act, double param, const double* dy, const double* saved,
+                       double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _backprop(act, param, dy, saved, out, rows, cols)
+
+
+# --------------------------------------------------------- bias, column sums
+
+cdef void _bias_add(const floating* x, const floating* b, floating* out,
+                    Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t r, j
+    cdef int nt = threads_for(rows * cols)
+    if nt == 1:
+        for r in range(rows):
+            for j in range(cols):
+                out[r * cols + j] = x[r * cols + j] + b[j]
+    else:
+        for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
+            for j in range(cols):
+                out[r * cols + j] = x[r * cols + j] + b[j]
+
+
+cdef void _column_sums_block(const floating* x, floating* out, Py_ssize_t rows,
+                             Py_ssize_t cols, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """out[j] = sum_i x[i, j] for j in [lo, hi), rows added in order (vectorised over j)."""
+    cdef Py_ssize_t r, j
+    for j in range(lo, hi):
+        out[j] = x[j]
+    for r in range(1, rows):
+        for j in range(lo, hi):
+            out[j] += x[r * cols + j]
+
+
+cdef void _column_sums(const floating* x, floating* out, Py_ssize_t rows,
+                       Py_ssize_t cols) noexcept nogil:
+    # Parallel over blocks of columns: each sum is made by one thread in row order.
+    cdef Py_ssize_t block = 64, nblocks = (cols + 63) // 64, c
+    cdef int nt = threads_for(rows * cols)
+    if nt == 1 or nblocks == 1:
+        _column_sums_block(x, out, rows, cols, 0, cols)
+    else:
+        for c in prange(nblocks, nogil=True, num_threads=nt, schedule="static"):
+            _column_sums_block(x, out, rows, cols, c * block, min((c + 1) * block, cols))
+
+
+cdef void _ew_column_sums_f32(const float* x, float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _column_sums(x, out, rows, cols)
+
+
+cdef void _ew_column_sums_f64(const double* x, double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _column_sums(x, out, rows, cols)
+
+
+cdef void _ew_bias_add_f32(const float* x, const float* b, float* out, Py_ssize_t rows,
+                           Py_ssize_t cols) noexcept nogil:
+    _bias_add(x, b, out, rows, cols)
+
+
+cdef void _ew_bias_add_f64(const double* x, const double* b, double* out, Py_ssize_t rows,
+                           Py_ssize_t cols) noexcept nogil:
+    _bias_add(x, b, out, rows, cols)
+
+
+# ------------------------------------------- backprop fused with the bias gradient
+
+cdef void _backprop_colsum_block(int act, floating param, const floating* dy,
+                                 const floating* s, floating* dz, floating* db,
+                                 Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lo,
+                                 Py_ssize_t hi) noexcept nogil:
+    """dz[:, lo:hi] = dy * act'(s) row by row, and db[lo:hi] = its column sums, the rows
+    added in order (the arithmetic of _backprop_range and _column_sums_block)."""
+    cdef Py_ssize_t r, j, o
+    for r in range(rows):
+        o = r * cols
+        _backprop_range(act, param, dy + o, s + o, dz + o, lo, hi)
+        if r == 0:
+            for j in range(lo, hi):
+                db[j] = dz[j]
+        else:
+            for j in range(lo, hi):
+                db[j] += dz[o + j]
+
+
+cdef void _backprop_colsum(int act, floating param, const floating* dy, const floating* s,
+                           floating* dz, floating* db, Py_ssize_t rows,
+                           Py_ssize_t cols) noexcept nogil:
+    # Parallel over blocks of columns (as _column_sums): each db[j] is made by one thread
+    # with the rows in order, so the result does not depend on the thread count.
+    cdef Py_ssize_t block = 64, nblocks = (cols + 63) // 64, c
+    cdef int nt
+    if db == NULL:
+        _backprop(act, param, dy, s, dz, rows, cols)
+        return
+    if act == ACT_SOFTMAX:
+        # needs whole rows: two passes
+        _backprop(act, param, dy, s, dz, rows, cols)
+        _column_sums(dz, db, rows, cols)
+        return
+    nt = threads_for(rows * cols)
+    if nt == 1 or nblocks == 1:
+        _backprop_colsum_block(act, param, dy, s, dz, db, rows, cols, 0, cols)
+    else:
+        for c in prange(nblocks, nogil=True, num_threads=nt, schedule="static"):
+            _backprop_colsum_block(act, param, dy, s, dz, db, rows, cols, c * block,
+                                   min((c + 1) * block, cols))
+
+
+cdef void _ew_backprop_colsum_f32(int act, double param, const float* dy, const float* saved,
+                              float* dz, float* db, Py_ssize_t rows,
+                              Py_ssize_t cols) noexcept nogil:
+    _backprop_colsum(act, <float>param, dy, saved, dz, db, rows, cols)
+
+
+cdef void _ew_backprop_colsum_f64(int act, double param, const double* dy,
+                              const double* saved, double* dz, double* db,
+                              Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    _backprop_colsum(act, param, dy, saved, dz, db, rows, cols)
+
+
+# ------------------------------------------------------------ export table
+
+cdef ew_table _table
+_table.activate_f32 = _ew_activate_f32
+_table.activate_f64 = _ew_activate_f64
+_table.backprop_f32 = _ew_backprop_f32
+_table.backprop_f64 = _ew_backprop_f64
+_table.column_sums_f32 = _ew_column_sums_f32
+_table.column_sums_f64 = _ew_column_sums_f64
+_table.bias_add_f32 = _ew_bias_add_f32
+_table.bias_add_f64 = _ew_bias_add_f64
+_table.activate_rows_f32 = _ew_activate_rows_f32
+_table.activate_rows_f64 = _ew_activate_rows_f64
+_table.backprop_colsum_f32 = _ew_backprop_colsum_f32
+_table.backprop_colsum_f64 = _ew_backprop_colsum_f64
+
+
+def capsule():
+    """This variant's entry points: a capsule ("kernels.ew_table") of an ew_table."""
+    return PyCapsule_New(<void*>&_table, "kernels.ew_table", NULL)
