@@ -205,3 +205,16 @@ def test_launches_per_step_are_counted():
     per_step = launches.count - before
     # 2 dense forward + loss (2) + 2 dense backward + 4 Adam updates + accumulators
     assert 8 <= per_step <= 30, per_step
+
+
+def test_data_too_large_for_the_device_streams(monkeypatch):
+    """A dataset over the device's budget stays on the host; batches go through
+    page-locked buffers, with the same numbers as when it is resident."""
+    from kernels.cuda import devops
+    resident, h_res, x, y = digits_model("cuda")
+    monkeypatch.setattr(devops, "DEVICE_DATA_LIMIT", 1024)
+    streamed, h_str, _, _ = digits_model("cuda", validation_split=0.0)
+    np.testing.assert_allclose(h_str.history["loss"], h_res.history["loss"], rtol=1e-6)
+    _assert_weights_close(streamed, resident, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(streamed.evaluate(x, y, verbose=0),
+                               resident.evaluate(x, y, verbose=0), rtol=1e-6)

@@ -483,10 +483,20 @@ class Sequential:
         return logs
 
     def _place(self, x, y=None):
-        """The data where the backend computes: as is on the host; copied once to the
-        device on the cuda backend (the dataset stays there for the whole call)."""
+        """The data where the backend computes: as is on the host; on the cuda backend
+        copied once to the device (it stays there for the whole call), unless it does
+        not fit there: then it stays on the host and batches are sent one by one."""
         ops = self.backend.ops
+        if not ops.on_device or not ops.fits_on_device(
+                x.nbytes + (0 if y is None else y.nbytes)):
+            return x, y
         return ops.to_device(x), (None if y is None else ops.to_device(y))
+
+    def _batch(self, a):
+        """A batch where the backend computes (a slice of placed data, or a host slice
+        sent to the device)."""
+        ops = self.backend.ops
+        return ops.to_device(a) if ops.on_device and isinstance(a, np.ndarray) else a
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
@@ -556,6 +566,12 @@ class Sequential:
         rows = min(batch_size, n)
         xbuf = ops.empty((rows,) + tuple(x.shape[1:]), x.dtype)
         ybuf = ops.empty((rows,) + tuple(y.shape[1:]), y.dtype)
+        # data too large for the device: gathered on the host into page-locked
+        # buffers, then copied into the device batch buffers
+        streamed = ops.on_device and isinstance(x, np.ndarray)
+        if streamed:
+            xpin = ops.pinned_empty(xbuf.shape, x.dtype)
+            ypin = ops.pinned_empty(ybuf.shape, y.dtype)
         batch_logs = cb.wants("on_train_batch_end")
         shuffler = utils.EpochShuffler(self.seed)
         cb.on_train_begin({})
@@ -566,11 +582,21 @@ class Sequential:
             # One batch holds every sample whatever the order: no shuffle needed (the
             # gradient is a sum; only its rounding could differ).
             order = shuffler.permutation(epoch, n) if shuffle and steps > 1 else None
-            if order is not None:
+            if order is not None and not streamed:
                 order = ops.to_device(order.astype(np.int64, copy=False))
             for step in range(steps):
                 lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
-                if order is None:
+                if streamed:
+                    m = hi - lo
+                    if order is None:
+                        xpin[:m], ypin[:m] = x[lo:hi], y[lo:hi]
+                    else:
+                        np.take(x, order[lo:hi], axis=0, out=xpin[:m])
+                        np.take(y, order[lo:hi], axis=0, out=ypin[:m])
+                    ops.copy_from_host(xbuf[:m], xpin[:m])
+                    ops.copy_from_host(ybuf[:m], ypin[:m])
+                    xb, yb = xbuf[:m], ybuf[:m]
+                elif order is None:
                     xb, yb = x[lo:hi], y[lo:hi]
                 else:      # gather this batch only: no copy of the dataset per epoch
                     idx = order[lo:hi]
@@ -636,11 +662,11 @@ class Sequential:
             lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
             if cb is not None:
                 cb.on_test_batch_begin(step, {})
-            y_pred = self._forward(x[lo:hi])
-            ops.acc_add(acc, self.loss.value(be, y[lo:hi], y_pred), float(hi - lo),
-                        float(hi - lo))
+            xb, yb = self._batch(x[lo:hi]), self._batch(y[lo:hi])
+            y_pred = self._forward(xb)
+            ops.acc_add(acc, self.loss.value(be, yb, y_pred), float(hi - lo), float(hi - lo))
             for m in self.metrics:
-                m.update_on(ops, y[lo:hi], y_pred)
+                m.update_on(ops, yb, y_pred)
             if cb is not None:
                 if batch_logs:
                     logs = self._logs(acc)
@@ -704,7 +730,7 @@ class Sequential:
         for step in range(steps):
             lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
             cb.on_predict_batch_begin(step, {})
-            out[lo:hi] = ops.to_host(self._forward(xd[lo:hi]))
+            out[lo:hi] = ops.to_host(self._forward(self._batch(xd[lo:hi])))
             cb.on_predict_batch_end(step, {})
         cb.on_predict_end({})
         return out

@@ -33,6 +33,19 @@ int64 = numba.int64
 boolean = numba.boolean
 
 
+def pinned_empty(shape, dtype):
+    """A page-locked host array (fast, asynchronous copies to the device)."""
+    return cuda.pinned_array(shape, dtype)
+
+
+def free_device_memory():
+    """Bytes free on the current device (None under the simulator: no limit)."""
+    if SIMULATOR:
+        return None
+    free, _total = cuda.current_context().get_memory_info()
+    return free
+
+
 def compile_ptx(pyfunc, signature, cc=(9, 0)):
     """PTX for ``pyfunc`` compiled for compute capability ``cc`` (no GPU needed; not
     available under the simulator)."""

@@ -240,6 +240,27 @@ def to_host(x):
     return _nb.as_device_array(x).copy_to_host()
 
 
+# Datasets larger than this many bytes stay on the host and stream through pinned
+# buffers, batch by batch; None: what the device has free, less a margin for the
+# model (tests lower it to exercise streaming).
+DEVICE_DATA_LIMIT = None
+
+
+def fits_on_device(nbytes):
+    """Whether a dataset of ``nbytes`` should be copied to the device whole."""
+    limit = DEVICE_DATA_LIMIT
+    if limit is None:
+        free = _nb.free_device_memory()
+        if free is None:
+            return True
+        limit = free // 2
+    return nbytes <= limit
+
+
+def pinned_empty(shape, dtype):
+    return _nb.pinned_empty(tuple(shape), np.dtype(dtype))
+
+
 def copy_from_host(dst, src):
     """dst (device) = src (host), same shape."""
     dst.copy_to_device(np.ascontiguousarray(src, dtype=dst.dtype))
