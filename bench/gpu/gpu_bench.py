@@ -115,24 +115,24 @@ def bench_dense(cu, batch, layers, rows):
         print(row, flush=True)
 
 
-def _mlp(backend):
-    dl.config.set_backend(backend)
+def _mlp(backend, features, hidden):
     dl.utils.set_random_seed(0)
-    model = dl.Sequential([dl.layers.Dense(256, activation="relu", input_shape=(784,)),
-                           dl.layers.Dense(128, activation="relu"),
-                           dl.layers.Dense(10, activation="softmax")])
+    model = dl.Sequential([dl.layers.Dense(hidden[0], activation="relu",
+                                           input_shape=(features,)),
+                           dl.layers.Dense(hidden[1], activation="relu"),
+                           dl.layers.Dense(10, activation="softmax")], backend=backend)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model
 
 
-def bench_mlp(n, epochs, rows, with_cython=True):
+def bench_mlp(n, epochs, rows, with_cython=True, features=784, hidden=(256, 128)):
     rng = np.random.default_rng(2)
-    x = rng.random((n, 784), dtype=np.float32)
+    x = rng.random((n, features), dtype=np.float32)
     y = rng.integers(0, 10, n)
-    result = {"case": f"MLP epoch {n}x784 256-128-10 adam b128"}
+    result = {"case": f"MLP epoch {n}x{features} {hidden[0]}-{hidden[1]}-10 adam b128"}
     from kernels.cuda.backend import launches
-    model = _mlp("cuda")
+    model = _mlp("cuda", features, hidden)
     model.fit(x, y, batch_size=128, epochs=1, verbose=0)          # compile, upload
     times = []
     for _ in range(epochs):
@@ -145,24 +145,24 @@ def bench_mlp(n, epochs, rows, with_cython=True):
     result["cuda_s"] = statistics.median(times)
     result["cuda_final_loss"] = float(hist.history["loss"][-1])
     if with_cython:
-        model = _mlp("cython")
+        model = _mlp("cython", features, hidden)
         t0 = time.perf_counter()
         model.fit(x, y, batch_size=128, epochs=1, verbose=0)
         result["cython_s"] = time.perf_counter() - t0
         result["cuda_speedup_vs_cython"] = result["cython_s"] / result["cuda_s"]
     if torch is not None and torch.cuda.is_available():
-        result["torch_cuda_s"] = _torch_epoch(x, y, epochs)
+        result["torch_cuda_s"] = _torch_epoch(x, y, epochs, features, hidden)
         result["cuda_vs_torch"] = result["torch_cuda_s"] / result["cuda_s"]
     rows.append(result)
     print(result, flush=True)
 
 
-def _torch_epoch(x, y, epochs):
+def _torch_epoch(x, y, epochs, features, hidden):
     dev = torch.device("cuda")
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
-                              torch.nn.Linear(256, 128), torch.nn.ReLU(),
-                              torch.nn.Linear(128, 10)).to(dev)
+    net = torch.nn.Sequential(torch.nn.Linear(features, hidden[0]), torch.nn.ReLU(),
+                              torch.nn.Linear(hidden[0], hidden[1]), torch.nn.ReLU(),
+                              torch.nn.Linear(hidden[1], 10)).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
     tx = torch.from_numpy(x).to(dev)
     ty = torch.from_numpy(y).to(dev)
@@ -217,7 +217,7 @@ def main():
     if args.smoke:
         bench_gemm(cu, [16], rows)
         bench_dense(cu, 8, [(12, 6, "relu")], rows)
-        bench_mlp(256, 1, rows, with_cython=True)
+        bench_mlp(200, 1, rows, with_cython=True, features=12, hidden=(8, 8))
     else:
         bench_gemm(cu, [1024, 2048, 4096, 8192], rows)
         bench_dense(cu, 128, [(784, 256, "relu"), (256, 128, "relu"), (128, 10, "linear")],
