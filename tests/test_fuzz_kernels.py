@@ -420,8 +420,13 @@ def _identical(a, b):
         return all(_identical(x, y) for x, y in zip(a, b))
     if a is None or b is None:
         return a is None and b is None
-    return np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True) and \
-        np.asarray(a).dtype == np.asarray(b).dtype
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype:
+        return False
+    if a.dtype.kind not in "fc":      # object, int, bool... arrays: NaN has no meaning
+        return a.shape == b.shape and all(x is y or x == y or (x != x and y != y)
+                                           for x, y in zip(a.ravel(), b.ravel()))
+    return np.array_equal(a, b, equal_nan=True)
 
 
 # ---------------------------------------------------------------- the property
