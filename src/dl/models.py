@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from . import callbacks as callbacks_module
+from . import _fast, callbacks as callbacks_module
 from . import config, layers as layers_module, losses as losses_module
 from . import metrics as metrics_module, optimizers as optimizers_module, saving, utils
 from ._args import MAX_BYTES, _repr, describe, fits, flag
@@ -474,9 +474,10 @@ class Sequential:
         self._add_penalty(acc, 1.0)
         return ops.acc_read(acc)[0]
 
-    def _logs(self, acc):
-        """The logs from a loss accumulator and the metrics: reads a device back."""
-        total, count = self.backend.ops.acc_read(acc)
+    def _logs(self, acc, ops=None):
+        """The logs from a loss accumulator (of ``ops``, by default the backend's) and
+        the metrics: reads a device back."""
+        total, count = (ops or self.backend.ops).acc_read(acc)
         logs = {"loss": total / count if count else 0.0}
         for m in self.metrics:
             logs[m.name] = float(m.result())
@@ -559,7 +560,8 @@ class Sequential:
             cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose, "in_fit": True})
         history = cbs[1] if verbose else cbs[0]
         self.stop_training = False
-        ops = self.backend.ops
+        be = self.backend
+        ops = be.ops
         x, y = self._place(x, y)
         if val is not None:
             val = self._place(*val)
@@ -574,10 +576,16 @@ class Sequential:
             ypin = ops.pinned_empty(ybuf.shape, y.dtype)
         batch_logs = cb.wants("on_train_batch_end")
         shuffler = utils.EpochShuffler(self.seed)
+        # The validated-once steps (dl._fast), by batch rows: None not built yet, False
+        # not covered.  Batches come from fit's own views of the validated x and y.
+        plans = None
+        if be.unchecked is not None and not streamed:
+            plans = {}
+            x, y = x.view(), y.view()
         cb.on_train_begin({})
         logs = {}
         for epoch in range(initial_epoch, epochs):
-            self.reset_metrics()
+            self._reset_metrics(ops)
             cb.on_epoch_begin(epoch, {})
             # One batch holds every sample whatever the order: no shuffle needed (the
             # gradient is a sum; only its rounding could differ).
@@ -603,11 +611,22 @@ class Sequential:
                     xb = ops.take_rows(x, idx, xbuf[:hi - lo])
                     yb = ops.take_rows(y, idx, ybuf[:hi - lo])
                 cb.on_train_batch_begin(step, {})
-                self._train_step(xb, yb)
-                cb.on_train_batch_end(step, self._logs(self._loss_acc) if batch_logs else {})
+                plan = plans.get(hi - lo) if plans is not None else False
+                if plan and plan.current():
+                    plan.run(xb, yb)
+                else:
+                    self._train_step(xb, yb)
+                    # (re)built after a successful checked step; not when the model
+                    # changed again before its plan ever ran (it changes every step)
+                    if plan is None or (plan and plan.used):
+                        plans[hi - lo] = _fast.FastStep.build(self, be, x, y, hi - lo) or False
+                    elif plan:
+                        plans[hi - lo] = False
+                cb.on_train_batch_end(step, self._logs(self._loss_acc, ops) if batch_logs
+                                      else {})
                 if self.stop_training:
                     break
-            logs = self._logs(self._loss_acc)
+            logs = self._logs(self._loss_acc, ops)
             if val is not None and (epoch + 1) % validation_freq == 0:
                 vlogs = self._evaluate_arrays(val[0], val[1], validation_batch_size or batch_size,
                                               None)
@@ -631,9 +650,12 @@ class Sequential:
 
     def reset_metrics(self):
         """Reset the running loss and every metric (fit does this at each epoch)."""
+        self._reset_metrics(self.backend.ops)
+
+    def _reset_metrics(self, ops):
         for m in self.metrics:
             m.reset_state()
-        self._loss_acc = self.backend.ops.acc_new()
+        self._loss_acc = ops.acc_new()
 
     def _result(self, logs, return_dict):
         if return_dict:

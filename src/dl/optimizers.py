@@ -140,6 +140,31 @@ class Optimizer:
     def _update(self, backend, p, g, slots):
         raise NotImplementedError
 
+    # the validated-once training step (dl._fast) -------------------------------------
+    def _unchecked_key(self):
+        """The hyper-parameters an unchecked update bakes in: a plan compares them
+        before every step and goes back to the public kernels when they changed."""
+        return (self.learning_rate, self.weight_decay, self.clipnorm, self.clipvalue,
+                self.global_clipnorm)
+
+    def _unchecked_update(self, backend, uk, params, grads):
+        """A function updating ``params`` from ``grads`` (the arrays a checked step
+        has just validated, state built) through the unchecked kernels ``uk``, with
+        the same arithmetic as :meth:`_update`; None when there is none (a subclass
+        with its own ``_update``, say)."""
+        return None
+
+    def _flat_entries(self, params, grads, names):
+        """1-D views (the plan's own) of each param, its gradient and its named slots
+        (None for a slot it lacks)."""
+        flat = lambda a: None if a is None else a.reshape(-1)
+        return [(flat(p), flat(g)) + tuple(flat(slots.get(n)) for n in names)
+                for p, g, slots in zip(params, grads, self._slots)]
+
+    def _checked_all(self, backend, params, grads):
+        for p, g, slots in zip(params, grads, self._slots):
+            self._update(backend, p, g, slots)
+
     @property
     def _decay(self):
         return 0.0 if self.weight_decay is None else self.weight_decay
@@ -178,6 +203,21 @@ class SGD(Optimizer):
                            momentum=self.momentum, nesterov=self.nesterov,
                            weight_decay=self._decay)
 
+    def _unchecked_key(self):
+        return super()._unchecked_key() + (self.momentum, self.nesterov)
+
+    def _unchecked_update(self, backend, uk, params, grads):
+        if type(self)._update is not SGD._update:
+            return None
+        lr, mu, nesterov, decay = self.learning_rate, self.momentum, self.nesterov, self._decay
+        entries = self._flat_entries(params, grads, ("momentum",))
+        sgd = uk.sgd_update
+
+        def update():
+            for w, g, m in entries:
+                sgd(w, g, m, lr, mu, nesterov, decay)
+        return update
+
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
@@ -205,6 +245,27 @@ class Adam(Optimizer):
             learning_rate=self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2,
             epsilon=self.epsilon, amsgrad=self.amsgrad, v_hat=slots.get("v_hat"),
             weight_decay=self._decay)
+
+    def _unchecked_key(self):
+        return super()._unchecked_key() + (self.beta_1, self.beta_2, self.epsilon,
+                                           self.amsgrad)
+
+    def _unchecked_update(self, backend, uk, params, grads):
+        if type(self)._update is not Adam._update:
+            return None
+        lr, b1, b2, eps, ams, decay = (self.learning_rate, self.beta_1, self.beta_2,
+                                       self.epsilon, self.amsgrad, self._decay)
+        entries = self._flat_entries(params, grads, ("m", "v", "v_hat"))
+        adam = uk.adam_update
+
+        def update():
+            step = self.iterations + 1
+            if type(step) is not int or not 1 <= step <= MAX_STEP:
+                self._checked_all(backend, params, grads)    # which rejects the step
+                return
+            for w, g, m, v, v_hat in entries:
+                adam(w, g, m, v, step, lr, b1, b2, eps, ams, v_hat, decay)
+        return update
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -247,6 +308,24 @@ class RMSprop(Optimizer):
                                centered=self.centered, mom=slots.get("momentum"),
                                mg=slots.get("average_gradient"), weight_decay=self._decay)
 
+    def _unchecked_key(self):
+        return super()._unchecked_key() + (self.rho, self.momentum, self.epsilon,
+                                           self.centered)
+
+    def _unchecked_update(self, backend, uk, params, grads):
+        if type(self)._update is not RMSprop._update:
+            return None
+        lr, rho, mu, eps, centered, decay = (self.learning_rate, self.rho, self.momentum,
+                                             self.epsilon, self.centered, self._decay)
+        entries = self._flat_entries(params, grads,
+                                     ("velocity", "momentum", "average_gradient"))
+        rmsprop = uk.rmsprop_update
+
+        def update():
+            for w, g, v, mom, mg in entries:
+                rmsprop(w, g, v, lr, rho, mu, eps, centered, mom, mg, decay)
+        return update
+
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
                 "epsilon": self.epsilon, "centered": self.centered}
@@ -271,6 +350,21 @@ class Adagrad(Optimizer):
     def _update(self, backend, p, g, slots):
         backend.adagrad_update(p, g, slots["accumulator"], learning_rate=self.learning_rate,
                                epsilon=self.epsilon, weight_decay=self._decay)
+
+    def _unchecked_key(self):
+        return super()._unchecked_key() + (self.epsilon,)
+
+    def _unchecked_update(self, backend, uk, params, grads):
+        if type(self)._update is not Adagrad._update:
+            return None
+        lr, eps, decay = self.learning_rate, self.epsilon, self._decay
+        entries = self._flat_entries(params, grads, ("accumulator",))
+        adagrad = uk.adagrad_update
+
+        def update():
+            for w, g, acc in entries:
+                adagrad(w, g, acc, lr, eps, decay)
+        return update
 
     def get_config(self):
         return {**super().get_config(),

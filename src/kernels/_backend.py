@@ -34,6 +34,10 @@ class Backend:
         # (kernels._hostops, or kernels.cuda.devops): what dl uses besides the kernels
         self.ops = getattr(module, "ops", None) or _hostops
         self.on_device = self.ops.on_device
+        # ``unchecked(dtype)``: private entry points without validation, for dl's
+        # training loop once a step has validated the same arrays (None: this backend
+        # has none, and dl calls the public kernels every step)
+        self.unchecked = getattr(module, "unchecked", None)
 
     def __repr__(self):
         return f"<kernels backend {self.name!r}: {len(self.kernel_names)} kernels>"

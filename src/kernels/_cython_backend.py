@@ -5,6 +5,7 @@ compares them), validates its arguments with the same ``_checks`` helpers, lays 
 out for the compiled code (C-contiguous where a kernel needs it; GEMM reads any
 strides) and calls the extension modules, which run without the GIL.
 """
+import math
 import threading
 
 import numpy as np
@@ -408,6 +409,100 @@ def adagrad_update(w, g, acc, *, learning_rate=0.001, epsilon=1e-7, weight_decay
                         _decays(w, learning_rate, weight_decay))
     _write_back(arrays, work)
     return w
+
+
+# ----------------------------------------------------------- unchecked entry points
+# For ``dl``'s training loop only (see docs/architecture.md, "A training step"): the
+# compiled code of a few kernels, without validation or layout fixes.  The caller must
+# pass arrays that the public kernel of the same name has already accepted: the same
+# shapes, dtype and buffers (so no forbidden overlap), C-contiguous outputs, y_true and
+# dy, element-aligned strides for x and w, 1-D C-contiguous views of every optimizer
+# array, and hyper-parameters that the public kernel validated.  Nothing here is part of
+# the public API, and nothing a user passes reaches it unvalidated: dl runs the public
+# kernels on the first step of a batch shape, and only then switches to these.
+
+class _Unchecked:
+    """The unchecked entry points for one dtype (``unchecked(dtype)``)."""
+
+    def __init__(self, dtype):
+        key = "float" if dtype == np.float32 else "double"
+        self.dtype = dtype
+        self._scalar = dtype.type
+        self._forward = _dense.forward[key]
+        self._backward = _dense.backward[key]
+        self._loss_value = _losses.loss_value[key]
+        self._loss_gradient = _losses.loss_gradient[key]
+        self._sgd = _optimizers.sgd[key]
+        self._adam = _optimizers.adam[key]
+        self._rmsprop = _optimizers.rmsprop[key]
+        self._adagrad = _optimizers.adagrad[key]
+        self._zero = _F32_ROUNDS_TO_ZERO if dtype == np.float32 else 0.0
+
+    @staticmethod
+    def activation_id(activation):
+        """(compiled id, parameter) of an activation name, as dense_forward uses them."""
+        return _ACT[activation], _DEFAULT_PARAM.get(activation, 0.0)
+
+    @staticmethod
+    def loss_id(name):
+        """The compiled id of an elementwise or categorical loss (a kernel's name, with
+        a ``_logits`` suffix for from_logits)."""
+        return _LOSS[name]
+
+    def dense_forward(self, act, x, w, b, out, pre):
+        """dense_forward(x, w, b, out, activation, pre_activation) with ``act`` from
+        activation_id()."""
+        self._forward(act[0], act[1], x, w, b, out, pre)
+
+    def dense_backward(self, act, dy, x, w, saved, dz, dx, dw, db):
+        """dense_backward, ``saved`` being y (or the pre-activation for gelu) and ``dz``
+        a scratch array of dy's shape."""
+        self._backward(act[0], act[1], dy, x, w, saved, dz, dx, dw, db)
+
+    def loss(self, loss, param, y_true, y_pred, out):
+        """The loss (a scalar of the dtype, as the public kernels return it) and its
+        gradient into ``out``, for 2-D arrays."""
+        value = self._loss_value(loss, param, y_true, y_pred)
+        self._loss_gradient(loss, param, y_true, y_pred, out)
+        return self._scalar(value)
+
+    def _decays(self, learning_rate, weight_decay):
+        return weight_decay * learning_rate > self._zero
+
+    def sgd_update(self, w, g, m, learning_rate, momentum, nesterov, weight_decay):
+        self._sgd(w, g, m if momentum != 0.0 else None, learning_rate, momentum, nesterov,
+                  weight_decay, self._decays(learning_rate, weight_decay))
+
+    def adam_update(self, w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon,
+                    amsgrad, v_hat, weight_decay):
+        # the step size exactly as kernels._checks.adam_args computes it
+        alpha = learning_rate * math.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
+        self._adam(w, g, m, v, v_hat if amsgrad else None, alpha, beta_1, beta_2, epsilon,
+                   learning_rate, weight_decay, self._decays(learning_rate, weight_decay))
+
+    def rmsprop_update(self, w, g, v, learning_rate, rho, momentum, epsilon, centered, mom,
+                       mg, weight_decay):
+        self._rmsprop(w, g, v, mom if momentum != 0.0 else None, mg if centered else None,
+                      learning_rate, rho, momentum, epsilon, weight_decay,
+                      self._decays(learning_rate, weight_decay))
+
+    def adagrad_update(self, w, g, acc, learning_rate, epsilon, weight_decay):
+        self._adagrad(w, g, acc, learning_rate, epsilon, weight_decay,
+                      self._decays(learning_rate, weight_decay))
+
+
+_UNCHECKED = {}
+
+
+def unchecked(dtype):
+    """The unchecked entry points for float32 or float64 arrays (see above), or None for
+    another dtype.  Private: dl's training loop only."""
+    dtype = np.dtype(dtype)
+    if dtype not in check.FLOAT_DTYPES:
+        return None
+    if dtype not in _UNCHECKED:
+        _UNCHECKED[dtype] = _Unchecked(dtype)
+    return _UNCHECKED[dtype]
 
 
 def _share_docs():

@@ -1,8 +1,9 @@
 """Array operations the ``dl`` layer needs besides the kernels, on the host (NumPy).
 
 The twin of ``kernels.cuda.devops`` (same names, same meaning): the numpy and cython
-backends carry this module as ``backend.ops``.  Accumulators are float64 arrays of two
-slots, ``[sum, count]``.
+backends carry this module as ``backend.ops``.  Accumulators are lists of two Python
+floats (IEEE doubles, the same arithmetic as a float64 array, at a fraction of the cost
+per access: a training step adds to one), ``[sum, count]``.
 """
 import numpy as np
 
@@ -46,16 +47,16 @@ def take_rows(x, idx, out):
 
 
 def acc_new():
-    return np.zeros(2, np.float64)
+    return [0.0, 0.0]
 
 
 def acc_reset(acc):
-    acc[:] = 0.0
+    acc[0] = acc[1] = 0.0
 
 
 def acc_add(acc, value, weight, count):
     acc[0] += float(value) * weight
-    acc[1] += count
+    acc[1] += float(count)
 
 
 def acc_read(acc):

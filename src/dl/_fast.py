@@ -1,0 +1,238 @@
+"""The validated-once training step: ``fit``'s steps through unchecked kernels.
+
+Every public kernel validates its arguments (``kernels._checks``), a few microseconds a
+call: for a small model that is most of a training step.  A backend whose ``unchecked``
+is not None (the cython backend) also offers private entry points that skip the
+checks.  ``fit`` runs the first step of each batch shape through the public kernels,
+as every other step runs on other backends (:meth:`Sequential._train_step`); once that
+step has succeeded, :meth:`FastStep.build` records the arrays it validated and the
+remaining steps of that shape run through the unchecked entry points with exactly
+those arrays, giving bit-identical results.
+
+What makes this safe:
+
+- the plan holds its own views of every array it passes (weights, gradients, optimizer
+  state, the layers' training buffers): a user changing an array's ``shape`` in place,
+  or rebinding ``layer.kernel``, cannot make a compiled kernel read or write outside
+  what was validated;
+- ``fit`` passes row slices of its own views of the validated x and y (dtype, shape
+  and finiteness checked before the loop), or, shuffled, rows of them gathered into
+  its own batch buffers; the plan requires x and y C-contiguous and
+  sharing no memory with any array the step writes, and holds one row count only (the
+  last partial batch gets its own plan, after its own checked step);
+- before each step, :meth:`FastStep.current` compares what the plan captured (layers,
+  weights, activations, trainable flags, regularizers, loss, optimizer and its
+  hyper-parameters and state) with the model's: after any change (by a callback, say)
+  that step runs through the public kernels and the plan is rebuilt (unless the
+  model changed again before the plan ever ran: that batch shape then stays on the
+  public kernels for the rest of the fit);
+- anything the plan does not cover runs as before: layers other than ``Dense`` with a
+  default activation, the fused softmax loss, sparse labels (whose range the checked
+  kernels check at every call), ``TerminateOnNaN``, and any backend without
+  ``unchecked`` (numpy, cuda) or model whose steps have no trainable weights.
+
+Inference never uses it: ``predict`` and ``evaluate`` allocate their outputs and call
+the public kernels.
+"""
+import numpy as np
+
+from . import layers as layers_module, losses as losses_module
+
+# Loss classes whose value and gradient the unchecked ``loss`` entry computes: the name
+# of their kernel.
+_LOSS_KERNELS = {losses_module.MeanSquaredError: "mean_squared_error",
+                 losses_module.MeanAbsoluteError: "mean_absolute_error",
+                 losses_module.Huber: "huber",
+                 losses_module.BinaryCrossentropy: "binary_crossentropy",
+                 losses_module.CategoricalCrossentropy: "categorical_crossentropy"}
+
+
+def _loss_key(loss):
+    """(compiled kernel name, parameter) of a loss the plan computes, or None."""
+    name = _LOSS_KERNELS.get(type(loss))
+    if name is None:
+        return None
+    if type(loss) is losses_module.Huber:
+        return name, loss.delta
+    if getattr(loss, "from_logits", False):
+        name += "_logits"
+    return name, 0.0
+
+
+def _plain(arr, written=True):
+    """A plain C-contiguous ndarray (writeable when ``written``)."""
+    return (type(arr) is np.ndarray and arr.flags.c_contiguous
+            and (arr.flags.writeable or not written))
+
+
+class _DenseStep:
+    """One Dense layer's forward and backward, on the arrays the checked step used."""
+
+    __slots__ = ("layer", "act", "kernel", "bias", "d_kernel", "d_bias", "out", "pre",
+                 "saved", "dx", "dz", "x", "identity")
+
+    def __init__(self, layer, uk, x, rows, need_dx):
+        shape = (rows, layer.units)
+        act = layer.activation
+        self.layer = layer
+        self.act = uk.activation_id(act.name)
+        self.kernel = layer.kernel.view()
+        self.bias = layer.bias.view() if layer.use_bias else None
+        self.d_kernel = layer.d_kernel.view()
+        self.d_bias = layer.d_bias.view() if layer.use_bias else None
+        self.out = layer._buffers[("y", shape)].view()
+        self.pre = layer._buffers[("z", shape)].view() if act.needs_input else None
+        self.saved = self.pre if act.needs_input else self.out
+        self.dx = layer._buffers[("dx", (rows,) + tuple(layer.input_shape))].view() \
+            if need_dx else None
+        self.dz = np.empty(shape, layer.dtype)      # dense_backward's scratch
+        self.x = x           # None for the first layer: the batch, passed per step
+        # what the plan was built from, compared before every step (see current())
+        self.identity = (layer.kernel, layer.bias, layer.d_kernel, layer.d_bias, act,
+                         layer.trainable, layer.use_bias, layer.kernel_regularizer,
+                         layer.bias_regularizer)
+        for a in (self.kernel, self.bias, self.d_kernel, self.d_bias, self.out, self.pre,
+                  self.dx):
+            if a is not None and not _plain(a):
+                raise _Unsupported
+
+    def current(self):
+        layer = self.layer
+        i = self.identity
+        return (layer.kernel is i[0] and layer.bias is i[1] and layer.d_kernel is i[2]
+                and layer.d_bias is i[3] and layer.activation is i[4]
+                and layer.trainable is i[5] and layer.use_bias is i[6]
+                and layer.kernel_regularizer is i[7] and layer.bias_regularizer is i[8]
+                and not layer.fuse_softmax_loss)
+
+    def written(self):
+        return [a for a in (self.kernel, self.bias, self.d_kernel, self.d_bias, self.out,
+                            self.pre, self.dx, self.dz) if a is not None]
+
+
+class _Unsupported(Exception):
+    pass
+
+
+class FastStep:
+    """The training step of one model, backend and batch size through unchecked
+    kernels; build it with :meth:`build` right after a checked step of that size."""
+
+    @classmethod
+    def build(cls, model, backend, x, y, rows):
+        """A plan for batches of ``rows`` rows sliced from ``x`` and ``y`` (fit's own
+        views of the validated data), or None when the model is not one it covers."""
+        if backend.unchecked is None or model._keep_finite_weights:
+            return None
+        uk = backend.unchecked(model.dtype)
+        if uk is None:
+            return None
+        try:
+            return cls(model, backend, uk, x, y, rows)
+        except (_Unsupported, KeyError):
+            return None
+
+    def __init__(self, model, backend, uk, x, y, rows):
+        layers = list(model._layers)
+        if not layers or any(type(layer) is not layers_module.Dense or not layer.built
+                             or not layer.activation.is_default or layer.fuse_softmax_loss
+                             or layer.dtype != model.dtype for layer in layers):
+            raise _Unsupported
+        trainable = model._trainable_layers()
+        if not trainable:
+            raise _Unsupported
+        first = trainable[0]
+        loss_key = _loss_key(model.loss)
+        if loss_key is None:
+            raise _Unsupported
+        if not (_plain(x, False) and _plain(y, False)) or x.ndim != 2 or y.ndim != 2 \
+                or y.shape[1:] != (layers[-1].units,):
+            raise _Unsupported
+        self.model, self.backend, self.uk, self.ops = model, backend, uk, backend.ops
+        self.rows = rows
+        steps = []
+        h = None
+        for i, layer in enumerate(layers):
+            step = _DenseStep(layer, uk, h, rows, need_dx=i > first)
+            steps.append(step)
+            h = step.out
+        self.steps = steps
+        self.layers = layers
+        self.model_trainable = model.trainable
+        self.first = first
+        self.backward = steps[first:][::-1]
+        self.penalized = [layers[i] for i in trainable if layers[i].has_penalty()]
+        last = layers[-1]
+        self.grad = last._buffers[("dloss", (rows, last.units))].view()
+        if not _plain(self.grad):
+            raise _Unsupported
+        self.loss = model.loss
+        self.loss_key = loss_key
+        self.loss_id = (uk.loss_id(loss_key[0]), loss_key[1])
+        params, grads = [], []
+        for i in trainable:
+            params.extend(layers[i].weights)
+            grads.extend(layers[i].gradients)
+        opt = model.optimizer
+        self.optimizer = opt
+        self.slots = opt._slots
+        self.opt_key = opt._unchecked_key()
+        self.update = opt._unchecked_update(backend, uk, params, grads)
+        if self.update is None:
+            raise _Unsupported
+        self.clip = opt.clipvalue is not None or opt.clipnorm is not None \
+            or opt.global_clipnorm is not None
+        self.grads = grads
+        self.used = False       # whether run() ran since the plan was built
+        # fit's data shares no memory with anything a step writes
+        written = [self.grad] + [a for s in steps for a in s.written()]
+        written += [s for slots in opt._slots for s in slots.values()]
+        for a in written:
+            if np.may_share_memory(a, x) or np.may_share_memory(a, y):
+                raise _Unsupported
+
+    def current(self):
+        """Whether the model is still the one this plan was built from."""
+        model = self.model
+        if (model._layers != self.layers or model.trainable is not self.model_trainable
+                or model._keep_finite_weights or model.loss is not self.loss
+                or model.optimizer is not self.optimizer
+                or self.optimizer._slots is not self.slots
+                or _loss_key(self.loss) != self.loss_key
+                or self.optimizer._unchecked_key() != self.opt_key):
+            return False
+        for step in self.steps:
+            if not step.current():
+                return False
+        return True
+
+    def run(self, xb, yb):
+        """One training step on a batch of ``self.rows`` rows of fit's x and y: the same
+        operations, in the same order, as :meth:`Sequential._train_step`."""
+        uk = self.uk
+        model = self.model
+        self.used = True
+        h = xb
+        for s in self.steps:
+            uk.dense_forward(s.act, h, s.kernel, s.bias, s.out, s.pre)
+            h = s.out
+        loss = uk.loss(self.loss_id[0], self.loss_id[1], yb, h, self.grad)
+        dy = self.grad
+        for s in self.backward:
+            uk.dense_backward(s.act, dy, xb if s.x is None else s.x, s.kernel, s.saved,
+                              s.dz, s.dx, s.d_kernel, s.d_bias)
+            dy = s.dx
+        for layer in self.penalized:
+            layer.add_regularization_gradients()
+        n = float(self.rows)
+        acc = model._loss_acc
+        self.ops.acc_add(acc, loss, n, n)
+        for layer in self.penalized:
+            layer.add_penalty(acc, n)
+        opt = self.optimizer
+        if self.clip:
+            opt._clip(self.grads)
+        self.update()
+        opt.iterations += 1
+        for m in model.metrics:
+            m.update_on(self.ops, yb, h)
