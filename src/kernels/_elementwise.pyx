@@ -20,71 +20,24 @@ transcendental functions (fma), never in which thread computes what: each one gi
 the same result for any thread count.
 """
 import importlib
-import os
-import warnings
 
 from cython cimport floating
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
-cdef extern from *:
-    """
-    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    static int dlk_ew_cpu_has(int feature) {
-        __builtin_cpu_init();
-        switch (feature) {
-            case 0: return __builtin_cpu_supports("sse2") != 0;
-            case 1: return __builtin_cpu_supports("avx") != 0;
-            case 2: return __builtin_cpu_supports("avx2") != 0;
-            case 3: return __builtin_cpu_supports("fma") != 0;
-            case 4: return __builtin_cpu_supports("avx512f") != 0;
-            case 5: return __builtin_cpu_supports("avx512dq") != 0;
-            case 6: return __builtin_cpu_supports("avx512vl") != 0;
-            case 7: return __builtin_cpu_supports("avx512bw") != 0;
-        }
-        return 0;
-    }
-    #else
-    static int dlk_ew_cpu_has(int feature) { (void)feature; return 0; }
-    #endif
-    """
-    int dlk_ew_cpu_has(int feature) nogil
-
-_FEATURE_NAMES = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512vl",
-                  "avx512bw")
-
-# variant name -> (module, CPU features it needs); best last
-_VARIANTS = {
-    "base": ("_ew_base", ()),
-    "avx2": ("_ew_avx2", ("avx2", "fma")),
-    "avx512": ("_ew_avx512", ("avx512f", "avx512dq", "avx512vl", "avx512bw",
-                              "avx2", "fma")),
-}
 _PACKAGE = __name__.rpartition(".")[0] or "kernels"
+_isa = importlib.import_module(f"{_PACKAGE}._isa")
 
 cdef ew_table* _tab = NULL
 
-_features = {name: bool(dlk_ew_cpu_has(i)) for i, name in enumerate(_FEATURE_NAMES)}
+# the CPU's features, detected once by the GEMM dispatcher
+_features = importlib.import_module(f"{_PACKAGE}._gemm").cpu_features()
 _capsules = {}        # variant name -> its "kernels.ew_table" capsule
 _current = None
-_default = None
 
 
 def cpu_features():
     """The CPU features relevant to the dispatch: {name: supported}."""
     return dict(_features)
-
-
-def _load_variants():
-    for name, (modname, needs) in _VARIANTS.items():
-        if not all(_features.get(f, False) for f in needs):
-            continue            # never import code the CPU cannot run
-        try:
-            mod = importlib.import_module(f"{_PACKAGE}.{modname}")
-        except ImportError:
-            if name == "base":
-                raise
-            continue            # not built for this target
-        _capsules[name] = mod.capsule()
 
 
 def available_impls():
@@ -98,39 +51,20 @@ def current_impl():
     return _current
 
 
-def _check_impl_name(name, what):
-    allowed = available_impls()
-    if isinstance(name, str) and name in allowed:
-        return name
-    if isinstance(name, str) and name in _VARIANTS:
-        why = " (not supported by this CPU or not built)"
-    else:
-        why = ""
-    raise ValueError(f"{what} must be one of {allowed}, got {name!r}{why}")
-
-
 def use_impl(name):
     """Make every elementwise kernel (and the dense layer's and GEMM epilogue's calls
     to them) use the variant `name` (one of available_impls()).  Not to be called while
     another thread runs a kernel."""
     global _tab, _current
-    name = _check_impl_name(name, "use_impl(name): name")
+    name = _isa.check_name(name, available_impls(), "use_impl(name): name")
     _tab = <ew_table*>PyCapsule_GetPointer(_capsules[name], "kernels.ew_table")
     _current = name
 
 
 def _init():
-    global _default
-    _load_variants()
-    _default = list(_capsules)[len(_capsules) - 1]
-    choice = _default
-    forced = os.environ.get("DLKERNELS_EW_IMPL", "").strip()
-    if forced:
-        try:
-            choice = _check_impl_name(forced.lower(), "DLKERNELS_EW_IMPL")
-        except ValueError as exc:
-            warnings.warn(f"{exc}; using {_default!r}", RuntimeWarning, stacklevel=2)
-    use_impl(choice)
+    for name, mod in _isa.load(_PACKAGE, "_ew", _features).items():
+        _capsules[name] = mod.capsule()
+    use_impl(_isa.initial(_capsules, "DLKERNELS_EW_IMPL"))
 
 
 _init()

@@ -13,8 +13,6 @@
 # variant at import; use_impl() switches at run time.
 
 import importlib
-import os
-import warnings
 
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
@@ -44,14 +42,8 @@ cdef extern from *:
 _FEATURE_NAMES = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512vl",
                   "avx512bw")
 
-# variant name -> (module, CPU features it needs); best last
-_VARIANTS = {
-    "base": ("_gemm_base", ()),
-    "avx2": ("_gemm_avx2", ("avx2", "fma")),
-    "avx512": ("_gemm_avx512", ("avx512f", "avx512dq", "avx512vl", "avx512bw",
-                                "avx2", "fma")),
-}
 _PACKAGE = __name__.rpartition(".")[0] or "kernels"
+_isa = importlib.import_module(f"{_PACKAGE}._isa")
 
 cdef sgemm_fn _s_impl = NULL
 cdef dgemm_fn _d_impl = NULL
@@ -61,25 +53,12 @@ cdef dgemm_ep_fn _d_ep_impl = NULL
 _features = {name: bool(dlk_cpu_has(i)) for i, name in enumerate(_FEATURE_NAMES)}
 _capsules = {}        # variant name -> (sgemm, dgemm, sgemm_ep, dgemm_ep capsules)
 _current = None
-_default = None
 
 
 def cpu_features():
-    """The CPU features relevant to GEMM dispatch: {name: supported}."""
+    """The CPU features relevant to the per-ISA dispatch (GEMM and elementwise):
+    {name: supported}."""
     return dict(_features)
-
-
-def _load_variants():
-    for name, (modname, needs) in _VARIANTS.items():
-        if not all(_features.get(f, False) for f in needs):
-            continue            # never import code the CPU cannot run
-        try:
-            mod = importlib.import_module(f"{_PACKAGE}.{modname}")
-        except ImportError:
-            if name == "base":
-                raise
-            continue            # not built for this target
-        _capsules[name] = tuple(mod.capsules()) + tuple(mod.ep_capsules())
 
 
 def available_impls():
@@ -92,22 +71,11 @@ def current_impl():
     return _current
 
 
-def _check_impl_name(name, what):
-    allowed = available_impls()
-    if isinstance(name, str) and name in allowed:
-        return name
-    if isinstance(name, str) and name in _VARIANTS:
-        why = " (not supported by this CPU or not built)"
-    else:
-        why = ""
-    raise ValueError(f"{what} must be one of {allowed}, got {name!r}{why}")
-
-
 def use_impl(name):
     """Make sgemm/dgemm (and sgemm_ep/dgemm_ep) use the GEMM variant `name` (one of
     available_impls())."""
     global _s_impl, _d_impl, _s_ep_impl, _d_ep_impl, _current
-    name = _check_impl_name(name, "use_impl(name): name")
+    name = _isa.check_name(name, available_impls(), "use_impl(name): name")
     scap, dcap, sepcap, depcap = _capsules[name]
     cdef sgemm_fn s = <sgemm_fn>PyCapsule_GetPointer(scap, "kernels.sgemm_fn")
     cdef dgemm_fn d = <dgemm_fn>PyCapsule_GetPointer(dcap, "kernels.dgemm_fn")
@@ -121,17 +89,9 @@ def use_impl(name):
 
 
 def _init():
-    global _default
-    _load_variants()
-    _default = list(_capsules)[len(_capsules) - 1]
-    choice = _default
-    forced = os.environ.get("DLKERNELS_GEMM_IMPL", "").strip()
-    if forced:
-        try:
-            choice = _check_impl_name(forced.lower(), "DLKERNELS_GEMM_IMPL")
-        except ValueError as exc:
-            warnings.warn(f"{exc}; using {_default!r}", RuntimeWarning, stacklevel=2)
-    use_impl(choice)
+    for name, mod in _isa.load(_PACKAGE, "_gemm", _features).items():
+        _capsules[name] = tuple(mod.capsules()) + tuple(mod.ep_capsules())
+    use_impl(_isa.initial(_capsules, "DLKERNELS_GEMM_IMPL"))
 
 
 _init()

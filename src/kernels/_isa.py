@@ -1,0 +1,60 @@
+"""Choosing, at import, which per-ISA build of a compiled module runs here.
+
+The GEMM core (``_gemm_base/_avx2/_avx512``) and the elementwise kernels
+(``_ew_base/_avx2/_avx512``) are each one source compiled once per instruction set.
+Their dispatchers (``_gemm.pyx``, ``_elementwise.pyx``) hold the function pointers; this
+module holds what they share: which variants need which CPU features (detected once,
+by ``_gemm.cpu_features``), loading only the variants this CPU can run and that were
+built, checking a variant's name, and the environment override.
+"""
+import importlib
+import os
+import warnings
+
+# variant name -> the CPU features it needs; best last
+NEEDS = {
+    "base": (),
+    "avx2": ("avx2", "fma"),
+    "avx512": ("avx512f", "avx512dq", "avx512vl", "avx512bw", "avx2", "fma"),
+}
+
+
+def load(package, prefix, features):
+    """{variant: module} for ``{package}.{prefix}_{variant}`` that this CPU supports and
+    that were built, best last.  A SIMD variant is imported only after ``features``
+    said the CPU has its instructions (its init code may already use them); the base
+    variant must load."""
+    modules = {}
+    for name, needs in NEEDS.items():
+        if not all(features.get(f, False) for f in needs):
+            continue            # never import code the CPU cannot run
+        try:
+            modules[name] = importlib.import_module(f"{package}.{prefix}_{name}")
+        except ImportError:
+            if name == "base":
+                raise
+            continue            # not built for this target
+    return modules
+
+
+def check_name(name, available, what):
+    """``name`` if it is one of ``available``, else a ValueError saying why not."""
+    if isinstance(name, str) and name in available:
+        return name
+    why = " (not supported by this CPU or not built)" if (
+        isinstance(name, str) and name in NEEDS) else ""
+    raise ValueError(f"{what} must be one of {list(available)}, got {name!r}{why}")
+
+
+def initial(available, env_var):
+    """The variant to start with: the best available, unless ``env_var`` names another
+    (an unusable name warns and keeps the best)."""
+    best = list(available)[-1]
+    forced = os.environ.get(env_var, "").strip()
+    if not forced:
+        return best
+    try:
+        return check_name(forced.lower(), available, env_var)
+    except ValueError as exc:
+        warnings.warn(f"{exc}; using {best!r}", RuntimeWarning, stacklevel=3)
+        return best
