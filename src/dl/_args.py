@@ -10,35 +10,20 @@ import numbers
 import os
 
 import numpy as np
+from kernels import _checks
 from kernels._checks import MAX_BYTES, _describe, _repr
 
 __all__ = ["MAX_BYTES", "describe", "fits", "flag", "integer", "optional_str", "path", "real",
            "_repr"]
 
 
-def describe(x):
-    """What ``x`` is, for a message: its type, and its value when short to show."""
-    if isinstance(x, (str, bytes)):
-        return f"{type(x).__name__} {_repr(x)}"
-    if isinstance(x, int) and not isinstance(x, bool) and abs(x) >= 10**80:
-        return _repr(x)             # "an integer of N bits"
-    return _describe(x)
+# What a value is, for a message (the kernels' own wording).
+describe = _describe
 
 
 def real(name, value, low=None, low_open=False):
     """A finite real number (a bool is not one), >= ``low`` (> with ``low_open``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a real number, got {describe(value)}")
-    try:
-        value = float(value)
-    except OverflowError:       # an int or Fraction beyond the float range
-        raise ValueError(f"{name}: expected a finite number, got {_repr(value)}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name}: expected a value {'>' if low_open else '>='} {low}, "
-                         f"got {value}")
-    return value
+    return _checks.real(name, value, low=low, low_open=low_open)
 
 
 def integer(name, value, low=None):

@@ -42,8 +42,13 @@ def _repr(x, limit=80):
 
 
 def _describe(x):
+    """What ``x`` is, for a message: its type, and its value when short to show."""
     if isinstance(x, np.ndarray):
         return f"an array of dtype {x.dtype} and shape {x.shape}"
+    if isinstance(x, (str, bytes)):
+        return f"{type(x).__name__} {_repr(x)}"
+    if isinstance(x, int) and not isinstance(x, bool) and abs(x) >= 10**80:
+        return _repr(x)             # "an integer of N bits"
     try:
         sized = hasattr(x, "__len__")
     except Exception:  # noqa: BLE001
