@@ -397,6 +397,15 @@ def update_arrays(w, g, states):
                 raise ValueError(f"{name}: must not share memory with {other}")
 
 
+def decay_factor(dtype, learning_rate, weight_decay):
+    """The decoupled weight decay's factor ``weight_decay * learning_rate`` rounded to
+    ``dtype``, and whether the decay applies (the factor is not 0 there): the rule of
+    every backend (an infinite weight would otherwise become inf * 0 = NaN)."""
+    with np.errstate(over="ignore"):      # a product beyond the dtype's range: inf
+        factor = np.dtype(dtype).type(weight_decay * learning_rate)
+    return factor, bool(factor != 0)
+
+
 def sgd_args(w, g, m, learning_rate, momentum, nesterov, weight_decay):
     learning_rate = real("learning_rate", learning_rate, low=0.0)
     momentum = real("momentum", momentum, low=0.0, high=1.0)

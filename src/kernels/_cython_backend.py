@@ -329,16 +329,16 @@ def sparse_softmax_crossentropy(y_true, logits, out=None):
 # The compiled updates need C-contiguous w and state; others are updated through a
 # contiguous copy written back afterwards.
 
-# float64 values up to this one (half float32's smallest subnormal) round to 0 in float32
+# float64 values up to this one (half float32's smallest subnormal) round to 0 in float32:
+# the unchecked path's float comparison for _checks.decay_factor's rule
 _F32_ROUNDS_TO_ZERO = 2.0 ** -150
 
 
 def _decays(w, learning_rate, weight_decay):
-    """Whether the decoupled weight decay applies: as in the reference, when its factor
-    ``weight_decay * learning_rate`` (both >= 0), rounded to w's dtype, is not 0.
-    Decided here, in Python: see kernels/_optimizers.pyx's entry points."""
-    factor = weight_decay * learning_rate
-    return factor > (_F32_ROUNDS_TO_ZERO if w.dtype == np.float32 else 0.0)
+    """Whether the decoupled weight decay applies (``_checks.decay_factor``: its factor
+    rounded to w's dtype is not 0).  Decided here, in Python: see
+    kernels/_optimizers.pyx's entry points."""
+    return check.decay_factor(w.dtype, learning_rate, weight_decay)[1]
 
 
 def _flat(arrays):

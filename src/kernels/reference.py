@@ -561,9 +561,8 @@ def sparse_softmax_crossentropy(y_true, logits, out=None):
 # ``learning_rate=0``.  ``step`` is Keras's ``iterations + 1``.
 
 def _decay(w, learning_rate, weight_decay):
-    with np.errstate(over="ignore"):      # a product beyond the dtype's range: inf
-        factor = w.dtype.type(weight_decay * learning_rate)
-    if factor != 0:
+    factor, applies = check.decay_factor(w.dtype, learning_rate, weight_decay)
+    if applies:
         w -= w * factor
 
 

@@ -120,10 +120,8 @@ def _flat(d):
 
 
 def _decay(dtype, learning_rate, weight_decay):
-    """(factor, decays): the reference's ``_decay`` rule, decided on the host."""
-    with np.errstate(over="ignore"):      # a product beyond the dtype's range: inf
-        factor = dtype.type(weight_decay * learning_rate)
-    return factor, bool(factor != 0)
+    """(factor, decays): the reference's rule (``_checks.decay_factor``), on the host."""
+    return check.decay_factor(dtype, learning_rate, weight_decay)
 
 
 def _devs(c, *names):
