@@ -72,7 +72,8 @@ from libc.stdint cimport uintptr_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 # The epilogue's activations: ids, and the row-block routine for those not applied
-# per tile (baseline code called through a plain C function pointer).
+# per tile (_elementwise's dispatcher: the elementwise variant in use, the same code
+# as the separate activation pass).
 from kernels._elementwise cimport (activate_rows_f32, activate_rows_f64, ACT_LINEAR,
                                    ACT_RELU, ACT_LEAKY_RELU, ACT_SOFTMAX)
 
@@ -882,8 +883,9 @@ cdef void _ep_lines(const _Ep* ep, floating* c, Py_ssize_t rsc, Py_ssize_t csc,
 cdef void _ep_block(const _Ep* ep, floating* c, Py_ssize_t rsc, Py_ssize_t csc,
                     Py_ssize_t i0, Py_ssize_t j0, Py_ssize_t mr, Py_ssize_t nr) noexcept nogil:
     """y = act(z) on the block C[i0:i0+mr, j0:j0+nr] (c points at C[0, 0]) through
-    _elementwise's activate_rows (a plain C function: baseline code, the same as the
-    separate activation pass).  For softmax the block must hold whole lines."""
+    _elementwise's activate_rows (it forwards to the elementwise variant in use, the
+    same code as the separate activation pass).  For softmax the block must hold whole
+    lines."""
     cdef floating* y = <floating*>ep.y
     if ep.rows_i:
         if floating is float:
