@@ -57,6 +57,18 @@ cdef extern from *:
         p = DLK_FMAF(p, r, 1.0f);
         return p * scale;
     }
+    /* expm1(r) for a reduced argument |r| <= ln2/2: r + r^2 (1/2 + r/6 + ... + r^6/8!)
+       (truncation < 1e-9 relative); shared by expm1f and tanhf. */
+    static inline float dlk_expm1_reduced(float r) {
+        float p = 1.0f / 40320.0f;
+        p = DLK_FMAF(p, r, 1.0f / 5040.0f);
+        p = DLK_FMAF(p, r, 1.0f / 720.0f);
+        p = DLK_FMAF(p, r, 1.0f / 120.0f);
+        p = DLK_FMAF(p, r, 1.0f / 24.0f);
+        p = DLK_FMAF(p, r, 1.0f / 6.0f);
+        p = DLK_FMAF(p, r, 0.5f);
+        return DLK_FMAF(p * r, r, r);
+    }
     /* exp(x) - 1 in float32, branch-free, accurate near 0 (relative, 1-3 ulp):
        expm1(r) = r + r^2 (1/2 + r/6 + ... + r^6/8!) (truncation < 1e-9 relative),
        then 2^n expm1(r) + (2^n - 1).  For x <= 88 (max error found over every float:
@@ -67,14 +79,7 @@ cdef extern from *:
         xc = xc > 88.0f ? 88.0f : xc;
         float scale;
         float r = dlk_reduce_expf(xc, &scale);
-        float p = 1.0f / 40320.0f;
-        p = DLK_FMAF(p, r, 1.0f / 5040.0f);
-        p = DLK_FMAF(p, r, 1.0f / 720.0f);
-        p = DLK_FMAF(p, r, 1.0f / 120.0f);
-        p = DLK_FMAF(p, r, 1.0f / 24.0f);
-        p = DLK_FMAF(p, r, 1.0f / 6.0f);
-        p = DLK_FMAF(p, r, 0.5f);
-        p = DLK_FMAF(p * r, r, r);                  /* expm1(r) */
+        float p = dlk_expm1_reduced(r);
         float res = DLK_FMAF(scale, p, scale - 1.0f);
         return x > 88.72283f ? __builtin_inff() : res;
     }
@@ -89,14 +94,7 @@ cdef extern from *:
         y = y < -88.0f ? -88.0f : y;
         float scale;
         float r = dlk_reduce_expf(y, &scale);
-        float p = 1.0f / 40320.0f;
-        p = DLK_FMAF(p, r, 1.0f / 5040.0f);
-        p = DLK_FMAF(p, r, 1.0f / 720.0f);
-        p = DLK_FMAF(p, r, 1.0f / 120.0f);
-        p = DLK_FMAF(p, r, 1.0f / 24.0f);
-        p = DLK_FMAF(p, r, 1.0f / 6.0f);
-        p = DLK_FMAF(p, r, 0.5f);
-        p = DLK_FMAF(p * r, r, r);                  /* expm1(r) */
+        float p = dlk_expm1_reduced(r);
         float q = DLK_FMAF(scale, p, scale - 1.0f);
         float e = DLK_FMAF(scale, p, scale);
         return __builtin_copysignf(-q / (1.0f + e), x);
