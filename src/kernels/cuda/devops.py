@@ -34,6 +34,23 @@ _METRIC_KINDS = {"sparse_categorical_accuracy": 0, "categorical_accuracy": 1,
 
 # ------------------------------------------------------------------- kernels
 
+@_nb.jit(device=True)
+def _block_sum(value):
+    """The float64 sum of ``value`` over the block's THREADS threads, by a tree in a
+    fixed order; thread 0 gets the total (the others a partial value)."""
+    cache = cuda.shared.array(THREADS, _nb.types.float64)
+    t = cuda.threadIdx.x
+    cache[t] = value
+    cuda.syncthreads()
+    s = THREADS // 2
+    while s > 0:
+        if t < s:
+            cache[t] += cache[t + s]
+        cuda.syncthreads()
+        s //= 2
+    return cache[0]
+
+
 @register("take_rows", "C2 L1 C2")
 def _take_rows(dtype):
     def take_rows(x, idx, out):
@@ -83,7 +100,6 @@ def _multiply(dtype):
 def _metric_rows(dtype):
     """Per-row metric values summed in a fixed order by one block, into acc."""
     def metric_rows(y_true, y_pred, labels, acc, kind, threshold, sparse):
-        partial = cuda.shared.array(THREADS, _nb.types.float64)
         t = cuda.threadIdx.x
         n, k = y_pred.shape[0], y_pred.shape[1]
         total = 0.0
@@ -113,16 +129,9 @@ def _metric_rows(dtype):
                     v += d * d if kind == 3 else abs(d)
                 v /= k
             total += v
-        partial[t] = total
-        cuda.syncthreads()
-        s = THREADS // 2
-        while s > 0:
-            if t < s:
-                partial[t] += partial[t + s]
-            cuda.syncthreads()
-            s //= 2
+        total = _block_sum(total)
         if t == 0:
-            acc[0] += partial[0]
+            acc[0] += total
             acc[1] += n
     return metric_rows
 
@@ -131,22 +140,14 @@ def _metric_rows(dtype):
 def _penalty_partials(dtype):
     """partials[b] = sum over block b's grid-stride share of l1 |w| + l2 w^2."""
     def penalty_partials(w, partials, l1, l2):
-        cache = cuda.shared.array(THREADS, _nb.types.float64)
         t = cuda.threadIdx.x
         total = 0.0
         for i in range(cuda.grid(1), w.shape[0], cuda.gridsize(1)):
             v = w[i]
             total += l1 * abs(v) + l2 * v * v
-        cache[t] = total
-        cuda.syncthreads()
-        s = THREADS // 2
-        while s > 0:
-            if t < s:
-                cache[t] += cache[t + s]
-            cuda.syncthreads()
-            s //= 2
+        total = _block_sum(total)
         if t == 0:
-            partials[cuda.blockIdx.x] = cache[0]
+            partials[cuda.blockIdx.x] = total
     return penalty_partials
 
 
