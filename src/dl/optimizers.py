@@ -117,16 +117,27 @@ class Optimizer:
             for g in grads:
                 ops.clip_value(g, self.clipvalue)
         elif self.clipnorm is not None:
+            acc = self._norm_acc()
             for g in grads:
-                acc = ops.acc_new()
+                ops.acc_reset(acc)
                 ops.sum_squares(g, acc)
                 ops.scale_to_norm(g, acc, self.clipnorm)
         elif self.global_clipnorm is not None:
-            acc = ops.acc_new()
+            acc = self._norm_acc()
+            ops.acc_reset(acc)
             for g in grads:
                 ops.sum_squares(g, acc)
             for g in grads:
                 ops.scale_to_norm(g, acc, self.global_clipnorm)
+
+    def _norm_acc(self):
+        """The accumulator the norm clipping reuses step after step (no allocation per
+        step; on a device, reset by a kernel)."""
+        acc = getattr(self, "_clip_acc", None)
+        if acc is None or getattr(self, "_clip_acc_ops", None) is not self._ops:
+            acc = self._clip_acc = self._ops.acc_new()
+            self._clip_acc_ops = self._ops
+        return acc
 
     def apply(self, backend, params, grads):
         """Update every parameter array in place from its gradient (clipped first)."""

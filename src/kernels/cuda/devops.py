@@ -88,6 +88,15 @@ def _acc_add_value(dtype):
     return acc_add_value
 
 
+@register("acc_zero", "D1")
+def _acc_zero(dtype):
+    def acc_zero(acc):
+        if cuda.grid(1) == 0:
+            acc[0] = 0.0
+            acc[1] = 0.0
+    return acc_zero
+
+
 @register("multiply", "C1 C1 C1")
 def _multiply(dtype):
     def multiply(x, m, out):
@@ -283,7 +292,8 @@ def acc_new():
 
 
 def acc_reset(acc):
-    acc.copy_to_device(np.zeros(2, np.float64))
+    """acc = [0, 0], on the device (no transfer)."""
+    launch(kernels(np.float64).acc_zero, 1, 1, acc)
 
 
 def acc_add(acc, value, weight, count):
