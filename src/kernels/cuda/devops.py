@@ -9,10 +9,11 @@ reads them back once per epoch (``acc_read``).
 Accumulators are float64 arrays of two slots, ``[sum, count]``.
 """
 import math
+import threading
 
 import numpy as np
 
-from . import _nb
+from . import _arrays, _nb
 from ._compile import REDUCE_BLOCKS, THREADS, kernels, launch, launch_1d, register
 from ._nb import cuda
 
@@ -234,20 +235,18 @@ def full(shape, value, dtype):
 
 
 def to_device(x):
-    """A device copy of a NumPy array (labels become int64); device arrays pass."""
-    if _nb.is_device_array(x):
-        return _nb.as_device_array(x)
-    x = np.asarray(x)
-    if x.dtype.kind in "iub":
+    """``_arrays.to_device``, integer arrays (labels) made int64 first: what the
+    sparse losses and the metrics read on the device."""
+    if isinstance(x, np.ndarray) and x.dtype.kind in "iub":
         x = x.astype(np.int64)
-    return _nb.to_device(np.ascontiguousarray(x))
+    return _arrays.to_device(x)
 
 
 def to_host(x):
-    if isinstance(x, np.ndarray):
-        return x
-    reads.count += 1
-    return _nb.as_device_array(x).copy_to_host()
+    """``_arrays.to_host``, counted in ``reads``."""
+    if not isinstance(x, np.ndarray):
+        reads.count += 1
+    return _arrays.to_host(x)
 
 
 # Datasets larger than this many bytes stay on the host and stream through pinned
@@ -326,20 +325,23 @@ def metric_update(kind, y_true, y_pred, acc, threshold=0.5):
            threshold, sparse)
 
 
-_dummy = []
+_scratch = threading.local()     # per Python thread: threads share no device scratch
 
 
 def _int_dummy():
-    if not _dummy:
-        _dummy.append(_nb.to_device(np.zeros(1, np.int64)))
-    return _dummy[0]
+    """A one-element int64 array standing for labels a kernel does not read."""
+    d = getattr(_scratch, "labels", None)
+    if d is None:
+        d = _scratch.labels = _nb.to_device(np.zeros(1, np.int64))
+    return d
 
 
 def _partials():
-    if len(_dummy) < 2:
-        _int_dummy()
-        _dummy.append(_nb.to_device(np.zeros(REDUCE_BLOCKS, np.float64)))
-    return _dummy[1]
+    """This thread's partial sums of penalty_add (reused: no allocation per step)."""
+    d = getattr(_scratch, "partials", None)
+    if d is None:
+        d = _scratch.partials = _nb.device_array((REDUCE_BLOCKS,), np.float64)
+    return d
 
 
 def penalty_add(acc, w, l1, l2):
