@@ -120,7 +120,29 @@ CASES = [
     (dict(hidden=("relu",), kernel_regularizer="l2", bias_regularizer="l1"),
      dict(optimizer=dl.optimizers.RMSprop(clipvalue=0.001), loss="mse")),
     (dict(hidden=("relu",), use_bias=False), dict(optimizer="sgd", loss="mse")),
+    # softmax + categorical cross-entropy: fused, the loss reads the logits
+    (dict(hidden=("relu",), out_act="softmax"),
+     dict(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])),
+    (dict(hidden=("tanh", "relu"), out_act="softmax"),
+     dict(optimizer="rmsprop", loss="sparse_categorical_crossentropy",
+          metrics=["accuracy"])),
+    (dict(hidden=("relu",), out_act="softmax", use_bias=False),
+     dict(optimizer=dl.optimizers.SGD(0.1, momentum=0.9),
+          loss="sparse_categorical_crossentropy")),
+    # sparse labels, not fused: from logits, and from probabilities of a sigmoid
+    (dict(hidden=("relu",)),
+     dict(optimizer="adam", loss=dl.losses.SparseCategoricalCrossentropy(from_logits=True),
+          metrics=["sparse_categorical_accuracy"])),
+    (dict(hidden=("elu",), out_act="sigmoid"),
+     dict(optimizer="sgd", loss="sparse_categorical_crossentropy")),
 ]
+
+
+def _targets(compile_kwargs, y):
+    """y, or class labels (int64, from y's argmax) for a sparse loss."""
+    loss = compile_kwargs["loss"]
+    name = loss if isinstance(loss, str) else loss.name
+    return np.argmax(y, axis=1) if name.startswith("sparse") else y
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
@@ -128,6 +150,7 @@ CASES = [
 def test_same_numbers_as_the_public_kernels(case, shuffle, checked_only):
     model_kwargs, compile_kwargs = CASES[case]
     x, y = _data()
+    y = _targets(compile_kwargs, y)
     # 37 samples in batches of 8: four full batches and a partial one (two plans)
     _run(lambda: _model(**model_kwargs), dict(epochs=4, batch_size=8, shuffle=shuffle,
                                              verbose=0), x, y, checked_only, compile_kwargs)
@@ -179,19 +202,63 @@ def test_public_kernels_run_once_per_batch_shape(cy, monkeypatch):
     assert model.optimizer.iterations == 15
 
 
+def test_fused_and_sparse_losses_run_the_plan(cy, monkeypatch):
+    """The fused softmax losses and sparse labels: public kernels on the first step
+    only, as for the other losses."""
+    calls = _count_public(cy, monkeypatch, ("dense_forward", "sparse_softmax_crossentropy",
+                                            "softmax_crossentropy"))
+    x, y = _data(n=16)
+    for loss, targets, kernel in (
+            ("categorical_crossentropy", y, "softmax_crossentropy"),
+            ("sparse_categorical_crossentropy", np.arange(16) % 3,
+             "sparse_softmax_crossentropy")):
+        before = dict(calls)
+        model = _model(out_act="softmax")
+        model.compile(optimizer="adam", loss=loss)
+        model.fit(x, targets, epochs=5, batch_size=8, verbose=0)
+        assert calls["dense_forward"] - before["dense_forward"] == 2
+        assert calls[kernel] - before[kernel] == 1
+        assert model.optimizer.iterations == 10
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cython"])
+def test_labels_changed_by_a_callback_mid_fit_do_not_reach_the_step(backend):
+    """fit trains on its own copy of the (range-checked) class labels: a callback that
+    overwrites the caller's array, even with labels out of range, changes nothing."""
+    x, y = _data(n=24)
+    labels = np.argmax(y, axis=1)
+
+    def run(callbacks):
+        dl.utils.set_random_seed(1)
+        model = dl.Sequential([dl.layers.Dense(4, activation="relu", input_shape=(5,)),
+                               dl.layers.Dense(3, activation="softmax")], backend=backend)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(x, mine, epochs=3, batch_size=8, verbose=0, callbacks=callbacks)
+        return model.get_weights(), model.history.history
+
+    mine = labels.copy()
+    expected = run([])
+
+    def vandal(batch, logs):
+        mine[:] = 10 ** 6 if batch % 2 else -5
+    mine = labels.copy()
+    got = run([dl.callbacks.LambdaCallback(on_train_batch_end=vandal)])
+    assert (mine != labels).all()       # the callback did overwrite them
+    for a, b in zip(expected[0], got[0]):
+        np.testing.assert_array_equal(a, b)
+    assert expected[1] == got[1]
+
+
 def test_no_plan_where_it_does_not_apply(cy, monkeypatch):
     calls = _count_public(cy, monkeypatch, ("dense_forward",))
     x, y = _data(n=8)
     steps = 4
-    # a Dropout layer, the fused softmax loss, sparse labels, TerminateOnNaN
+    # a Dropout layer, TerminateOnNaN
     models = []
     dl.utils.set_random_seed(0)
     models.append((dl.Sequential([dl.layers.Dense(4, input_shape=(5,)),
                                   dl.layers.Dropout(0.5), dl.layers.Dense(3)],
                                  backend="cython"), dict(loss="mse"), y, []))
-    models.append((_model(out_act="softmax"), dict(loss="categorical_crossentropy"), y, []))
-    models.append((_model(out_act="softmax"), dict(loss="sparse_categorical_crossentropy"),
-                   np.arange(8) % 3, []))
     models.append((_model(), dict(loss="mse"), y, [dl.callbacks.TerminateOnNaN()]))
     for model, compile_kwargs, targets, callbacks in models:
         before = calls["dense_forward"]

@@ -26,9 +26,11 @@ What makes this safe:
   that step runs through the public kernels and the plan is rebuilt (unless the
   model changed again before the plan ever ran: that batch shape then stays on the
   public kernels for the rest of the fit);
+- sparse labels index the predictions' rows unchecked inside the compiled loss, so
+  ``fit`` hands the plan its own int64 copy of them, range-checked before the loop
+  (``SparseCategoricalCrossentropy.prepare_targets``): no callback can change them;
 - anything the plan does not cover runs as before: layers other than ``Dense`` with a
-  default activation, the fused softmax loss, sparse labels (whose range the checked
-  kernels check at every call), ``TerminateOnNaN``, and any backend without
+  default activation, ``TerminateOnNaN``, and any backend without
   ``unchecked`` (numpy, cuda) or model whose steps have no trainable weights.
 
 Inference never uses it: ``predict`` and ``evaluate`` allocate their outputs and call
@@ -48,7 +50,10 @@ _LOSS_KERNELS = {losses_module.MeanSquaredError: "mean_squared_error",
 
 
 def _loss_key(loss):
-    """(compiled kernel name, parameter) of a loss the plan computes, or None."""
+    """What identifies a loss the plan computes (its kernel, and the parameter it takes
+    or whether it reads logits), or None for a loss it does not cover."""
+    if type(loss) is losses_module.SparseCategoricalCrossentropy:
+        return "sparse", bool(loss.from_logits)
     name = _LOSS_KERNELS.get(type(loss))
     if name is None:
         return None
@@ -68,20 +73,25 @@ def _plain(arr, written=True):
 class _DenseStep:
     """One Dense layer's forward and backward, on the arrays the checked step used."""
 
-    __slots__ = ("layer", "act", "kernel", "bias", "d_kernel", "d_bias", "out", "pre",
-                 "saved", "dx", "dz", "x", "identity")
+    __slots__ = ("layer", "act", "fused", "linear", "kernel", "bias", "d_kernel", "d_bias",
+                 "out", "pre", "saved", "dx", "dz", "x", "identity")
 
     def __init__(self, layer, uk, x, rows, need_dx):
         shape = (rows, layer.units)
         act = layer.activation
         self.layer = layer
         self.act = uk.activation_id(act.name)
+        # a softmax fused into the loss (the last layer): forward keeps the logits and
+        # applies the softmax apart; backward receives dL/dlogits and is linear
+        self.fused = layer.fuse_softmax_loss
+        self.linear = uk.activation_id("linear")
         self.kernel = layer.kernel.view()
         self.bias = layer.bias.view() if layer.use_bias else None
         self.d_kernel = layer.d_kernel.view()
         self.d_bias = layer.d_bias.view() if layer.use_bias else None
         self.out = layer._buffers[("y", shape)].view()
-        self.pre = layer._buffers[("z", shape)].view() if act.needs_input else None
+        self.pre = layer._buffers[("z", shape)].view() \
+            if act.needs_input or self.fused else None
         self.saved = self.pre if act.needs_input else self.out
         self.dx = layer._buffers[("dx", (rows,) + tuple(layer.input_shape))].view() \
             if need_dx else None
@@ -90,7 +100,7 @@ class _DenseStep:
         # what the plan was built from, compared before every step (see current())
         self.identity = (layer.kernel, layer.bias, layer.d_kernel, layer.d_bias, act,
                          layer.trainable, layer.use_bias, layer.kernel_regularizer,
-                         layer.bias_regularizer)
+                         layer.bias_regularizer, layer.fuse_softmax_loss)
         for a in (self.kernel, self.bias, self.d_kernel, self.d_bias, self.out, self.pre,
                   self.dx):
             if a is not None and not _plain(a):
@@ -103,7 +113,24 @@ class _DenseStep:
                 and layer.d_bias is i[3] and layer.activation is i[4]
                 and layer.trainable is i[5] and layer.use_bias is i[6]
                 and layer.kernel_regularizer is i[7] and layer.bias_regularizer is i[8]
-                and not layer.fuse_softmax_loss)
+                and layer.fuse_softmax_loss is i[9])
+
+    def forward(self, uk, x):
+        if self.fused:     # as Dense.forward: the logits, then the softmax apart
+            uk.dense_forward(self.linear, x, self.kernel, self.bias, self.pre, None)
+            uk.activation(self.act, self.pre, self.out)
+        else:
+            uk.dense_forward(self.act, x, self.kernel, self.bias, self.out, self.pre)
+        return self.out
+
+    def backward(self, uk, dy, x):
+        if self.fused:     # dy is dL/dlogits already (Dense.backward passes it as y)
+            uk.dense_backward(self.linear, dy, x, self.kernel, dy, self.dz, self.dx,
+                              self.d_kernel, self.d_bias)
+        else:
+            uk.dense_backward(self.act, dy, x, self.kernel, self.saved, self.dz, self.dx,
+                              self.d_kernel, self.d_bias)
+        return self.dx
 
     def written(self):
         return [a for a in (self.kernel, self.bias, self.d_kernel, self.d_bias, self.out,
@@ -135,7 +162,8 @@ class FastStep:
     def __init__(self, model, backend, uk, x, y, rows):
         layers = list(model._layers)
         if not layers or any(type(layer) is not layers_module.Dense or not layer.built
-                             or not layer.activation.is_default or layer.fuse_softmax_loss
+                             or not layer.activation.is_default
+                             or (layer.fuse_softmax_loss and layer is not layers[-1])
                              or layer.dtype != model.dtype for layer in layers):
             raise _Unsupported
         trainable = model._trainable_layers()
@@ -145,8 +173,12 @@ class FastStep:
         loss_key = _loss_key(model.loss)
         if loss_key is None:
             raise _Unsupported
-        if not (_plain(x, False) and _plain(y, False)) or x.ndim != 2 or y.ndim != 2 \
-                or y.shape[1:] != (layers[-1].units,):
+        sparse = loss_key[0] == "sparse"
+        if sparse:     # labels: fit's own int64 copy, range-checked before the loop
+            targets_ok = y.ndim == 1 and y.dtype == np.int64
+        else:
+            targets_ok = y.ndim == 2 and y.shape[1:] == (layers[-1].units,)
+        if not (_plain(x, False) and _plain(y, False) and targets_ok) or x.ndim != 2:
             raise _Unsupported
         self.model, self.backend, self.uk, self.ops = model, backend, uk, backend.ops
         self.rows = rows
@@ -168,7 +200,7 @@ class FastStep:
             raise _Unsupported
         self.loss = model.loss
         self.loss_key = loss_key
-        self.loss_id = (uk.loss_id(loss_key[0]), loss_key[1])
+        self.loss_step = self._loss_step(uk, loss_key, last.fuse_softmax_loss)
         params, grads = [], []
         for i in trainable:
             params.extend(layers[i].weights)
@@ -190,6 +222,22 @@ class FastStep:
         for a in written:
             if np.may_share_memory(a, x) or np.may_share_memory(a, y):
                 raise _Unsupported
+
+    @staticmethod
+    def _loss_step(uk, key, fused):
+        """``f(y_true, y_pred or logits, grad) -> loss``: the loss and its gradient, by
+        the compiled kernels Sequential._forward_backward's public ones run."""
+        name, param = key
+        if fused and name == "sparse":
+            return lambda t, z, out: uk.sparse_loss(True, t, z, out)
+        if fused:
+            if name != "categorical_crossentropy":
+                raise _Unsupported
+            return uk.softmax_crossentropy
+        if name == "sparse":
+            return lambda t, p, out: uk.sparse_loss(param, t, p, out)
+        loss_id = uk.loss_id(name)
+        return lambda t, p, out: uk.loss(loss_id, param, t, p, out)
 
     def current(self):
         """Whether the model is still the one this plan was built from."""
@@ -214,14 +262,12 @@ class FastStep:
         self.used = True
         h = xb
         for s in self.steps:
-            uk.dense_forward(s.act, h, s.kernel, s.bias, s.out, s.pre)
-            h = s.out
-        loss = uk.loss(self.loss_id[0], self.loss_id[1], yb, h, self.grad)
+            h = s.forward(uk, h)
+        last = self.steps[-1]
+        loss = self.loss_step(yb, last.pre if last.fused else h, self.grad)
         dy = self.grad
         for s in self.backward:
-            uk.dense_backward(s.act, dy, xb if s.x is None else s.x, s.kernel, s.saved,
-                              s.dz, s.dx, s.d_kernel, s.d_bias)
-            dy = s.dx
+            dy = s.backward(uk, dy, xb if s.x is None else s.x)
         for layer in self.penalized:
             layer.add_regularization_gradients()
         n = float(self.rows)

@@ -550,6 +550,11 @@ class Sequential:
                                  f"validation_split={validation_split}")
             x, val = x[:split], (x[split:], y[split:])
             y = y[:split]
+        if y.dtype.kind in "iu":
+            # Class labels, range-checked by _as_y: fit trains on its own copy, so that
+            # a callback changing the caller's array cannot make them invalid mid-fit
+            # (the validated-once steps index rows with them unchecked).
+            y = y.copy()
         n = x.shape[0]
         steps = -(-n // batch_size)
         cbs = [callbacks_module.History()]

@@ -432,6 +432,9 @@ class _Unchecked:
         self._backward = _dense.backward[key]
         self._loss_value = _losses.loss_value[key]
         self._loss_gradient = _losses.loss_gradient[key]
+        self._sparse = _losses.sparse_loss[key]
+        self._softmax_xent = _losses.softmax_xent[key]
+        self._activation = _elementwise.activation_forward[key]
         self._sgd = _optimizers.sgd[key]
         self._adam = _optimizers.adam[key]
         self._rmsprop = _optimizers.rmsprop[key]
@@ -465,6 +468,22 @@ class _Unchecked:
         value = self._loss_value(loss, param, y_true, y_pred)
         self._loss_gradient(loss, param, y_true, y_pred, out)
         return self._scalar(value)
+
+    def sparse_loss(self, from_logits, labels, y_pred, out):
+        """Sparse categorical cross-entropy (the fused softmax one from logits) and its
+        gradient into ``out``: the value of sparse_categorical_crossentropy and the
+        gradient of its backprop (or of sparse_softmax_crossentropy), in one pass.
+        ``labels`` must be int64, C-contiguous, and in range: the compiled loop indexes
+        rows with them unchecked."""
+        return self._scalar(self._sparse(from_logits, labels, y_pred, out))
+
+    def softmax_crossentropy(self, y_true, logits, out):
+        """softmax_crossentropy(y_true, logits, out): the loss; the gradient in out."""
+        return self._scalar(self._softmax_xent(y_true, logits, out))
+
+    def activation(self, act, x, out):
+        """An activation's forward pass on 2-D arrays, ``act`` from activation_id()."""
+        self._activation(act[0], act[1], x, out)
 
     def _decays(self, learning_rate, weight_decay):
         return weight_decay * learning_rate > self._zero
