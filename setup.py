@@ -40,6 +40,7 @@ BASE_MODULES = [
     "_losses",
     "_optimizers",
     "_dense",
+    "_fastargs",
 ]
 # The GEMM core and the elementwise kernels again, per SIMD instruction set:
 # (module, extra compiler flags).
@@ -142,6 +143,11 @@ def _extensions():
     exts = []
     for name in BASE_MODULES:
         exts.append(Extension(f"kernels.{name}", [f"src/kernels/{name}.pyx"]))
+    # _fastargs reads array headers through NumPy's C API
+    import numpy
+    exts[BASE_MODULES.index("_fastargs")].include_dirs.append(numpy.get_include())
+    exts[BASE_MODULES.index("_fastargs")].define_macros.append(
+        ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"))
     if IS_X86_64:
         for name, flags in SIMD_MODULES:
             ext = Extension(f"kernels.{name}", [f"src/kernels/{name}.pyx"])

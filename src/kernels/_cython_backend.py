@@ -11,11 +11,15 @@ import threading
 import numpy as np
 
 from . import _checks as check
-from . import _dense, _elementwise, _losses, _optimizers
+from . import _dense, _elementwise, _fastargs, _losses, _optimizers
 from . import reference as _reference
 from .reference import ACTIVATIONS, ACTIVATIONS_NEEDING_INPUT, EPSILON  # noqa: F401
 
 _ACT = _elementwise.ACTIVATION_IDS
+# the public activation names (ACTIVATION_IDS also holds internal variants): the fast
+# paths look names up here, so a name the checks reject never passes them
+_PUBLIC_ACT = {name: _ACT[name] for name in ACTIVATIONS}
+_fastargs.set_max_bytes(check.MAX_BYTES)
 _LOSS = _losses.LOSS_IDS
 # The parameter a named activation takes inside dense_forward/backward: its default.
 _DEFAULT_PARAM = {"leaky_relu": 0.2, "elu": 1.0}
@@ -76,7 +80,18 @@ def _rows(x):
 
 # --------------------------------------------------------------------------- GEMM
 
+def _number(v):
+    """A finite float or int (not bool), as _checks.real accepts: the fast paths' test
+    of a hyper-parameter (anything else goes through the full checks)."""
+    t = type(v)
+    return (t is float or t is int) and -1e308 <= v <= 1e308
+
+
 def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+    if (type(trans_a) is bool and type(trans_b) is bool and _number(alpha)
+            and _number(beta) and _fastargs.gemm(a, b, out, trans_a, trans_b)):
+        _dense.gemm(a, b, out, trans_a, trans_b, alpha, beta)
+        return out
     out, trans_a, trans_b, alpha, beta = check.gemm_args(a, b, out, trans_a, trans_b,
                                                          alpha, beta)
     target = _strided(out)
@@ -198,6 +213,11 @@ def backprop_gelu(dy, x, out=None, *, approximate=False):
 # ------------------------------------------------------------------ dense layer
 
 def dense_forward(x, w, b=None, out=None, *, activation="linear", pre_activation=None):
+    act = _PUBLIC_ACT.get(activation) if type(activation) is str else None
+    if act is not None and _fastargs.dense_forward(x, w, b, out, pre_activation):
+        _dense.forward(act, _DEFAULT_PARAM.get(activation, 0.0), x, w, b, out,
+                       pre_activation)
+        return out
     out, pre_activation, activation = check.dense_forward_args(x, w, b, out, activation,
                                                                pre_activation)
     target = _target(out)
@@ -211,6 +231,16 @@ def dense_forward(x, w, b=None, out=None, *, activation="linear", pre_activation
 
 def dense_backward(dy, x, w, y, *, activation="linear", pre_activation=None,
                    dx=None, dw=None, db=None, need_dx=True, use_bias=True):
+    act = _PUBLIC_ACT.get(activation) if type(activation) is str else None
+    if (act is not None and type(need_dx) is bool and type(use_bias) is bool
+            and (dx is not None or not need_dx) and (db is not None or not use_bias)):
+        saved = pre_activation if activation in ACTIVATIONS_NEEDING_INPUT else y
+        fdx = dx if need_dx else None
+        fdb = db if use_bias else None
+        if _fastargs.dense_backward(dy, x, w, saved, fdx, dw, fdb):
+            _dense.backward(act, _DEFAULT_PARAM.get(activation, 0.0), dy, x, w, saved,
+                            _scratch_buffer(dy.shape, dy.dtype), fdx, dw, fdb)
+            return fdx, dw, fdb
     dx, dw, db, saved, activation = check.dense_backward_args(
         dy, x, w, y, activation, pre_activation, dx, dw, db, need_dx, use_bias)
     dz = _scratch_buffer(dy.shape, dy.dtype)
