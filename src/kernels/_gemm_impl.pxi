@@ -156,7 +156,7 @@ cdef extern from *:
     #include <string.h>
     #if defined(__AVX512F__)
     #define DLK_VBYTES 64
-    #define DLK_DOT_RI 4
+    #define DLK_DOT_RI 3
     #elif defined(__AVX__)
     #define DLK_VBYTES 32
     #define DLK_DOT_RI 2
@@ -1204,6 +1204,16 @@ cdef void _dot_loops(const _Job* job, const floating* bt, Py_ssize_t kp, int tid
     cdef floating t[DLK_DOT_NACC]
     cdef floating row[_GEMM_DOT_ROW_LEN]      # the row tile: DLK_DOT_RI x ldr
     cdef floating* cp
+    # A bias along C's rows with alpha 1 and beta 0 (the dense layer's forward): added
+    # to the row tile before its store, in one pass -- the same sums as adding it to
+    # C afterwards (1 * t is t, and C is not read) -- and the epilogue skips it.
+    cdef _Ep ep_rest
+    cdef const floating* row_bias = NULL
+    if ep != NULL and ep.bias != NULL and ep.rows_i and alpha == 1 and beta == 0:
+        row_bias = <const floating*>ep.bias
+        ep_rest = ep[0]
+        ep_rest.bias = NULL
+        ep = &ep_rest
     for it in range((tid * n_it) // nthr, ((tid + 1) * n_it) // nthr):
         i0 = it * DLK_DOT_RI
         mr = _imin(DLK_DOT_RI, m - i0)
@@ -1216,6 +1226,10 @@ cdef void _dot_loops(const _Job* job, const floating* bt, Py_ssize_t kp, int tid
             for i in range(DLK_DOT_RI):
                 for q in range(DLK_DOT_RJ):
                     row[i * ldr + j0 + q] = t[i * DLK_DOT_RJ + q]
+        if row_bias != NULL:
+            for i in range(mr):
+                for q in range(n):
+                    row[i * ldr + q] = row[i * ldr + q] + row_bias[q]
         # the whole row tile at once: its store, then its epilogue (whole lines)
         cp = c + i0 * rsc
         _store_tile(row, ldr, mr, n, alpha, beta, cp, rsc, csc)
