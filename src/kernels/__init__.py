@@ -23,8 +23,8 @@ from ._backend import Backend, available_backends, get_backend  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Backend", "available_backends", "build_info", "get_backend",
-           "get_num_threads", "set_num_threads"]
+__all__ = ["Backend", "available_backends", "build_info", "get_adaptive_threads",
+           "get_backend", "get_num_threads", "set_adaptive_threads", "set_num_threads"]
 
 
 def set_num_threads(n):
@@ -43,6 +43,25 @@ def get_num_threads():
     return _threads.get_num_threads()
 
 
+def set_adaptive_threads(on):
+    """Whether a kernel's thread team shrinks while other processes keep the cores busy
+    (on by default; DLKERNELS_ADAPTIVE_THREADS=0 turns it off at start-up).
+
+    At most every 20 ms a kernel about to start a team reads the CPU pressure and the
+    runnable tasks (Linux: /proc/pressure/cpu, /proc/loadavg); while the cores are
+    oversubscribed, teams get only the cores the other tasks leave (at least one
+    thread).  Results are the same bits for any thread count.
+    """
+    from . import _threads
+    _threads.set_adaptive_threads(on)
+
+
+def get_adaptive_threads():
+    """Whether thread teams adapt to oversubscription (see set_adaptive_threads)."""
+    from . import _threads
+    return _threads.get_adaptive_threads()
+
+
 def build_info():
     """What this build and this CPU offer: OpenMP, SIMD GEMM and elementwise variants,
     the ones in use."""
@@ -50,6 +69,7 @@ def build_info():
     return {
         "openmp": _threads.openmp_enabled(),
         "num_threads": _threads.get_num_threads(),
+        "adaptive_threads": _threads.get_adaptive_threads(),
         "cpu_features": _gemm.cpu_features(),
         "gemm_impls": _gemm.available_impls(),
         "gemm_impl": _gemm.current_impl(),
