@@ -286,13 +286,20 @@ cdef double _sparse_row(bint logits, int64_t k, const floating* p, floating* out
     cdef bint undefined = False
     if logits:
         m = _row_max(p, cols)
-        for j in range(cols):
-            s += _exp0(p[j] - m)
         if out != NULL:
+            # exp(z - m) once, kept in out (each p[j] is read before out[j], which may
+            # be it, is written), then scaled: the same products as forming it twice
+            for j in range(cols):
+                g = _exp0(p[j] - m)
+                s += g
+                out[j] = g
             inv = 1 / s
             for j in range(cols):
-                out[j] = _exp0(p[j] - m) * inv * scale
+                out[j] = out[j] * inv * scale
             out[k] -= scale
+        else:
+            for j in range(cols):
+                s += _exp0(p[j] - m)
         return f_log(s) - (pk - m)
     for j in range(cols):
         s += p[j]
