@@ -37,12 +37,13 @@ BASE_MODULES = [
     "_gemm",
     "_ew_base",
     "_elementwise",
+    "_loss_base",
     "_losses",
     "_optimizers",
     "_dense",
     "_fastargs",
 ]
-# The GEMM core and the elementwise kernels again, per SIMD instruction set:
+# The GEMM core, the elementwise and the loss kernels again, per SIMD instruction set:
 # (module, extra compiler flags).
 AVX2_FLAGS = ["-mavx2", "-mfma"]
 AVX512_FLAGS = ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw",
@@ -52,12 +53,15 @@ SIMD_MODULES = [
     ("_gemm_avx512", AVX512_FLAGS),
     ("_ew_avx2", AVX2_FLAGS),
     ("_ew_avx512", AVX512_FLAGS),
+    ("_loss_avx2", AVX2_FLAGS),
+    ("_loss_avx512", AVX512_FLAGS),
 ]
 # Modules compiled with -ffp-contract=off: gcc may not fuse a * b + c into an fma on
 # its own (it could do so in a loop's vector body and not in its scalar tail, giving
 # an element different bits depending on where a chunk starts); their code asks for
 # fma explicitly where it wants one (_fmath.pxd's DLK_FMAF/DLK_FMA).
-NO_CONTRACT_MODULES = {"_ew_base", "_ew_avx2", "_ew_avx512"}
+NO_CONTRACT_MODULES = {"_ew_base", "_ew_avx2", "_ew_avx512",
+                       "_loss_base", "_loss_avx2", "_loss_avx512"}
 
 COMPILER_DIRECTIVES = {
     "language_level": 3,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import kernels
-from kernels import _elementwise, _gemm, _threads
+from kernels import _elementwise, _gemm, _losses, _threads
 from kernels import reference as ref
 
 from kernel_helpers import LAYOUTS, Guarded, assert_close, normal, uniform, with_layout
@@ -1231,6 +1231,87 @@ def test_tanh_vector_body_and_tail_bit_identical(cy, ew_impl, dtype, rng):
     g = cy.gelu(x, approximate=True)
     np.testing.assert_array_equal(cy.gelu(np.ascontiguousarray(x[:, 5:]), approximate=True),
                                   g[:, 5:], err_msg=ew_impl)
+
+
+# ============================================================== loss ISA variants
+@pytest.fixture(params=_losses.available_impls())
+def loss_impl(request):
+    """Every loss variant this CPU runs ('base', 'avx2', 'avx512'); the variant in use
+    before is restored afterwards."""
+    previous = _losses.current_impl()
+    _losses.use_impl(request.param)
+    try:
+        yield request.param
+    finally:
+        _losses.use_impl(previous)
+
+
+def test_loss_impls_listed():
+    impls = _losses.available_impls()
+    assert impls[0] == "base" and _losses.current_impl() in impls
+    assert impls == _elementwise.available_impls()      # the same CPU checks
+    assert kernels.build_info()["loss_impl"] == _losses.current_impl()
+    with pytest.raises(ValueError):
+        _losses.use_impl("sse9")
+
+
+# a vector body and a scalar tail at every width; rows of 10 and 37
+LOSS_IMPL_SHAPES = [(3, 37), (5, 10), (33, 129)]
+
+
+@pytest.mark.parametrize("shape", LOSS_IMPL_SHAPES, ids=str)
+@pytest.mark.parametrize("name, kw", LOSS_CASES, ids=LOSS_IDS)
+def test_loss_every_loss_impl(cy, loss_impl, dtype, threads, rng, name, kw, shape):
+    y_true, y_pred = _loss_inputs(rng, name, kw, shape, dtype)
+    assert_close(getattr(cy, name)(y_true, y_pred, **kw),
+                 getattr(ref, name)(y_true, y_pred, **kw), dtype, "reduction",
+                 err_msg=loss_impl)
+    assert_close(getattr(cy, "backprop_" + name)(y_true, y_pred, **kw),
+                 getattr(ref, "backprop_" + name)(y_true, y_pred, **kw), dtype,
+                 "reduction", err_msg=loss_impl)
+
+
+@pytest.mark.parametrize("shape", LOSS_IMPL_SHAPES, ids=str)
+def test_sparse_and_fused_every_loss_impl(cy, loss_impl, dtype, threads, rng, shape):
+    n, c = shape
+    labels = rng.integers(0, c, size=n)
+    logits = normal(rng, shape, dtype, 3.0)
+    y = np.eye(c, dtype=dtype)[labels]
+    probs = ref.softmax(logits)
+    for got, expected in [
+            (cy.sparse_softmax_crossentropy(labels, logits),
+             ref.sparse_softmax_crossentropy(labels, logits)),
+            (cy.softmax_crossentropy(y, logits), ref.softmax_crossentropy(y, logits)),
+            ((cy.sparse_categorical_crossentropy(labels, probs),
+              cy.backprop_sparse_categorical_crossentropy(labels, probs)),
+             (ref.sparse_categorical_crossentropy(labels, probs),
+              ref.backprop_sparse_categorical_crossentropy(labels, probs)))]:
+        for g, e in zip(got, expected):
+            assert_close(g, e, dtype, "reduction", err_msg=loss_impl)
+
+
+@pytest.mark.parametrize("case", ["mse", "bce", "cce", "softmax_xent", "sparse_softmax_xent",
+                                  "sparse_cce"])
+def test_every_loss_impl_one_and_two_threads_bit_identical(cy, loss_impl, dtype, case):
+    one = _flatten(_run_threads(1, _det_cases(np.random.default_rng(7), dtype)[case]))
+    two = _flatten(_run_threads(2, _det_cases(np.random.default_rng(7), dtype)[case]))
+    for r1, r2 in zip(one, two):
+        np.testing.assert_array_equal(r1, r2, err_msg=loss_impl)
+
+
+def test_loss_gradient_vector_body_and_tail_bit_identical(cy, loss_impl, dtype, rng):
+    """An element's gradient gets the same bits wherever it falls in a loop (no
+    contraction into fma by the compiler in one path and not the other)."""
+    t = uniform(rng, (1, 301), dtype, 0.0, 1.0)
+    z = normal(rng, (1, 301), dtype, 3.0)
+    for name, kw in [("binary_crossentropy", {"from_logits": True}),
+                     ("huber", {"delta": 0.5}), ("mean_squared_error", {})]:
+        whole = getattr(cy, "backprop_" + name)(t, z, **kw)
+        for shift in (1, 3, 17):     # the same elements at other places in the loop
+            moved = getattr(cy, "backprop_" + name)(np.roll(t, shift, axis=1),
+                                                    np.roll(z, shift, axis=1), **kw)
+            np.testing.assert_array_equal(moved, np.roll(whole, shift, axis=1),
+                                          err_msg=f"{loss_impl} {name}")
 
 
 # =========================================================== thread-count determinism

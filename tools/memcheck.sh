@@ -15,7 +15,8 @@
 #              ASAN_OPTIONS=detect_leaks=0: LeakSanitizer would report CPython's own
 #              never-freed interpreter state at exit; leaks are checked by (2) and (3).
 #              Reports go to $DLK_MEMCHECK_DIR/asan-report.<pid> (see below).
-# 2. valgrind  Plain build, DLKERNELS_GEMM_IMPL=base DLKERNELS_EW_IMPL=base (this
+# 2. valgrind  Plain build, DLKERNELS_GEMM_IMPL=base DLKERNELS_EW_IMPL=base
+#              DLKERNELS_LOSS_IMPL=base (this
 #              valgrind cannot decode AVX-512; the AVX2/AVX-512 variants are exercised
 #              by (1)), PYTHONMALLOC=malloc.
 #              A driver calls every kernel of the cython backend (both dtypes,
@@ -215,7 +216,8 @@ if __name__ == "__main__":
         run(calls, int(sys.argv[2]))
         print(f"kernel_loop: {len(calls)} calls x {sys.argv[2]} done, "
               f"gemm_impl={kernels.build_info().get('gemm_impl')} "
-              f"ew_impl={kernels.build_info().get('ew_impl')}")
+              f"ew_impl={kernels.build_info().get('ew_impl')} "
+              f"loss_impl={kernels.build_info().get('loss_impl')}")
     else:                                     # rss: warm-up W, then R more
         warm, more = int(sys.argv[2]), int(sys.argv[3])
         run(calls, warm)
@@ -368,7 +370,8 @@ SUPPEOF
     vg() {   # vg LOG ARGS...: the driver under memcheck
         local logf=$1; shift
         (cd "$WORK/plain" && \
-            DLKERNELS_GEMM_IMPL=base DLKERNELS_EW_IMPL=base PYTHONMALLOC=malloc \
+            DLKERNELS_GEMM_IMPL=base DLKERNELS_EW_IMPL=base DLKERNELS_LOSS_IMPL=base \
+            PYTHONMALLOC=malloc \
             PYTHONPATH="$WORK/plain/src" \
             valgrind --tool=memcheck --suppressions="$SUPP" \
                 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=none \
@@ -385,7 +388,7 @@ SUPPEOF
     fi
     echo "valgrind: self-test ok (Invalid write reported)"
     for n in "$N1" "$N2"; do
-        log "valgrind: every kernel x $n (GEMM and elementwise variants base, PYTHONMALLOC=malloc)"
+        log "valgrind: every kernel x $n (GEMM, elementwise and loss variants base, PYTHONMALLOC=malloc)"
         set +e
         out=$(vg "$WORK/valgrind-$n.log" count "$n")
         rc=$?
@@ -403,6 +406,8 @@ SUPPEOF
             || die "valgrind: DLKERNELS_GEMM_IMPL=base was not honoured"
         grep -q "ew_impl=base" <<<"$out" \
             || die "valgrind: DLKERNELS_EW_IMPL=base was not honoured"
+        grep -q "loss_impl=base" <<<"$out" \
+            || die "valgrind: DLKERNELS_LOSS_IMPL=base was not honoured"
         grep -qE "ERROR SUMMARY: 0 errors" "$WORK/valgrind-$n.log" \
             || die "valgrind: errors reported with $n rounds (log: $WORK/valgrind-$n.log)"
         # a definitely-lost block allocated (anywhere in its stack) by a kernels module

@@ -63,9 +63,9 @@ def get_adaptive_threads():
 
 
 def build_info():
-    """What this build and this CPU offer: OpenMP, SIMD GEMM and elementwise variants,
-    the ones in use."""
-    from . import _elementwise, _gemm, _threads
+    """What this build and this CPU offer: OpenMP, SIMD GEMM, elementwise and loss
+    variants, the ones in use."""
+    from . import _elementwise, _gemm, _losses, _threads
     return {
         "openmp": _threads.openmp_enabled(),
         "num_threads": _threads.get_num_threads(),
@@ -75,4 +75,6 @@ def build_info():
         "gemm_impl": _gemm.current_impl(),
         "ew_impls": _elementwise.available_impls(),
         "ew_impl": _elementwise.current_impl(),
+        "loss_impls": _losses.available_impls(),
+        "loss_impl": _losses.current_impl(),
     }

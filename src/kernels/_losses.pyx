@@ -1,387 +1,68 @@
 """Losses and their gradients, float32 and float64, reduced as Keras 3 does.
 
-A loss value is a mean over samples: per-element (or per-row) terms are summed in
-double precision over fixed chunks, chunk sums added in chunk order, so the result
-is the same whatever the number of threads.  Gradients include the 1/size factor.
-Arguments arrive validated and C-contiguous from ``kernels._cython_backend``.
+The kernels themselves are in ``_losses_impl.pxi``, compiled once per instruction set
+like the GEMM core and the activations:
+
+    base    _loss_base    baseline flags, always present
+    avx2    _loss_avx2    -mavx2 -mfma
+    avx512  _loss_avx512  -mavx512f -mavx512dq -mavx512vl -mavx512bw -mavx2 -mfma
+
+This module is the dispatcher: its Python entry points forward to the table of entry
+points of the best variant this CPU supports (chosen by ``kernels._isa``, as for the
+activations: a SIMD variant is imported only after the CPU was found to support it).
+The environment variable DLKERNELS_LOSS_IMPL (base / avx2 / avx512) forces a variant at
+import; ``use_impl()`` switches at run time.  Variants differ in the last bits of the
+logs and exps (fma), never in which thread computes what: each one gives the same
+result for any thread count.  Arguments arrive validated and C-contiguous from
+``kernels._cython_backend``.
 """
+import importlib
+
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from libc.math cimport NAN, INFINITY
-from libc.stdlib cimport malloc, free
+from cpython.pycapsule cimport PyCapsule_GetPointer
 
-from kernels._threads cimport threads_for, CHUNK
-from kernels._fmath cimport f_exp, f_log, f_log1p, f_abs, f_sigmoid
+_PACKAGE = __name__.rpartition(".")[0] or "kernels"
+_isa = importlib.import_module(f"{_PACKAGE}._isa")
 
-cdef double EPS = 1e-7   # Keras's probability clip
+cdef loss_table* _tab = NULL
 
-cdef enum:
-    MSE = 0
-    MAE = 1
-    HUBER = 2
-    BCE = 3
-    BCE_LOGITS = 4
-    CCE = 5
-    CCE_LOGITS = 6
+_features = importlib.import_module(f"{_PACKAGE}._gemm").cpu_features()
+_capsules = {}        # variant name -> its "kernels.loss_table" capsule
+_current = None
 
 LOSS_IDS = {"mean_squared_error": MSE, "mean_absolute_error": MAE, "huber": HUBER,
             "binary_crossentropy": BCE, "binary_crossentropy_logits": BCE_LOGITS,
             "categorical_crossentropy": CCE, "categorical_crossentropy_logits": CCE_LOGITS}
 
 
-# ------------------------------------------------------------- loss terms
-
-cdef inline floating _clip(floating p) noexcept nogil:
-    cdef floating lo = <floating>EPS, hi = <floating>(1.0 - EPS)
-    return lo if p < lo else (hi if p > hi else p)
-
-
-cdef inline bint _finite(floating x) noexcept nogil:
-    return x - x == 0          # false for +-inf and NaN (no -ffast-math: not folded)
+def available_impls():
+    """Loss variants both built and supported by this CPU, e.g.
+    ['base', 'avx2', 'avx512']."""
+    return list(_capsules)
 
 
-cdef inline floating _exp0(floating x) noexcept nogil:
-    """exp(x - m) of a logit: exactly 0 at x = -inf (a -inf logit), which f_exp is not
-    in float32 (it stops at ~1e-38), so that an infinite target makes 0 * inf = NaN of
-    its gradient there, as the reference's exp(log_softmax) does."""
-    return 0 if x == -<floating>INFINITY else f_exp(x)
+def current_impl():
+    """Name of the loss variant in use."""
+    return _current
 
 
-cdef double _xent_terms(const floating* t, const floating* z, floating m, floating lse,
-                        Py_ssize_t cols) noexcept nogil:
-    """-sum_j t_j log_softmax(z)_j term by term, log_softmax(z)_j = (z_j - m) - lse: the
-    reference's arithmetic, for rows with a non-finite target or logit, where the fast
-    form sum(t) * lse - sum(t * (z - m)) can make inf * 0 (NaN) of an infinite loss."""
-    cdef Py_ssize_t j
-    cdef floating r = 0
-    for j in range(cols):
-        r -= t[j] * ((z[j] - m) - lse)
-    return r
+def use_impl(name):
+    """Make every loss kernel use the variant `name` (one of available_impls()).  Not
+    to be called while another thread runs a kernel."""
+    global _tab, _current
+    name = _isa.check_name(name, available_impls(), "use_impl(name): name")
+    _tab = <loss_table*>PyCapsule_GetPointer(_capsules[name], "kernels.loss_table")
+    _current = name
 
 
-cdef inline floating _row_max(const floating* p, Py_ssize_t cols) noexcept nogil:
-    """max of a row; a NaN anywhere makes it NaN (so the whole row's result is NaN)."""
-    cdef Py_ssize_t j
-    cdef floating m = p[0]
-    for j in range(1, cols):
-        if p[j] > m or p[j] != p[j]:
-            m = p[j]
-    return m
+def _init():
+    for name, mod in _isa.load(_PACKAGE, "_loss", _features).items():
+        _capsules[name] = mod.capsule()
+    use_impl(_isa.initial(_capsules, "DLKERNELS_LOSS_IMPL"))
 
 
-cdef enum:
-    LANES = 8      # partial sums of _elem_sum (the loops step by 8: keep equal)
-
-
-cdef double _elem_sum(int loss, floating param, const floating* t, const floating* p,
-                      Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    """Sum of the per-element terms of an elementwise loss over [lo, hi): LANES strided
-    partial sums in double (a loop gcc vectorises; one running sum it cannot reorder),
-    combined pairwise, then the last (hi - lo) % LANES terms in order.  The order
-    depends only on lo and hi (a fixed chunk): the same for any thread count."""
-    cdef Py_ssize_t i, k, nb = lo + (hi - lo) - (hi - lo) % LANES
-    cdef double s = 0
-    cdef double acc[LANES]
-    cdef floating d, a, c
-    for k in range(LANES):
-        acc[k] = 0
-    if loss == MSE:
-        for i in range(lo, nb, 8):
-            for k in range(LANES):
-                d = p[i + k] - t[i + k]
-                acc[k] += d * d
-        for i in range(nb, hi):
-            d = p[i] - t[i]
-            s += d * d
-    elif loss == MAE:
-        for i in range(lo, nb, 8):
-            for k in range(LANES):
-                acc[k] += f_abs(p[i + k] - t[i + k])
-        for i in range(nb, hi):
-            s += f_abs(p[i] - t[i])
-    elif loss == HUBER:
-        for i in range(lo, nb, 8):
-            for k in range(LANES):
-                a = f_abs(p[i + k] - t[i + k])
-                acc[k] += ((<floating>0.5 * a * a) if a <= param
-                           else param * (a - <floating>0.5 * param))
-        for i in range(nb, hi):
-            a = f_abs(p[i] - t[i])
-            s += (<floating>0.5 * a * a) if a <= param else param * (a - <floating>0.5 * param)
-    elif loss == BCE:
-        for i in range(lo, nb, 8):
-            for k in range(LANES):
-                c = _clip(p[i + k])
-                acc[k] -= t[i + k] * f_log(c) + (1 - t[i + k]) * f_log(1 - c)
-        for i in range(nb, hi):
-            c = _clip(p[i])
-            s -= t[i] * f_log(c) + (1 - t[i]) * f_log(1 - c)
-    elif loss == BCE_LOGITS:
-        for i in range(lo, nb, 8):
-            for k in range(LANES):
-                d = p[i + k]
-                acc[k] += (d if d > 0 else 0) - d * t[i + k] + f_log1p(f_exp(-f_abs(d)))
-        for i in range(nb, hi):
-            d = p[i]
-            s += (d if d > 0 else 0) - d * t[i] + f_log1p(f_exp(-f_abs(d)))
-    return (((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))) + s
-
-
-cdef double _row_loss(int loss, const floating* t, const floating* p, Py_ssize_t cols) noexcept nogil:
-    """-sum_j t_j log q_j for one row (q = clipped normalised p, or softmax of logits)."""
-    cdef Py_ssize_t j
-    cdef floating m, s = 0, tz = 0, ts = 0
-    if loss == CCE:
-        for j in range(cols):
-            s += p[j]
-        for j in range(cols):
-            tz -= t[j] * f_log(_clip(p[j] / s))
-        return tz
-    # from logits: sum(t) * logsumexp(z) - sum(t * z), with the max taken out
-    m = _row_max(p, cols)
-    for j in range(cols):
-        s += _exp0(p[j] - m)
-        tz += t[j] * (p[j] - m)
-        ts += t[j]
-    if _finite(ts) and _finite(tz):
-        return ts * f_log(s) - tz
-    return _xent_terms(t, p, m, f_log(s), cols)
-
-
-cdef double _chunk_sum(int loss, floating param, const floating* t, const floating* p,
-                       Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t c,
-                       Py_ssize_t per) noexcept nogil:
-    """Sum of the loss terms of chunk c (``per`` elements, or ``per`` rows)."""
-    cdef Py_ssize_t r, lo = c * per, hi
-    cdef double s = 0
-    if loss == CCE or loss == CCE_LOGITS:
-        hi = min(lo + per, rows)
-        for r in range(lo, hi):
-            s += _row_loss(loss, t + r * cols, p + r * cols, cols)
-        return s
-    hi = min(lo + per, rows * cols)
-    return _elem_sum(loss, param, t, p, lo, hi)
-
-
-cdef double _loss(int loss, floating param, const floating* t, const floating* p,
-                  Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    cdef bint by_row = loss == CCE or loss == CCE_LOGITS
-    cdef Py_ssize_t per = max(1, CHUNK // cols) if by_row else CHUNK
-    cdef Py_ssize_t units = rows if by_row else rows * cols
-    cdef Py_ssize_t nchunks = (units + per - 1) // per, c
-    cdef int nt = threads_for(rows * cols)
-    cdef double total = 0
-    cdef double* partial = NULL
-    if nt > 1 and nchunks > 1:
-        partial = <double*>malloc(nchunks * sizeof(double))
-    if partial == NULL:       # one thread (or no memory): the same chunk order, serially
-        for c in range(nchunks):
-            total += _chunk_sum(loss, param, t, p, rows, cols, c, per)
-    else:
-        for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
-            partial[c] = _chunk_sum(loss, param, t, p, rows, cols, c, per)
-        for c in range(nchunks):
-            total += partial[c]
-        free(partial)
-    # mean over samples of the per-sample mean (elementwise) or sum (cross-entropy)
-    return total / (rows if by_row else rows * cols)
-
-
-# -------------------------------------------------------------- gradients
-
-cdef void _elem_grad(int loss, floating param, const floating* t, const floating* p,
-                     floating* out, floating scale, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating d, c, lo_c = <floating>EPS, hi_c = <floating>(1.0 - EPS)
-    if loss == MSE:
-        for i in range(lo, hi):
-            out[i] = (p[i] - t[i]) * (2 * scale)
-    elif loss == MAE:
-        for i in range(lo, hi):
-            d = p[i] - t[i]
-            out[i] = scale if d > 0 else (-scale if d < 0 else d * scale)  # 0, or NaN
-    elif loss == HUBER:
-        for i in range(lo, hi):
-            d = p[i] - t[i]
-            out[i] = scale * (param if d > param else (-param if d < -param else d))
-    elif loss == BCE:
-        for i in range(lo, hi):
-            c = p[i]
-            if c >= lo_c and c <= hi_c:
-                out[i] = ((1 - t[i]) / (1 - c) - t[i] / c) * scale
-            else:
-                out[i] = 0    # the clip is active: no gradient flows through it
-    elif loss == BCE_LOGITS:
-        for i in range(lo, hi):
-            out[i] = (f_sigmoid(p[i]) - t[i]) * scale
-
-
-cdef void _row_grad(int loss, const floating* t, const floating* p, floating* out,
-                    Py_ssize_t cols, floating scale) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating m, s = 0, ts = 0, q, g, dot = 0, inv
-    cdef floating lo_c = <floating>EPS, hi_c = <floating>(1.0 - EPS)
-    if loss == CCE:
-        # q = p / s; g_j = -t_j / q_j inside the clip range; out = (g - sum(g q)) / (s n)
-        for j in range(cols):
-            s += p[j]
-        inv = 1 / s
-        for j in range(cols):
-            q = p[j] * inv
-            g = -t[j] / q if (q >= lo_c and q <= hi_c) else 0
-            out[j] = g
-            dot += g * q
-        for j in range(cols):
-            out[j] = (out[j] - dot) * inv * scale
-        return
-    m = _row_max(p, cols)
-    for j in range(cols):
-        out[j] = _exp0(p[j] - m)
-        s += out[j]
-        ts += t[j]
-    inv = ts / s
-    for j in range(cols):
-        out[j] = (out[j] * inv - t[j]) * scale
-
-
-cdef void _grad(int loss, floating param, const floating* t, const floating* p,
-                floating* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    cdef Py_ssize_t n = rows * cols, r, c, nchunks
-    cdef int nt = threads_for(n)
-    cdef floating scale
-    if loss == CCE or loss == CCE_LOGITS:
-        scale = <floating>(1.0 / rows)
-        if nt == 1:
-            for r in range(rows):
-                _row_grad(loss, t + r * cols, p + r * cols, out + r * cols, cols, scale)
-        else:
-            for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
-                _row_grad(loss, t + r * cols, p + r * cols, out + r * cols, cols, scale)
-        return
-    scale = <floating>(1.0 / n)
-    if nt == 1:
-        _elem_grad(loss, param, t, p, out, scale, 0, n)
-        return
-    nchunks = (n + CHUNK - 1) // CHUNK
-    for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
-        _elem_grad(loss, param, t, p, out, scale, c * CHUNK, min((c + 1) * CHUNK, n))
-
-
-# ------------------------------------------------ sparse labels and fused losses
-
-cdef double _sparse_row(bint logits, int64_t k, const floating* p, floating* out,
-                        Py_ssize_t cols, floating scale) noexcept nogil:
-    """Loss of one row with true class k; when out != NULL also its gradient row.
-
-    From logits (the fused softmax cross-entropy): loss = logsumexp(z) - z_k,
-    gradient (softmax(z) - onehot(k)) * scale.  From probabilities (Keras): q = p / s,
-    loss = -log(clip(q_k)), gradient of that through the clip and the normalisation;
-    loss and gradient row NaN when p_j / s is NaN for any j (0/0, inf/inf, a NaN: Keras
-    normalises the whole row), which needs s to be non-finite or 0.
-    """
-    cdef Py_ssize_t j
-    cdef floating m, s = 0, q, g, inv, pk = p[k]   # p[k] read before out (may be p) is written
-    cdef floating lo_c = <floating>EPS, hi_c = <floating>(1.0 - EPS)
-    cdef bint undefined = False
-    if logits:
-        m = _row_max(p, cols)
-        if out != NULL:
-            # exp(z - m) once, kept in out (each p[j] is read before out[j], which may
-            # be it, is written), then scaled: the same products as forming it twice
-            for j in range(cols):
-                g = _exp0(p[j] - m)
-                s += g
-                out[j] = g
-            inv = 1 / s
-            for j in range(cols):
-                out[j] = out[j] * inv * scale
-            out[k] -= scale
-        else:
-            for j in range(cols):
-                s += _exp0(p[j] - m)
-        return f_log(s) - (pk - m)
-    for j in range(cols):
-        s += p[j]
-    if not _finite(s) or s == 0:
-        for j in range(cols):
-            q = p[j] / s
-            if q != q:
-                undefined = True
-                break
-        if undefined:
-            if out != NULL:
-                for j in range(cols):
-                    out[j] = <floating>NAN
-            return NAN
-    inv = 1 / s
-    q = pk / s
-    if out != NULL:
-        g = -1 / q if (q >= lo_c and q <= hi_c) else 0
-        for j in range(cols):
-            out[j] = -g * q * inv * scale
-        out[k] += g * inv * scale
-    return -f_log(_clip(q))
-
-
-cdef double _dense_xent_row(const floating* t, const floating* z, floating* out,
-                            Py_ssize_t cols, floating scale) noexcept nogil:
-    """Fused softmax cross-entropy of one row: returns the loss, writes the gradient.
-    The loss is complete before out (which may be z) is written; exp(z - m) is formed
-    again for the gradient."""
-    cdef Py_ssize_t j
-    cdef floating m = _row_max(z, cols), s = 0, ts = 0, tz = 0, inv
-    cdef double loss
-    for j in range(cols):
-        s += _exp0(z[j] - m)
-        ts += t[j]
-        tz += t[j] * (z[j] - m)
-    if _finite(ts) and _finite(tz):
-        loss = ts * f_log(s) - tz
-    else:
-        loss = _xent_terms(t, z, m, f_log(s), cols)
-    inv = ts / s
-    for j in range(cols):
-        out[j] = (_exp0(z[j] - m) * inv - t[j]) * scale
-    return loss
-
-
-cdef double _rows_total(int kind, bint logits, const floating* t, const int64_t* labels,
-                        const floating* p, floating* out, Py_ssize_t rows,
-                        Py_ssize_t cols) noexcept nogil:
-    """Sum over rows of a row loss (kind 0: sparse, 1: fused dense), gradient into out
-    when out != NULL; fixed row chunks so the sum does not depend on the thread count."""
-    cdef Py_ssize_t per = max(1, CHUNK // cols), nchunks = (rows + per - 1) // per, c, r
-    cdef int nt = threads_for(rows * cols)
-    cdef double total = 0
-    cdef double* partial = NULL
-    cdef floating scale = <floating>(1.0 / rows)
-    if nt > 1 and nchunks > 1:
-        partial = <double*>malloc(nchunks * sizeof(double))
-    if partial == NULL:       # one thread (or no memory): the same chunk order, serially
-        for c in range(nchunks):
-            total += _rows_chunk(kind, logits, t, labels, p, out, rows, cols, c, per, scale)
-        return total
-    for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
-        partial[c] = _rows_chunk(kind, logits, t, labels, p, out, rows, cols, c, per, scale)
-    for c in range(nchunks):
-        total += partial[c]
-    free(partial)
-    return total
-
-
-cdef double _rows_chunk(int kind, bint logits, const floating* t, const int64_t* labels,
-                        const floating* p, floating* out, Py_ssize_t rows, Py_ssize_t cols,
-                        Py_ssize_t c, Py_ssize_t per, floating scale) noexcept nogil:
-    cdef Py_ssize_t r
-    cdef double s = 0
-    for r in range(c * per, min((c + 1) * per, rows)):
-        if kind == 0:
-            s += _sparse_row(logits, labels[r], p + r * cols,
-                             (out + r * cols) if out != NULL else NULL, cols, scale)
-        else:
-            s += _dense_xent_row(t + r * cols, p + r * cols, out + r * cols, cols, scale)
-    return s
+_init()
 
 
 # ------------------------------------------------------- Python entry points
@@ -390,16 +71,33 @@ def loss_value(int loss, double param, const floating[:, ::1] y_true,
                const floating[:, ::1] y_pred):
     cdef double v
     with nogil:
-        v = _loss(loss, <floating>param, &y_true[0, 0], &y_pred[0, 0],
-                  y_pred.shape[0], y_pred.shape[1])
+        if floating is float:
+            v = _tab.value_f32(loss, param, &y_true[0, 0], &y_pred[0, 0],
+                               y_pred.shape[0], y_pred.shape[1])
+        else:
+            v = _tab.value_f64(loss, param, &y_true[0, 0], &y_pred[0, 0],
+                               y_pred.shape[0], y_pred.shape[1])
     return v
 
 
 def loss_gradient(int loss, double param, const floating[:, ::1] y_true,
                   const floating[:, ::1] y_pred, floating[:, ::1] out):
     with nogil:
-        _grad(loss, <floating>param, &y_true[0, 0], &y_pred[0, 0], &out[0, 0],
-              y_pred.shape[0], y_pred.shape[1])
+        if floating is float:
+            _tab.gradient_f32(loss, param, &y_true[0, 0], &y_pred[0, 0], &out[0, 0],
+                              y_pred.shape[0], y_pred.shape[1])
+        else:
+            _tab.gradient_f64(loss, param, &y_true[0, 0], &y_pred[0, 0], &out[0, 0],
+                              y_pred.shape[0], y_pred.shape[1])
+
+
+cdef inline double _rows(int kind, bint logits, const floating* t, const int64_t* labels,
+                         const floating* p, floating* out, Py_ssize_t rows,
+                         Py_ssize_t cols) noexcept nogil:
+    if floating is float:
+        return _tab.rows_total_f32(kind, logits, t, labels, p, out, rows, cols)
+    else:
+        return _tab.rows_total_f64(kind, logits, t, labels, p, out, rows, cols)
 
 
 def sparse_loss(bint from_logits, const int64_t[::1] labels, const floating[:, ::1] y_pred,
@@ -408,8 +106,8 @@ def sparse_loss(bint from_logits, const int64_t[::1] labels, const floating[:, :
     cdef double total
     cdef floating* o = &out[0, 0] if out is not None else NULL
     with nogil:
-        total = _rows_total(0, from_logits, NULL, &labels[0], &y_pred[0, 0], o,
-                            y_pred.shape[0], y_pred.shape[1])
+        total = _rows(0, from_logits, <const floating*>NULL, &labels[0], &y_pred[0, 0], o,
+                      y_pred.shape[0], y_pred.shape[1])
     return total / y_pred.shape[0]
 
 
@@ -418,6 +116,6 @@ def softmax_xent(const floating[:, ::1] y_true, const floating[:, ::1] logits,
     """Fused softmax + categorical cross-entropy: returns the mean loss, gradient in out."""
     cdef double total
     with nogil:
-        total = _rows_total(1, True, &y_true[0, 0], NULL, &logits[0, 0], &out[0, 0],
-                            logits.shape[0], logits.shape[1])
+        total = _rows(1, True, &y_true[0, 0], <const int64_t*>NULL, &logits[0, 0],
+                      &out[0, 0], logits.shape[0], logits.shape[1])
     return total / logits.shape[0]

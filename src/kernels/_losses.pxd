@@ -1,0 +1,44 @@
+# The loss kernels' ids and the table of entry points each per-ISA variant of
+# _losses_impl.pxi (_loss_base, _loss_avx2, _loss_avx512) exports in a capsule named
+# "kernels.loss_table"; kernels._losses forwards to the one chosen for this CPU.  (Only
+# the types and enums of this file may be cimported by the variants.)
+from libc.stdint cimport int64_t
+
+cdef enum:
+    MSE = 0
+    MAE = 1
+    HUBER = 2
+    BCE = 3
+    BCE_LOGITS = 4
+    CCE = 5
+    CCE_LOGITS = 6
+
+# the mean loss of an elementwise (MSE ... BCE_LOGITS) or categorical (CCE, CCE_LOGITS)
+# loss over C-contiguous (rows, cols) targets t and predictions p
+ctypedef double (*loss_value_f32)(int loss, double param, const float* t, const float* p,
+                                  Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+ctypedef double (*loss_value_f64)(int loss, double param, const double* t,
+                                  const double* p, Py_ssize_t rows,
+                                  Py_ssize_t cols) noexcept nogil
+# its gradient with respect to p into out (which may be p)
+ctypedef void (*loss_grad_f32)(int loss, double param, const float* t, const float* p,
+                               float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+ctypedef void (*loss_grad_f64)(int loss, double param, const double* t, const double* p,
+                               double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+# the summed row losses of kind 0 (sparse labels; from logits or probabilities) or 1
+# (the fused softmax cross-entropy with dense targets t), the gradient into out when
+# out is not NULL
+ctypedef double (*loss_rows_f32)(int kind, bint logits, const float* t,
+                                 const int64_t* labels, const float* p, float* out,
+                                 Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+ctypedef double (*loss_rows_f64)(int kind, bint logits, const double* t,
+                                 const int64_t* labels, const double* p, double* out,
+                                 Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+
+ctypedef struct loss_table:
+    loss_value_f32 value_f32
+    loss_value_f64 value_f64
+    loss_grad_f32 gradient_f32
+    loss_grad_f64 gradient_f64
+    loss_rows_f32 rows_total_f32
+    loss_rows_f64 rows_total_f64
