@@ -12,7 +12,8 @@ kernel call that would start a team looks at the machine (Linux): while our team
 wide, the CPU pressure (``/proc/pressure/cpu``: the share of time some runnable task
 waited for a CPU) above 1/4 means the cores are oversubscribed, and teams are capped
 at the cores the other runnable tasks (``/proc/loadavg``) leave free, at least one
-thread; while capped, the cap follows that count and lifts when nothing else runs.
+thread; while capped, the cap follows that count and lifts when nothing else runs
+(and, as a probe, after 10 capped periods in a row: a real competitor caps it again).
 Results do not change: every kernel computes the same bits for any thread count.
 Where those files do not exist, nothing is capped.
 """
@@ -43,6 +44,11 @@ cdef extern from *:
     static long long dlk_prev_some = -1;
     static long long dlk_checks = 0;        /* periods looked at, and of them capped */
     static long long dlk_capped = 0;
+    static int dlk_capped_run = 0;          /* consecutive capped periods */
+    /* after this many capped periods in a row the cap lifts for one period (a probe:
+       the runnable count also counts short-lived kernel tasks, so "others" can be
+       wrong; a real competitor makes the pressure cap again within two periods) */
+    #define DLK_ADAPT_PROBE 10
 
     static long long dlk_now_ns(void) {
         struct timespec t;
@@ -111,6 +117,8 @@ cdef extern from *:
         if (some >= 0)
             cap = dlk_adapt_decide(cap, pressure, cap == 0 && pressure < DLK_ADAPT_PRESSURE
                                    ? -1 : dlk_runnable(), want, ncpu);
+        if (cap > 0 && ++dlk_capped_run >= DLK_ADAPT_PROBE) cap = 0;
+        if (cap == 0) dlk_capped_run = 0;
         __atomic_store_n(&dlk_cap, cap, __ATOMIC_RELAXED);
         dlk_checks++;
         if (cap > 0) dlk_capped++;
@@ -137,6 +145,7 @@ cdef extern from *:
         __atomic_store_n(&dlk_cap, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&dlk_next_ns, 0, __ATOMIC_RELAXED);
         dlk_prev_some = -1;
+        dlk_capped_run = 0;
     }
     """
     int DLK_OPENMP
