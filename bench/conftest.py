@@ -8,12 +8,13 @@ optimizer benchmarks also float64), times one call, and checks the result after 
 
 The items are reordered so that the backends of one case run back to back (numpy, then
 cython, cuda, torch): on a shared machine the load drifts, and a ratio is only fair
-between measurements taken close together.  After a numpy item, when NumPy's BLAS may
-run more than one thread, the next backend's item first waits ``BLAS_SETTLE`` seconds:
-OpenBLAS's idle threads keep spinning for about 0.1 s after a call (2**28 cycles), and
-would otherwise compete for the cores with the next benchmark's threads (measured: a
+between measurements taken close together.  When NumPy's BLAS may run more than one
+thread, a benchmark of another backend first waits ``BLAS_SETTLE`` seconds, right
+before its timing (after the test's own setup, which often computes reference inputs
+with NumPy): OpenBLAS's idle threads keep spinning for about 0.1 s after a call (2**28
+cycles) and would otherwise compete for the cores with the timed threads (measured: a
 2-thread float64 512^3 GEMM of ours at 38-43 GFLOP/s right after NumPy's, 76 after a
-pause).
+pause; and the kernels' adaptive thread teams shrink while they spin).
 
 Options added here:
 
@@ -44,7 +45,7 @@ DTYPES = ["float32", "float64"]
 BACKENDS = ["numpy", "cython", "cuda"]   # the default parametrization of ``backend``
 BACKEND_ORDER = ["numpy", "cython", "cuda", "torch"]
 DEFAULT_MAX_TIME = 0.3  # seconds per benchmark unless --benchmark-max-time is given
-BLAS_SETTLE = 0.25      # seconds between a numpy item and the next backend's (see above)
+BLAS_SETTLE = 0.2       # seconds before timing another backend than numpy (see above)
 SEED = 20240601
 
 # Environment variables read by BLAS libraries when NumPy loads them (the fallback used
@@ -184,16 +185,44 @@ def pytest_collection_modifyitems(session, config, items):
 # ------------------------------------------------------------------------- backends
 
 _UNAVAILABLE = {}  # backend name -> why it does not load (tried once per session)
-_LAST_BACKEND = [None]  # the backend of the previous item that got one
 
 
-def _settle_after_blas(name):
-    """Wait for NumPy's idle BLAS threads to stop spinning before another backend's
-    benchmark (see the module docstring)."""
-    previous, _LAST_BACKEND[0] = _LAST_BACKEND[0], name
-    if previous == "numpy" and name != "numpy" and _THREADS["blas"] != 1:
+def _settle_blas():
+    """Wait for NumPy's idle BLAS threads to stop spinning (see the module docstring)."""
+    if _THREADS["blas"] != 1:
         import time
         time.sleep(BLAS_SETTLE)
+
+
+_SETTLED_CLASSES = {}
+
+
+def _settled_class(cls):
+    """A subclass of pytest-benchmark's fixture class whose timings start once NumPy's
+    idle BLAS threads have stopped spinning (pytest-benchmark's hooks check the type,
+    so the fixture object keeps it)."""
+    if cls not in _SETTLED_CLASSES:
+        class Settled(cls):
+            def __call__(self, *args, **kwargs):
+                _settle_blas()
+                return super().__call__(*args, **kwargs)
+
+            def pedantic(self, *args, **kwargs):
+                _settle_blas()
+                return super().pedantic(*args, **kwargs)
+        Settled.__name__ = Settled.__qualname__ = "Settled" + cls.__name__
+        _SETTLED_CLASSES[cls] = Settled
+    return _SETTLED_CLASSES[cls]
+
+
+@pytest.fixture
+def benchmark(benchmark, request):
+    """pytest-benchmark's ``benchmark``, settled (see _settled_class) unless the item
+    benchmarks the numpy backend."""
+    spec = getattr(request.node, "callspec", None)
+    if spec is None or spec.params.get("backend") != "numpy":
+        benchmark.__class__ = _settled_class(type(benchmark))
+    return benchmark
 
 
 class TorchBackend:
@@ -226,7 +255,6 @@ def backend(request):
     the benchmarks that add ``torch``.  A backend that does not load here (cython not
     built, no CUDA device or Numba, PyTorch not installed) is skipped."""
     name = request.param
-    _settle_after_blas(name)
     if name == "torch":
         return _torch_backend()
     if name in _UNAVAILABLE:

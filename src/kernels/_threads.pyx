@@ -112,7 +112,10 @@ cdef extern from *:
         long long some = dlk_cpu_some_us();
         double pressure = -1.0;
         int cap = __atomic_load_n(&dlk_cap, __ATOMIC_RELAXED);
-        if (some >= 0 && dlk_prev_some >= 0 && now > dlk_prev_ns)
+        /* the pressure of the last period only: after a longer pause (no teams
+           wanted), it would describe whatever ran meanwhile */
+        if (some >= 0 && dlk_prev_some >= 0 && now > dlk_prev_ns
+                && now - dlk_prev_ns <= 2 * DLK_ADAPT_PERIOD_NS)
             pressure = (double)(some - dlk_prev_some) * 1000.0 / (double)(now - dlk_prev_ns);
         if (some >= 0)
             cap = dlk_adapt_decide(cap, pressure, cap == 0 && pressure < DLK_ADAPT_PRESSURE
