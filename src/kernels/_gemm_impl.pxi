@@ -1394,8 +1394,11 @@ cdef int _gemm_run(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
     # give each thread at least ~96^3 multiply-adds, or waking it and the
     # barriers cost more than it saves (the result does not depend on nt)
     cdef double work = <double>m * <double>n * <double>k
-    if work < <double>nt * _GEMM_MIN_WORK_PER_THREAD:
-        nt = <Py_ssize_t>(work / _GEMM_MIN_WORK_PER_THREAD)
+    # (float64: half as many multiply-adds, each vector holds half as many)
+    cdef double min_work = _GEMM_MIN_WORK_PER_THREAD if floating is float \
+        else _GEMM_MIN_WORK_PER_THREAD / 2.0
+    if work < <double>nt * min_work:
+        nt = <Py_ssize_t>(work / min_work)
         if nt < 1:
             nt = 1
     job.m = m
