@@ -1203,6 +1203,28 @@ def test_activation_specials_every_ew_impl(cy, ew_impl, dtype, name, kw):
     assert_close(got, expected, dtype, err_msg=ew_impl)
 
 
+@pytest.mark.parametrize("cols", [5, 16, 37, 300])
+def test_softmax_nan_and_inf_anywhere_in_a_row_every_ew_impl(cy, ew_impl, dtype, cols):
+    """The row maximum is vectorised with NaN tracked apart: a NaN in any lane, block or
+    tail, with or without infinities in the row, makes the row as the reference's."""
+    rng = np.random.default_rng(cols)
+    rows = []
+    for pos in sorted({0, 1, cols // 2, cols - 1, min(cols - 1, 17), min(cols - 1, 33)}):
+        for extra in (None, np.inf, -np.inf):
+            row = normal(rng, (cols,), dtype)
+            if extra is not None:
+                row[(pos + 3) % cols] = extra
+            bad = row.copy()
+            bad[pos] = np.nan
+            rows += [bad, row]
+    x = np.array(rows, dtype)
+    with np.errstate(all="ignore"):
+        expected = ref.softmax(x)
+    got = cy.softmax(x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=ew_impl)
+    assert_close(got, expected, dtype, err_msg=ew_impl)
+
+
 @pytest.mark.parametrize("shape", [(7, 13), (40, 300)], ids=str)
 def test_bias_column_sums_every_ew_impl(cy, ew_impl, dtype, threads, rng, shape):
     x = uniform(rng, shape, dtype)

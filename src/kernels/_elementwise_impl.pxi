@@ -92,18 +92,33 @@ cdef inline floating _row_max(const floating* x, Py_ssize_t cols) noexcept nogil
     cdef Py_ssize_t j, k, nb = cols - cols % DLK_LANES
     cdef floating m, v
     cdef floating mv[DLK_LANES]
+    cdef floating nv[DLK_LANES]     # NaN seen in a lane: the sum of v - v (0, or NaN)
     if nb == 0:
         m = x[0]
         for j in range(1, cols):
             if x[j] > m or x[j] != x[j]:
                 m = x[j]
         return m
+    # branch-free (vectorised): a plain max per lane, NaN tracked apart.  (The form
+    # "v > m or v != v" compiled to a branch per lane, twice as slow on long rows.)
     for k in range(DLK_LANES):
         mv[k] = x[k]
+        nv[k] = 0
     for j in range(DLK_LANES, nb, 16):
         for k in range(DLK_LANES):
             v = x[j + k]
-            mv[k] = v if (v > mv[k] or v != v) else mv[k]
+            mv[k] = v if v > mv[k] else mv[k]
+            nv[k] += v - v           # NaN for a NaN v (inf - inf too: see below)
+    for k in range(DLK_LANES):
+        # v - v is NaN for +-inf as well: a lane whose max is not NaN gets it only
+        # when the lane held a NaN or an infinity; check which, exactly
+        if nv[k] != nv[k] and mv[k] == mv[k]:
+            j = DLK_LANES + k
+            while j < nb:
+                if x[j] != x[j]:
+                    mv[k] = x[j]
+                    break
+                j += DLK_LANES
     m = mv[0]
     for k in range(1, DLK_LANES):
         m = mv[k] if (mv[k] > m or mv[k] != mv[k]) else m
