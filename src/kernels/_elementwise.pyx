@@ -31,8 +31,6 @@ cdef ew_table* _tab = NULL
 
 # the CPU's features, detected once by the GEMM dispatcher
 _features = importlib.import_module(f"{_PACKAGE}._gemm").cpu_features()
-_capsules = {}        # variant name -> its "kernels.ew_table" capsule
-_current = None
 
 
 def cpu_features():
@@ -40,34 +38,31 @@ def cpu_features():
     return dict(_features)
 
 
+def _install(capsule):
+    global _tab
+    _tab = <ew_table*>PyCapsule_GetPointer(capsule, "kernels.ew_table")
+
+
+_variants = _isa.Variants(_PACKAGE, "_ew", _features, "DLKERNELS_EW_IMPL",
+                          lambda mod: mod.capsule(), _install)
+
+
 def available_impls():
     """Elementwise variants both built and supported by this CPU, e.g.
     ['base', 'avx2', 'avx512']."""
-    return list(_capsules)
+    return _variants.names()
 
 
 def current_impl():
     """Name of the elementwise variant in use."""
-    return _current
+    return _variants.current
 
 
 def use_impl(name):
     """Make every elementwise kernel (and the dense layer's and GEMM epilogue's calls
     to them) use the variant `name` (one of available_impls()).  Not to be called while
     another thread runs a kernel."""
-    global _tab, _current
-    name = _isa.check_name(name, available_impls(), "use_impl(name): name")
-    _tab = <ew_table*>PyCapsule_GetPointer(_capsules[name], "kernels.ew_table")
-    _current = name
-
-
-def _init():
-    for name, mod in _isa.load(_PACKAGE, "_ew", _features).items():
-        _capsules[name] = mod.capsule()
-    use_impl(_isa.initial(_capsules, "DLKERNELS_EW_IMPL"))
-
-
-_init()
+    _variants.use(name)
 
 
 # ---------------------------------------------------------- cdef API (forwarders)

@@ -51,8 +51,6 @@ cdef sgemm_ep_fn _s_ep_impl = NULL
 cdef dgemm_ep_fn _d_ep_impl = NULL
 
 _features = {name: bool(dlk_cpu_has(i)) for i, name in enumerate(_FEATURE_NAMES)}
-_capsules = {}        # variant name -> (sgemm, dgemm, sgemm_ep, dgemm_ep capsules)
-_current = None
 
 
 def cpu_features():
@@ -61,22 +59,10 @@ def cpu_features():
     return dict(_features)
 
 
-def available_impls():
-    """GEMM variants both built and supported by this CPU, e.g. ['base', 'avx2', 'avx512']."""
-    return list(_capsules)
-
-
-def current_impl():
-    """Name of the GEMM variant sgemm/dgemm use now."""
-    return _current
-
-
-def use_impl(name):
-    """Make sgemm/dgemm (and sgemm_ep/dgemm_ep) use the GEMM variant `name` (one of
-    available_impls())."""
-    global _s_impl, _d_impl, _s_ep_impl, _d_ep_impl, _current
-    name = _isa.check_name(name, available_impls(), "use_impl(name): name")
-    scap, dcap, sepcap, depcap = _capsules[name]
+def _install(capsules):
+    """Store a variant's four entry points (sgemm, dgemm, sgemm_ep, dgemm_ep capsules)."""
+    global _s_impl, _d_impl, _s_ep_impl, _d_ep_impl
+    scap, dcap, sepcap, depcap = capsules
     cdef sgemm_fn s = <sgemm_fn>PyCapsule_GetPointer(scap, "kernels.sgemm_fn")
     cdef dgemm_fn d = <dgemm_fn>PyCapsule_GetPointer(dcap, "kernels.dgemm_fn")
     cdef sgemm_ep_fn sep = <sgemm_ep_fn>PyCapsule_GetPointer(sepcap, "kernels.sgemm_ep_fn")
@@ -85,16 +71,27 @@ def use_impl(name):
     _d_impl = d
     _s_ep_impl = sep
     _d_ep_impl = dep
-    _current = name
 
 
-def _init():
-    for name, mod in _isa.load(_PACKAGE, "_gemm", _features).items():
-        _capsules[name] = tuple(mod.capsules()) + tuple(mod.ep_capsules())
-    use_impl(_isa.initial(_capsules, "DLKERNELS_GEMM_IMPL"))
+_variants = _isa.Variants(_PACKAGE, "_gemm", _features, "DLKERNELS_GEMM_IMPL",
+                          lambda mod: tuple(mod.capsules()) + tuple(mod.ep_capsules()),
+                          _install)
 
 
-_init()
+def available_impls():
+    """GEMM variants both built and supported by this CPU, e.g. ['base', 'avx2', 'avx512']."""
+    return _variants.names()
+
+
+def current_impl():
+    """Name of the GEMM variant sgemm/dgemm use now."""
+    return _variants.current
+
+
+def use_impl(name):
+    """Make sgemm/dgemm (and sgemm_ep/dgemm_ep) use the GEMM variant `name` (one of
+    available_impls())."""
+    _variants.use(name)
 
 
 cdef void sgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,

@@ -59,3 +59,27 @@ def initial(available, env_var):
     except ValueError as exc:
         warnings.warn(f"{exc}; using {best!r}", RuntimeWarning, stacklevel=3)
         return best
+
+
+class Variants:
+    """The per-ISA variants of one dispatcher: those loaded for this CPU (``load``),
+    the one in use (``current``), and switching (``use``).  ``exports(module)`` takes
+    what the dispatcher needs from a variant module (its capsules); ``install(exports)``
+    stores the chosen variant's function pointers in the dispatcher (C globals only
+    the dispatcher's own code can set)."""
+
+    def __init__(self, package, prefix, features, env_var, exports, install):
+        self._exports = {name: exports(mod)
+                         for name, mod in load(package, prefix, features).items()}
+        self._install = install
+        self.current = None
+        self.use(initial(self._exports, env_var))
+
+    def names(self):
+        """The loaded variants' names, best last."""
+        return list(self._exports)
+
+    def use(self, name):
+        name = check_name(name, self.names(), "use_impl(name): name")
+        self._install(self._exports[name])
+        self.current = name

@@ -28,41 +28,36 @@ _isa = importlib.import_module(f"{_PACKAGE}._isa")
 cdef loss_table* _tab = NULL
 
 _features = importlib.import_module(f"{_PACKAGE}._gemm").cpu_features()
-_capsules = {}        # variant name -> its "kernels.loss_table" capsule
-_current = None
 
 LOSS_IDS = {"mean_squared_error": MSE, "mean_absolute_error": MAE, "huber": HUBER,
             "binary_crossentropy": BCE, "binary_crossentropy_logits": BCE_LOGITS,
             "categorical_crossentropy": CCE, "categorical_crossentropy_logits": CCE_LOGITS}
 
 
+def _install(capsule):
+    global _tab
+    _tab = <loss_table*>PyCapsule_GetPointer(capsule, "kernels.loss_table")
+
+
+_variants = _isa.Variants(_PACKAGE, "_loss", _features, "DLKERNELS_LOSS_IMPL",
+                          lambda mod: mod.capsule(), _install)
+
+
 def available_impls():
     """Loss variants both built and supported by this CPU, e.g.
     ['base', 'avx2', 'avx512']."""
-    return list(_capsules)
+    return _variants.names()
 
 
 def current_impl():
     """Name of the loss variant in use."""
-    return _current
+    return _variants.current
 
 
 def use_impl(name):
     """Make every loss kernel use the variant `name` (one of available_impls()).  Not
     to be called while another thread runs a kernel."""
-    global _tab, _current
-    name = _isa.check_name(name, available_impls(), "use_impl(name): name")
-    _tab = <loss_table*>PyCapsule_GetPointer(_capsules[name], "kernels.loss_table")
-    _current = name
-
-
-def _init():
-    for name, mod in _isa.load(_PACKAGE, "_loss", _features).items():
-        _capsules[name] = mod.capsule()
-    use_impl(_isa.initial(_capsules, "DLKERNELS_LOSS_IMPL"))
-
-
-_init()
+    _variants.use(name)
 
 
 # ------------------------------------------------------- Python entry points
