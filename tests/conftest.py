@@ -141,12 +141,8 @@ def two_threads():
 def gemm_impl(request):
     """Every SIMD GEMM variant this CPU runs ('base', 'avx2', 'avx512'); the variant in
     use before is restored afterwards."""
-    previous = _gemm.current_impl()
-    _gemm.use_impl(request.param)
-    try:
-        yield request.param
-    finally:
-        _gemm.use_impl(previous)
+    with kernel_helpers.using_impl(_gemm, request.param) as name:
+        yield name
 
 
 def _backend_params():

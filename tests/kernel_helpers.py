@@ -10,6 +10,8 @@ Every non-contiguous array is carved out of a larger base whose unused elements 
 NaN, so a kernel that reads through the wrong strides reads NaN (and fails the
 comparison), and one that writes outside its output is caught by ``guard``.
 """
+import contextlib
+
 import numpy as np
 
 # Set by tests/conftest.py when it loads (before any test module is imported).
@@ -95,3 +97,15 @@ def uniform(rng, shape, dtype, low=-1.0, high=1.0):
 
 def normal(rng, shape, dtype, scale=1.0):
     return (rng.standard_normal(size=shape) * scale).astype(dtype)
+
+
+@contextlib.contextmanager
+def using_impl(dispatcher, name):
+    """Within the block, the per-ISA ``dispatcher`` (kernels._gemm, _elementwise or
+    _losses) runs its variant ``name``; the variant in use before comes back after."""
+    previous = dispatcher.current_impl()
+    dispatcher.use_impl(name)
+    try:
+        yield name
+    finally:
+        dispatcher.use_impl(previous)

@@ -14,7 +14,8 @@ import kernels
 from kernels import _elementwise, _gemm, _losses, _threads
 from kernels import reference as ref
 
-from kernel_helpers import LAYOUTS, Guarded, assert_close, normal, uniform, with_layout
+from kernel_helpers import (LAYOUTS, Guarded, assert_close, normal, uniform, using_impl,
+                            with_layout)
 
 TRANS = [(False, False), (True, False), (False, True), (True, True)]
 TRANS_IDS = ["NN", "TN", "NT", "TT"]
@@ -1148,12 +1149,8 @@ def test_sgd_matches_keras_formula(backend):
 def ew_impl(request):
     """Every elementwise variant this CPU runs ('base', 'avx2', 'avx512'); the variant
     in use before is restored afterwards."""
-    previous = _elementwise.current_impl()
-    _elementwise.use_impl(request.param)
-    try:
-        yield request.param
-    finally:
-        _elementwise.use_impl(previous)
+    with using_impl(_elementwise, request.param) as name:
+        yield name
 
 
 def test_ew_impls_listed():
@@ -1260,12 +1257,8 @@ def test_tanh_vector_body_and_tail_bit_identical(cy, ew_impl, dtype, rng):
 def loss_impl(request):
     """Every loss variant this CPU runs ('base', 'avx2', 'avx512'); the variant in use
     before is restored afterwards."""
-    previous = _losses.current_impl()
-    _losses.use_impl(request.param)
-    try:
-        yield request.param
-    finally:
-        _losses.use_impl(previous)
+    with using_impl(_losses, request.param) as name:
+        yield name
 
 
 def test_loss_impls_listed():
