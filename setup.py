@@ -1,10 +1,11 @@
 """Build the compiled kernels of dlkernels.
 
-Every Cython module is built for baseline x86-64 (or whatever the target's default
-is), so the package imports on any CPU.  The GEMM core and the elementwise kernels
-are compiled once more per SIMD instruction set (AVX2+FMA, AVX-512); ``kernels._gemm``
-and ``kernels._elementwise`` import one of those only after checking, at run time,
-that the CPU supports it.
+The Cython backend lives in ``src/kernels/cpu/``.  Every module there is built for
+baseline x86-64 (or whatever the target's default is), so the package imports on any
+CPU.  The GEMM core, the elementwise and the loss kernels are compiled once more per
+SIMD instruction set (AVX2+FMA, AVX-512) as ``<family>_avx2`` / ``<family>_avx512``;
+the family's dispatcher (``kernels.cpu.gemm``, ``.elementwise``, ``.losses``) imports
+one of those only after checking, at run time, that the CPU supports it.
 
 Environment switches:
   DLKERNELS_NATIVE=1       also compile every module with -march=native (opt-in; the
@@ -30,17 +31,17 @@ SANITIZE = os.environ.get("DLKERNELS_SANITIZE", "")
 
 IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
-# Cython modules built once, for the baseline instruction set.
+# Modules of kernels.cpu built once, for the baseline instruction set.
 BASE_MODULES = [
     "_threads",
-    "_gemm_base",
-    "_gemm",
-    "_ew_base",
-    "_elementwise",
-    "_loss_base",
-    "_losses",
-    "_optimizers",
-    "_dense",
+    "gemm_base",
+    "gemm",
+    "elementwise_base",
+    "elementwise",
+    "losses_base",
+    "losses",
+    "optimizers",
+    "dense",
     "_fastargs",
 ]
 # The GEMM core, the elementwise and the loss kernels again, per SIMD instruction set:
@@ -49,19 +50,19 @@ AVX2_FLAGS = ["-mavx2", "-mfma"]
 AVX512_FLAGS = ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw",
                 "-mavx2", "-mfma", "-mprefer-vector-width=512"]
 SIMD_MODULES = [
-    ("_gemm_avx2", AVX2_FLAGS),
-    ("_gemm_avx512", AVX512_FLAGS),
-    ("_ew_avx2", AVX2_FLAGS),
-    ("_ew_avx512", AVX512_FLAGS),
-    ("_loss_avx2", AVX2_FLAGS),
-    ("_loss_avx512", AVX512_FLAGS),
+    ("gemm_avx2", AVX2_FLAGS),
+    ("gemm_avx512", AVX512_FLAGS),
+    ("elementwise_avx2", AVX2_FLAGS),
+    ("elementwise_avx512", AVX512_FLAGS),
+    ("losses_avx2", AVX2_FLAGS),
+    ("losses_avx512", AVX512_FLAGS),
 ]
 # Modules compiled with -ffp-contract=off: gcc may not fuse a * b + c into an fma on
 # its own (it could do so in a loop's vector body and not in its scalar tail, giving
 # an element different bits depending on where a chunk starts); their code asks for
-# fma explicitly where it wants one (_fmath.pxd's DLK_FMAF/DLK_FMA).
-NO_CONTRACT_MODULES = {"_ew_base", "_ew_avx2", "_ew_avx512",
-                       "_loss_base", "_loss_avx2", "_loss_avx512"}
+# fma explicitly where it wants one (fmath.h's DLK_FMAF).
+NO_CONTRACT_MODULES = {"elementwise_base", "elementwise_avx2", "elementwise_avx512",
+                       "losses_base", "losses_avx2", "losses_avx512"}
 
 COMPILER_DIRECTIVES = {
     "language_level": 3,
@@ -146,7 +147,7 @@ def _extensions():
 
     exts = []
     for name in BASE_MODULES:
-        exts.append(Extension(f"kernels.{name}", [f"src/kernels/{name}.pyx"]))
+        exts.append(Extension(f"kernels.cpu.{name}", [f"src/kernels/cpu/{name}.pyx"]))
     # _fastargs reads array headers through NumPy's C API
     import numpy
     exts[BASE_MODULES.index("_fastargs")].include_dirs.append(numpy.get_include())
@@ -154,7 +155,7 @@ def _extensions():
         ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"))
     if IS_X86_64:
         for name, flags in SIMD_MODULES:
-            ext = Extension(f"kernels.{name}", [f"src/kernels/{name}.pyx"])
+            ext = Extension(f"kernels.cpu.{name}", [f"src/kernels/cpu/{name}.pyx"])
             exts.append(ext)
     exts = cythonize(
         exts,

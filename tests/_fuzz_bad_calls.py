@@ -16,7 +16,7 @@ import traceback
 import numpy as np
 
 import kernels
-from kernels import _threads
+from kernels.cpu import _threads
 from kernels import reference as ref
 
 

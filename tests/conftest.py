@@ -18,7 +18,7 @@ import pytest
 
 import kernel_helpers
 import kernels
-from kernels import _gemm, _threads
+from kernels.cpu import _threads, gemm as _gemm
 from kernels import reference as ref
 
 DTYPES = (np.float32, np.float64)

@@ -101,7 +101,7 @@ def normal(rng, shape, dtype, scale=1.0):
 
 @contextlib.contextmanager
 def using_impl(dispatcher, name):
-    """Within the block, the per-ISA ``dispatcher`` (kernels._gemm, _elementwise or
+    """Within the block, the per-ISA ``dispatcher`` (kernels.cpu.gemm, elementwise or
     _losses) runs its variant ``name``; the variant in use before comes back after."""
     previous = dispatcher.current_impl()
     dispatcher.use_impl(name)

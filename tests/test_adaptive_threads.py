@@ -1,4 +1,4 @@
-"""Kernel teams shrink while the cores are oversubscribed (kernels._threads: "adaptive
+"""Kernel teams shrink while the cores are oversubscribed (kernels.cpu._threads: "adaptive
 threads"): the policy on given readings, the readings on this system, the switch, and
 on a machine with PSI a real competing process that makes the cap engage and lift."""
 import os
@@ -14,7 +14,7 @@ import kernels
 pytestmark = pytest.mark.skipif("cython" not in kernels.available_backends(),
                                 reason="the cython backend is not built")
 
-threads = pytest.importorskip("kernels._threads")
+threads = pytest.importorskip("kernels.cpu._threads")
 
 
 @pytest.fixture(autouse=True)

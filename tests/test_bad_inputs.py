@@ -1,6 +1,6 @@
 """Bad arguments raise TypeError/ValueError whose message starts with the argument's name.
 
-Every case runs on every CPU backend (they share ``kernels._checks``, so they must
+Every case runs on every CPU backend (they share ``kernels.checks``, so they must
 accept and reject exactly the same calls).  A failed call leaves its arrays untouched.
 A batch of random bad calls runs in a subprocess to show the interpreter survives.
 """

@@ -1,8 +1,8 @@
-"""kernels._fastargs: the C test of the common case that lets the cython wrappers of
+"""kernels.cpu._fastargs: the C test of the common case that lets the cython wrappers of
 gemm, dense_forward and dense_backward skip the Python checks.
 
 Its contract: it may say False for anything (the full checks then run), but it must
-never say True for arguments ``kernels._checks`` rejects, nor for a layout the compiled
+never say True for arguments ``kernels.checks`` rejects, nor for a layout the compiled
 kernel cannot take as is.  Checked here over every single bad variation of each
 argument and over random combinations of them; and that it does say True for the
 common case (else the fast path would silently never run).
@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 import kernels
-from kernels import _checks as check
+from kernels import checks as check
 
 pytestmark = [pytest.mark.filterwarnings("ignore:the matrix subclass"),
               pytest.mark.skipif("cython" not in kernels.available_backends(),
                                  reason="the cython backend is not built")]
 
-fastargs = pytest.importorskip("kernels._fastargs")
+fastargs = pytest.importorskip("kernels.cpu._fastargs")
 
 
 def _variants(base, *, output):

@@ -52,7 +52,7 @@ from hypothesis import strategies as st
 import fuzz_strategies as fz
 import kernel_helpers
 import kernels
-from kernels import _threads
+from kernels.cpu import _threads
 from kernels import reference as ref
 
 KERNELS = list(ref.__all__)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import kernels
-from kernels import _elementwise, _gemm, _losses, _threads
+from kernels.cpu import _threads, elementwise as _elementwise, gemm as _gemm, losses as _losses
 from kernels import reference as ref
 
 from kernel_helpers import (LAYOUTS, Guarded, assert_close, normal, uniform, using_impl,

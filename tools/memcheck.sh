@@ -256,7 +256,7 @@ if want asan; then
     set +e
     (cd "$WORK/asan" && LD_PRELOAD="$LIBASAN" ASAN_OPTIONS=detect_leaks=0:exitcode=86 \
         PYTHONPATH="$WORK/asan/src" "$PY" -c "
-import ctypes, numpy as np, kernels._dense
+import ctypes, numpy as np, kernels.cpu.dense
 a = np.zeros(10, np.float32)
 ctypes.memset(a.ctypes.data, 0, a.nbytes + 1)   # one byte past the end
 print('overflow NOT detected')" > "$WORK/asan-selftest.log" 2>&1)
@@ -317,7 +317,7 @@ print('overflow NOT detected')" > "$WORK/asan-selftest.log" 2>&1)
     # the sanitized modules really were the ones imported
     (cd "$WORK/asan" && LD_PRELOAD="$LIBASAN" ASAN_OPTIONS=detect_leaks=0 \
         PYTHONPATH="$WORK/asan/src" "$PY" -c \
-        "import kernels._dense as d, sys; sys.exit(0 if d.__file__.startswith('$WORK/asan/') else 1)") \
+        "import kernels.cpu.dense as d, sys; sys.exit(0 if d.__file__.startswith('$WORK/asan/') else 1)") \
         || die "asan: the tests did not import the sanitized build"
     log "asan: clean"
 fi

@@ -1,45 +1,16 @@
-"""Checks of the arguments of dl's entry points.
+"""Checks of dl's own kinds of arguments: names and file paths.
 
-A bad argument raises ``TypeError`` (wrong type) or ``ValueError`` (wrong value) whose
-message starts with the argument's name, then says what was expected and what was
-received (``min_delta: expected a real number, got str 'x'``), as the kernels' own
-checks do (``kernels._checks``).
+Everything else (numbers, flags, array sizes) is checked with ``kernels.checks``, the
+public module whose helpers and message wording the kernels use too: a bad argument
+raises ``TypeError`` (wrong type) or ``ValueError`` (wrong value) whose message starts
+with the argument's name, then says what was expected and what was received
+(``min_delta: expected a real number, got str 'x'``).
 """
-import math
-import numbers
 import os
 
-import numpy as np
-from kernels import _checks
-from kernels._checks import MAX_BYTES, _describe, _repr
+from kernels.checks import describe, short_repr
 
-__all__ = ["MAX_BYTES", "describe", "fits", "flag", "integer", "optional_str", "path", "real",
-           "_repr"]
-
-
-# What a value is, for a message (the kernels' own wording).
-describe = _describe
-
-
-def real(name, value, low=None, low_open=False):
-    """A finite real number (a bool is not one), >= ``low`` (> with ``low_open``)."""
-    return _checks.real(name, value, low=low, low_open=low_open)
-
-
-def integer(name, value, low=None):
-    """An int (Python or NumPy; a bool is not one) >= ``low``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int, got {describe(value)}")
-    value = int(value)
-    if low is not None and value < low:
-        raise ValueError(f"{name}: expected an int >= {low}, got {_repr(value)}")
-    return value
-
-
-def flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {describe(value)}")
-    return bool(value)
+__all__ = ["optional_str", "path"]
 
 
 def optional_str(name, value):
@@ -62,15 +33,6 @@ def path(name, value):
     if not value:
         raise ValueError(f"{name}: expected a non-empty path, got ''")
     if "\x00" in value:
-        raise ValueError(f"{name}: expected a path without NUL characters, got {_repr(value)}")
+        raise ValueError(f"{name}: expected a path without NUL characters, got "
+                         f"{short_repr(value)}")
     return value
-
-
-def fits(name, shape, itemsize, what="an array"):
-    """Refuse, before allocating anything, ``shape`` items of ``itemsize`` bytes that this
-    machine's memory cannot hold (a lazily huge view, a gigantic layer)."""
-    nbytes = math.prod(shape) * itemsize
-    if nbytes > MAX_BYTES:
-        raise ValueError(f"{name}: expected {what} that fits in memory (at most {MAX_BYTES} "
-                         f"bytes here), got shape {_repr(tuple(shape))} of {_repr(nbytes)} "
-                         f"bytes")

@@ -1,6 +1,6 @@
 """The validated-once training step: ``fit``'s steps through unchecked kernels.
 
-Every public kernel validates its arguments (``kernels._checks``), a few microseconds a
+Every public kernel validates its arguments (``kernels.checks``), a few microseconds a
 call: for a small model that is most of a training step.  A backend whose ``unchecked``
 is not None (the cython backend) also offers private entry points that skip the
 checks.  ``fit`` runs the first step of each batch shape through the public kernels,
@@ -229,13 +229,13 @@ class FastStep:
         the compiled kernels Sequential._forward_backward's public ones run."""
         name, param = key
         if fused and name == "sparse":
-            return lambda t, z, out: uk.sparse_loss(True, t, z, out)
+            return lambda t, z, out: uk.sparse_crossentropy(True, t, z, out)
         if fused:
             if name != "categorical_crossentropy":
                 raise _Unsupported
             return uk.softmax_crossentropy
         if name == "sparse":
-            return lambda t, p, out: uk.sparse_loss(param, t, p, out)
+            return lambda t, p, out: uk.sparse_crossentropy(param, t, p, out)
         loss_id = uk.loss_id(name)
         return lambda t, p, out: uk.loss(loss_id, param, t, p, out)
 

@@ -1,5 +1,5 @@
 """Turning objects into JSON-able configs and back: the shared part of every ``get``."""
-from ._args import _repr, describe
+from kernels.checks import describe, short_repr
 
 
 class Configurable:
@@ -44,8 +44,8 @@ def resolve(identifier, what, classes, aliases, instance_type, allow_none=False)
         name = identifier.get("class_name")
         cls = (classes.get(name) or aliases.get(name)) if isinstance(name, str) else None
         if cls is None:
-            raise ValueError(f"{what}: unknown class_name {_repr(name)} in config "
-                             f"{_repr(identifier)}")
+            raise ValueError(f"{what}: unknown class_name {short_repr(name)} in config "
+                             f"{short_repr(identifier)}")
         cfg = identifier.get("config", {})
         if not isinstance(cfg, dict) or not all(isinstance(k, str) for k in cfg):
             raise TypeError(f"{what}: expected a dict of arguments under 'config', got "

@@ -3,19 +3,17 @@
 Each is an :class:`Activation`: callable on arrays like Keras's functions
 (``dl.activations.relu(x)``), and carrying the forward and backprop kernels the
 layers run.  Names and defaults follow Keras 3 (``leaky_relu`` negative_slope 0.2,
-``elu`` alpha 1.0, ``gelu`` approximate=False).
+``elu`` alpha 1.0, ``gelu`` approximate=False): they are the kernels' own table,
+``kernels.reference.ACTIVATION_SPECS``.
 """
 import numpy as np
+from kernels.reference import ACTIVATION_SPECS
 
 from . import config
 
-# name -> (kernel parameter names and Keras defaults)
-_PARAMS = {
-    "linear": {}, "relu": {}, "sigmoid": {}, "tanh": {}, "softmax": {}, "softplus": {},
-    "leaky_relu": {"negative_slope": 0.2},
-    "elu": {"alpha": 1.0},
-    "gelu": {"approximate": False},
-}
+ACTIVATIONS = tuple(ACTIVATION_SPECS)
+# name -> the kernel pair's parameters and their Keras defaults
+_PARAMS = {name: spec.params for name, spec in ACTIVATION_SPECS.items()}
 
 
 class Activation:
@@ -45,7 +43,7 @@ class Activation:
     @property
     def needs_input(self):
         """True when the backprop needs the pre-activation input (gelu), not the output."""
-        return self.name == "gelu"
+        return ACTIVATION_SPECS[self.name].needs_input
 
     def forward(self, backend, x, out=None):
         return getattr(backend, self.name)(x, out, **self.params)

@@ -13,7 +13,8 @@ import warnings
 
 import numpy as np
 
-from ._args import _repr, describe, flag, integer, path as _path, real
+from kernels.checks import describe, flag, integer, real, short_repr
+from ._args import path as _path
 
 
 class Callback:
@@ -113,7 +114,7 @@ class ProgbarLogger(Callback):
         super().__init__()
         if isinstance(verbose, (bool, np.bool_)) or not isinstance(
                 verbose, (int, np.integer)) or verbose not in (0, 1, 2):
-            raise ValueError(f"verbose: expected 0, 1 or 2, got {_repr(verbose)}")
+            raise ValueError(f"verbose: expected 0, 1 or 2, got {short_repr(verbose)}")
         self.verbose = int(verbose)
         self.stream = stream
         self.interval = interval
@@ -392,7 +393,7 @@ class ModelCheckpoint(Callback):
         if isinstance(save_freq, str):
             if save_freq != "epoch":
                 raise ValueError(f"save_freq: expected 'epoch' or a positive int, got "
-                                 f"{_repr(save_freq)}")
+                                 f"{short_repr(save_freq)}")
         else:
             save_freq = integer("save_freq", save_freq, low=1)
             raise ValueError(f"save_freq: only 'epoch' is supported, got {save_freq} "
@@ -416,7 +417,7 @@ class ModelCheckpoint(Callback):
                 raise ValueError(f"filepath: {{{field}}} is not a key of the logs: expected "
                                  f"{{epoch}} or one of "
                                  f"{', '.join(sorted(known - {'epoch'}))}; got "
-                                 f"{_repr(self.filepath)}")
+                                 f"{short_repr(self.filepath)}")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -425,7 +426,7 @@ class ModelCheckpoint(Callback):
         except KeyError as exc:       # e.g. {val_loss} in an epoch without validation
             raise ValueError(f"filepath: {{{exc.args[0]}}} is not in the logs of epoch "
                              f"{epoch + 1} (keys: {', '.join(sorted(logs))}); got "
-                             f"{_repr(self.filepath)}") from None
+                             f"{short_repr(self.filepath)}") from None
         if self.save_best_only:
             current = logs.get(self.monitor)
             if current is None:
@@ -459,7 +460,7 @@ def _template_fields(path):
     try:
         parsed = list(string.Formatter().parse(path))
     except ValueError as exc:
-        raise ValueError(f"filepath: expected a valid format template, got {_repr(path)} "
+        raise ValueError(f"filepath: expected a valid format template, got {short_repr(path)} "
                          f"({exc})") from None
     fields = []
     for _, field, spec, _ in parsed:
@@ -467,19 +468,19 @@ def _template_fields(path):
             continue
         if not field.isidentifier():
             raise ValueError(f"filepath: expected named fields such as {{epoch}} or "
-                             f"{{val_loss:.2f}}, got {_repr('{' + field + '}')} in "
-                             f"{_repr(path)}")
+                             f"{{val_loss:.2f}}, got {short_repr('{' + field + '}')} in "
+                             f"{short_repr(path)}")
         if "{" in spec or any(int(n) > _MAX_FIELD_WIDTH for n in re.findall(r"\d+", spec)):
             raise ValueError(f"filepath: expected a plain format spec of at most "
                              f"{_MAX_FIELD_WIDTH} characters for {{{field}}}, got "
-                             f"{_repr(spec)} in {_repr(path)}")
+                             f"{short_repr(spec)} in {short_repr(path)}")
         fields.append(field)
     samples = {f: 1 if f == "epoch" else 0.5 for f in fields}
     try:
         path.format(**samples)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise ValueError(f"filepath: expected a template that formats with an int epoch "
-                         f"and float log values, got {_repr(path)} ({exc})") from None
+                         f"and float log values, got {short_repr(path)} ({exc})") from None
     return fields
 
 
@@ -559,10 +560,10 @@ def _check_hook(name, fn):
     except Exception:  # noqa: BLE001 -- a builtin without a signature: cannot tell
         if isinstance(fn, type):
             raise TypeError(f"{name}: expected None or a function called as {call}, got "
-                            f"the class {_repr(fn)}") from None
+                            f"the class {short_repr(fn)}") from None
         return
     try:
         signature.bind(*args)
     except TypeError:
         raise TypeError(f"{name}: expected None or a function called as {call}, got "
-                        f"{_repr(fn)} with signature {_repr(signature)}") from None
+                        f"{short_repr(fn)} with signature {short_repr(signature)}") from None

@@ -23,7 +23,7 @@ def resolve_dtype(dtype):
     try:
         dtype = np.dtype(floatx() if dtype is None else dtype)
     except Exception:  # noqa: BLE001 -- NumPy raises TypeError, ValueError, SyntaxError...
-        from ._args import describe
+        from kernels.checks import describe
         raise TypeError(f"dtype: expected 'float32', 'float64' or None, got "
                         f"{describe(dtype)}") from None
     if dtype not in (np.float32, np.float64):

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from . import _serial, config, utils
-from ._args import _repr, describe
+from kernels.checks import describe, short_repr
 
 # A normal truncated at two standard deviations has this standard deviation (Keras
 # divides by it so that truncated initializers keep the intended variance).
@@ -139,11 +139,11 @@ class VarianceScaling(_Seeded):
             raise ValueError(f"scale: expected a positive number, got {scale}")
         if not isinstance(mode, str) or mode not in ("fan_in", "fan_out", "fan_avg"):
             raise ValueError(f"mode: expected 'fan_in', 'fan_out' or 'fan_avg', got "
-                             f"{_repr(mode)}")
+                             f"{short_repr(mode)}")
         if not isinstance(distribution, str) or distribution not in (
                 "truncated_normal", "untruncated_normal", "uniform"):
             raise ValueError(f"distribution: expected 'truncated_normal', "
-                             f"'untruncated_normal' or 'uniform', got {_repr(distribution)}")
+                             f"'untruncated_normal' or 'uniform', got {short_repr(distribution)}")
         self.scale, self.mode, self.distribution = scale, mode, distribution
 
     def __call__(self, shape, dtype=None):

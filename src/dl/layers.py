@@ -7,8 +7,8 @@ output and gradient buffers from one batch to the next (one set per batch shape)
 a training step allocates no new arrays; in inference it allocates fresh outputs, so
 concurrent ``predict`` calls share nothing mutable.
 
-Arrays are allocated and moved through ``backend.ops`` (``kernels._hostops`` on the CPU
-backends, ``kernels.cuda.devops`` on the cuda backend): on the cuda backend weights,
+Arrays are allocated and moved through ``backend.ops`` (NumPy on the CPU backends,
+device kernels on the cuda backend): on the cuda backend weights,
 gradients and buffers are device arrays, and a layer's passes read and write device
 arrays only.
 """
@@ -18,7 +18,8 @@ import numpy as np
 
 from . import activations as activations_module
 from . import config, initializers, regularizers
-from ._args import MAX_BYTES, _repr, describe, fits, flag, optional_str
+from kernels.checks import MAX_BYTES, describe, fits_in_memory, flag, short_repr
+from ._args import optional_str
 
 _name_counters = {}
 
@@ -126,7 +127,7 @@ class Layer:
         """Apply the layer to an array (inference), building it on first use.  Returns
         a NumPy array whatever the backend."""
         x = np.asarray(x)
-        fits("x", x.shape, max(x.itemsize, 4), "an array")
+        fits_in_memory("x", x.shape, max(x.itemsize, 4), "an array")
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(self.dtype or config.floatx())
         if not self.built:
@@ -176,14 +177,14 @@ def _shape(shape, what):
         if d is not None and (isinstance(d, (bool, np.bool_))
                               or not isinstance(d, (int, np.integer))):
             raise TypeError(f"{what}: expected a tuple of ints (or None), got "
-                            f"{_repr(tuple(shape))} holding {describe(d)}")
+                            f"{short_repr(tuple(shape))} holding {describe(d)}")
         dims.append(None if d is None else int(d))
     shape = tuple(dims)
     if any(d is not None and d < 1 for d in shape):
-        raise ValueError(f"{what}: expected positive dimensions, got {_repr(shape)}")
+        raise ValueError(f"{what}: expected positive dimensions, got {short_repr(shape)}")
     # no sample larger than the memory: nothing of that shape could ever be fed, and
     # the weights built from it could not be allocated
-    fits(what, [1 if d is None else d for d in shape], 4, "a sample")
+    fits_in_memory(what, [1 if d is None else d for d in shape], 4, "a sample")
     return shape
 
 
@@ -211,7 +212,7 @@ class InputLayer(Layer):
                                 f"{describe(batch_size)}")
             if batch_size < 1:
                 raise ValueError(f"batch_size: expected a positive int or None, got "
-                                 f"{_repr(batch_size)}")
+                                 f"{short_repr(batch_size)}")
             batch_size = int(batch_size)
         self.batch_size = batch_size
 
@@ -261,9 +262,9 @@ class Dense(Layer):
         super().__init__(**kwargs)
         if isinstance(units, (bool, np.bool_)) or not isinstance(units, (int, np.integer)) \
                 or units < 1:
-            raise ValueError(f"units: expected a positive int, got {_repr(units)}")
+            raise ValueError(f"units: expected a positive int, got {short_repr(units)}")
         # the kernel has at least one row: units that cannot fit are refused now
-        fits("units", (int(units),), 4 if self.dtype is None else self.dtype.itemsize,
+        fits_in_memory("units", (int(units),), 4 if self.dtype is None else self.dtype.itemsize,
              "a bias (a kernel row)")
         self.units = int(units)
         self.activation = _named("activation", activations_module.get, activation)
@@ -436,7 +437,7 @@ class Dropout(Layer):
                 rate, (int, float, np.integer, np.floating)):
             raise TypeError(f"rate: expected a number in [0, 1), got {describe(rate)}")
         if not 0 <= rate < 1:       # compared before float(): a huge int overflows it
-            raise ValueError(f"rate: expected a value in [0, 1), got {_repr(rate)}")
+            raise ValueError(f"rate: expected a value in [0, 1), got {short_repr(rate)}")
         rate = float(rate)
         self.rate = rate
         if noise_shape is not None:
@@ -444,12 +445,12 @@ class Dropout(Layer):
                     d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool)
                                   and d >= 1) for d in noise_shape):
                 raise TypeError(f"noise_shape: expected a tuple of positive ints or None, "
-                                f"got {_repr(noise_shape)}")
+                                f"got {short_repr(noise_shape)}")
             noise_shape = tuple(None if d is None else int(d) for d in noise_shape)
         self.noise_shape = noise_shape
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                                  or seed < 0):
-            raise ValueError(f"seed: expected a non-negative int or None, got {_repr(seed)}")
+            raise ValueError(f"seed: expected a non-negative int or None, got {short_repr(seed)}")
         self.seed = seed
         self.model_seed = 0     # set by the model: mixes into the mask generator
 
@@ -462,7 +463,7 @@ class Dropout(Layer):
                 raise ValueError(
                     f"noise_shape: expected {len(full)} entries (the batch first), each None, "
                     f"1 or the input's size, for inputs of shape {full}; got "
-                    f"{_repr(self.noise_shape)}")
+                    f"{short_repr(self.noise_shape)}")
         super().build(input_shape, backend, dtype)
 
     def forward(self, x, training=False, step=0):
@@ -533,11 +534,11 @@ def deserialize(cfg):
     if not isinstance(cfg, dict) or not isinstance(cfg.get("class_name"), str) \
             or cfg["class_name"] not in _CLASSES:
         raise ValueError(f"layer config: expected a dict with class_name among "
-                         f"{', '.join(_CLASSES)}, got {_repr(cfg)}")
+                         f"{', '.join(_CLASSES)}, got {short_repr(cfg)}")
     config_ = cfg.get("config", {})
     if not isinstance(config_, dict) or not all(isinstance(k, str) for k in config_):
         raise ValueError(f"layer config: expected a dict of arguments under 'config', got "
-                         f"{_repr(config_)}")
+                         f"{short_repr(config_)}")
     return _CLASSES[cfg["class_name"]].from_config(dict(config_))
 
 

@@ -8,7 +8,8 @@ as Keras does.
 import numpy as np
 
 from . import _serial, config
-from ._args import _repr, describe, optional_str, real
+from kernels.checks import describe, real, short_repr
+from ._args import optional_str
 
 
 class Loss:
@@ -21,7 +22,7 @@ class Loss:
     def __init__(self, name=None, reduction="sum_over_batch_size"):
         if not (isinstance(reduction, str) and reduction == "sum_over_batch_size"):
             raise ValueError(f"reduction: only 'sum_over_batch_size' (Keras's default) is "
-                             f"supported, got {_repr(reduction)}")
+                             f"supported, got {short_repr(reduction)}")
         if name is not None:
             self.name = optional_str("name", name)
         self.reduction = reduction

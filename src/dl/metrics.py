@@ -8,7 +8,8 @@ unit, sparse categorical accuracy when the targets have a lower rank than the ou
 import numpy as np
 
 from . import _serial
-from ._args import optional_str, real
+from kernels.checks import real
+from ._args import optional_str
 
 
 class Metric:

@@ -11,14 +11,14 @@ import numpy as np
 from . import _fast, callbacks as callbacks_module
 from . import config, layers as layers_module, losses as losses_module
 from . import metrics as metrics_module, optimizers as optimizers_module, saving, utils
-from ._args import MAX_BYTES, _repr, describe, fits, flag
+from kernels.checks import MAX_BYTES, describe, fits_in_memory, flag, short_repr
 
 
 def _verbose(verbose):
     if isinstance(verbose, str) and verbose == "auto":
         return 1
     if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
-        raise ValueError(f"verbose: expected 'auto', 0, 1 or 2, got {_repr(verbose)}")
+        raise ValueError(f"verbose: expected 'auto', 0, 1 or 2, got {short_repr(verbose)}")
     return int(verbose)
 
 
@@ -56,7 +56,7 @@ def _callback_list(callbacks):
 def _unsupported(**kwargs):
     for name, value in kwargs.items():
         if value is not None:
-            raise ValueError(f"{name}: not supported by dl yet (got {_repr(value)}); "
+            raise ValueError(f"{name}: not supported by dl yet (got {short_repr(value)}); "
                              f"see docs/keras-differences.md")
 
 
@@ -279,7 +279,7 @@ class Sequential:
         _unsupported(loss_weights=loss_weights, weighted_metrics=weighted_metrics)
         if not isinstance(steps_per_execution, (int, np.integer)) or steps_per_execution != 1:
             raise ValueError(f"steps_per_execution: only 1 is supported, got "
-                             f"{_repr(steps_per_execution)}")
+                             f"{short_repr(steps_per_execution)}")
         if loss is None:
             raise ValueError("loss: expected a loss name or object, got None")
         self.optimizer = optimizers_module.get(optimizer)
@@ -349,9 +349,9 @@ class Sequential:
             raise ValueError(f"{name}: expected at least one sample, got shape {arr.shape}")
         # a lazily huge view (zero strides, np.broadcast_to) must not be converted,
         # scanned or predicted on: it would not fit in memory once materialized
-        fits(name, arr.shape, self._itemsize(arr))
+        fits_in_memory(name, arr.shape, self._itemsize(arr))
         self._ensure_built(arr if arr.ndim > 1 else arr.reshape(-1, 1))
-        fits(name, arr.shape, self._itemsize(arr))
+        fits_in_memory(name, arr.shape, self._itemsize(arr))
         if arr.ndim == 1 and self.input_shape == (1,):
             arr = arr.reshape(-1, 1)
         if tuple(arr.shape[1:]) != tuple(self.input_shape):
@@ -364,7 +364,7 @@ class Sequential:
         if arr.ndim == 0 or arr.shape[0] != n:
             raise ValueError(f"{name}: expected {n} targets (one per sample of x), got "
                              f"shape {arr.shape}")
-        fits(name, arr.shape, self._itemsize(arr))
+        fits_in_memory(name, arr.shape, self._itemsize(arr))
         self._check_finite(arr, name)      # before the loss reshapes or casts them
         return self.loss.prepare_targets(arr, (n,) + tuple(self._layers[-1].output_shape),
                                          self.dtype)
@@ -542,7 +542,7 @@ class Sequential:
         elif validation_split:
             if not 0 < validation_split < 1:
                 raise ValueError(f"validation_split: expected a value in (0, 1), got "
-                                 f"{_repr(validation_split)}")
+                                 f"{short_repr(validation_split)}")
             split = int(math.floor(x.shape[0] * (1.0 - validation_split)))
             if split == 0 or split == x.shape[0]:
                 raise ValueError(f"validation_split: {x.shape[0]} samples cannot be split "

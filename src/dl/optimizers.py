@@ -9,10 +9,16 @@ import math
 
 import numpy as np
 
-from . import _serial
-from ._args import _repr, describe, flag, optional_str
-from kernels import _hostops
-from kernels._checks import MAX_STEP
+from kernels.checks import MAX_STEP, describe, flag, short_repr
+
+from . import _serial, config
+from ._args import optional_str
+
+
+def _host_ops():
+    """The host backend's array operations: where an optimizer keeps its state until
+    :meth:`Optimizer.build` is told otherwise."""
+    return config.get_backend("numpy").ops
 
 
 def _positive(name, value, allow_zero=True):
@@ -22,7 +28,7 @@ def _positive(name, value, allow_zero=True):
     try:
         value = float(value)
     except OverflowError:       # an int beyond the float range
-        raise ValueError(f"{name}: expected a finite number, got {_repr(value)}") from None
+        raise ValueError(f"{name}: expected a finite number, got {short_repr(value)}") from None
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name}: expected a finite number {'>=' if allow_zero else '>'} 0, "
                          f"got {value}")
@@ -60,7 +66,7 @@ class Optimizer:
             self.name = optional_str("name", name)
         self.iterations = 0
         self._slots = None
-        self._ops = _hostops
+        self._ops = _host_ops()
 
     # state --------------------------------------------------------------------------
     @property
@@ -70,7 +76,7 @@ class Optimizer:
     def build(self, params, ops=None):
         """Create the state arrays for a list of parameter arrays, where ``ops`` (a
         backend's array operations: host by default) keeps its arrays."""
-        self._ops = _hostops if ops is None else ops
+        self._ops = _host_ops() if ops is None else ops
         self._slots = [{s: self._initial_slot(s, p) for s in self.slots_for(p)} for p in params]
 
     def slots_for(self, param):
@@ -97,7 +103,7 @@ class Optimizer:
         if iterations.shape != () or iterations.dtype.kind not in "iu" or iterations < 0 \
                 or int(iterations) >= MAX_STEP:
             raise ValueError(f"optimizer state: expected an integer iteration count in "
-                             f"[0, {MAX_STEP}), got {_repr(iterations)}")
+                             f"[0, {MAX_STEP}), got {short_repr(iterations)}")
         self.iterations = int(iterations)
         i = 1
         for slots in self._slots:

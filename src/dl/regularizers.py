@@ -6,7 +6,7 @@
 import numpy as np
 
 from . import _serial
-from ._args import describe
+from kernels.checks import describe
 
 
 class Regularizer(_serial.Configurable):

@@ -5,7 +5,9 @@
 >>> y = b.relu(x)                      # every backend has the same kernels
 
 ``kernels.reference`` (NumPy) is the specification; ``get_backend("cython")`` the
-compiled kernels; ``get_backend("cuda")`` (later) the Numba CUDA ones.
+compiled kernels (``kernels/cpu/``); ``get_backend("cuda")`` the Numba CUDA ones
+(``kernels/cuda/``).  ``kernels.checks`` holds the argument checks and message helpers
+every backend (and ``dl``) shares.
 """
 import os as _os
 
@@ -33,13 +35,13 @@ def set_num_threads(n):
     Defaults to the cores this process may run on (or ``DLKERNELS_NUM_THREADS`` /
     ``OMP_NUM_THREADS``).  NumPy's own BLAS threads are not affected.
     """
-    from . import _threads
+    from .cpu import _threads
     _threads.set_num_threads(n)
 
 
 def get_num_threads():
     """How many threads the compiled kernels may use."""
-    from . import _threads
+    from .cpu import _threads
     return _threads.get_num_threads()
 
 
@@ -52,29 +54,29 @@ def set_adaptive_threads(on):
     oversubscribed, teams get only the cores the other tasks leave (at least one
     thread).  Results are the same bits for any thread count.
     """
-    from . import _threads
+    from .cpu import _threads
     _threads.set_adaptive_threads(on)
 
 
 def get_adaptive_threads():
     """Whether thread teams adapt to oversubscription (see set_adaptive_threads)."""
-    from . import _threads
+    from .cpu import _threads
     return _threads.get_adaptive_threads()
 
 
 def build_info():
     """What this build and this CPU offer: OpenMP, SIMD GEMM, elementwise and loss
     variants, the ones in use."""
-    from . import _elementwise, _gemm, _losses, _threads
+    from .cpu import _threads, elementwise, gemm, losses
     return {
         "openmp": _threads.openmp_enabled(),
         "num_threads": _threads.get_num_threads(),
         "adaptive_threads": _threads.get_adaptive_threads(),
-        "cpu_features": _gemm.cpu_features(),
-        "gemm_impls": _gemm.available_impls(),
-        "gemm_impl": _gemm.current_impl(),
-        "ew_impls": _elementwise.available_impls(),
-        "ew_impl": _elementwise.current_impl(),
-        "loss_impls": _losses.available_impls(),
-        "loss_impl": _losses.current_impl(),
+        "cpu_features": gemm.cpu_features(),
+        "gemm_impls": gemm.available_impls(),
+        "gemm_impl": gemm.current_impl(),
+        "ew_impls": elementwise.available_impls(),
+        "ew_impl": elementwise.current_impl(),
+        "loss_impls": losses.available_impls(),
+        "loss_impl": losses.current_impl(),
     }

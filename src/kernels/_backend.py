@@ -5,7 +5,7 @@ from . import _hostops, reference
 
 _MODULES = {
     "numpy": "kernels.reference",
-    "cython": "kernels._cython_backend",
+    "cython": "kernels.cpu.backend",
     "cuda": "kernels.cuda.backend",
 }
 # Preference order of get_backend() without a name: the fastest available CPU backend.

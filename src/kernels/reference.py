@@ -1,7 +1,7 @@
 """The NumPy reference: the specification of every kernel.
 
-Every backend (``cython``, later ``cuda``) exposes the functions below with the same
-names, parameters and defaults, and must compute the same values up to float rounding.
+Every backend (``cython``, ``cuda``) exposes the functions below with the same names,
+parameters and defaults, and must compute the same values up to float rounding.
 Conventions shared by all kernels:
 
 * Inputs are NumPy arrays of dtype float32 or float64 (all floating inputs of one call
@@ -10,21 +10,72 @@ Conventions shared by all kernels:
   dtype, is written in place and returned.  Elementwise kernels accept ``out`` equal to
   an input (in place); GEMM-based kernels reject any overlap with their inputs.
 * Hyper-parameters are keyword-only, with Keras 3's defaults.
-* Bad arguments raise ``TypeError``/``ValueError`` naming the argument (``_checks``).
+* Bad arguments raise ``TypeError``/``ValueError`` naming the argument (``checks``).
 
 Shapes: ``x`` of shape ``(n, n_in)`` (a batch of rows), a Dense kernel ``w`` of shape
 ``(n_in, units)`` as in Keras, a bias ``b`` of shape ``(units,)``.
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks as check
-
 EPSILON = 1e-7  # Keras's backend.epsilon(): probability clipping and optimizer defaults
 
-ACTIVATIONS = check.ACTIVATIONS
-ACTIVATIONS_NEEDING_INPUT = check.ACTIVATIONS_NEEDING_INPUT
+
+# ---------------------------------------------------------------------------- tables
+# Each kernel family's table is written once, here.  The compiled twins and ``dl``
+# derive from it (kernels.cuda, dl.activations) or are checked against it by
+# tests/kernels/test_tables.py (the C enums of kernels/cpu/*.pxd, which must be
+# compile-time constants), which fails when one side gains an entry the other lacks.
+
+class ActivationSpec(NamedTuple):
+    """One activation kernel pair ``name`` / ``backprop_name``."""
+    params: dict        # its keyword parameters and their Keras 3 defaults
+    needs_input: bool   # its backprop takes the input x: f' cannot be had from y = f(x)
+
+
+ACTIVATION_SPECS = {
+    "linear": ActivationSpec({}, False),
+    "relu": ActivationSpec({}, False),
+    "leaky_relu": ActivationSpec({"negative_slope": 0.2}, False),
+    "elu": ActivationSpec({"alpha": 1.0}, False),
+    "sigmoid": ActivationSpec({}, False),
+    "tanh": ActivationSpec({}, False),
+    "softmax": ActivationSpec({}, False),
+    "softplus": ActivationSpec({}, False),
+    "gelu": ActivationSpec({"approximate": False}, True),
+}
+ACTIVATIONS = tuple(ACTIVATION_SPECS)
+ACTIVATIONS_NEEDING_INPUT = tuple(n for n, s in ACTIVATION_SPECS.items() if s.needs_input)
+# The compiled twins select an activation by id: its position here (the ACT_* enum of
+# kernels/cpu/elementwise.pxd, kernels.cuda.elementwise.ACT).  Past the public names
+# come the variants a parameter selects: "gelu_tanh" is gelu(approximate=True).
+ACTIVATION_KERNELS = ACTIVATIONS + ("gelu_tanh",)
+# The one real parameter a compiled activation takes (leaky_relu's negative_slope,
+# elu's alpha), at its default: what the fused dense passes apply.  0.0 for the others.
+ACTIVATION_DEFAULT_PARAM = {
+    name: next((float(v) for v in spec.params.values() if not isinstance(v, bool)), 0.0)
+    for name, spec in ACTIVATION_SPECS.items()}
+
+# The losses with an elementwise or categorical compiled kernel, in the order of their
+# ids (the enum of kernels/cpu/losses.pxd, kernels.cuda.losses.LOSS_IDS);
+# "<name>_logits" is the kernel of from_logits=True.  (The sparse and the fused softmax
+# cross-entropies are row kernels of their own.)
+LOSS_KERNELS = ("mean_squared_error", "mean_absolute_error", "huber",
+                "binary_crossentropy", "binary_crossentropy_logits",
+                "categorical_crossentropy", "categorical_crossentropy_logits")
+
+
+def adam_step_size(learning_rate, beta_1, beta_2, step):
+    """Adam's bias-corrected step size at step ``t = step`` (Keras 3), in double
+    precision: ``alpha = learning_rate * sqrt(1 - beta_2^t) / (1 - beta_1^t)``.  Every
+    backend's Adam and dl's validated-once step take it from here."""
+    return learning_rate * math.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
+
+
+# (after the tables: checks reads them)
+from . import checks as check  # noqa: E402
 
 __all__ = [
     "gemm", "bias_add", "column_sums", "dense_forward", "dense_backward",
@@ -657,3 +708,12 @@ def adagrad_update(w, g, acc, *, learning_rate=0.001, epsilon=1e-7, weight_decay
     acc += g * g
     w -= learning_rate * g / np.sqrt(acc + epsilon)
     return w
+
+
+def share_docs(functions, twin):
+    """Give each kernel of a twin backend (``functions``: {name: function}) this
+    module's docstring of the same name, under a first line naming the twin: a
+    docstring is written once, here."""
+    for name, function in functions.items():
+        function.__doc__ = (f"{twin} of kernels.reference.{name}.\n\n"
+                            + (globals()[name].__doc__ or ""))

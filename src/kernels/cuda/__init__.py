@@ -9,7 +9,8 @@ Layout:
     _nb.py         the only module that imports Numba / numba-cuda
     _compile.py    the kernel registry, the per-dtype factory, launch helpers
     _arrays.py     host/device classification, validation views, transfers
-    elementwise.py, gemm.py, losses.py, optimizers.py
-                   each family's kernels and its public functions
+    elementwise.py, gemm.py, dense.py, losses.py, optimizers.py
+                   each family's kernels and its public functions (the families of
+                   ``kernels/cpu/``, by the same names)
     backend.py     the public kernels, with the reference's signatures
 """

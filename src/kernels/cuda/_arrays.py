@@ -7,7 +7,7 @@ such as CuPy or PyTorch tensors, used in place without a copy; results stay on t
 device).  Mixing the two in one call raises TypeError: a silent copy would hide a
 transfer in a training loop.
 
-Validation reuses ``kernels._checks`` unchanged by giving it *views*: a host array is
+Validation reuses ``kernels.checks`` unchanged by giving it *views*: a host array is
 its own view; a device array's view is a NumPy array describing the same addresses
 (shape, strides, dtype, read-only flag) that is never read, only inspected, so shape,
 dtype and overlap checks behave exactly as for host arrays.
@@ -15,7 +15,7 @@ dtype and overlap checks behave exactly as for host arrays.
 import numpy as np
 
 from . import _nb
-from .. import _checks as check
+from .. import checks as check
 
 
 class _Described:
@@ -45,7 +45,7 @@ class Call:
     """The arrays of one kernel call: where they live, their views, their device twins.
 
     ``Call(x=x, out=out)`` classifies every non-None argument; ``call.v[name]`` is the
-    view to hand to ``_checks``.  After validation, ``call.dev(view)`` gives the device
+    view to hand to ``checks``.  After validation, ``call.dev(view)`` gives the device
     array for a view (uploading host arrays once, allocating results the checks
     allocated), and ``call.finish(...)`` copies written arrays back for a host call.
     """
@@ -63,7 +63,7 @@ class Call:
                 device.append(name)
             else:
                 raise TypeError(f"{name}: expected a numpy.ndarray or a CUDA device array "
-                                f"of float32 or float64, got {check._describe(x)}")
+                                f"of float32 or float64, got {check.describe(x)}")
         if host and device:
             raise TypeError(
                 f"{host[0]}: expected a device array like {device[0]} (the cuda backend "

@@ -22,7 +22,8 @@ from .elementwise import (  # noqa: E402,F401
     backprop_elu, backprop_gelu, backprop_leaky_relu, backprop_linear, backprop_relu,
     backprop_sigmoid, backprop_softmax, backprop_softplus, backprop_tanh, bias_add,
     column_sums, elu, gelu, leaky_relu, linear, relu, sigmoid, softmax, softplus, tanh)
-from .gemm import dense_backward, dense_forward, gemm  # noqa: E402,F401
+from .dense import dense_backward, dense_forward  # noqa: E402,F401
+from .gemm import gemm  # noqa: E402,F401
 from .losses import (  # noqa: E402,F401
     backprop_binary_crossentropy, backprop_categorical_crossentropy, backprop_huber,
     backprop_mean_absolute_error, backprop_mean_squared_error,
@@ -34,3 +35,7 @@ from .optimizers import (  # noqa: E402,F401
 
 SIMULATOR = _nb.SIMULATOR
 __all__ = list(_reference.__all__)
+
+# each kernel documents itself with its reference twin's docstring (host or device
+# arrays: see this module's docstring)
+_reference.share_docs({name: globals()[name] for name in __all__}, "Numba CUDA twin")

@@ -10,12 +10,18 @@ import math
 
 import numpy as np
 
+from .. import reference
 from . import _nb
 from ._nb import cuda
 from ._compile import register
 
-ACT = {"linear": 0, "relu": 1, "leaky_relu": 2, "elu": 3, "sigmoid": 4, "tanh": 5,
-       "softmax": 6, "softplus": 7, "gelu": 8, "gelu_tanh": 9}
+# Activation ids: their position in the reference's table (shared with the Cython twin's
+# ACT_* enum, which tests/kernels/test_tables.py checks against it).
+ACT = {name: i for i, name in enumerate(reference.ACTIVATION_KERNELS)}
+# (module constants: Numba compiles them into the device functions)
+RELU, LEAKY_RELU, ELU, SIGMOID, TANH, SOFTPLUS, GELU, GELU_TANH = (
+    ACT["relu"], ACT["leaky_relu"], ACT["elu"], ACT["sigmoid"], ACT["tanh"],
+    ACT["softplus"], ACT["gelu"], ACT["gelu_tanh"])
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
@@ -37,44 +43,44 @@ def activation_functions(dtype):
 
     @_nb.jit(device=True)
     def forward(act, z, p):
-        if act == 1:
+        if act == RELU:
             return zero if z < zero else z       # NaN passes through, as np.maximum
-        if act == 2:
+        if act == LEAKY_RELU:
             return z if z > zero else p * z
-        if act == 3:
+        if act == ELU:
             return z if z > zero else p * math.expm1(min(z, zero))
-        if act == 4:
+        if act == SIGMOID:
             e = math.exp(-abs(z))
             return one / (one + e) if z >= zero else e / (one + e)
-        if act == 5:
+        if act == TANH:
             return math.tanh(z)
-        if act == 7:
+        if act == SOFTPLUS:
             return max(z, zero) + math.log1p(math.exp(-abs(z)))
-        if act == 8:
+        if act == GELU:
             return half * z * (one + math.erf(z * c_is2))
-        if act == 9:
+        if act == GELU_TANH:
             return half * z * (one + math.tanh(c_s2pi * (z + c_g * z * z * z)))
         return z
 
     @_nb.jit(device=True)
     def backward(act, dy, s, p):
-        if act == 1:
+        if act == RELU:
             return dy if s > zero else zero
-        if act == 2:
+        if act == LEAKY_RELU:
             return dy if s > zero else p * dy
-        if act == 3:
+        if act == ELU:
             return dy if s > zero else dy * (s + p)
-        if act == 4:
+        if act == SIGMOID:
             return dy * s * (one - s)
-        if act == 5:
+        if act == TANH:
             return dy * (one - s * s)
-        if act == 7:
+        if act == SOFTPLUS:
             return dy * -math.expm1(-s)
-        if act == 8:
+        if act == GELU:
             # x * phi(x) -> 0 as |x| -> inf (inf * 0 would be NaN)
             tail = zero if abs(s) == inf else s * c_is2pi * math.exp(-half * s * s)
             return dy * (half * (one + math.erf(s * c_is2)) + tail)
-        if act == 9:
+        if act == GELU_TANH:
             t = math.tanh(c_s2pi * (s + c_g * s * s * s))
             if abs(s) == inf:
                 tail = zero
@@ -188,11 +194,11 @@ def _backprop_colsum(dtype):
 
 # ------------------------------------------------------------------ public kernels
 
-from .. import _checks as check                      # noqa: E402
+from .. import checks as check                      # noqa: E402
 from ._arrays import Call                            # noqa: E402
 from ._compile import launch_1d, kernels             # noqa: E402
 
-_DEFAULT_PARAM = {"leaky_relu": 0.2, "elu": 1.0}
+_DEFAULT_PARAM = reference.ACTIVATION_DEFAULT_PARAM
 
 
 def _flat(d):

@@ -14,7 +14,8 @@ The grid depends on the size alone, so every call on the same inputs adds the sa
 numbers in the same order: two calls give bit-identical losses.  Sums are formed in
 the inputs' dtype (float32 kernels do no float64 arithmetic).
 
-Launches per call: a loss 2 (partials + reduce_mean); a gradient 1; the fused
+A loss is a 0-d device array for device inputs, a NumPy scalar of the inputs' dtype
+for host inputs.  Launches per call: a loss 2 (partials + reduce_mean); a gradient 1; the fused
 ``softmax_crossentropy`` / ``sparse_softmax_crossentropy`` 2 (one row pass writes the
 gradient and the partial sums, then reduce_mean).
 
@@ -22,7 +23,7 @@ Sparse labels on the device must be a C-contiguous int64 device array of shape `
 or ``(n, 1)``: their values cannot be checked without a synchronisation, so the kernels
 guard the range instead: a row whose label is outside ``[0, classes)`` gets a NaN loss
 (so the mean is NaN) and a NaN gradient row, and nothing outside the arrays is read.
-Host labels are validated as the reference does (``_checks.labels``) and uploaded as
+Host labels are validated as the reference does (``checks.labels``) and uploaded as
 int64.
 """
 import functools
@@ -30,19 +31,25 @@ import math
 
 import numpy as np
 
+from .. import reference
 from . import _nb
 from ._nb import cuda
 from ._compile import REDUCE_BLOCKS, THREADS, register
 
-EPSILON = 1e-7  # Keras's probability clip (the reference's EPSILON)
+EPSILON = reference.EPSILON  # Keras's probability clip
 
 _LANES = 16              # block_sum: THREADS values as _LANES columns, then the columns
 _FINISH_THREADS = 32     # reduce_mean's block (it sums at most REDUCE_BLOCKS values)
 _ITEMS_PER_THREAD = 4    # elementwise partial sums: at least this many elements per thread
 assert THREADS % _LANES == 0
 
-# elementwise losses
-MSE, MAE, HUBER, BCE, BCE_LOGITS = 0, 1, 2, 3, 4
+# Loss ids: their position in the reference's table (shared with the Cython twin's
+# enum, which tests/kernels/test_tables.py checks against it); the elementwise ones
+# are module constants, which Numba compiles into the device functions.
+LOSS_IDS = {name: i for i, name in enumerate(reference.LOSS_KERNELS)}
+MSE, MAE, HUBER, BCE, BCE_LOGITS = (
+    LOSS_IDS["mean_squared_error"], LOSS_IDS["mean_absolute_error"], LOSS_IDS["huber"],
+    LOSS_IDS["binary_crossentropy"], LOSS_IDS["binary_crossentropy_logits"])
 
 
 @functools.lru_cache(maxsize=None)
@@ -333,7 +340,7 @@ def _sparse_xent_rows(dtype):
 
 # ------------------------------------------------------------------ public kernels
 
-from .. import _checks as check                                  # noqa: E402
+from .. import checks as check                                  # noqa: E402
 from ._arrays import Call, device_scalar                         # noqa: E402
 from ._compile import blocks_for, kernels, launch, launch_1d     # noqa: E402
 
@@ -386,49 +393,37 @@ def _elementwise_grad(kind, y_true, y_pred, out, param=0.0, factor=1.0):
 
 
 def mean_squared_error(y_true, y_pred):
-    """``mean((y_true - y_pred)^2)`` over all elements (Keras's MSE).  A 0-d device
-    array for device inputs, a NumPy scalar for host inputs (as every loss here)."""
     return _elementwise_loss(MSE, y_true, y_pred)
 
 
 def backprop_mean_squared_error(y_true, y_pred, out=None):
-    """``2 * (y_pred - y_true) / size``."""
     return _elementwise_grad(MSE, y_true, y_pred, out, factor=2.0)
 
 
 def mean_absolute_error(y_true, y_pred):
-    """``mean(|y_true - y_pred|)`` over all elements."""
     return _elementwise_loss(MAE, y_true, y_pred)
 
 
 def backprop_mean_absolute_error(y_true, y_pred, out=None):
-    """``sign(y_pred - y_true) / size`` (0 where they are equal)."""
     return _elementwise_grad(MAE, y_true, y_pred, out)
 
 
 def huber(y_true, y_pred, *, delta=1.0):
-    """Huber loss, mean over all elements of ``e = y_pred - y_true``:
-    ``0.5 e^2`` where ``|e| <= delta``, else ``delta * (|e| - 0.5 delta)``."""
     delta = check.real("delta", delta, low=0.0, low_open=True)
     return _elementwise_loss(HUBER, y_true, y_pred, delta)
 
 
 def backprop_huber(y_true, y_pred, out=None, *, delta=1.0):
-    """``clip(y_pred - y_true, -delta, delta) / size``."""
     delta = check.real("delta", delta, low=0.0, low_open=True)
     return _elementwise_grad(HUBER, y_true, y_pred, out, delta)
 
 
 def binary_crossentropy(y_true, y_pred, *, from_logits=False):
-    """Mean over all elements of ``-(y log p + (1 - y) log(1 - p))``, probabilities
-    clipped to ``[1e-7, 1 - 1e-7]``; from logits ``max(z, 0) - z y + log(1 + exp(-|z|))``."""
     from_logits = check.flag("from_logits", from_logits)
     return _elementwise_loss(BCE_LOGITS if from_logits else BCE, y_true, y_pred)
 
 
 def backprop_binary_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
-    """From logits ``(sigmoid(z) - y) / size``; from probabilities
-    ``((1 - y) / (1 - p) - y / p) / size`` inside the clip range, 0 where it is active."""
     from_logits = check.flag("from_logits", from_logits)
     return _elementwise_grad(BCE_LOGITS if from_logits else BCE, y_true, y_pred, out)
 
@@ -460,27 +455,16 @@ def _xent(y_true, y_pred, out, logits, want_loss, want_grad, pred_name="y_pred")
 
 
 def categorical_crossentropy(y_true, y_pred, *, from_logits=False):
-    """Mean over rows of ``-sum_j y_j log p_j``; y_true and y_pred ``(n, classes)``.
-
-    From probabilities (Keras): ``p = clip(y_pred / sum(y_pred), 1e-7, 1 - 1e-7)`` per
-    row.  From logits: ``log p = log_softmax(y_pred)``, the sum formed term by term (an
-    infinite target gives an infinite loss, as in the reference)."""
     from_logits = check.flag("from_logits", from_logits)
     return _xent(y_true, y_pred, None, from_logits, True, False)[0]
 
 
 def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
-    """From logits ``(softmax(z) * sum_j y_j - y) / n``.  From probabilities, with
-    ``s = sum_j p_j``, ``q = p / s``, ``g_j = -y_j / q_j`` inside the clip range (0 where
-    it is active): ``(g_k - sum_j g_j q_j) / (s n)``."""
     from_logits = check.flag("from_logits", from_logits)
     return _xent(y_true, y_pred, out, from_logits, False, True)[1]
 
 
 def softmax_crossentropy(y_true, logits, out=None):
-    """Fused softmax + categorical cross-entropy from logits: ``(loss, out)`` with
-    ``out = (softmax(z) * sum_j y_j - y) / n``, one row pass for both (plus the loss's
-    final reduction).  ``out`` may be ``logits``."""
     return _xent(y_true, logits, out, True, True, True, pred_name="logits")
 
 
@@ -538,33 +522,14 @@ def _sparse(y_true, y_pred, out, logits, want_loss, want_grad, pred_name="y_pred
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=False):
-    """``categorical_crossentropy`` with integer labels ``(n,)`` or ``(n, 1)`` in
-    ``[0, classes)``; y_pred ``(n, classes)``.
-
-    Per row with label ``k``: from logits ``-log_softmax(z)_k``; from probabilities
-    ``-log(clip(p_k / sum(p)))``, NaN when ``p / sum(p)`` is undefined for any class of
-    the row (``0/0``, ``inf/inf``, a NaN).  Host labels are validated as the reference
-    does; device labels must be C-contiguous int64 (TypeError otherwise) and are not
-    read on the host: a device label outside ``[0, classes)`` makes its row's loss, and
-    so the mean, NaN.
-    """
     from_logits = check.flag("from_logits", from_logits)
     return _sparse(y_true, y_pred, None, from_logits, True, False)[0]
 
 
 def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
-    """Gradient of ``sparse_categorical_crossentropy`` with respect to ``y_pred``:
-    from logits ``(softmax(z) - onehot(k)) / n``; from probabilities, with ``s = sum(p)``,
-    ``q_k = p_k / s`` and ``g = -1 / q_k`` inside the clip range (0 where it is active),
-    ``(g * [j == k] - g * q_k) / (s n)``; a row whose loss is NaN has an all-NaN
-    gradient, including a row with an out-of-range device label."""
     from_logits = check.flag("from_logits", from_logits)
     return _sparse(y_true, y_pred, out, from_logits, False, True)[1]
 
 
 def sparse_softmax_crossentropy(y_true, logits, out=None):
-    """``softmax_crossentropy`` with integer labels ``(n,)`` or ``(n, 1)``: returns
-    ``(loss, (softmax(z) - onehot(y)) / n)`` from one row pass.  Device labels as in
-    ``sparse_categorical_crossentropy``: one outside ``[0, classes)`` gives a NaN loss
-    and a NaN gradient row."""
     return _sparse(y_true, logits, out, True, True, True, pred_name="logits")

@@ -10,7 +10,7 @@ a state array an option does not use is given as ``g`` and never touched.
 The decay ``w -= w * factor`` with ``factor = weight_decay * learning_rate`` (formed in
 double precision on the host, rounded to w's dtype) is skipped when the factor is 0,
 as in the reference; Adam's bias-corrected step size ``alpha`` comes from
-``_checks.adam_args`` (double precision, on the host).
+``checks.adam_args`` (double precision, on the host).
 """
 import math
 
@@ -110,7 +110,7 @@ def _adagrad_step(dtype):
 
 # ------------------------------------------------------------------ public kernels
 
-from .. import _checks as check                  # noqa: E402
+from .. import checks as check                  # noqa: E402
 from ._arrays import Call                        # noqa: E402
 from ._compile import kernels, launch_1d         # noqa: E402
 
@@ -120,7 +120,7 @@ def _flat(d):
 
 
 def _decay(dtype, learning_rate, weight_decay):
-    """(factor, decays): the reference's rule (``_checks.decay_factor``), on the host."""
+    """(factor, decays): the reference's rule (``checks.decay_factor``), on the host."""
     return check.decay_factor(dtype, learning_rate, weight_decay)
 
 
@@ -131,9 +131,6 @@ def _devs(c, *names):
 
 def sgd_update(w, g, m=None, *, learning_rate=0.01, momentum=0.0, nesterov=False,
                weight_decay=0.0):
-    """SGD.  Plain: ``w -= lr * g``.  With momentum (``m`` required):
-    ``m = momentum * m - lr * g``; then ``w += m``, or with Nesterov
-    ``w += momentum * m - lr * g``.  ``m`` is not touched without momentum."""
     c = Call(w=w, g=g, m=m)
     learning_rate, momentum, nesterov, weight_decay = check.sgd_args(
         c.v["w"], c.v["g"], c.v["m"], learning_rate, momentum, nesterov, weight_decay)
@@ -166,31 +163,18 @@ def _adam(w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad, v_h
 
 def adam_update(w, g, m, v, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999,
                 epsilon=1e-7, amsgrad=False, v_hat=None, weight_decay=0.0):
-    """Adam (Keras 3 form), ``t = step``:
-    ``alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)``;
-    ``m += (g - m) * (1 - beta_1)``; ``v += (g^2 - v) * (1 - beta_2)``;
-    AMSGrad: ``v_hat = max(v_hat, v)`` used instead of ``v``;
-    ``w -= alpha * m / (sqrt(v) + epsilon)``."""
     return _adam(w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad, v_hat,
                  weight_decay)
 
 
 def adamw_update(w, g, m, v, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-7, amsgrad=False, v_hat=None, weight_decay=0.004):
-    """AdamW: ``adam_update`` with Keras's default decoupled weight decay 0.004
-    (``w -= w * weight_decay * lr`` before the Adam step; skipped when that factor is 0
-    in w's dtype, e.g. with ``learning_rate=0``)."""
     return _adam(w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad, v_hat,
                  weight_decay)
 
 
 def rmsprop_update(w, g, v, *, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                    centered=False, mom=None, mg=None, weight_decay=0.0):
-    """RMSprop (Keras 3): ``v = rho v + (1 - rho) g^2``; centered:
-    ``mg = rho mg + (1 - rho) g`` and the denominator is ``v - mg^2``;
-    ``inc = lr * g / sqrt(denominator + epsilon)`` (epsilon inside the root);
-    with momentum (``mom`` required): ``mom = momentum * mom + inc; w -= mom``,
-    else ``w -= inc``."""
     c = Call(w=w, g=g, v=v, mom=mom, mg=mg)
     learning_rate, rho, momentum, epsilon, centered, weight_decay = check.rmsprop_args(
         c.v["w"], c.v["g"], c.v["v"], learning_rate, rho, momentum, epsilon, centered,
@@ -209,8 +193,6 @@ def rmsprop_update(w, g, v, *, learning_rate=0.001, rho=0.9, momentum=0.0, epsil
 
 
 def adagrad_update(w, g, acc, *, learning_rate=0.001, epsilon=1e-7, weight_decay=0.0):
-    """Adagrad (Keras 3): ``acc += g^2; w -= lr * g / sqrt(acc + epsilon)``
-    (Keras starts ``acc`` at ``initial_accumulator_value = 0.1``)."""
     c = Call(w=w, g=g, acc=acc)
     learning_rate, epsilon, weight_decay = check.adagrad_args(
         c.v["w"], c.v["g"], c.v["acc"], learning_rate, epsilon, weight_decay)

@@ -1,26 +1,14 @@
 """Dense layer passes: z = x @ w + b, y = act(z), and the backward pass from dy.
 
-GEMMs go through the CPU-dispatched core in ``_gemm`` with stride arguments, so the
+GEMMs go through the CPU-dispatched core of ``gemm`` with stride arguments, so the
 transposes of the backward pass (x^T dz, dz w^T) cost no copy.
-Arguments arrive validated from ``kernels._cython_backend``.
+Arguments arrive validated from ``kernels.cpu.backend``.
 """
 from cython cimport floating
 
-from kernels._threads cimport threads_for
-from kernels._gemm cimport sgemm, dgemm, sgemm_ep, dgemm_ep
-from kernels._elementwise cimport (activate_f32, activate_f64, backprop_colsum_f32,
-                                   backprop_colsum_f64)
-
-
-cdef inline Py_ssize_t _gemm_work(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                                  const floating* tag) noexcept nogil:
-    """A product's work in threads_for's units (elements of a pass): its multiply-adds
-    / 16 in float32, / 8 in float64 (half as many per vector).  ``tag`` only picks the
-    dtype."""
-    if floating is float:
-        return m * n * k // 16
-    else:
-        return m * n * k // 8
+from kernels.cpu.gemm cimport sgemm, dgemm, sgemm_ep, dgemm_ep, gemm_threads
+from kernels.cpu.elementwise cimport (activate_f32, activate_f64, backprop_colsum_f32,
+                                      backprop_colsum_f64)
 
 
 cdef inline void _gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -28,7 +16,7 @@ cdef inline void _gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                        const floating* b, Py_ssize_t rsb, Py_ssize_t csb,
                        floating* c, Py_ssize_t rsc, Py_ssize_t csc) noexcept nogil:
     """c = a @ b (alpha 1, beta 0) with the thread count this size deserves."""
-    cdef int nt = threads_for(_gemm_work(m, n, k, a))
+    cdef int nt = gemm_threads(m, n, k, floating is float)
     if floating is float:
         sgemm(m, n, k, 1, a, rsa, csa, b, rsb, csb, 0, c, rsc, csc, nt)
     else:
@@ -56,7 +44,7 @@ def forward(int act, double param, const floating[:, :] x, const floating[:, :] 
     cdef floating* y = &out[0, 0]
     cdef floating* z = &pre[0, 0] if pre is not None else y
     cdef const floating* pb = &b[0] if b is not None else NULL
-    cdef int nt = threads_for(_gemm_work(n, units, n_in, <const floating*>NULL))
+    cdef int nt = gemm_threads(n, units, n_in, floating is float)
     cdef int done
     with nogil:
         if floating is float:
@@ -99,25 +87,3 @@ def backward(int act, double param, const floating[:, ::1] dy, const floating[:,
             # dx (n, n_in) = dz (n, units) @ w^T (units, n_in)
             _gemm(n, n_in, units, pdz, units, 1, &w[0, 0], w.strides[1] // isz,
                   w.strides[0] // isz, pdx, rsdx, csdx)
-
-
-def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] out,
-         bint trans_a, bint trans_b, double alpha, double beta):
-    """out = alpha * op(a) @ op(b) + beta * out, transposes taken as stride swaps."""
-    cdef Py_ssize_t isz = sizeof(floating)
-    cdef Py_ssize_t rsa = a.strides[0] // isz, csa = a.strides[1] // isz
-    cdef Py_ssize_t rsb = b.strides[0] // isz, csb = b.strides[1] // isz
-    cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
-    cdef int nt
-    if trans_a:
-        rsa, csa, m, k = csa, rsa, k, m
-    if trans_b:
-        rsb, csb, n = csb, rsb, b.shape[0]
-    nt = threads_for(_gemm_work(m, n, k, <const floating*>NULL))
-    with nogil:
-        if floating is float:
-            sgemm(m, n, k, <float>alpha, &a[0, 0], rsa, csa, &b[0, 0], rsb, csb, <float>beta,
-                  &out[0, 0], out.strides[0] // isz, out.strides[1] // isz, nt)
-        else:
-            dgemm(m, n, k, alpha, &a[0, 0], rsa, csa, &b[0, 0], rsb, csb, beta,
-                  &out[0, 0], out.strides[0] // isz, out.strides[1] // isz, nt)

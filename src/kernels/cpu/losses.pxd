@@ -1,9 +1,11 @@
 # The loss kernels' ids and the table of entry points each per-ISA variant of
-# _losses_impl.pxi (_loss_base, _loss_avx2, _loss_avx512) exports in a capsule named
-# "kernels.loss_table"; kernels._losses forwards to the one chosen for this CPU.  (Only
+# losses_impl.pxi (losses_base, losses_avx2, losses_avx512) exports in a capsule named
+# "kernels.loss_table"; kernels.cpu.losses forwards to the one chosen for this CPU.  (Only
 # the types and enums of this file may be cimported by the variants.)
 from libc.stdint cimport int64_t
 
+# The ids are the positions in kernels.reference.LOSS_KERNELS; LOSS_ID_COUNT, one past the
+# last, lets tests/kernels/test_tables.py see an id added here but not there.
 cdef enum:
     MSE = 0
     MAE = 1
@@ -12,6 +14,12 @@ cdef enum:
     BCE_LOGITS = 4
     CCE = 5
     CCE_LOGITS = 6
+    LOSS_ID_COUNT = 7
+
+# the kinds of row losses (loss_rows_*)
+cdef enum:
+    SPARSE_CROSSENTROPY = 0
+    SOFTMAX_CROSSENTROPY = 1
 
 # the mean loss of an elementwise (MSE ... BCE_LOGITS) or categorical (CCE, CCE_LOGITS)
 # loss over C-contiguous (rows, cols) targets t and predictions p
@@ -25,9 +33,9 @@ ctypedef void (*loss_grad_f32)(int loss, double param, const float* t, const flo
                                float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
 ctypedef void (*loss_grad_f64)(int loss, double param, const double* t, const double* p,
                                double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
-# the summed row losses of kind 0 (sparse labels; from logits or probabilities) or 1
-# (the fused softmax cross-entropy with dense targets t), the gradient into out when
-# out is not NULL
+# the summed row losses of kind SPARSE_CROSSENTROPY (integer labels; from logits or
+# probabilities) or SOFTMAX_CROSSENTROPY (the fused softmax cross-entropy with one-hot
+# or soft targets t), the gradient into out when out is not NULL
 ctypedef double (*loss_rows_f32)(int kind, bint logits, const float* t,
                                  const int64_t* labels, const float* p, float* out,
                                  Py_ssize_t rows, Py_ssize_t cols) noexcept nogil

@@ -1,11 +1,11 @@
 """Choosing, at import, which per-ISA build of a compiled module runs here.
 
-The GEMM core (``_gemm_base/_avx2/_avx512``), the elementwise kernels
-(``_ew_base/_avx2/_avx512``) and the losses (``_loss_base/_avx2/_avx512``) are each one
-source compiled once per instruction set.  Their dispatchers (``_gemm.pyx``,
-``_elementwise.pyx``, ``_losses.pyx``) hold the function pointers; this
+The GEMM core (``gemm_base/_avx2/_avx512``), the elementwise kernels
+(``elementwise_base/_avx2/_avx512``) and the losses (``losses_base/_avx2/_avx512``) are each one
+source compiled once per instruction set.  Their dispatchers (``gemm.pyx``,
+``elementwise.pyx``, ``losses.pyx``) hold the function pointers; this
 module holds what they share: which variants need which CPU features (detected once,
-by ``_gemm.cpu_features``), loading only the variants this CPU can run and that were
+by ``gemm.cpu_features``), loading only the variants this CPU can run and that were
 built, checking a variant's name, and the environment override.
 """
 import importlib

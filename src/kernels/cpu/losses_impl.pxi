@@ -1,8 +1,8 @@
 # The loss kernels (values, gradients, the sparse and fused softmax cross-entropies),
 # one source for float32 and float64 (fused `floating`), `include`d by the per-ISA
-# modules _loss_base (baseline flags), _loss_avx2 (-mavx2 -mfma) and _loss_avx512
-# (AVX-512 F/DQ/VL/BW + AVX2 + FMA); kernels._losses imports the best one this CPU
-# runs and forwards to it (see _losses.pyx), as _elementwise does for the activations.
+# modules losses_base (baseline flags), losses_avx2 (-mavx2 -mfma) and losses_avx512
+# (AVX-512 F/DQ/VL/BW + AVX2 + FMA); kernels.cpu.losses imports the best one this CPU
+# runs and forwards to it (see losses.pyx), as _elementwise does for the activations.
 # The logs and exps come from _fmath.pxd (float32: branch-free polynomials gcc
 # vectorises at the module's width); setup.py compiles these modules with
 # -ffp-contract=off, so an element gets the same bits in a loop's vector body as in
@@ -20,10 +20,10 @@ from libc.math cimport NAN, INFINITY
 from libc.stdlib cimport malloc, free
 from cpython.pycapsule cimport PyCapsule_New
 
-from kernels._threads cimport threads_for, CHUNK
-from kernels._fmath cimport f_exp, f_log, f_log1p, f_abs, f_sigmoid
-from kernels._losses cimport (loss_table, MSE, MAE, HUBER, BCE, BCE_LOGITS, CCE,
-                              CCE_LOGITS)
+from kernels.cpu._threads cimport threads_for, CHUNK
+from kernels.cpu._fmath cimport f_exp, f_log, f_log1p, f_abs, f_sigmoid
+from kernels.cpu.losses cimport (loss_table, MSE, MAE, HUBER, BCE, BCE_LOGITS, CCE,
+                                  CCE_LOGITS, SPARSE_CROSSENTROPY)
 
 cdef double EPS = 1e-7   # Keras's probability clip
 
@@ -267,7 +267,7 @@ cdef void _grad(int loss, floating param, const floating* t, const floating* p,
 
 # ------------------------------------------------ sparse labels and fused losses
 
-cdef double _sparse_row(bint logits, int64_t k, const floating* p, floating* out,
+cdef double _sparse_crossentropy_row(bint logits, int64_t k, const floating* p, floating* out,
                         Py_ssize_t cols, floating scale) noexcept nogil:
     """Loss of one row with true class k; when out != NULL also its gradient row.
 
@@ -321,7 +321,7 @@ cdef double _sparse_row(bint logits, int64_t k, const floating* p, floating* out
     return -f_log(_clip(q))
 
 
-cdef double _dense_xent_row(const floating* t, const floating* z, floating* out,
+cdef double _softmax_crossentropy_row(const floating* t, const floating* z, floating* out,
                             Py_ssize_t cols, floating scale) noexcept nogil:
     """Fused softmax cross-entropy of one row: returns the loss, writes the gradient.
     The loss is complete before out (which may be z) is written; exp(z - m) is formed
@@ -346,8 +346,9 @@ cdef double _dense_xent_row(const floating* t, const floating* z, floating* out,
 cdef double _rows_total(int kind, bint logits, const floating* t, const int64_t* labels,
                         const floating* p, floating* out, Py_ssize_t rows,
                         Py_ssize_t cols) noexcept nogil:
-    """Sum over rows of a row loss (kind 0: sparse, 1: fused dense), gradient into out
-    when out != NULL; fixed row chunks so the sum does not depend on the thread count."""
+    """Sum over rows of a row loss (kind SPARSE_CROSSENTROPY: integer labels, or
+    SOFTMAX_CROSSENTROPY: the fused softmax with one-hot or soft targets t), gradient into
+    out when out != NULL; fixed row chunks so the sum does not depend on the thread count."""
     cdef Py_ssize_t per = max(1, CHUNK // cols), nchunks = (rows + per - 1) // per, c, r
     cdef int nt = threads_for(rows * cols)
     cdef double total = 0
@@ -373,11 +374,11 @@ cdef double _rows_chunk(int kind, bint logits, const floating* t, const int64_t*
     cdef Py_ssize_t r
     cdef double s = 0
     for r in range(c * per, min((c + 1) * per, rows)):
-        if kind == 0:
-            s += _sparse_row(logits, labels[r], p + r * cols,
+        if kind == SPARSE_CROSSENTROPY:
+            s += _sparse_crossentropy_row(logits, labels[r], p + r * cols,
                              (out + r * cols) if out != NULL else NULL, cols, scale)
         else:
-            s += _dense_xent_row(t + r * cols, p + r * cols, out + r * cols, cols, scale)
+            s += _softmax_crossentropy_row(t + r * cols, p + r * cols, out + r * cols, cols, scale)
     return s
 
 

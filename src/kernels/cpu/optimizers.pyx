@@ -3,13 +3,13 @@
 Every update reads the gradient and the state once and writes the state and the
 weights once; elements are independent, so chunks go to OpenMP threads with no effect
 on the result.  Arithmetic is done in the parameters' dtype, as Keras does.
-Arguments arrive validated and C-contiguous from ``kernels._cython_backend``.
+Arguments arrive validated and C-contiguous from ``kernels.cpu.backend``.
 """
 from cython cimport floating
 from cython.parallel cimport prange
 
-from kernels._threads cimport threads_for, CHUNK
-from kernels._fmath cimport f_sqrt, ftz_enter, ftz_exit
+from kernels.cpu._threads cimport threads_for, CHUNK
+from kernels.cpu._fmath cimport f_sqrt, ftz_enter, ftz_exit
 
 
 cdef inline void _decay(floating* w, floating decay, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:

@@ -6,8 +6,8 @@
 # elements, so all four transpose combinations, non-contiguous views and negative
 # strides cost no copy beyond the packing that the algorithm does anyway.
 #
-# This file is `include`d by the per-ISA modules (_gemm_base, _gemm_avx2,
-# _gemm_avx512).  The including module must first define the blocking constants,
+# This file is `include`d by the per-ISA modules (gemm_base, gemm_avx2,
+# gemm_avx512).  The including module must first define the blocking constants,
 # as compile-time constants (e.g. in a `cdef enum:`), for both precisions:
 #
 #     S_MR, S_NR, S_KC, S_MC, S_NC     float32
@@ -72,9 +72,9 @@ from libc.stdint cimport uintptr_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 # The epilogue's activations: ids, and the row-block routine for those not applied
-# per tile (_elementwise's dispatcher: the elementwise variant in use, the same code
+# per tile (elementwise's dispatcher: the elementwise variant in use, the same code
 # as the separate activation pass).
-from kernels._elementwise cimport (activate_rows_f32, activate_rows_f64, ACT_LINEAR,
+from kernels.cpu.elementwise cimport (activate_rows_f32, activate_rows_f64, ACT_LINEAR,
                                    ACT_RELU, ACT_LEAKY_RELU, ACT_SOFTMAX)
 
 cdef extern from *:
@@ -622,7 +622,7 @@ cdef extern from *:
 
 # The micro-kernel's tile is fixed in C per instruction set; the including module's
 # constants must describe the same tile (a build inconsistency: fail loudly, not as
-# an ImportError that kernels._gemm would take for a variant not built).
+# an ImportError that kernels.cpu.gemm would take for a variant not built).
 if (S_MR != DLK_UK_S_MR or S_NR != DLK_UK_S_NR or D_MR != DLK_UK_D_MR
         or D_NR != DLK_UK_D_NR):
     raise RuntimeError(f"{__name__}: blocking constants (S {S_MR}x{S_NR}, D {D_MR}x{D_NR}) "
@@ -818,7 +818,7 @@ ctypedef struct _Ep:
     Py_ssize_t rsy
     Py_ssize_t csy
     double param
-    int act                 # activation id (kernels._elementwise ACT_*)
+    int act                 # activation id (kernels.cpu.elementwise ACT_*)
     int tile_act            # applied by _ep_lines (relu, leaky_relu, linear), else -1
     bint rows_i             # True: csc == 1 (lines are C's rows); False: rsc == 1
 
@@ -870,7 +870,7 @@ cdef void _ep_lines(const _Ep* ep, floating* c, Py_ssize_t rsc, Py_ssize_t csc,
         if act == ACT_RELU:
             for e in range(ll):
                 v = cp[e]
-                yp[e] = 0 if v <= 0 else v          # NaN stays NaN (as _elementwise)
+                yp[e] = 0 if v <= 0 else v          # NaN stays NaN (as elementwise)
         elif act == ACT_LEAKY_RELU:
             for e in range(ll):
                 v = cp[e]
@@ -883,7 +883,7 @@ cdef void _ep_lines(const _Ep* ep, floating* c, Py_ssize_t rsc, Py_ssize_t csc,
 cdef void _ep_block(const _Ep* ep, floating* c, Py_ssize_t rsc, Py_ssize_t csc,
                     Py_ssize_t i0, Py_ssize_t j0, Py_ssize_t mr, Py_ssize_t nr) noexcept nogil:
     """y = act(z) on the block C[i0:i0+mr, j0:j0+nr] (c points at C[0, 0]) through
-    _elementwise's activate_rows (it forwards to the elementwise variant in use, the
+    elementwise's activate_rows (it forwards to the elementwise variant in use, the
     same code as the separate activation pass).  For softmax the block must hold whole
     lines."""
     cdef floating* y = <floating*>ep.y
@@ -1504,7 +1504,7 @@ cdef int _gemm_ep_entry(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                         floating* c, Py_ssize_t rsc, const floating* bias, int act,
                         double param, floating* y, Py_ssize_t rsy,
                         int num_threads) noexcept nogil:
-    """The fused entry (sgemm_ep / dgemm_ep of _gemm.pxd): C = A @ B + bias, Y = act(C)."""
+    """The fused entry (sgemm_ep / dgemm_ep of gemm.pxd): C = A @ B + bias, Y = act(C)."""
     cdef _Ep ep
     if bias == NULL and act == ACT_LINEAR and y == c:
         return _gemm_driver(m, n, k, <floating>1, a, rsa, csa, b, rsb, csb, <floating>0,
@@ -1569,8 +1569,8 @@ cdef int _dgemm_ep(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
 def capsules():
     """(capsule "kernels.sgemm_fn", capsule "kernels.dgemm_fn") for this variant.
 
-    The pointers have the types sgemm_fn / dgemm_fn of kernels/_gemm.pxd.  (That
-    pxd is not cimported here: this module must not depend on kernels._gemm,
+    The pointers have the types sgemm_fn / dgemm_fn of kernels/cpu/gemm.pxd.  (That
+    pxd is not cimported here: this module must not depend on kernels.cpu.gemm,
     which imports it.)
     """
     return (PyCapsule_New(<void*>_sgemm, "kernels.sgemm_fn", NULL),
@@ -1579,7 +1579,7 @@ def capsules():
 
 def ep_capsules():
     """(capsule "kernels.sgemm_ep_fn", capsule "kernels.dgemm_ep_fn"): the GEMM with
-    the dense layer's epilogue (types sgemm_ep_fn / dgemm_ep_fn of kernels/_gemm.pxd)."""
+    the dense layer's epilogue (types sgemm_ep_fn / dgemm_ep_fn of kernels/cpu/gemm.pxd)."""
     return (PyCapsule_New(<void*>_sgemm_ep, "kernels.sgemm_ep_fn", NULL),
             PyCapsule_New(<void*>_dgemm_ep, "kernels.dgemm_ep_fn", NULL))
 

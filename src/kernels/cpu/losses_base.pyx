@@ -1,4 +1,4 @@
 # Loss kernels compiled for the baseline instruction set (always built and loaded);
-# the code is in _losses_impl.pxi.
+# the code is in losses_impl.pxi.
 
-include "_losses_impl.pxi"
+include "losses_impl.pxi"

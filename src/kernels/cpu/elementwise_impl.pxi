@@ -1,8 +1,8 @@
 # The elementwise kernels (activations, their backprops, bias add, column sums), one
 # source for float32 and float64 (fused `floating`), `include`d by the per-ISA modules
-# _ew_base (baseline flags), _ew_avx2 (-mavx2 -mfma) and _ew_avx512 (AVX-512 F/DQ/VL/BW
-# + AVX2 + FMA); kernels._elementwise imports the best one this CPU runs and forwards
-# its cdef API to it (see _elementwise.pyx).  The math functions come from _fmath.pxd:
+# elementwise_base (baseline flags), elementwise_avx2 (-mavx2 -mfma) and elementwise_avx512 (AVX-512 F/DQ/VL/BW
+# + AVX2 + FMA); kernels.cpu.elementwise imports the best one this CPU runs and forwards
+# its cdef API to it (see elementwise.pyx).  The math functions come from _fmath.pxd:
 # float32 exp/tanh (and, in float64, exp) are branch-free polynomials that gcc
 # vectorises at the width of the module's instruction set.
 #
@@ -24,10 +24,10 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY
 from cpython.pycapsule cimport PyCapsule_New
 
-from kernels._threads cimport threads_for, CHUNK
-from kernels._fmath cimport (f_exp, f_expm1, f_log1p, f_tanh, f_erf, f_abs, f_sigmoid,
+from kernels.cpu._threads cimport threads_for, CHUNK
+from kernels.cpu._fmath cimport (f_exp, f_expm1, f_log1p, f_tanh, f_erf, f_abs, f_sigmoid,
                              f_softplus)
-from kernels._elementwise cimport (ew_table, ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU,
+from kernels.cpu.elementwise cimport (ew_table, ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU,
                                    ACT_ELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX,
                                    ACT_SOFTPLUS, ACT_GELU, ACT_GELU_TANH)
 

@@ -1,10 +1,10 @@
-# The GEMM dispatcher: sgemm/dgemm and sgemm_ep/dgemm_ep (declared in _gemm.pxd) forward
+# The GEMM dispatcher: sgemm/dgemm and sgemm_ep/dgemm_ep (declared in gemm.pxd) forward
 # to the function pointers of the best GEMM variant this CPU supports.
 #
-# The variants are the same source (_gemm_impl.pxi) compiled three times:
-#   base    _gemm_base    baseline flags, always present
-#   avx2    _gemm_avx2    -mavx2 -mfma
-#   avx512  _gemm_avx512  -mavx512f -mavx512dq -mavx512vl -mavx512bw -mavx2 -mfma
+# The variants are the same source (gemm_impl.pxi) compiled three times:
+#   base    gemm_base    baseline flags, always present
+#   avx2    gemm_avx2    -mavx2 -mfma
+#   avx512  gemm_avx512  -mavx512f -mavx512dq -mavx512vl -mavx512bw -mavx2 -mfma
 # A SIMD variant is imported only after the CPU was found to support its
 # instructions (its module init code may already use them), and only if it was
 # built (setup.py skips them on non-x86 targets or compilers without the flags).
@@ -13,6 +13,8 @@
 # variant at import; use_impl() switches at run time.
 
 import importlib
+
+from cython cimport floating
 
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
@@ -42,7 +44,7 @@ cdef extern from *:
 _FEATURE_NAMES = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512vl",
                   "avx512bw")
 
-_PACKAGE = __name__.rpartition(".")[0] or "kernels"
+_PACKAGE = __name__.rpartition(".")[0] or "kernels.cpu"
 _isa = importlib.import_module(f"{_PACKAGE}._isa")
 
 cdef sgemm_fn _s_impl = NULL
@@ -73,7 +75,7 @@ def _install(capsules):
     _d_ep_impl = dep
 
 
-_variants = _isa.Variants(_PACKAGE, "_gemm", _features, "DLKERNELS_GEMM_IMPL",
+_variants = _isa.Variants(_PACKAGE, "gemm", _features, "DLKERNELS_GEMM_IMPL",
                           lambda mod: tuple(mod.capsules()) + tuple(mod.ep_capsules()),
                           _install)
 
@@ -126,3 +128,28 @@ cdef int dgemm_ep(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                   double* y, Py_ssize_t rsy, int num_threads) noexcept nogil:
     return _d_ep_impl(m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, bias, act, param, y, rsy,
                       num_threads)
+
+
+# ------------------------------------------------------- Python entry point
+# Called by kernels.cpu.backend with validated arguments.
+
+def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] out,
+         bint trans_a, bint trans_b, double alpha, double beta):
+    """out = alpha * op(a) @ op(b) + beta * out, transposes taken as stride swaps."""
+    cdef Py_ssize_t isz = sizeof(floating)
+    cdef Py_ssize_t rsa = a.strides[0] // isz, csa = a.strides[1] // isz
+    cdef Py_ssize_t rsb = b.strides[0] // isz, csb = b.strides[1] // isz
+    cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
+    cdef int nt
+    if trans_a:
+        rsa, csa, m, k = csa, rsa, k, m
+    if trans_b:
+        rsb, csb, n = csb, rsb, b.shape[0]
+    nt = gemm_threads(m, n, k, floating is float)
+    with nogil:
+        if floating is float:
+            sgemm(m, n, k, <float>alpha, &a[0, 0], rsa, csa, &b[0, 0], rsb, csb, <float>beta,
+                  &out[0, 0], out.strides[0] // isz, out.strides[1] // isz, nt)
+        else:
+            dgemm(m, n, k, alpha, &a[0, 0], rsa, csa, &b[0, 0], rsb, csb, beta,
+                  &out[0, 0], out.strides[0] // isz, out.strides[1] // isz, nt)

@@ -1,15 +1,37 @@
-"""Input validation shared by every backend.
+"""Argument checks and error messages shared by every backend, and by ``dl``.
 
 Each public kernel validates its arguments here, at the Python boundary, before any
 compiled (``nogil``) code runs.  A bad argument raises ``TypeError`` (wrong type or
 dtype) or ``ValueError`` (wrong shape, rank, size or value) whose message names the
-argument, what was expected and what was received.
+argument, what was expected and what was received::
+
+    learning_rate: expected a real number, got str 'x'
+
+That wording is a contract: ``dl`` checks its own arguments with the scalar checks and
+message helpers below (``real``, ``integer``, ``flag``, ``describe``, ``short_repr``,
+``fits_in_memory``), so a user reads one style of message from both packages.  The
+argument groups (``gemm_args``, ``adam_args``...) are what every backend runs, so all
+backends accept and reject exactly the same calls.
 """
 import math
 import numbers
 import os
 
 import numpy as np
+
+__all__ = [
+    # limits and dtypes
+    "FLOAT_DTYPES", "MAX_BYTES", "MAX_STEP",
+    # message helpers
+    "describe", "short_repr",
+    # single arguments
+    "array", "choice", "fits_in_memory", "flag", "integer", "labels", "output", "real",
+    "row_matrix", "same_memory", "same_shape",
+    # the argument groups of the public kernels
+    "adagrad_args", "adam_args", "backprop", "bias_args", "column_sums_args",
+    "decay_factor", "dense_backward_args", "dense_forward_args", "gemm_args", "loss_args",
+    "rmsprop_args", "sgd_args", "sparse_args", "unary", "update_arrays",
+]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _REJECTED_SUBCLASSES = (np.matrix, np.ma.MaskedArray)
@@ -30,7 +52,7 @@ def _physical_memory():
 MAX_BYTES = _physical_memory()
 
 
-def _repr(x, limit=80):
+def short_repr(x, limit=80):
     """repr(x) for a message: shortened, and never failing (huge ints, broken reprs)."""
     if isinstance(x, int) and not isinstance(x, bool) and abs(x) >= 10**limit:
         return f"{'-' if x < 0 else ''}an integer of {len(format(abs(x), 'x')) * 4} bits"
@@ -41,19 +63,19 @@ def _repr(x, limit=80):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _describe(x):
+def describe(x):
     """What ``x`` is, for a message: its type, and its value when short to show."""
     if isinstance(x, np.ndarray):
         return f"an array of dtype {x.dtype} and shape {x.shape}"
     if isinstance(x, (str, bytes)):
-        return f"{type(x).__name__} {_repr(x)}"
+        return f"{type(x).__name__} {short_repr(x)}"
     if isinstance(x, int) and not isinstance(x, bool) and abs(x) >= 10**80:
-        return _repr(x)             # "an integer of N bits"
+        return short_repr(x)             # "an integer of N bits"
     try:
         sized = hasattr(x, "__len__")
     except Exception:  # noqa: BLE001
         sized = False
-    return f"a {type(x).__name__}" if sized else f"{type(x).__name__} {_repr(x)}"
+    return f"a {type(x).__name__}" if sized else f"{type(x).__name__} {short_repr(x)}"
 
 
 def _overrides_numpy(cls):
@@ -69,7 +91,8 @@ def fits_in_memory(name, shape, itemsize, what="an array"):
     nbytes = math.prod(shape) * itemsize
     if nbytes > MAX_BYTES:
         raise ValueError(f"{name}: expected {what} that fits in memory (at most {MAX_BYTES} "
-                         f"bytes here), got shape {tuple(shape)} of {nbytes} bytes")
+                         f"bytes here), got shape {short_repr(tuple(shape))} of "
+                         f"{short_repr(nbytes)} bytes")
 
 
 def array(name, x, ndim=None, dtype=None, min_ndim=None, max_ndim=None):
@@ -81,7 +104,7 @@ def array(name, x, ndim=None, dtype=None, min_ndim=None, max_ndim=None):
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray of float32 or float64, "
-                        f"got {_describe(x)}")
+                        f"got {describe(x)}")
     if type(x) is not np.ndarray and (isinstance(x, _REJECTED_SUBCLASSES)
                                       or _overrides_numpy(type(x))):
         # their operators mean something else (matrix power, masks, units): results
@@ -122,7 +145,7 @@ def output(name, out, shape, dtype, inputs=(), may_alias=()):
         fits_in_memory(name, shape, np.dtype(dtype).itemsize, "a result")
         return np.empty(shape, dtype=dtype)
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray or None, got {_describe(out)}")
+        raise TypeError(f"{name}: expected a numpy.ndarray or None, got {describe(out)}")
     if out.dtype != dtype:
         raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}, got {out.dtype}")
     if out.shape != shape:
@@ -149,11 +172,11 @@ def same_memory(a, b):
 def real(name, value, low=None, high=None, low_open=False, high_open=False):
     """Check a finite real scalar hyper-parameter within [low, high] (or open ends)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a real number, got {_describe(value)}")
+        raise TypeError(f"{name}: expected a real number, got {describe(value)}")
     try:
         value = float(value)
     except OverflowError:       # an int or Fraction beyond the float range
-        raise ValueError(f"{name}: expected a finite number, got {_repr(value)}") from None
+        raise ValueError(f"{name}: expected a finite number, got {short_repr(value)}") from None
     if not math.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
@@ -167,25 +190,25 @@ def real(name, value, low=None, high=None, low_open=False, high_open=False):
 
 def integer(name, value, low=None, high=None):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an integer, got {_describe(value)}")
+        raise TypeError(f"{name}: expected an integer, got {describe(value)}")
     value = int(value)
     if low is not None and value < low:
-        raise ValueError(f"{name}: expected an integer >= {low}, got {_repr(value)}")
+        raise ValueError(f"{name}: expected an integer >= {low}, got {short_repr(value)}")
     if high is not None and value > high:
-        raise ValueError(f"{name}: expected an integer <= {high}, got {_repr(value)}")
+        raise ValueError(f"{name}: expected an integer <= {high}, got {short_repr(value)}")
     return value
 
 
 def flag(name, value):
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {_describe(value)}")
+        raise TypeError(f"{name}: expected True or False, got {describe(value)}")
     return bool(value)
 
 
 def choice(name, value, allowed):
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, allowed))}, "
-                         f"got {_repr(value)}")
+                         f"got {short_repr(value)}")
     return value
 
 
@@ -198,7 +221,7 @@ def labels(name, y, n_rows, n_classes):
     """
     if not isinstance(y, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray of integer class labels, "
-                        f"got {_describe(y)}")
+                        f"got {describe(y)}")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
@@ -241,13 +264,8 @@ def row_matrix(name, x, dtype=None):
 
 # ------------------------------------------------------------------------------
 # Argument groups of the public kernels, shared by every backend so that they all
-# accept and reject exactly the same calls.
-
-ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax",
-               "softplus", "gelu")
-# Activations whose derivative cannot be recovered from their output: their backprop
-# takes the pre-activation input instead.
-ACTIVATIONS_NEEDING_INPUT = ("gelu",)
+# accept and reject exactly the same calls.  The activation names come from the
+# reference's table (imported at the end of this module: the reference imports this one).
 
 
 def gemm_args(a, b, out, trans_a, trans_b, alpha, beta):
@@ -429,8 +447,8 @@ def adam_args(w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon, amsgrad,
     if amsgrad and v_hat is None:
         raise ValueError("v_hat: expected the AMSGrad maximum buffer (amsgrad=True), got None")
     update_arrays(w, g, [("m", m), ("v", v)] + ([("v_hat", v_hat)] if amsgrad else []))
-    alpha = learning_rate * math.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
-    return alpha, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay
+    return (adam_step_size(learning_rate, beta_1, beta_2, step), learning_rate, beta_1,
+            beta_2, epsilon, amsgrad, weight_decay)
 
 
 def rmsprop_args(w, g, v, learning_rate, rho, momentum, epsilon, centered, mom, mg,
@@ -457,3 +475,9 @@ def adagrad_args(w, g, acc, learning_rate, epsilon, weight_decay):
     weight_decay = real("weight_decay", weight_decay, low=0.0)
     update_arrays(w, g, [("acc", acc)])
     return learning_rate, epsilon, weight_decay
+
+
+# The tables these checks read are defined once, in the reference (which imports this
+# module at its top, after defining them: either import order works).
+from .reference import (ACTIVATIONS, ACTIVATIONS_NEEDING_INPUT,  # noqa: E402
+                        adam_step_size)

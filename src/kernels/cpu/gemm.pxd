@@ -10,6 +10,8 @@
 
 from cython cimport floating
 
+from kernels.cpu._threads cimport threads_for
+
 ctypedef void (*sgemm_fn)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
                           const float* a, Py_ssize_t rsa, Py_ssize_t csa,
                           const float* b, Py_ssize_t rsb, Py_ssize_t csb,
@@ -27,7 +29,7 @@ ctypedef void (*dgemm_fn)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, double alpha
 # in cache) instead of in separate passes over C.
 #   C: row-major (column stride 1, row stride rsc), only written (alpha 1, beta 0);
 #   bias: NULL (none) or n values, bias[j] added to column j;
-#   act, param: an activation id of kernels._elementwise (ACT_*) and its parameter;
+#   act, param: an activation id of kernels.cpu.elementwise (ACT_*) and its parameter;
 #   Y: row-major (column stride 1, row stride rsy); Y = C (same pointer and stride)
 #      applies the activation in place, else C keeps z = A @ B + bias (the layer's
 #      pre-activation) and Y must not overlap C, A or B.
@@ -49,7 +51,7 @@ ctypedef int (*dgemm_ep_fn)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                             double param, double* y, Py_ssize_t rsy,
                             int num_threads) noexcept nogil
 
-# The implementation chosen at import time for this CPU (see _gemm.pyx).
+# The implementation chosen at import time for this CPU (see gemm.pyx).
 cdef void sgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
                 const float* a, Py_ssize_t rsa, Py_ssize_t csa,
                 const float* b, Py_ssize_t rsb, Py_ssize_t csb,
@@ -86,3 +88,13 @@ cdef inline void gemm_fused(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating a
         sgemm(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, num_threads)
     else:
         dgemm(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, num_threads)
+
+
+# The threads a product of m x n x k multiply-adds deserves, in threads_for's units
+# (elements of a pass): its multiply-adds / 16 in float32, / 8 in float64 (half as many
+# per vector).
+cdef inline int gemm_threads(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                             bint single) noexcept nogil:
+    if single:
+        return threads_for(m * n * k // 16)
+    return threads_for(m * n * k // 8)

@@ -1,28 +1,30 @@
 """The Cython backend: the reference's kernels, compiled.
 
 Every function here has the signature of its twin in ``kernels.reference`` (a test
-compares them), validates its arguments with the same ``_checks`` helpers, lays them
+compares them), validates its arguments with the same ``checks`` helpers, lays them
 out for the compiled code (C-contiguous where a kernel needs it; GEMM reads any
 strides) and calls the extension modules, which run without the GIL.
 """
-import math
 import threading
 
 import numpy as np
 
-from . import _checks as check
-from . import _dense, _elementwise, _fastargs, _losses, _optimizers
-from . import reference as _reference
-from .reference import ACTIVATIONS, ACTIVATIONS_NEEDING_INPUT, EPSILON  # noqa: F401
+from .. import checks as check
+from .. import reference as _reference
+from ..reference import (ACTIVATION_DEFAULT_PARAM as _DEFAULT_PARAM, ACTIVATIONS,
+                         ACTIVATIONS_NEEDING_INPUT)
+from . import _fastargs
+from . import dense as _dense, elementwise as _elementwise, gemm as _gemm
+from . import losses as _losses, optimizers as _optimizers
 
+# compiled ids by kernel name (the C enums; tests/kernels/test_tables.py checks them
+# against the reference's tables)
 _ACT = _elementwise.ACTIVATION_IDS
 # the public activation names (ACTIVATION_IDS also holds internal variants): the fast
 # paths look names up here, so a name the checks reject never passes them
 _PUBLIC_ACT = {name: _ACT[name] for name in ACTIVATIONS}
 _fastargs.set_max_bytes(check.MAX_BYTES)
 _LOSS = _losses.LOSS_IDS
-# The parameter a named activation takes inside dense_forward/backward: its default.
-_DEFAULT_PARAM = {"leaky_relu": 0.2, "elu": 1.0}
 
 # Every kernel of the specification, by the same names (the consistency test checks
 # the signatures match).
@@ -81,7 +83,7 @@ def _rows(x):
 # --------------------------------------------------------------------------- GEMM
 
 def _number(v):
-    """A finite float or int (not bool), as _checks.real accepts: the fast paths' test
+    """A finite float or int (not bool), as checks.real accepts: the fast paths' test
     of a hyper-parameter (anything else goes through the full checks)."""
     t = type(v)
     return (t is float or t is int) and -1e308 <= v <= 1e308
@@ -90,14 +92,14 @@ def _number(v):
 def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
     if (type(trans_a) is bool and type(trans_b) is bool and _number(alpha)
             and _number(beta) and _fastargs.gemm(a, b, out, trans_a, trans_b)):
-        _dense.gemm(a, b, out, trans_a, trans_b, alpha, beta)
+        _gemm.gemm(a, b, out, trans_a, trans_b, alpha, beta)
         return out
     out, trans_a, trans_b, alpha, beta = check.gemm_args(a, b, out, trans_a, trans_b,
                                                          alpha, beta)
     target = _strided(out)
     if target is not out and beta != 0.0:
         target[...] = out
-    _dense.gemm(_strided(a), _strided(b), target, trans_a, trans_b, alpha, beta)
+    _gemm.gemm(_strided(a), _strided(b), target, trans_a, trans_b, alpha, beta)
     return _finish(out, target)
 
 
@@ -215,15 +217,15 @@ def backprop_gelu(dy, x, out=None, *, approximate=False):
 def dense_forward(x, w, b=None, out=None, *, activation="linear", pre_activation=None):
     act = _PUBLIC_ACT.get(activation) if type(activation) is str else None
     if act is not None and _fastargs.dense_forward(x, w, b, out, pre_activation):
-        _dense.forward(act, _DEFAULT_PARAM.get(activation, 0.0), x, w, b, out,
+        _dense.forward(act, _DEFAULT_PARAM[activation], x, w, b, out,
                        pre_activation)
         return out
     out, pre_activation, activation = check.dense_forward_args(x, w, b, out, activation,
                                                                pre_activation)
     target = _target(out)
     pre_target = _target(pre_activation) if pre_activation is not None else None
-    _dense.forward(_ACT[activation], _DEFAULT_PARAM.get(activation, 0.0), _strided(x), _strided(w),
-                   _c(b) if b is not None else None, target, pre_target)
+    _dense.forward(_ACT[activation], _DEFAULT_PARAM[activation], _strided(x),
+                   _strided(w), _c(b) if b is not None else None, target, pre_target)
     if pre_activation is not None:
         _finish(pre_activation, pre_target)
     return _finish(out, target)
@@ -238,7 +240,7 @@ def dense_backward(dy, x, w, y, *, activation="linear", pre_activation=None,
         fdx = dx if need_dx else None
         fdb = db if use_bias else None
         if _fastargs.dense_backward(dy, x, w, saved, fdx, dw, fdb):
-            _dense.backward(act, _DEFAULT_PARAM.get(activation, 0.0), dy, x, w, saved,
+            _dense.backward(act, _DEFAULT_PARAM[activation], dy, x, w, saved,
                             _scratch_buffer(dy.shape, dy.dtype), fdx, dw, fdb)
             return fdx, dw, fdb
     dx, dw, db, saved, activation = check.dense_backward_args(
@@ -247,8 +249,8 @@ def dense_backward(dy, x, w, y, *, activation="linear", pre_activation=None,
     dw_t = _strided(dw)
     dx_t = _strided(dx) if dx is not None else None
     db_t = _target(db) if db is not None else None
-    _dense.backward(_ACT[activation], _DEFAULT_PARAM.get(activation, 0.0), _c(dy), _strided(x), _strided(w), _c(saved), dz,
-                    dx_t, dw_t, db_t)
+    _dense.backward(_ACT[activation], _DEFAULT_PARAM[activation], _c(dy), _strided(x),
+                    _strided(w), _c(saved), dz, dx_t, dw_t, db_t)
     _finish(dw, dw_t)
     if dx is not None:
         _finish(dx, dx_t)
@@ -330,28 +332,28 @@ def _labels64(labels):
 def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=False):
     from_logits = check.flag("from_logits", from_logits)
     labels, _ = check.sparse_args(y_true, y_pred)
-    return y_pred.dtype.type(_losses.sparse_loss(from_logits, _labels64(labels), _c(y_pred)))
+    return y_pred.dtype.type(_losses.sparse_crossentropy(from_logits, _labels64(labels), _c(y_pred)))
 
 
 def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
     from_logits = check.flag("from_logits", from_logits)
     labels, out = check.sparse_args(y_true, y_pred, out, want_out=True)
     target = _target(out)
-    _losses.sparse_loss(from_logits, _labels64(labels), _c(y_pred), target)
+    _losses.sparse_crossentropy(from_logits, _labels64(labels), _c(y_pred), target)
     return _finish(out, target)
 
 
 def softmax_crossentropy(y_true, logits, out=None):
     out = check.loss_args(y_true, logits, out, ndim=2, want_out=True, pred_name="logits")
     target = _target(out)
-    loss = _losses.softmax_xent(_c(y_true), _c(logits), target)
+    loss = _losses.softmax_crossentropy(_c(y_true), _c(logits), target)
     return logits.dtype.type(loss), _finish(out, target)
 
 
 def sparse_softmax_crossentropy(y_true, logits, out=None):
     labels, out = check.sparse_args(y_true, logits, out, pred_name="logits", want_out=True)
     target = _target(out)
-    loss = _losses.sparse_loss(True, _labels64(labels), _c(logits), target)
+    loss = _losses.sparse_crossentropy(True, _labels64(labels), _c(logits), target)
     return logits.dtype.type(loss), _finish(out, target)
 
 
@@ -360,14 +362,14 @@ def sparse_softmax_crossentropy(y_true, logits, out=None):
 # contiguous copy written back afterwards.
 
 # float64 values up to this one (half float32's smallest subnormal) round to 0 in float32:
-# the unchecked path's float comparison for _checks.decay_factor's rule
+# the unchecked path's float comparison for checks.decay_factor's rule
 _F32_ROUNDS_TO_ZERO = 2.0 ** -150
 
 
 def _decays(w, learning_rate, weight_decay):
-    """Whether the decoupled weight decay applies (``_checks.decay_factor``: its factor
+    """Whether the decoupled weight decay applies (``checks.decay_factor``: its factor
     rounded to w's dtype is not 0).  Decided here, in Python: see
-    kernels/_optimizers.pyx's entry points."""
+    kernels/cpu/optimizers.pyx's entry points."""
     return check.decay_factor(w.dtype, learning_rate, weight_decay)[1]
 
 
@@ -462,8 +464,8 @@ class _Unchecked:
         self._backward = _dense.backward[key]
         self._loss_value = _losses.loss_value[key]
         self._loss_gradient = _losses.loss_gradient[key]
-        self._sparse = _losses.sparse_loss[key]
-        self._softmax_xent = _losses.softmax_xent[key]
+        self._sparse = _losses.sparse_crossentropy[key]
+        self._softmax_crossentropy = _losses.softmax_crossentropy[key]
         self._activation = _elementwise.activation_forward[key]
         self._sgd = _optimizers.sgd[key]
         self._adam = _optimizers.adam[key]
@@ -474,7 +476,7 @@ class _Unchecked:
     @staticmethod
     def activation_id(activation):
         """(compiled id, parameter) of an activation name, as dense_forward uses them."""
-        return _ACT[activation], _DEFAULT_PARAM.get(activation, 0.0)
+        return _ACT[activation], _DEFAULT_PARAM[activation]
 
     @staticmethod
     def loss_id(name):
@@ -499,7 +501,7 @@ class _Unchecked:
         self._loss_gradient(loss, param, y_true, y_pred, out)
         return self._scalar(value)
 
-    def sparse_loss(self, from_logits, labels, y_pred, out):
+    def sparse_crossentropy(self, from_logits, labels, y_pred, out):
         """Sparse categorical cross-entropy (the fused softmax one from logits) and its
         gradient into ``out``: the value of sparse_categorical_crossentropy and the
         gradient of its backprop (or of sparse_softmax_crossentropy), in one pass.
@@ -509,7 +511,7 @@ class _Unchecked:
 
     def softmax_crossentropy(self, y_true, logits, out):
         """softmax_crossentropy(y_true, logits, out): the loss; the gradient in out."""
-        return self._scalar(self._softmax_xent(y_true, logits, out))
+        return self._scalar(self._softmax_crossentropy(y_true, logits, out))
 
     def activation(self, act, x, out):
         """An activation's forward pass on 2-D arrays, ``act`` from activation_id()."""
@@ -524,8 +526,8 @@ class _Unchecked:
 
     def adam_update(self, w, g, m, v, step, learning_rate, beta_1, beta_2, epsilon,
                     amsgrad, v_hat, weight_decay):
-        # the step size exactly as kernels._checks.adam_args computes it
-        alpha = learning_rate * math.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
+        # the step size exactly as kernels.checks.adam_args gives it to the public kernel
+        alpha = _reference.adam_step_size(learning_rate, beta_1, beta_2, step)
         self._adam(w, g, m, v, v_hat if amsgrad else None, alpha, beta_1, beta_2, epsilon,
                    learning_rate, weight_decay, self._decays(learning_rate, weight_decay))
 
@@ -554,11 +556,5 @@ def unchecked(dtype):
     return _UNCHECKED[dtype]
 
 
-def _share_docs():
-    """Each function documents itself with its reference twin's docstring."""
-    for name in __all__:
-        globals()[name].__doc__ = (f"Compiled twin of kernels.reference.{name}.\n\n"
-                                   + (getattr(_reference, name).__doc__ or ""))
-
-
-_share_docs()
+# each kernel documents itself with its reference twin's docstring
+_reference.share_docs({name: globals()[name] for name in __all__}, "Compiled twin")

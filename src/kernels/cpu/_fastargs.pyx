@@ -1,21 +1,21 @@
 """The common case of a kernel's arguments, accepted in C before the Python checks.
 
-``kernels._checks`` validates every argument of every public kernel and names what is
+``kernels.checks`` validates every argument of every public kernel and names what is
 wrong; in Python that costs a few microseconds a call, which is most of a thin dense
 layer's time.  The functions here answer one question quickly: are these arguments
 the plain common case -- exact ``numpy.ndarray`` objects, of one native float dtype,
 aligned, of consistent non-empty shapes, outputs given, writeable and C-contiguous,
-no output overlapping any other argument -- that ``_checks`` accepts and the compiled
+no output overlapping any other argument -- that ``checks`` accepts and the compiled
 kernel takes as is?  True means the wrapper may call the compiled kernel directly.
 False decides nothing: the wrapper then runs the full Python checks, which accept
 (with the layout fixes) or raise as always.  So these functions may be conservative
-(false negatives only cost time) but must never accept what ``_checks`` rejects.
+(false negatives only cost time) but must never accept what ``checks`` rejects.
 """
 cimport numpy as cnp
 
 cnp.import_array()
 
-# the largest array in bytes (kernels._checks.MAX_BYTES, set by set_max_bytes)
+# the largest array in bytes (kernels.checks.MAX_BYTES, set by set_max_bytes)
 cdef Py_ssize_t _max_bytes = 0
 # strides beyond this are left to the Python checks (no overflow in _extent)
 cdef Py_ssize_t _STRIDE_LIMIT = (<Py_ssize_t>1) << 40

@@ -1,20 +1,20 @@
 """Losses and their gradients, float32 and float64, reduced as Keras 3 does.
 
-The kernels themselves are in ``_losses_impl.pxi``, compiled once per instruction set
+The kernels themselves are in ``losses_impl.pxi``, compiled once per instruction set
 like the GEMM core and the activations:
 
-    base    _loss_base    baseline flags, always present
-    avx2    _loss_avx2    -mavx2 -mfma
-    avx512  _loss_avx512  -mavx512f -mavx512dq -mavx512vl -mavx512bw -mavx2 -mfma
+    base    losses_base    baseline flags, always present
+    avx2    losses_avx2    -mavx2 -mfma
+    avx512  losses_avx512  -mavx512f -mavx512dq -mavx512vl -mavx512bw -mavx2 -mfma
 
 This module is the dispatcher: its Python entry points forward to the table of entry
-points of the best variant this CPU supports (chosen by ``kernels._isa``, as for the
+points of the best variant this CPU supports (chosen by ``kernels.cpu._isa``, as for the
 activations: a SIMD variant is imported only after the CPU was found to support it).
 The environment variable DLKERNELS_LOSS_IMPL (base / avx2 / avx512) forces a variant at
 import; ``use_impl()`` switches at run time.  Variants differ in the last bits of the
 logs and exps (fma), never in which thread computes what: each one gives the same
 result for any thread count.  Arguments arrive validated and C-contiguous from
-``kernels._cython_backend``.
+``kernels.cpu.backend``.
 """
 import importlib
 
@@ -22,13 +22,16 @@ from cython cimport floating
 from libc.stdint cimport int64_t
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
-_PACKAGE = __name__.rpartition(".")[0] or "kernels"
+_PACKAGE = __name__.rpartition(".")[0] or "kernels.cpu"
 _isa = importlib.import_module(f"{_PACKAGE}._isa")
 
 cdef loss_table* _tab = NULL
 
-_features = importlib.import_module(f"{_PACKAGE}._gemm").cpu_features()
+_features = importlib.import_module(f"{_PACKAGE}.gemm").cpu_features()
 
+# Loss ids by name (LOSS_COUNT: how many the enum numbers; tests/kernels/test_tables.py
+# checks both against the reference's table).
+LOSS_COUNT = LOSS_ID_COUNT
 LOSS_IDS = {"mean_squared_error": MSE, "mean_absolute_error": MAE, "huber": HUBER,
             "binary_crossentropy": BCE, "binary_crossentropy_logits": BCE_LOGITS,
             "categorical_crossentropy": CCE, "categorical_crossentropy_logits": CCE_LOGITS}
@@ -39,7 +42,7 @@ def _install(capsule):
     _tab = <loss_table*>PyCapsule_GetPointer(capsule, "kernels.loss_table")
 
 
-_variants = _isa.Variants(_PACKAGE, "_loss", _features, "DLKERNELS_LOSS_IMPL",
+_variants = _isa.Variants(_PACKAGE, "losses", _features, "DLKERNELS_LOSS_IMPL",
                           lambda mod: mod.capsule(), _install)
 
 
@@ -95,22 +98,23 @@ cdef inline double _rows(int kind, bint logits, const floating* t, const int64_t
         return _tab.rows_total_f64(kind, logits, t, labels, p, out, rows, cols)
 
 
-def sparse_loss(bint from_logits, const int64_t[::1] labels, const floating[:, ::1] y_pred,
-                floating[:, ::1] out=None):
-    """Mean sparse categorical cross-entropy; gradient into ``out`` when given."""
+def sparse_crossentropy(bint from_logits, const int64_t[::1] labels,
+                        const floating[:, ::1] y_pred, floating[:, ::1] out=None):
+    """Mean sparse categorical cross-entropy (from logits: the fused softmax one);
+    gradient into ``out`` when given."""
     cdef double total
     cdef floating* o = &out[0, 0] if out is not None else NULL
     with nogil:
-        total = _rows(0, from_logits, <const floating*>NULL, &labels[0], &y_pred[0, 0], o,
-                      y_pred.shape[0], y_pred.shape[1])
+        total = _rows(SPARSE_CROSSENTROPY, from_logits, <const floating*>NULL, &labels[0],
+                      &y_pred[0, 0], o, y_pred.shape[0], y_pred.shape[1])
     return total / y_pred.shape[0]
 
 
-def softmax_xent(const floating[:, ::1] y_true, const floating[:, ::1] logits,
-                 floating[:, ::1] out):
+def softmax_crossentropy(const floating[:, ::1] y_true, const floating[:, ::1] logits,
+                         floating[:, ::1] out):
     """Fused softmax + categorical cross-entropy: returns the mean loss, gradient in out."""
     cdef double total
     with nogil:
-        total = _rows(1, True, &y_true[0, 0], <const int64_t*>NULL, &logits[0, 0],
-                      &out[0, 0], logits.shape[0], logits.shape[1])
+        total = _rows(SOFTMAX_CROSSENTROPY, True, &y_true[0, 0], <const int64_t*>NULL,
+                      &logits[0, 0], &out[0, 0], logits.shape[0], logits.shape[1])
     return total / logits.shape[0]

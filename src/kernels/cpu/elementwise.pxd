@@ -3,6 +3,8 @@
 # activation's one parameter (leaky_relu's negative_slope, elu's alpha), ignored by
 # the others.  Pointers are to C-contiguous buffers.
 
+# The ids are the positions in kernels.reference.ACTIVATION_KERNELS; ACT_COUNT, one past
+# the last, lets tests/kernels/test_tables.py see an id added here but not there.
 cdef enum:
     ACT_LINEAR = 0
     ACT_RELU = 1
@@ -14,6 +16,7 @@ cdef enum:
     ACT_SOFTPLUS = 7
     ACT_GELU = 8
     ACT_GELU_TANH = 9
+    ACT_COUNT = 10
 
 # y = act(x) over rows x cols elements (softmax works row by row); y may be x.
 cdef void activate_f32(int act, double param, const float* x, float* y,
@@ -55,9 +58,9 @@ cdef void backprop_colsum_f64(int act, double param, const double* dy,
 
 
 # ------------------------------------------------------- per-ISA implementations
-# The functions above forward to one of the variants of _elementwise_impl.pxi
-# (_ew_base, _ew_avx2, _ew_avx512), chosen at import for this CPU (see
-# _elementwise.pyx).  Each variant exports this table of its entry points in a
+# The functions above forward to one of the variants of elementwise_impl.pxi
+# (elementwise_base, elementwise_avx2, elementwise_avx512), chosen at import for this CPU (see
+# elementwise.pyx).  Each variant exports this table of its entry points in a
 # capsule named "kernels.ew_table".  (Only the types and enums of this file may be
 # cimported by the variants: they are imported by _elementwise itself.)
 

@@ -1,17 +1,17 @@
 """Activations (forward and backprop), bias add and column sums, float32 and float64.
 
-The kernels themselves are in ``_elementwise_impl.pxi``, compiled once per instruction
+The kernels themselves are in ``elementwise_impl.pxi``, compiled once per instruction
 set like the GEMM core:
 
-    base    _ew_base    baseline flags, always present
-    avx2    _ew_avx2    -mavx2 -mfma
-    avx512  _ew_avx512  -mavx512f -mavx512dq -mavx512vl -mavx512bw -mavx2 -mfma
+    base    elementwise_base    baseline flags, always present
+    avx2    elementwise_avx2    -mavx2 -mfma
+    avx512  elementwise_avx512  -mavx512f -mavx512dq -mavx512vl -mavx512bw -mavx2 -mfma
 
-This module is the dispatcher: its cdef API (declared in ``_elementwise.pxd``, used by
+This module is the dispatcher: its cdef API (declared in ``elementwise.pxd``, used by
 the dense layer and the GEMM epilogue) and its Python entry points forward to the
 table of entry points of the best variant this CPU supports.  A SIMD variant is
 imported only after the CPU was found to support its instructions (checked with
-``__builtin_cpu_supports``, as ``_gemm`` does: valgrind's emulated CPU, which lacks
+``__builtin_cpu_supports``, as ``gemm`` does: valgrind's emulated CPU, which lacks
 AVX-512, never gets the avx512 code), and only if it was built.
 
 The environment variable DLKERNELS_EW_IMPL (base / avx2 / avx512) forces a variant at
@@ -24,13 +24,13 @@ import importlib
 from cython cimport floating
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
-_PACKAGE = __name__.rpartition(".")[0] or "kernels"
+_PACKAGE = __name__.rpartition(".")[0] or "kernels.cpu"
 _isa = importlib.import_module(f"{_PACKAGE}._isa")
 
 cdef ew_table* _tab = NULL
 
 # the CPU's features, detected once by the GEMM dispatcher
-_features = importlib.import_module(f"{_PACKAGE}._gemm").cpu_features()
+_features = importlib.import_module(f"{_PACKAGE}.gemm").cpu_features()
 
 
 def cpu_features():
@@ -43,7 +43,7 @@ def _install(capsule):
     _tab = <ew_table*>PyCapsule_GetPointer(capsule, "kernels.ew_table")
 
 
-_variants = _isa.Variants(_PACKAGE, "_ew", _features, "DLKERNELS_EW_IMPL",
+_variants = _isa.Variants(_PACKAGE, "elementwise", _features, "DLKERNELS_EW_IMPL",
                           lambda mod: mod.capsule(), _install)
 
 
@@ -120,7 +120,7 @@ cdef void backprop_colsum_f64(int act, double param, const double* dy,
 
 
 # ------------------------------------------------------- Python entry points
-# Called by kernels._cython_backend with validated, C-contiguous arguments.
+# Called by kernels.cpu.backend with validated, C-contiguous arguments.
 
 def activation_forward(int act, double param, const floating[:, ::1] x, floating[:, ::1] out):
     with nogil:
@@ -157,7 +157,9 @@ def column_sums(const floating[:, ::1] x, floating[::1] out):
             _tab.column_sums_f64(&x[0, 0], &out[0], x.shape[0], x.shape[1])
 
 
-# Activation ids by name, for the Python wrappers.
+# Activation ids by name, for the Python wrappers (ACTIVATION_COUNT: how many the enum
+# numbers; tests/kernels/test_tables.py checks both against the reference's table).
+ACTIVATION_COUNT = ACT_COUNT
 ACTIVATION_IDS = {
     "linear": ACT_LINEAR, "relu": ACT_RELU, "leaky_relu": ACT_LEAKY_RELU, "elu": ACT_ELU,
     "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH, "softmax": ACT_SOFTMAX,

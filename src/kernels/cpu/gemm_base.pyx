@@ -1,9 +1,9 @@
 # GEMM core compiled for baseline x86-64 (SSE2) or the target's default
-# (flags set by setup.py); the algorithm is in _gemm_impl.pxi.
+# (flags set by setup.py); the algorithm is in gemm_impl.pxi.
 #
-# Blocking constants for this instruction set (see _gemm_impl.pxi).  NR is the
+# Blocking constants for this instruction set (see gemm_impl.pxi).  NR is the
 # vector axis of the MR x NR accumulator tile, which the C micro-kernel of
-# _gemm_impl.pxi fixes too (DLK_UK_*: a mismatch fails the import); KC x NR packed
+# gemm_impl.pxi fixes too (DLK_UK_*: a mismatch fails the import); KC x NR packed
 # B ~ L1, MC x KC packed A ~ L2, KC x NC packed B ~ L3 (tuned on a Zen 4: 32 KiB L1,
 # 1 MiB L2).
 # 16 xmm registers: 2 x 24 floats = 12 accumulators (f32), 1 x 24 doubles =
@@ -22,4 +22,4 @@ cdef enum:
     D_MC = 144
     D_NC = 4080
 
-include "_gemm_impl.pxi"
+include "gemm_impl.pxi"

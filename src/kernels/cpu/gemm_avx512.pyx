@@ -1,11 +1,11 @@
 # GEMM core compiled for AVX-512 (F, DQ, VL, BW) + AVX2 + FMA
-# (flags set by setup.py); the algorithm is in _gemm_impl.pxi.
-# Import only on a CPU that supports these instructions: kernels._gemm checks
+# (flags set by setup.py); the algorithm is in gemm_impl.pxi.
+# Import only on a CPU that supports these instructions: kernels.cpu.gemm checks
 # before importing (this module's init code may already use them).
 #
-# Blocking constants for this instruction set (see _gemm_impl.pxi).  NR is the
+# Blocking constants for this instruction set (see gemm_impl.pxi).  NR is the
 # vector axis of the MR x NR accumulator tile, which the C micro-kernel of
-# _gemm_impl.pxi fixes too (DLK_UK_*: a mismatch fails the import); KC x NR packed
+# gemm_impl.pxi fixes too (DLK_UK_*: a mismatch fails the import); KC x NR packed
 # B ~ L1, MC x KC packed A ~ L2, KC x NC packed B ~ L3 (tuned on a Zen 4: 32 KiB L1,
 # 1 MiB L2).
 # 32 zmm registers: 8 x 32 floats = 16 accumulators (f32; 6 x 32 ran ~25% slower on
@@ -25,4 +25,4 @@ cdef enum:
     D_MC = 96
     D_NC = 4080
 
-include "_gemm_impl.pxi"
+include "gemm_impl.pxi"

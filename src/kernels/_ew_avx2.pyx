@@ -1,6 +1,0 @@
-# Elementwise kernels compiled for AVX2 + FMA (flags set by setup.py); the code is in
-# _elementwise_impl.pxi.  Import only on a CPU that supports these instructions:
-# kernels._elementwise checks before importing (this module's init code may already
-# use them).
-
-include "_elementwise_impl.pxi"

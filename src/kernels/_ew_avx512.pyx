@@ -1,6 +1,0 @@
-# Elementwise kernels compiled for AVX-512 (F, DQ, VL, BW) + AVX2 + FMA, 512-bit
-# vectors preferred (flags set by setup.py); the code is in _elementwise_impl.pxi.
-# Import only on a CPU that supports these instructions: kernels._elementwise checks
-# before importing (this module's init code may already use them).
-
-include "_elementwise_impl.pxi"
