@@ -14,6 +14,7 @@ Environment switches:
   DLKERNELS_NO_OPENMP=1    build without OpenMP even where the compiler has it.
   DLKERNELS_SANITIZE=address  build with AddressSanitizer.
 """
+import glob
 import os
 import platform
 import shutil
@@ -30,9 +31,11 @@ NO_OPENMP = os.environ.get("DLKERNELS_NO_OPENMP", "") not in ("", "0")
 SANITIZE = os.environ.get("DLKERNELS_SANITIZE", "")
 
 IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+CPU_DIR = "src/kernels/cpu"
 
 # Modules of kernels.cpu built once, for the baseline instruction set.
 BASE_MODULES = [
+    "_isa",
     "_threads",
     "gemm_base",
     "gemm",
@@ -145,18 +148,22 @@ class BuildExt(build_ext):
 def _extensions():
     from Cython.Build import cythonize
 
-    exts = []
-    for name in BASE_MODULES:
-        exts.append(Extension(f"kernels.cpu.{name}", [f"src/kernels/cpu/{name}.pyx"]))
+    def extension(name):
+        # the C headers (dlk_*.h) sit beside the .pyx files; listed as dependencies so
+        # that a changed header rebuilds the modules
+        return Extension(f"kernels.cpu.{name}", [f"{CPU_DIR}/{name}.pyx"],
+                         include_dirs=[CPU_DIR],
+                         depends=sorted(glob.glob(f"{CPU_DIR}/dlk_*.h")))
+
+    exts = [extension(name) for name in BASE_MODULES]
     # _fastargs reads array headers through NumPy's C API
     import numpy
     exts[BASE_MODULES.index("_fastargs")].include_dirs.append(numpy.get_include())
     exts[BASE_MODULES.index("_fastargs")].define_macros.append(
         ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"))
     if IS_X86_64:
-        for name, flags in SIMD_MODULES:
-            ext = Extension(f"kernels.cpu.{name}", [f"src/kernels/cpu/{name}.pyx"])
-            exts.append(ext)
+        for name, _ in SIMD_MODULES:
+            exts.append(extension(name))
     exts = cythonize(
         exts,
         compiler_directives=COMPILER_DIRECTIVES,

@@ -11,7 +11,7 @@ This module is the dispatcher: its cdef API (declared in ``elementwise.pxd``, us
 the dense layer and the GEMM epilogue) and its Python entry points forward to the
 table of entry points of the best variant this CPU supports.  A SIMD variant is
 imported only after the CPU was found to support its instructions (checked with
-``__builtin_cpu_supports``, as ``gemm`` does: valgrind's emulated CPU, which lacks
+``__builtin_cpu_supports`` by ``_isa``: valgrind's emulated CPU, which lacks
 AVX-512, never gets the avx512 code), and only if it was built.
 
 The environment variable DLKERNELS_EW_IMPL (base / avx2 / avx512) forces a variant at
@@ -29,13 +29,7 @@ _isa = importlib.import_module(f"{_PACKAGE}._isa")
 
 cdef ew_table* _tab = NULL
 
-# the CPU's features, detected once by the GEMM dispatcher
-_features = importlib.import_module(f"{_PACKAGE}.gemm").cpu_features()
-
-
-def cpu_features():
-    """The CPU features relevant to the dispatch: {name: supported}."""
-    return dict(_features)
+cpu_features = _isa.cpu_features
 
 
 def _install(capsule):
@@ -43,7 +37,7 @@ def _install(capsule):
     _tab = <ew_table*>PyCapsule_GetPointer(capsule, "kernels.ew_table")
 
 
-_variants = _isa.Variants(_PACKAGE, "elementwise", _features, "DLKERNELS_EW_IMPL",
+_variants = _isa.Variants(_PACKAGE, "elementwise", "DLKERNELS_EW_IMPL",
                           lambda mod: mod.capsule(), _install)
 
 

@@ -1,5 +1,6 @@
 # The GEMM dispatcher: sgemm/dgemm and sgemm_ep/dgemm_ep (declared in gemm.pxd) forward
-# to the function pointers of the best GEMM variant this CPU supports.
+# to the function pointers of the best GEMM variant this CPU supports; gemm() is the
+# Python entry point of the cpu backend's gemm kernel.
 #
 # The variants are the same source (gemm_impl.pxi) compiled three times:
 #   base    gemm_base    baseline flags, always present
@@ -15,34 +16,7 @@
 import importlib
 
 from cython cimport floating
-
 from cpython.pycapsule cimport PyCapsule_GetPointer
-
-cdef extern from *:
-    """
-    #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    static int dlk_cpu_has(int feature) {
-        __builtin_cpu_init();
-        switch (feature) {
-            case 0: return __builtin_cpu_supports("sse2") != 0;
-            case 1: return __builtin_cpu_supports("avx") != 0;
-            case 2: return __builtin_cpu_supports("avx2") != 0;
-            case 3: return __builtin_cpu_supports("fma") != 0;
-            case 4: return __builtin_cpu_supports("avx512f") != 0;
-            case 5: return __builtin_cpu_supports("avx512dq") != 0;
-            case 6: return __builtin_cpu_supports("avx512vl") != 0;
-            case 7: return __builtin_cpu_supports("avx512bw") != 0;
-        }
-        return 0;
-    }
-    #else
-    static int dlk_cpu_has(int feature) { (void)feature; return 0; }
-    #endif
-    """
-    int dlk_cpu_has(int feature) nogil
-
-_FEATURE_NAMES = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512vl",
-                  "avx512bw")
 
 _PACKAGE = __name__.rpartition(".")[0] or "kernels.cpu"
 _isa = importlib.import_module(f"{_PACKAGE}._isa")
@@ -52,13 +26,7 @@ cdef dgemm_fn _d_impl = NULL
 cdef sgemm_ep_fn _s_ep_impl = NULL
 cdef dgemm_ep_fn _d_ep_impl = NULL
 
-_features = {name: bool(dlk_cpu_has(i)) for i, name in enumerate(_FEATURE_NAMES)}
-
-
-def cpu_features():
-    """The CPU features relevant to the per-ISA dispatch (GEMM and elementwise):
-    {name: supported}."""
-    return dict(_features)
+cpu_features = _isa.cpu_features
 
 
 def _install(capsules):
@@ -75,7 +43,7 @@ def _install(capsules):
     _d_ep_impl = dep
 
 
-_variants = _isa.Variants(_PACKAGE, "gemm", _features, "DLKERNELS_GEMM_IMPL",
+_variants = _isa.Variants(_PACKAGE, "gemm", "DLKERNELS_GEMM_IMPL",
                           lambda mod: tuple(mod.capsules()) + tuple(mod.ep_capsules()),
                           _install)
 

@@ -27,8 +27,6 @@ _isa = importlib.import_module(f"{_PACKAGE}._isa")
 
 cdef loss_table* _tab = NULL
 
-_features = importlib.import_module(f"{_PACKAGE}.gemm").cpu_features()
-
 # Loss ids by name (LOSS_COUNT: how many the enum numbers; tests/kernels/test_tables.py
 # checks both against the reference's table).
 LOSS_COUNT = LOSS_ID_COUNT
@@ -42,7 +40,7 @@ def _install(capsule):
     _tab = <loss_table*>PyCapsule_GetPointer(capsule, "kernels.loss_table")
 
 
-_variants = _isa.Variants(_PACKAGE, "losses", _features, "DLKERNELS_LOSS_IMPL",
+_variants = _isa.Variants(_PACKAGE, "losses", "DLKERNELS_LOSS_IMPL",
                           lambda mod: mod.capsule(), _install)
 
 

@@ -1,16 +1,32 @@
+# cython: boundscheck=True, wraparound=True
+# (Python-level code: the build's unchecked indexing is for the kernels' loops)
 """Choosing, at import, which per-ISA build of a compiled module runs here.
 
 The GEMM core (``gemm_base/_avx2/_avx512``), the elementwise kernels
-(``elementwise_base/_avx2/_avx512``) and the losses (``losses_base/_avx2/_avx512``) are each one
-source compiled once per instruction set.  Their dispatchers (``gemm.pyx``,
-``elementwise.pyx``, ``losses.pyx``) hold the function pointers; this
-module holds what they share: which variants need which CPU features (detected once,
-by ``gemm.cpu_features``), loading only the variants this CPU can run and that were
-built, checking a variant's name, and the environment override.
+(``elementwise_base/_avx2/_avx512``) and the losses (``losses_base/_avx2/_avx512``) are
+each one source compiled once per instruction set.  Their dispatchers (``gemm.pyx``,
+``elementwise.pyx``, ``losses.pyx``) hold the function pointers; this module holds what
+they share: the CPU's features (detected once, here: compiled for the baseline, it
+imports nothing of ours, so no dispatcher depends on another), which variants need
+which features, loading only the variants this CPU can run and that were built,
+checking a variant's name, and the environment override.
 """
 import importlib
 import os
 import warnings
+
+cdef extern from "dlk_cpu_features.h":
+    int dlk_cpu_has(int feature) nogil
+
+# the features dlk_cpu_has numbers, in its order
+FEATURE_NAMES = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512vl",
+                 "avx512bw")
+_FEATURES = {name: bool(dlk_cpu_has(i)) for i, name in enumerate(FEATURE_NAMES)}
+
+
+def cpu_features():
+    """The CPU features relevant to the per-ISA dispatch: {name: supported}."""
+    return dict(_FEATURES)
 
 # variant name -> the CPU features it needs; best last
 NEEDS = {
@@ -68,9 +84,9 @@ class Variants:
     stores the chosen variant's function pointers in the dispatcher (C globals only
     the dispatcher's own code can set)."""
 
-    def __init__(self, package, prefix, features, env_var, exports, install):
+    def __init__(self, package, prefix, env_var, exports, install):
         self._exports = {name: exports(mod)
-                         for name, mod in load(package, prefix, features).items()}
+                         for name, mod in load(package, prefix, _FEATURES).items()}
         self._install = install
         self.current = None
         self.use(initial(self._exports, env_var))

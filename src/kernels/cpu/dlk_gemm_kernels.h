@@ -1,0 +1,273 @@
+/* The GEMM's register-tiled kernels in C, on the vectors of gemm_vector.h:
+
+     dlk_ukernel_f / _d   the blocked GEMM's micro-kernel: an MR x NR tile of packed
+                          A and B micro-panels (the tile per instruction set is
+                          DLK_UK_*; the including module's S_MR... must agree, checked
+                          at import);
+     dlk_rows_f / _d      C with few rows, B's rows read straight from memory;
+     dlk_dot_tile_f / _d  C with few columns: dot products vectorised along k.
+
+   Why C with explicit vectors: in plain Cython loops the vector axis and the register
+   allocation of the accumulators were left to gcc's vectoriser and register
+   allocator, whose choices changed with unrelated code (spilled accumulators, up to
+   1.7x slower).  Included by the per-ISA GEMM modules through gemm_impl.pxi only. */
+#ifndef DLK_GEMM_KERNELS_H
+#define DLK_GEMM_KERNELS_H
+
+#include "dlk_gemm_vector.h"
+
+/* The dot-product tile: out[r * RJ + q] = sum_p a[r * rsa + p] * bt[q * ldbt + p]
+   for r < DLK_DOT_RI (rows from nrows on repeat the last valid one), q < DLK_DOT_RJ,
+   p < k.  The vector axis is k: each accumulator holds DLK_VF partial sums (lane l:
+   the p = l mod DLK_VF, in order), reduced at the end by a fixed shuffle tree.  bt must
+   hold zeros from k up to k rounded up to DLK_VF; k >= DLK_VF. */
+static void dlk_dot_tile_f(ptrdiff_t k, const float* a, ptrdiff_t rsa, ptrdiff_t nrows,
+                             const float* bt, ptrdiff_t ldbt, float* out) {
+    const float* ar[DLK_DOT_RI];
+    dlk_vf acc[DLK_DOT_NACC];
+    dlk_vf av[DLK_DOT_RI];
+    dlk_vf grp[DLK_VF];
+    dlk_vf bv, s;
+    ptrdiff_t p, kfull = k - k % DLK_VF;
+    int r, q, q0;
+    for (r = 0; r < DLK_DOT_RI; r++)
+        ar[r] = a + (r < nrows ? r : nrows - 1) * rsa;
+    /* the first chunk initialises the accumulators (k >= DLK_VF: no zero fill) */
+    for (r = 0; r < DLK_DOT_RI; r++)
+        memcpy(&av[r], ar[r], sizeof(dlk_vf));
+    for (q = 0; q < DLK_DOT_RJ; q++) {
+        memcpy(&bv, bt + q * ldbt, sizeof(dlk_vf));
+        DLK_IN_REGISTER(bv);
+        for (r = 0; r < DLK_DOT_RI; r++)
+            acc[r * DLK_DOT_RJ + q] = av[r] * bv;
+    }
+    for (p = DLK_VF; p < kfull; p += DLK_VF) {
+        for (r = 0; r < DLK_DOT_RI; r++)
+            memcpy(&av[r], ar[r] + p, sizeof(dlk_vf));
+        for (q = 0; q < DLK_DOT_RJ; q++) {
+            memcpy(&bv, bt + q * ldbt + p, sizeof(dlk_vf));
+            DLK_IN_REGISTER(bv);
+            for (r = 0; r < DLK_DOT_RI; r++)
+                acc[r * DLK_DOT_RJ + q] += av[r] * bv;
+        }
+    }
+    if (p < k) {
+        for (r = 0; r < DLK_DOT_RI; r++) {
+            av[r] = (dlk_vf){0};
+            memcpy(&av[r], ar[r] + p, (size_t)(k - p) * sizeof(float));
+        }
+        for (q = 0; q < DLK_DOT_RJ; q++) {
+            memcpy(&bv, bt + q * ldbt + p, sizeof(dlk_vf));
+            for (r = 0; r < DLK_DOT_RI; r++)
+                acc[r * DLK_DOT_RJ + q] += av[r] * bv;
+        }
+    }
+    for (q0 = 0; q0 < DLK_DOT_NACC; q0 += DLK_VF) {
+        for (q = 0; q < DLK_VF; q++)
+            grp[q] = q0 + q < DLK_DOT_NACC ? acc[q0 + q] : (dlk_vf){0};
+        s = dlk_reducef(grp);
+        for (q = 0; q < DLK_VF && q0 + q < DLK_DOT_NACC; q++)
+            out[q0 + q] = s[q];
+    }
+}
+/* The dot-product tile: out[r * RJ + q] = sum_p a[r * rsa + p] * bt[q * ldbt + p]
+   for r < DLK_DOT_RI (rows from nrows on repeat the last valid one), q < DLK_DOT_RJ,
+   p < k.  The vector axis is k: each accumulator holds DLK_VD partial sums (lane l:
+   the p = l mod DLK_VD, in order), reduced at the end by a fixed shuffle tree.  bt must
+   hold zeros from k up to k rounded up to DLK_VD; k >= DLK_VD. */
+static void dlk_dot_tile_d(ptrdiff_t k, const double* a, ptrdiff_t rsa, ptrdiff_t nrows,
+                             const double* bt, ptrdiff_t ldbt, double* out) {
+    const double* ar[DLK_DOT_RI];
+    dlk_vd acc[DLK_DOT_NACC];
+    dlk_vd av[DLK_DOT_RI];
+    dlk_vd grp[DLK_VD];
+    dlk_vd bv, s;
+    ptrdiff_t p, kfull = k - k % DLK_VD;
+    int r, q, q0;
+    for (r = 0; r < DLK_DOT_RI; r++)
+        ar[r] = a + (r < nrows ? r : nrows - 1) * rsa;
+    /* the first chunk initialises the accumulators (k >= DLK_VD: no zero fill) */
+    for (r = 0; r < DLK_DOT_RI; r++)
+        memcpy(&av[r], ar[r], sizeof(dlk_vd));
+    for (q = 0; q < DLK_DOT_RJ; q++) {
+        memcpy(&bv, bt + q * ldbt, sizeof(dlk_vd));
+        DLK_IN_REGISTER(bv);
+        for (r = 0; r < DLK_DOT_RI; r++)
+            acc[r * DLK_DOT_RJ + q] = av[r] * bv;
+    }
+    for (p = DLK_VD; p < kfull; p += DLK_VD) {
+        for (r = 0; r < DLK_DOT_RI; r++)
+            memcpy(&av[r], ar[r] + p, sizeof(dlk_vd));
+        for (q = 0; q < DLK_DOT_RJ; q++) {
+            memcpy(&bv, bt + q * ldbt + p, sizeof(dlk_vd));
+            DLK_IN_REGISTER(bv);
+            for (r = 0; r < DLK_DOT_RI; r++)
+                acc[r * DLK_DOT_RJ + q] += av[r] * bv;
+        }
+    }
+    if (p < k) {
+        for (r = 0; r < DLK_DOT_RI; r++) {
+            av[r] = (dlk_vd){0};
+            memcpy(&av[r], ar[r] + p, (size_t)(k - p) * sizeof(double));
+        }
+        for (q = 0; q < DLK_DOT_RJ; q++) {
+            memcpy(&bv, bt + q * ldbt + p, sizeof(dlk_vd));
+            for (r = 0; r < DLK_DOT_RI; r++)
+                acc[r * DLK_DOT_RJ + q] += av[r] * bv;
+        }
+    }
+    for (q0 = 0; q0 < DLK_DOT_NACC; q0 += DLK_VD) {
+        for (q = 0; q < DLK_VD; q++)
+            grp[q] = q0 + q < DLK_DOT_NACC ? acc[q0 + q] : (dlk_vd){0};
+        s = dlk_reduced(grp);
+        for (q = 0; q < DLK_VD && q0 + q < DLK_DOT_NACC; q++)
+            out[q0 + q] = s[q];
+    }
+}
+
+/* Rank-1 updates of an R x (NRV * LANES) register tile, the body of the blocked GEMM's
+   micro-kernel and of the rows kernels:
+       out[r, :] = sum_p A[r, p] * B[p, :]     A[r, p] = a[r * rsa + p * csa],
+                                               B[p, :] = b[p * rsb + 0 : NRV * LANES]
+   in order of p (from a zero accumulator: the arithmetic of the plain-loop kernel this
+   replaces).  The accumulators are explicit vectors: in plain loops gcc's register
+   allocation of the tile changed with the code around it, spilling accumulators in
+   some variants.  The NRV B vectors or the R A values are loaded first, whichever
+   are fewer, so that the tile fits the 16 registers of AVX2/SSE2 (4 x 24 floats,
+   2 x 24 doubles: checked with objdump, no stack access in the loop).
+   out: R x (NRV * LANES), row-major. */
+#define DLK_TILE_BODY(T, VT, LANES, R, NRV, k, a, rsa, csa, b, rsb, out)                 \
+    do {                                                                                 \
+        VT acc_[(R) * (NRV)], bv_[NRV];                                                  \
+        const T* ap_ = (a);                                                              \
+        const T* bp_ = (b);                                                              \
+        ptrdiff_t p_;                                                                    \
+        int i_, v_;                                                                      \
+        for (i_ = 0; i_ < (R) * (NRV); i_++)                                             \
+            acc_[i_] = (VT){0};                                                          \
+        for (p_ = 0; p_ < (k); p_++) {                                                   \
+            if ((NRV) <= (R)) {                                                          \
+                for (v_ = 0; v_ < (NRV); v_++)                                           \
+                    memcpy(&bv_[v_], bp_ + v_ * (LANES), sizeof(VT));                    \
+                for (i_ = 0; i_ < (R); i_++) {                                           \
+                    T s_ = ap_[i_ * (rsa)];                                              \
+                    for (v_ = 0; v_ < (NRV); v_++)                                       \
+                        acc_[i_ * (NRV) + v_] += s_ * bv_[v_];                           \
+                }                                                                        \
+            } else {                                                                     \
+                T as_[R];                                                                \
+                for (i_ = 0; i_ < (R); i_++)                                             \
+                    as_[i_] = ap_[i_ * (rsa)];                                           \
+                for (v_ = 0; v_ < (NRV); v_++) {                                         \
+                    VT t_;                                                               \
+                    memcpy(&t_, bp_ + v_ * (LANES), sizeof(VT));                         \
+                    for (i_ = 0; i_ < (R); i_++)                                         \
+                        acc_[i_ * (NRV) + v_] += as_[i_] * t_;                           \
+                }                                                                        \
+            }                                                                            \
+            ap_ += (csa);                                                                \
+            bp_ += (rsb);                                                                \
+        }                                                                                \
+        for (i_ = 0; i_ < (R) * (NRV); i_++)                                             \
+            memcpy((out) + i_ * (LANES), &acc_[i_], sizeof(VT));                         \
+    } while (0)
+
+/* The blocked GEMM's micro-tile for this instruction set (the including module's
+   S_MR, S_NR, D_MR, D_NR must agree: checked at import). */
+#if DLK_VBYTES == 64
+#define DLK_UK_S_MR 8
+#define DLK_UK_S_NRV 2
+#define DLK_UK_D_MR 8
+#define DLK_UK_D_NRV 3
+#elif DLK_VBYTES == 32
+#define DLK_UK_S_MR 4
+#define DLK_UK_S_NRV 3
+#define DLK_UK_D_MR 2
+#define DLK_UK_D_NRV 6
+#else
+#define DLK_UK_S_MR 2
+#define DLK_UK_S_NRV 6
+#define DLK_UK_D_MR 1
+#define DLK_UK_D_NRV 12
+#endif
+#define DLK_UK_S_NR (DLK_UK_S_NRV * DLK_VF)
+#define DLK_UK_D_NR (DLK_UK_D_NRV * DLK_VD)
+
+/* The micro-kernel: out = packed A micro-panel (MR per p) @ packed B micro-panel (NR
+   per p), kc >= 0.  Not inlined: one copy, its registers allocated for itself. */
+__attribute__((noinline)) static void dlk_ukernel_f(ptrdiff_t kc, const float* pa,
+                                                    const float* pb, float* out) {
+    DLK_TILE_BODY(float, dlk_vf, DLK_VF, DLK_UK_S_MR, DLK_UK_S_NRV, kc, pa, 1,
+                  DLK_UK_S_MR, pb, DLK_UK_S_NR, out);
+}
+__attribute__((noinline)) static void dlk_ukernel_d(ptrdiff_t kc, const double* pa,
+                                                    const double* pb, double* out) {
+    DLK_TILE_BODY(double, dlk_vd, DLK_VD, DLK_UK_D_MR, DLK_UK_D_NRV, kc, pa, 1,
+                  DLK_UK_D_MR, pb, DLK_UK_D_NR, out);
+}
+
+/* The rows kernels: out (R x 2 LANES) = A (R rows, any strides) @ B (rows contiguous,
+   row stride rsb), R <= DLK_ROWS_MAX: C with few rows, B read straight from memory. */
+#define DLK_ROWS_KERNEL(SFX, T, VT, LANES, R)                                             \
+static void dlk_rows_##SFX##_##R(ptrdiff_t k, const T* a, ptrdiff_t rsa,                  \
+                                 ptrdiff_t csa, const T* b, ptrdiff_t rsb, T* out) {      \
+    DLK_TILE_BODY(T, VT, LANES, R, 2, k, a, rsa, csa, b, rsb, out);                       \
+}
+#if DLK_VBYTES == 64
+#define DLK_ROWS_MAX 8
+#else
+#define DLK_ROWS_MAX 6
+#endif
+DLK_ROWS_KERNEL(f, float, dlk_vf, DLK_VF, 1)
+DLK_ROWS_KERNEL(f, float, dlk_vf, DLK_VF, 2)
+DLK_ROWS_KERNEL(f, float, dlk_vf, DLK_VF, 3)
+DLK_ROWS_KERNEL(f, float, dlk_vf, DLK_VF, 4)
+DLK_ROWS_KERNEL(f, float, dlk_vf, DLK_VF, 5)
+DLK_ROWS_KERNEL(f, float, dlk_vf, DLK_VF, 6)
+DLK_ROWS_KERNEL(d, double, dlk_vd, DLK_VD, 1)
+DLK_ROWS_KERNEL(d, double, dlk_vd, DLK_VD, 2)
+DLK_ROWS_KERNEL(d, double, dlk_vd, DLK_VD, 3)
+DLK_ROWS_KERNEL(d, double, dlk_vd, DLK_VD, 4)
+DLK_ROWS_KERNEL(d, double, dlk_vd, DLK_VD, 5)
+DLK_ROWS_KERNEL(d, double, dlk_vd, DLK_VD, 6)
+#if DLK_ROWS_MAX > 6
+DLK_ROWS_KERNEL(f, float, dlk_vf, DLK_VF, 7)
+DLK_ROWS_KERNEL(f, float, dlk_vf, DLK_VF, 8)
+DLK_ROWS_KERNEL(d, double, dlk_vd, DLK_VD, 7)
+DLK_ROWS_KERNEL(d, double, dlk_vd, DLK_VD, 8)
+#endif
+
+/* out (rows x 2 LANES) for rows <= DLK_ROWS_MAX */
+static void dlk_rows_f(int rows, ptrdiff_t k, const float* a, ptrdiff_t rsa,
+                       ptrdiff_t csa, const float* b, ptrdiff_t rsb, float* out) {
+    switch (rows) {
+    case 1: dlk_rows_f_1(k, a, rsa, csa, b, rsb, out); break;
+    case 2: dlk_rows_f_2(k, a, rsa, csa, b, rsb, out); break;
+    case 3: dlk_rows_f_3(k, a, rsa, csa, b, rsb, out); break;
+    case 4: dlk_rows_f_4(k, a, rsa, csa, b, rsb, out); break;
+    case 5: dlk_rows_f_5(k, a, rsa, csa, b, rsb, out); break;
+    case 6: dlk_rows_f_6(k, a, rsa, csa, b, rsb, out); break;
+#if DLK_ROWS_MAX > 6
+    case 7: dlk_rows_f_7(k, a, rsa, csa, b, rsb, out); break;
+    case 8: dlk_rows_f_8(k, a, rsa, csa, b, rsb, out); break;
+#endif
+    }
+}
+/* out (rows x 2 LANES) for rows <= DLK_ROWS_MAX */
+static void dlk_rows_d(int rows, ptrdiff_t k, const double* a, ptrdiff_t rsa,
+                       ptrdiff_t csa, const double* b, ptrdiff_t rsb, double* out) {
+    switch (rows) {
+    case 1: dlk_rows_d_1(k, a, rsa, csa, b, rsb, out); break;
+    case 2: dlk_rows_d_2(k, a, rsa, csa, b, rsb, out); break;
+    case 3: dlk_rows_d_3(k, a, rsa, csa, b, rsb, out); break;
+    case 4: dlk_rows_d_4(k, a, rsa, csa, b, rsb, out); break;
+    case 5: dlk_rows_d_5(k, a, rsa, csa, b, rsb, out); break;
+    case 6: dlk_rows_d_6(k, a, rsa, csa, b, rsb, out); break;
+#if DLK_ROWS_MAX > 6
+    case 7: dlk_rows_d_7(k, a, rsa, csa, b, rsb, out); break;
+    case 8: dlk_rows_d_8(k, a, rsa, csa, b, rsb, out); break;
+#endif
+    }
+}
+
+#endif /* DLK_GEMM_KERNELS_H */
