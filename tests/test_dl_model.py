@@ -1223,7 +1223,7 @@ def test_lazily_huge_y_and_validation_data_refused():
 
 def test_predictions_that_cannot_fit_are_refused_naming_x(monkeypatch):
     # a machine of 4000 bytes: x (20 x 1 floats) fits, its 20 x 100 predictions do not
-    monkeypatch.setattr(dl.models, "MAX_BYTES", 4000)
+    monkeypatch.setattr(dl.trainer, "MAX_BYTES", 4000)
     model = dl.Sequential([layers.Dense(100, input_shape=(1,))], backend="numpy")
     x = np.ones((20, 1), np.float32)
     with pytest.raises(ValueError, match=r"^x: expected inputs whose predictions fit"):

@@ -141,6 +141,46 @@ class _Unsupported(Exception):
     pass
 
 
+class TrainSteps:
+    """``fit``'s training steps, by batch size: through a validated-once plan where
+    one applies, else the model's checked step.
+
+    A plan for a batch size is built right after a checked step of that size has
+    succeeded, and used while :meth:`FastStep.current` says the model is still the one
+    it was built from; after a change, that step is checked again and the plan rebuilt
+    (unless the model changed again before the plan ever ran: it changes every step,
+    and that batch size stays on the checked step for the rest of the fit).
+
+    Args:
+        model, backend: the model and its backend.
+        x, y: the training data as fit placed it; plans need fit's own views of it.
+        streamed: the data is streamed to a device batch by batch (no plans).
+    """
+
+    def __init__(self, model, backend, x, y, streamed):
+        # by batch rows: None not built yet, False not covered
+        self._plans = {} if backend.unchecked is not None and not streamed else None
+        if self._plans is not None:
+            # batches come from fit's own views of the validated x and y
+            x, y = x.view(), y.view()
+        self.x, self.y = x, y
+        self._model, self._backend = model, backend
+
+    def run(self, xb, yb):
+        """One training step on a batch (of rows of :attr:`x`, :attr:`y`)."""
+        rows = xb.shape[0]
+        plan = self._plans.get(rows) if self._plans is not None else False
+        if plan and plan.current():
+            plan.run(xb, yb)
+            return
+        self._model._train_step(xb, yb)
+        if plan is None or (plan and plan.used):
+            self._plans[rows] = FastStep.build(self._model, self._backend, self.x, self.y,
+                                               rows) or False
+        elif plan:
+            self._plans[rows] = False
+
+
 class FastStep:
     """The training step of one model, backend and batch size through unchecked
     kernels; build it with :meth:`build` right after a checked step of that size."""

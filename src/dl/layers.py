@@ -322,6 +322,12 @@ class Dense(Layer):
         return [self.d_kernel, self.d_bias] if self.use_bias else [self.d_kernel]
 
     def forward(self, x, training=False, step=0):
+        # Three paths: fused (dense_forward applies bias and activation in the GEMM's
+        # epilogue); unfused (an activation with non-default parameters: a linear
+        # dense_forward into z, then the activation's own kernel); softmax-fused (a
+        # last softmax layer under a cross-entropy loss, while training: computed as
+        # unfused, so the logits z are kept; the model's loss kernel takes z and does
+        # softmax and cross-entropy at once, y only feeds the metrics).
         be, act = self.backend, self.activation
         n = x.shape[0]
         shape = (n, self.units)
@@ -341,6 +347,10 @@ class Dense(Layer):
         return y
 
     def backward(self, dy, need_dx=True):
+        # The forward's three paths: fused (one dense_backward: the activation's
+        # derivative, db and the two GEMMs); unfused (the activation's backprop kernel
+        # into dz, then a linear dense_backward); softmax-fused (dy is already
+        # dL/dlogits from the fused loss: a linear dense_backward).
         be, act = self.backend, self.activation
         dx = self._buffer("dx", self._x.shape) if need_dx else None
         if self.fuse_softmax_loss:

@@ -1,0 +1,89 @@
+"""The batches of ``fit``: one iterator over an epoch, whatever the data's place.
+
+``fit`` asks :class:`EpochIterator` for each epoch's ``(step, x_batch, y_batch)`` and
+does not see where they come from.  There are three sources (Keras keeps the same idea
+in its ``EpochIterator``):
+
+* **sliced** -- no shuffling (``shuffle=False``, or one batch holds every sample: the
+  gradient is a sum, only its rounding could differ): row slices of the data, no copy;
+* **gathered** -- shuffled, the data where the backend computes (host arrays, or device
+  arrays copied there once): ``ops.take_rows`` gathers the batch's rows into a batch
+  buffer allocated once, so the dataset is never copied per epoch;
+* **streamed** -- the data too large for the device (it stayed on the host): the rows
+  are gathered on the host into page-locked buffers, then copied into the device batch
+  buffers, batch by batch.
+
+The epoch's order is drawn from the model's seed and the epoch number
+(:class:`dl.utils.EpochShuffler`), so a resumed run sees the same batches.
+"""
+import numpy as np
+
+from . import utils
+
+
+def steps_for(n, batch_size):
+    """Batches of ``batch_size`` covering ``n`` samples, in integers: ``n / batch_size``
+    underflows to 0.0 for a huge batch size, and no batch would run."""
+    return -(-n // batch_size)
+
+
+class EpochIterator:
+    """The batches of ``x`` and ``y`` (placed where the backend computes, or host
+    arrays to stream) in ``batch_size`` rows, the last one partial.
+
+    Args:
+        x, y: the training data, one sample per row.
+        batch_size: rows per batch.
+        ops: the backend's array operations.
+        shuffle: draw a new order each epoch.
+        seed: the model's seed (the shuffling's).
+    """
+
+    def __init__(self, x, y, batch_size, ops, shuffle, seed):
+        self.x, self.y = x, y
+        self.n = x.shape[0]
+        self.batch_size = batch_size
+        self.steps = steps_for(self.n, batch_size)
+        self._ops = ops
+        # one batch holds every sample whatever the order: nothing to shuffle
+        self._shuffler = utils.EpochShuffler(seed) if shuffle and self.steps > 1 else None
+        rows = min(batch_size, self.n)
+        self._xbuf = ops.empty((rows,) + tuple(x.shape[1:]), x.dtype)
+        self._ybuf = ops.empty((rows,) + tuple(y.shape[1:]), y.dtype)
+        self.streamed = ops.on_device and isinstance(x, np.ndarray)
+        if self.streamed:
+            self._xpin = ops.pinned_empty(self._xbuf.shape, x.dtype)
+            self._ypin = ops.pinned_empty(self._ybuf.shape, y.dtype)
+
+    def batches(self, epoch):
+        """``(step, x_batch, y_batch)`` for every batch of ``epoch``, in its order.  A
+        batch is valid until the next one is drawn (it may live in a reused buffer)."""
+        order = self._shuffler.permutation(epoch, self.n) if self._shuffler else None
+        if order is not None and not self.streamed:
+            order = self._ops.to_device(order.astype(np.int64, copy=False))
+        for step in range(self.steps):
+            lo = step * self.batch_size
+            hi = min(self.n, lo + self.batch_size)
+            if self.streamed:
+                xb, yb = self._streamed(order, lo, hi)
+            elif order is None:
+                xb, yb = self.x[lo:hi], self.y[lo:hi]
+            else:
+                idx = order[lo:hi]
+                xb = self._ops.take_rows(self.x, idx, self._xbuf[:hi - lo])
+                yb = self._ops.take_rows(self.y, idx, self._ybuf[:hi - lo])
+            yield step, xb, yb
+
+    def _streamed(self, order, lo, hi):
+        """Rows lo:hi (of the epoch's order) gathered on the host into the page-locked
+        buffers, then copied into the device batch buffers."""
+        m = hi - lo
+        xpin, ypin = self._xpin[:m], self._ypin[:m]
+        if order is None:
+            xpin[...], ypin[...] = self.x[lo:hi], self.y[lo:hi]
+        else:
+            np.take(self.x, order[lo:hi], axis=0, out=xpin)
+            np.take(self.y, order[lo:hi], axis=0, out=ypin)
+        self._ops.copy_from_host(self._xbuf[:m], xpin)
+        self._ops.copy_from_host(self._ybuf[:m], ypin)
+        return self._xbuf[:m], self._ybuf[:m]

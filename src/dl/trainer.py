@@ -1,0 +1,472 @@
+"""Training, evaluation and prediction: ``fit``, ``evaluate``, ``predict`` and their
+one-batch forms, apart from the model's structure (as Keras keeps its trainer apart
+from its models).
+
+:class:`Trainer` is a base class of the models (``Sequential``): it works on what the
+model holds -- its layers (``_layers``), ``backend``, ``loss``, ``optimizer`` and
+``metrics``, its ``seed`` and its ``_ensure_built`` -- and on nothing else.  A training
+step (:meth:`Trainer._train_step`) is the layers' forward passes, the loss kernel, the
+backward passes down to the first trainable layer and one optimizer update per
+parameter array; ``fit`` draws its batches from :class:`dl.epoch_iterator.EpochIterator`
+and runs each through :class:`dl._fast.TrainSteps` (the validated-once plans).
+"""
+import math
+
+import numpy as np
+from kernels.checks import MAX_BYTES, describe, fits_in_memory, short_repr
+
+from . import _fast, callbacks as callbacks_module
+from .epoch_iterator import EpochIterator, steps_for
+
+
+def _verbose(verbose):
+    if isinstance(verbose, str) and verbose == "auto":
+        return 1
+    if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose: expected 'auto', 0, 1 or 2, got {short_repr(verbose)}")
+    return int(verbose)
+
+
+def _int_arg(name, value, low):
+    """An int argument >= ``low``, or a named TypeError/ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int >= {low}, got {type(value).__name__}")
+    if value < low:
+        shown = value if abs(int(value)) < 10**30 else "a huge negative int"
+        raise ValueError(f"{name}: expected an int >= {low}, got {shown}")
+    return int(value)
+
+
+def _batch_size(batch_size, name="batch_size"):
+    return 32 if batch_size is None else _int_arg(name, batch_size, 1)
+
+
+def _callback_list(callbacks):
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, callbacks_module.Callback):
+        return [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks: expected a list of dl.callbacks.Callback, got "
+                        f"{type(callbacks).__name__}")
+    return list(callbacks)
+
+
+def _unsupported(**kwargs):
+    for name, value in kwargs.items():
+        if value is not None:
+            raise ValueError(f"{name}: not supported by dl yet (got {short_repr(value)}); "
+                             f"see docs/keras-differences.md")
+
+
+class Trainer:
+    """fit / evaluate / predict and their batch forms, for a model built of layers (see
+    the module docstring for what it needs of the model)."""
+
+    # --------------------------------------------------------------------- data
+    @staticmethod
+    def _numeric(value, name, what):
+        """``value`` as a numeric ndarray, or a TypeError/ValueError naming ``name``."""
+        if value is None:
+            raise ValueError(f"{name}: expected {what}, got None")
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"{name}: expected an array-like of numbers, got "
+                            f"{type(value).__name__} ({exc})") from None
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: expected numeric {what}, got dtype {arr.dtype}")
+        return arr
+
+    def _itemsize(self, arr):
+        """The bytes per element of ``arr`` once converted to the model's dtype."""
+        model = np.dtype(self.dtype).itemsize if self.built else 4
+        return max(arr.itemsize, model)
+
+    def _as_x(self, x, name="x"):
+        arr = self._numeric(x, name, "input data")
+        if arr.ndim == 0 or arr.shape[0] == 0:
+            raise ValueError(f"{name}: expected at least one sample, got shape {arr.shape}")
+        # a lazily huge view (zero strides, np.broadcast_to) must not be converted,
+        # scanned or predicted on: it would not fit in memory once materialized
+        fits_in_memory(name, arr.shape, self._itemsize(arr))
+        self._ensure_built(arr if arr.ndim > 1 else arr.reshape(-1, 1))
+        fits_in_memory(name, arr.shape, self._itemsize(arr))
+        if arr.ndim == 1 and self.input_shape == (1,):
+            arr = arr.reshape(-1, 1)
+        if tuple(arr.shape[1:]) != tuple(self.input_shape):
+            raise ValueError(f"{name}: expected samples of shape {self.input_shape} (the "
+                             f"model's input), got data of shape {arr.shape}")
+        return arr.astype(self.dtype, copy=False)
+
+    def _as_y(self, y, n, name="y"):
+        arr = self._numeric(y, name, "targets")
+        if arr.ndim == 0 or arr.shape[0] != n:
+            raise ValueError(f"{name}: expected {n} targets (one per sample of x), got "
+                             f"shape {arr.shape}")
+        fits_in_memory(name, arr.shape, self._itemsize(arr))
+        self._check_finite(arr, name)      # before the loss reshapes or casts them
+        return self.loss.prepare_targets(arr, (n,) + tuple(self._layers[-1].output_shape),
+                                         self.dtype)
+
+    @staticmethod
+    def _check_finite(arr, name, rows_per_chunk=4096):
+        """Raise naming the first row holding NaN or inf; scans in row chunks so that a
+        large dataset needs no full-size temporary."""
+        if arr.dtype.kind != "f":
+            return
+        for lo in range(0, arr.shape[0], rows_per_chunk):
+            chunk = arr[lo:lo + rows_per_chunk]
+            if not np.isfinite(chunk).all():
+                ok = np.isfinite(chunk.reshape(chunk.shape[0], -1)).all(axis=1)
+                row = lo + int(np.flatnonzero(~ok)[0])
+                raise ValueError(f"{name}: expected finite values, got NaN or inf in row {row}")
+
+    # ----------------------------------------------------------------- training
+    def _param_layers(self):
+        return [i for i, layer in enumerate(self._layers) if layer.weights]
+
+    def _trainable_layers(self):
+        return [i for i in self._param_layers() if self.trainable and self._layers[i].trainable]
+
+    def _forward_backward(self, xb, yb):
+        """Forward, loss and backward on a batch: fills every layer's gradient arrays.
+
+        Returns ``(loss, y_pred)``: the data loss as the backend returns it (a NumPy
+        scalar, or a 0-d device array: nothing is read back here) without the
+        regularization penalties (:meth:`_add_penalty`), and ``y_pred``, a training
+        buffer valid until the next step.
+        """
+        be = self.backend
+        step = self.optimizer.iterations
+        h = xb
+        for layer in self._layers:
+            h = layer.forward(h, training=True, step=step)
+        y_pred = h
+        last = self._layers[-1]
+        grad_buf = last._buffer("dloss", tuple(y_pred.shape))
+        if getattr(last, "fuse_softmax_loss", False):
+            loss, grad = self.loss.fused(be, yb, last._z, grad_buf)
+        else:
+            loss = self.loss.value(be, yb, y_pred)
+            grad = self.loss.gradient(be, yb, y_pred, grad_buf)
+        trainable = self._trainable_layers()
+        if trainable:
+            first = trainable[0]
+            dy = grad
+            for i in range(len(self._layers) - 1, first - 1, -1):
+                dy = self._layers[i].backward(dy, need_dx=i > first)
+            for i in trainable:
+                self._layers[i].add_regularization_gradients()
+        return loss, y_pred
+
+    def _add_penalty(self, acc, weight):
+        """``acc[0] += weight * (regularization penalties)``; as Keras, only those of
+        trainable weights count."""
+        for i in self._trainable_layers():
+            self._layers[i].add_penalty(acc, weight)
+
+    def _train_step(self, xb, yb):
+        """One optimisation step on a batch, its loss (with penalties, weighted by the
+        batch size) added to the running loss; nothing is read back from a device
+        unless TerminateOnNaN watches the step."""
+        ops = self.backend.ops
+        loss, y_pred = self._forward_backward(xb, yb)
+        n = xb.shape[0]
+        params, grads = [], []
+        for i in self._trainable_layers():
+            params.extend(self._layers[i].weights)
+            grads.extend(self._layers[i].gradients)
+        if self._keep_finite_weights:
+            step_acc = ops.acc_new()
+            ops.acc_add(step_acc, loss, 1.0, 1.0)
+            self._add_penalty(step_acc, 1.0)
+            if not (math.isfinite(ops.acc_read(step_acc)[0]) and ops.all_finite(grads)):
+                params = []    # TerminateOnNaN is watching: keep the last finite weights
+                self._nonfinite_step = True
+        ops.acc_add(self._loss_acc, loss, float(n), float(n))
+        self._add_penalty(self._loss_acc, float(n))    # of the weights before the step
+        if params:
+            self.optimizer.apply(self.backend, params, grads)
+        for m in self.metrics:
+            m.update_on(ops, yb, y_pred)
+
+    def compute_gradients(self, x, y):
+        """``(loss, [dL/dw for w in trainable_weights])`` on one batch, in training mode
+        (dropout active), without updating anything: what a step would apply.  The
+        gradients are NumPy arrays whatever the backend."""
+        self._require_compiled("compute_gradients")
+        x = self._as_x(x)
+        y = self._as_y(y, x.shape[0])
+        ops = self.backend.ops
+        loss, _ = self._forward_backward(ops.to_device(x), ops.to_device(y))
+        acc = ops.acc_new()
+        ops.acc_add(acc, loss, 1.0, 1.0)
+        self._add_penalty(acc, 1.0)
+        grads = [np.array(ops.to_host(g), copy=True)
+                 for i in self._trainable_layers() for g in self._layers[i].gradients]
+        return ops.acc_read(acc)[0], grads
+
+    def _penalty(self):
+        """The regularization penalties as a float."""
+        ops = self.backend.ops
+        acc = ops.acc_new()
+        self._add_penalty(acc, 1.0)
+        return ops.acc_read(acc)[0]
+
+    def _logs(self, acc, ops=None):
+        """The logs from a loss accumulator (of ``ops``, by default the backend's) and
+        the metrics: reads a device back."""
+        total, count = (ops or self.backend.ops).acc_read(acc)
+        logs = {"loss": total / count if count else 0.0}
+        for m in self.metrics:
+            logs[m.name] = float(m.result())
+        return logs
+
+    def _place(self, x, y=None):
+        """The data where the backend computes: as is on the host; on the cuda backend
+        copied once to the device (it stays there for the whole call), unless it does
+        not fit there: then it stays on the host and batches are sent one by one."""
+        ops = self.backend.ops
+        if not ops.on_device or not ops.fits_on_device(
+                x.nbytes + (0 if y is None else y.nbytes)):
+            return x, y
+        return ops.to_device(x), (None if y is None else ops.to_device(y))
+
+    def _batch(self, a):
+        """A batch where the backend computes (a slice of placed data, or a host slice
+        sent to the device)."""
+        ops = self.backend.ops
+        return ops.to_device(a) if ops.on_device and isinstance(a, np.ndarray) else a
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None,
+            validation_steps=None, validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs over ``x``, ``y`` in batches of ``batch_size``
+        (32); returns a :class:`dl.callbacks.History`.
+
+        As in Keras: ``validation_split`` holds out the *last* fraction of the samples,
+        before shuffling; ``shuffle`` reshuffles every epoch; the last partial batch is
+        kept; the epoch's loss is the batch losses' mean weighted by batch size.
+
+        On the cuda backend the data is copied to the device once, batches are gathered
+        there, and the loss and metric sums are read back once per epoch (and per
+        batch only for callbacks that look at batch logs, e.g. a verbose=1 progress bar).
+        """
+        self._require_compiled("fit")
+        _unsupported(class_weight=class_weight, sample_weight=sample_weight,
+                     steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
+        verbose = _verbose(verbose)
+        batch_size = _batch_size(batch_size)
+        epochs = _int_arg("epochs", epochs, 0)
+        initial_epoch = _int_arg("initial_epoch", initial_epoch, 0)
+        validation_freq = _int_arg("validation_freq", validation_freq, 1)
+        validation_batch_size = (None if validation_batch_size is None else
+                                 _batch_size(validation_batch_size, "validation_batch_size"))
+        callbacks = _callback_list(callbacks)
+        if isinstance(validation_split, bool) or not isinstance(
+                validation_split, (int, float, np.integer, np.floating)):
+            raise TypeError(f"validation_split: expected a number in [0, 1), got "
+                            f"{type(validation_split).__name__}")
+        x = self._as_x(x)
+        y = self._as_y(y, x.shape[0])
+        self._check_finite(x, "x")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data: expected a tuple (x_val, y_val)")
+            vx = self._as_x(validation_data[0], "validation_data[0]")
+            val = (vx, self._as_y(validation_data[1], vx.shape[0], "validation_data[1]"))
+            self._check_finite(val[0], "validation_data[0]")
+        elif validation_split:
+            if not 0 < validation_split < 1:
+                raise ValueError(f"validation_split: expected a value in (0, 1), got "
+                                 f"{short_repr(validation_split)}")
+            split = int(math.floor(x.shape[0] * (1.0 - validation_split)))
+            if split == 0 or split == x.shape[0]:
+                raise ValueError(f"validation_split: {x.shape[0]} samples cannot be split "
+                                 f"into training and validation sets with "
+                                 f"validation_split={validation_split}")
+            x, val = x[:split], (x[split:], y[split:])
+            y = y[:split]
+        if y.dtype.kind in "iu":
+            # Class labels, range-checked by _as_y: fit trains on its own copy, so that
+            # a callback changing the caller's array cannot make them invalid mid-fit
+            # (the validated-once steps index rows with them unchecked).
+            y = y.copy()
+        steps = steps_for(x.shape[0], batch_size)
+        cbs = [callbacks_module.History()]
+        if verbose:
+            cbs.insert(0, callbacks_module.ProgbarLogger(verbose))
+        cbs += callbacks
+        cb = callbacks_module.CallbackList(
+            cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose, "in_fit": True})
+        history = cbs[1] if verbose else cbs[0]
+        self.stop_training = False
+        be = self.backend
+        ops = be.ops
+        x, y = self._place(x, y)
+        if val is not None:
+            val = self._place(*val)
+        streamed = ops.on_device and isinstance(x, np.ndarray)
+        train = _fast.TrainSteps(self, be, x, y, streamed)
+        batches = EpochIterator(train.x, train.y, batch_size, ops, shuffle, self.seed)
+        batch_logs = cb.wants("on_train_batch_end")
+        cb.on_train_begin({})
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            self._reset_metrics(ops)
+            cb.on_epoch_begin(epoch, {})
+            for step, xb, yb in batches.batches(epoch):
+                cb.on_train_batch_begin(step, {})
+                train.run(xb, yb)
+                cb.on_train_batch_end(step, self._logs(self._loss_acc, ops) if batch_logs
+                                      else {})
+                if self.stop_training:
+                    break
+            logs = self._logs(self._loss_acc, ops)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                vlogs = self._evaluate_arrays(val[0], val[1], validation_batch_size or batch_size,
+                                              None)
+                logs.update({"val_" + k: v for k, v in vlogs.items()})
+            cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cb.on_train_end(logs)
+        return history
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
+        """One optimisation step on one batch.  Returns the loss (and metrics) as
+        running means since the last ``reset_metrics()``, as Keras 3 does."""
+        self._require_compiled("train_on_batch")
+        _unsupported(sample_weight=sample_weight, class_weight=class_weight)
+        x = self._as_x(x)
+        y = self._as_y(y, x.shape[0])
+        self._train_step(*self._place(x, y))
+        return self._result(self._logs(self._loss_acc), return_dict)
+
+    def reset_metrics(self):
+        """Reset the running loss and every metric (fit does this at each epoch)."""
+        self._reset_metrics(self.backend.ops)
+
+    def _reset_metrics(self, ops):
+        for m in self.metrics:
+            m.reset_state()
+        self._loss_acc = ops.acc_new()
+
+    def _result(self, logs, return_dict):
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    # --------------------------------------------------------------- evaluation
+    def _forward(self, x):
+        h = x
+        for layer in self._layers:
+            h = layer.forward(h, training=False)
+        return h
+
+    def _evaluate_arrays(self, x, y, batch_size, cb):
+        """Loss and metrics over arrays already placed by :meth:`_place`."""
+        for m in self.metrics:
+            m.reset_state()
+        be = self.backend
+        ops = be.ops
+        n = x.shape[0]
+        steps = steps_for(n, batch_size)
+        acc = ops.acc_new()
+        batch_logs = cb is not None and cb.wants("on_test_batch_end")
+        for step in range(steps):
+            lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+            if cb is not None:
+                cb.on_test_batch_begin(step, {})
+            xb, yb = self._batch(x[lo:hi]), self._batch(y[lo:hi])
+            y_pred = self._forward(xb)
+            ops.acc_add(acc, self.loss.value(be, yb, y_pred), float(hi - lo), float(hi - lo))
+            for m in self.metrics:
+                m.update_on(ops, yb, y_pred)
+            if cb is not None:
+                if batch_logs:
+                    logs = self._logs(acc)
+                    logs["loss"] += self._penalty()
+                else:
+                    logs = {}
+                cb.on_test_batch_end(step, logs)
+        self._add_penalty(acc, float(n))
+        return self._logs(acc)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """The loss (with regularisation penalties) and metrics over ``x``, ``y``:
+        a scalar, a list ``[loss, *metrics]``, or a dict with ``return_dict``."""
+        self._require_compiled("evaluate")
+        _unsupported(sample_weight=sample_weight, steps=steps)
+        verbose = _verbose(verbose)
+        batch_size = _batch_size(batch_size)
+        x = self._as_x(x)
+        y = self._as_y(y, x.shape[0])
+        cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
+               + _callback_list(callbacks))
+        cb = callbacks_module.CallbackList(
+            cbs, self, {"steps": steps_for(x.shape[0], batch_size), "verbose": verbose})
+        cb.on_test_begin({})
+        logs = self._evaluate_arrays(*self._place(x, y), batch_size, cb)
+        cb.on_test_end(logs)
+        return self._result(logs, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Loss and metrics on one batch (metrics reset first)."""
+        self._require_compiled("test_on_batch")
+        _unsupported(sample_weight=sample_weight)
+        x = self._as_x(x)
+        y = self._as_y(y, x.shape[0])
+        return self._result(self._evaluate_arrays(*self._place(x, y), x.shape[0], None),
+                            return_dict)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """The model's outputs for ``x`` (a NumPy array whatever the backend), computed
+        in batches of ``batch_size`` (32)."""
+        _unsupported(steps=steps)
+        verbose = _verbose(verbose)
+        batch_size = _batch_size(batch_size)
+        x = self._as_x(x)
+        n = x.shape[0]
+        out_shape = (n,) + tuple(self._layers[-1].output_shape)
+        nbytes = math.prod(out_shape) * np.dtype(self.dtype).itemsize
+        if nbytes > MAX_BYTES:
+            raise ValueError(f"x: expected inputs whose predictions fit in memory (at most "
+                             f"{MAX_BYTES} bytes here), got {n} samples: predictions of "
+                             f"shape {out_shape} need {nbytes} bytes")
+        steps = steps_for(n, batch_size)
+        cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
+               + _callback_list(callbacks))
+        cb = callbacks_module.CallbackList(cbs, self, {"steps": steps, "verbose": verbose})
+        out = np.empty(out_shape, dtype=self.dtype)
+        ops = self.backend.ops
+        xd, _ = self._place(x)
+        cb.on_predict_begin({})
+        for step in range(steps):
+            lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+            cb.on_predict_batch_begin(step, {})
+            out[lo:hi] = ops.to_host(self._forward(self._batch(xd[lo:hi])))
+            cb.on_predict_batch_end(step, {})
+        cb.on_predict_end({})
+        return out
+
+    def predict_on_batch(self, x):
+        """The model's outputs for one batch (a NumPy array)."""
+        xd, _ = self._place(self._as_x(x))
+        return np.array(self.backend.ops.to_host(self._forward(xd)), copy=True)
+
+    def __call__(self, x, training=False):
+        """Apply the model to a batch (inference; ``training`` is accepted for Keras
+        compatibility and must be False: training goes through fit/train_on_batch)."""
+        if training is not None and not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training: expected False or None, got {describe(training)}")
+        if training:
+            raise ValueError("training: calling a model with training=True is not "
+                             "supported; use fit or train_on_batch")
+        return self.predict_on_batch(x)
