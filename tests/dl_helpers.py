@@ -1,4 +1,4 @@
-"""Shared helpers of the ``dl`` tests (tests/test_dl_*.py).
+"""Shared helpers of the ``dl`` tests (tests/dl/).
 
 * ``restore_dl_state``: a fixture putting back ``dl``'s global settings (floatx, the
   kernels backend) after a test; import it into a test module to use it (autouse).
@@ -25,6 +25,15 @@ def restore_dl_state():
     finally:
         dl.config.set_floatx(floatx)
         dl.config._BACKEND_NAME = backend
+
+
+def xy(n=10, n_in=2, seed=0):
+    """A small regression set: ``n`` samples of ``n_in`` normal features and an exact
+    linear target."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, n_in)).astype(np.float32)
+    y = (x @ np.arange(1, n_in + 1) + 0.5).astype(np.float32)
+    return x, y
 
 
 def both_backends():

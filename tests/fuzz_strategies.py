@@ -1,4 +1,4 @@
-"""Hypothesis strategies of the fuzz tests (tests/test_fuzz_kernels.py, test_fuzz_dl.py).
+"""Hypothesis strategies of the fuzz tests (tests/kernels/test_fuzz_kernels.py, tests/dl/test_fuzz_dl.py).
 
 What they generate
 ------------------
@@ -882,7 +882,7 @@ def unchanged(a, before):
 
 
 # ============================================================================ dl
-# Strategies for the dl entry points (tests/test_fuzz_dl.py).
+# Strategies for the dl entry points (tests/dl/test_fuzz_dl.py).
 
 def bad_data():
     """x or y values that are not a usable batch of numbers."""

@@ -11,6 +11,7 @@ NaN, so a kernel that reads through the wrong strides reads NaN (and fails the
 comparison), and one that writes outside its output is caught by ``guard``.
 """
 import contextlib
+import warnings
 
 import numpy as np
 
@@ -102,10 +103,39 @@ def normal(rng, shape, dtype, scale=1.0):
 @contextlib.contextmanager
 def using_impl(dispatcher, name):
     """Within the block, the per-ISA ``dispatcher`` (kernels.cpu.gemm, elementwise or
-    _losses) runs its variant ``name``; the variant in use before comes back after."""
+    losses) runs its variant ``name``; the variant in use before comes back after."""
     previous = dispatcher.current_impl()
     dispatcher.use_impl(name)
     try:
         yield name
     finally:
         dispatcher.use_impl(previous)
+
+
+# the four transpose combinations of a product, and their test ids
+TRANS = [(False, False), (True, False), (False, True), (True, True)]
+TRANS_IDS = ["NN", "TN", "NT", "TT"]
+
+
+def no_fp_warnings():
+    """Context: any NumPy floating-point overflow / invalid / divide warning fails."""
+    class _Ctx:
+        def __enter__(self):
+            self._err = np.errstate(over="raise", invalid="raise", divide="raise")
+            self._err.__enter__()
+            self._warn = warnings.catch_warnings()
+            self._warn.__enter__()
+            warnings.simplefilter("error", RuntimeWarning)
+            return self
+
+        def __exit__(self, *exc):
+            self._warn.__exit__(*exc)
+            self._err.__exit__(*exc)
+            return False
+    return _Ctx()
+
+
+def check_out(result, out):
+    """A kernel returned the ``out`` it was given, written in place."""
+    assert result is out
+    assert np.shares_memory(result, out)

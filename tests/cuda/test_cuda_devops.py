@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import kernels
-from cuda_helpers import to_device, to_host
+from cuda_helpers import to_device
 from kernels import _hostops as host
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import kernels
-from cuda_helpers import SHAPES_2D, SIMULATOR, to_device, to_host
+from cuda_helpers import SHAPES_2D, to_device, to_host
 from kernel_helpers import assert_close
 from kernels import reference as ref
 

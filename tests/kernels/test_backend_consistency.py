@@ -1,7 +1,6 @@
 """Every backend offers every kernel of the reference, with the same signature."""
 import inspect
 
-import numpy as np
 import pytest
 
 import kernels

@@ -28,7 +28,7 @@ def _is_device(x):
 
 
 def _inputs(rng, name, kw, shape, dtype):
-    """y_true, y_pred for a loss (as tests/test_kernels.py draws them)."""
+    """y_true, y_pred for a loss (as tests/kernels/kernel_cases.py draws them)."""
     logits = kw.get("from_logits", False)
     if name in ("mean_squared_error", "mean_absolute_error", "huber"):
         t = rng.standard_normal(shape) * 2

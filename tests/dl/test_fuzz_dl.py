@@ -491,7 +491,7 @@ def test_fuzz_layer_constructors(cls_name, data, backend):
             getattr(layer, "units", 0) > 2**24:
         # a valid but long request (an input of 500 million features, or as many units,
         # builds gigabytes of Dense weights that fit in memory): not what is fuzzed; sizes
-        # beyond the memory are refused by the constructor or at build (test_dl_model.py)
+        # beyond the memory are refused by the constructor or at build (tests/dl/test_layers.py)
         COUNTS["dl cases: huge declared input not used"] += 1
         return
     names = {n for n in (getattr(layer_, "name", None) for layer_ in layers)

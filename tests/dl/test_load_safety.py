@@ -1,7 +1,7 @@
 """Loading is safe: foreign and hostile files are refused with a ValueError naming the
 file, run no code, and change nothing.
 
-What tests/test_dl_saving.py already covers (truncated, random, empty, plain .npz/zip,
+What tests/dl/test_dl_saving.py already covers (truncated, random, empty, plain .npz/zip,
 wrong format/version, bad JSON, flipped bytes, object arrays in weights/0 and config,
 wrong weight shapes/count/optimizer state) is not repeated here.  Added: a Keras 3
 ``.keras`` zip, a Keras 2 / HDF5 file, a pickle, object-dtype arrays in the other

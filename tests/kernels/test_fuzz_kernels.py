@@ -362,7 +362,7 @@ class Divergence:
         return self.id
 
 
-# Fixed (with a regression test each in tests/test_kernels.py): gelu's derivative at
+# Fixed (with a regression test each in tests/kernels/test_nonfinite.py): gelu's derivative at
 # x = +-inf, the sparse cross-entropy at an infinite probability or a -inf logit, the
 # categorical cross-entropy from logits at an infinite target, and the weight decay
 # with a factor weight_decay * learning_rate that is 0 in the dtype.
@@ -578,7 +578,7 @@ def crash_smoke(n_examples, seed):
 
 SMOKE = """
 import sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{here!r}, {tests!r}]
 import test_fuzz_kernels
 sys.exit(test_fuzz_kernels.crash_smoke({n}, {seed}))
 """
@@ -588,7 +588,8 @@ sys.exit(test_fuzz_kernels.crash_smoke({n}, {seed}))
 def test_cython_survives_the_fuzzer_in_a_subprocess():
     n = int(os.environ.get("DLKERNELS_FUZZ_SMOKE_EXAMPLES",
                            fz.smoke_examples()))
-    code = SMOKE.format(tests=os.path.dirname(os.path.abspath(__file__)), n=n, seed=12345)
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = SMOKE.format(here=here, tests=os.path.dirname(here), n=n, seed=12345)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=600, env=dict(os.environ))
     report = proc.stdout[-4000:] + proc.stderr[-4000:]

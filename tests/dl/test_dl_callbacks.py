@@ -502,7 +502,7 @@ def test_checkpoint_initial_value_threshold(tmp_path):
 
 # ------------------------------------------------- arguments checked at construction
 # A bad argument raises TypeError/ValueError whose message starts with its name
-# (tests/test_fuzz_dl.py), when the callback is made, not in the middle of fit.
+# (tests/dl/test_fuzz_dl.py), when the callback is made, not in the middle of fit.
 
 def _raises(exc, start, make):
     with pytest.raises(exc) as info:

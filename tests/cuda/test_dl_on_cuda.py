@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import dl
-import kernels
 from dl_helpers import restore_dl_state  # noqa: F401  (autouse fixture)
 
 pytestmark = pytest.mark.usefixtures("cuda")
