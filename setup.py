@@ -17,9 +17,7 @@ Environment switches:
 import glob
 import os
 import platform
-import shutil
 import subprocess
-import sys
 import tempfile
 
 from setuptools import Extension, setup
@@ -168,6 +166,9 @@ def _extensions():
         exts,
         compiler_directives=COMPILER_DIRECTIVES,
         include_path=["src"],
+        # the debug build's C (bounds checks on) apart from the release build's: cythonize
+        # regenerates a .c only when its sources are newer, not when directives change
+        build_dir="build/cython-debug" if DEBUG else None,
         quiet=True,
     )
     # cythonize returns new Extension objects: attach the SIMD flags afterwards.

@@ -27,7 +27,6 @@ throughout and absolute times move with the load.
 import argparse
 import importlib.util
 import json
-import math
 import os
 import shlex
 import subprocess

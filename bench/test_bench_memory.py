@@ -16,7 +16,8 @@ cross-entropy, Adam, batch 128), fits it for a few epochs, and measures
 Run with the other benchmarks (``pytest bench --benchmark-only``), or alone:
 
     PYTHONPATH=src python -m pytest bench/test_bench_memory.py --benchmark-only -s
-    DLKERNELS_BENCH_MEMORY_EPOCHS=50 PYTHONPATH=src python -m pytest bench/test_bench_memory.py --benchmark-only -s -k cython
+    DLKERNELS_BENCH_MEMORY_EPOCHS=50 PYTHONPATH=src python -m pytest \
+        bench/test_bench_memory.py --benchmark-only -s -k cython
     PYTHONPATH=src python bench/test_bench_memory.py --epochs 50 --backend cython
 
 The epoch count defaults to 5 for the cython backend and 2 for the (slow) numpy one

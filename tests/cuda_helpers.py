@@ -6,7 +6,6 @@ the same tests run on larger shapes too.
 """
 import os
 
-import numpy as np
 
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 

@@ -1,4 +1,5 @@
-"""Hypothesis strategies of the fuzz tests (tests/kernels/test_fuzz_kernels.py, tests/dl/test_fuzz_dl.py).
+"""Hypothesis strategies of the fuzz tests (tests/kernels/test_fuzz_kernels.py,
+tests/dl/test_fuzz_dl.py).
 
 What they generate
 ------------------
@@ -190,14 +191,27 @@ def _fill_poison(base):
         base.fill(True)
 
 
+def _real_parts(x):
+    """``x`` (complex, or an object array of Python numbers) as float64 real parts."""
+    if x.dtype == object:
+        return np.array([complex(v).real for v in x.ravel()], np.float64).reshape(x.shape)
+    return np.real(x).astype(np.float64)
+
+
 def cast(x, dt):
-    """``x`` in another dtype (object: Python floats; complex: an imaginary part)."""
+    """``x`` in another dtype (object: Python floats; complex: an imaginary part).
+
+    Any ``x`` works, an earlier cast's complex or object array too: those are taken by
+    their real parts first, and NaN and infinities become small integers before an
+    integer cast (an object array of inf cannot be cast to int at all)."""
     dt = np.dtype(dt)
     with np.errstate(all="ignore"):
-        if dt == object:
+        if dt.kind == "O":
             return x.astype(object)
         if dt.kind == "c":
             return (x + 0.5j).astype(dt)
+        if x.dtype.kind in "cO":
+            x = _real_parts(x)
         if dt.kind in "iu":
             return np.nan_to_num(x, nan=0, posinf=7, neginf=-7).astype(dt)
         if dt.kind == "b":

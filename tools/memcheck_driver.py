@@ -50,7 +50,8 @@ def make_cases(dtype, rows, cols, k):
         lambda: be.gemm(x, w.T.copy(), strided, trans_b=True),
         lambda: be.bias_add(y, b),
         lambda: be.column_sums(y),
-        lambda: be.dense_forward(x, w, b, out, activation="relu", pre_activation=np.empty_like(out)),
+        lambda: be.dense_forward(x, w, b, out, activation="relu",
+                                 pre_activation=np.empty_like(out)),
         lambda: be.dense_forward(x, w, None, activation="softmax"),
         lambda: be.dense_backward(dy, x, w, np.maximum(y, 0), activation="relu",
                                   dx=dx, dw=dw, db=db),
@@ -72,11 +73,14 @@ def make_cases(dtype, rows, cols, k):
         src = y if logits else prob
         calls += [
             lambda s=src, l=logits: be.binary_crossentropy(onehot, s if l else prob, from_logits=l),
-            lambda s=src, l=logits: be.backprop_binary_crossentropy(onehot, s if l else prob, out, from_logits=l),
+            lambda s=src, l=logits: be.backprop_binary_crossentropy(onehot, s if l else prob, out,
+                                                                    from_logits=l),
             lambda s=src, l=logits: be.categorical_crossentropy(onehot, s, from_logits=l),
-            lambda s=src, l=logits: be.backprop_categorical_crossentropy(onehot, s, out, from_logits=l),
+            lambda s=src, l=logits: be.backprop_categorical_crossentropy(onehot, s, out,
+                                                                         from_logits=l),
             lambda s=src, l=logits: be.sparse_categorical_crossentropy(labels, s, from_logits=l),
-            lambda s=src, l=logits: be.backprop_sparse_categorical_crossentropy(labels, s, out, from_logits=l),
+            lambda s=src, l=logits: be.backprop_sparse_categorical_crossentropy(
+                labels, s, out, from_logits=l),
         ]
     calls += [lambda: be.softmax_crossentropy(onehot, y, out),
               lambda: be.sparse_softmax_crossentropy(labels, y, out)]

@@ -69,7 +69,8 @@ class Activation:
         return cls(cfg.pop("name"), **cfg)
 
     def __eq__(self, other):
-        return isinstance(other, Activation) and (self.name, self.params) == (other.name, other.params)
+        return (isinstance(other, Activation)
+                and (self.name, self.params) == (other.name, other.params))
 
     def __hash__(self):
         return hash(self.name)

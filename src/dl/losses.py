@@ -40,7 +40,8 @@ class Loss:
             # Keras broadcasts one target per sample against every output unit
             y_true = np.ascontiguousarray(np.broadcast_to(y_true, tuple(y_pred_shape)))
         if y_true.shape[1:] != tuple(y_pred_shape[1:]):
-            raise ValueError(f"y: expected targets of shape (n, {', '.join(map(str, y_pred_shape[1:]))}) "
+            dims = ", ".join(map(str, y_pred_shape[1:]))
+            raise ValueError(f"y: expected targets of shape (n, {dims}) "
                              f"to match the model's output, got {y_true.shape}")
         return y_true
 

@@ -45,7 +45,8 @@ def test_take_rows(dev, rng, dtype):
     idx = np.array([8, 0, 3, 3], np.int64)
     out = dev.empty((4, 2, 3), dtype)
     dev.take_rows(dev.to_device(x), dev.to_device(idx), out)
-    np.testing.assert_array_equal(dev.to_host(out), host.take_rows(x, idx, np.empty((4, 2, 3), dtype)))
+    np.testing.assert_array_equal(dev.to_host(out),
+                                  host.take_rows(x, idx, np.empty((4, 2, 3), dtype)))
     y = np.array([5, 6, 7, 8, 9, 0, 1, 2, 3], np.int64)
     yo = dev.empty((4,), np.int64)
     dev.take_rows(dev.to_device(y), dev.to_device(idx), yo)

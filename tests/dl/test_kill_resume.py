@@ -2,8 +2,11 @@
 
 A training process (this file run as a script: ``python test_kill_resume.py worker
 ...``) fits a small model with shuffling, Dropout and Adam, and ModelCheckpoint saves
-it after every epoch to one path.  The test kills it with SIGKILL at random moments
-(seeded), some of them while a save is in progress, and after every kill checks that
+it after every epoch to one path.  The test kills it with SIGKILL, every other time at
+a random moment (seeded) and in between inside a save, by construction: the worker is
+told to stop in its first or second save at one of three stages (half of the file
+written; all of it written, not yet fsync'ed; fsync'ed, not yet renamed), says so and
+waits there to be killed, so no kill depends on timing.  After every kill it checks that
 
 * the checkpoint on disk loads with ``dl.load_model`` and is a complete model: the
   architecture, every weight, the optimizer state, bit for bit those of an
@@ -65,10 +68,75 @@ def _build(dl):
     return model
 
 
-def _worker(folder, mode):
+# where a save can be held until the kill: half of the file written; all of it written
+# and flushed, not fsync'ed; fsync'ed, not renamed into place
+STAGES = ("partial", "written", "synced")
+
+
+class _HalfWriter:
+    """A file whose write() writes the first half of the data, then holds."""
+
+    def __init__(self, f, hold):
+        self._f, self._hold = f, hold
+
+    def write(self, data):
+        self._f.write(data[:len(data) // 2])
+        self._f.flush()
+        self._hold("partial")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self._f.__exit__(*exc)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def _hold_in_save(saving, number, stage, say):
+    """Make this process's ``number``-th save stop at ``stage``, say "paused <stage>" and
+    sleep until killed.  The real ``dl.saving.atomic_write`` runs; only the os calls it
+    makes are watched during that one save."""
+    real_write, real_fdopen = saving.atomic_write, os.fdopen
+    real_fsync, real_replace = os.fsync, os.replace
+    state = {"saves": 0, "armed": False}
+
+    def hold(where):
+        if state["armed"] and where == stage:
+            say("paused", stage)
+            time.sleep(3600)
+            raise SystemExit("the worker was not killed inside its save")
+
+    def fdopen(*a, **kw):
+        f = real_fdopen(*a, **kw)
+        return _HalfWriter(f, hold) if state["armed"] and stage == "partial" else f
+
+    def fsync(fd):
+        hold("written")
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        hold("synced")
+        return real_replace(src, dst)
+
+    def atomic_write(path, data):
+        state["saves"] += 1
+        state["armed"] = state["saves"] == number
+        try:
+            return real_write(path, data)
+        finally:
+            state["armed"] = False
+
+    saving.atomic_write = atomic_write
+    os.fdopen, os.fsync, os.replace = fdopen, fsync, replace
+
+
+def _worker(folder, mode, hold=None):
     """Train to EPOCHS, checkpointing to folder/CKPT every epoch.  ``mode``: "fresh"
     (the uninterrupted reference run, which also prints each epoch's digest) or
-    "resume" (from the checkpoint when there is one)."""
+    "resume" (from the checkpoint when there is one).  ``hold``: "<number>:<stage>" to
+    stop inside that save (see _hold_in_save)."""
     import dl
 
     rng = np.random.default_rng(0)
@@ -76,6 +144,9 @@ def _worker(folder, mode):
     y = (x[:, 0] > 0).astype(np.int64) + 2 * (x[:, 1] > 0).astype(np.int64)
     path = os.path.join(folder, CKPT)
     say = lambda *a: print(*a, flush=True)
+    if hold is not None:
+        number, stage = hold.split(":")
+        _hold_in_save(dl.saving, int(number), stage, say)
     initial = 0
     if mode == "resume" and os.path.exists(path):
         model = dl.load_model(path)
@@ -96,8 +167,8 @@ def _worker(folder, mode):
     say("done", _digest(model))
 
 
-if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "worker":
-    _worker(sys.argv[2], sys.argv[3])
+if __name__ == "__main__" and len(sys.argv) in (4, 5) and sys.argv[1] == "worker":
+    _worker(*sys.argv[2:])
     sys.exit(0)
 
 
@@ -109,14 +180,15 @@ import dl  # noqa: E402
 class _Proc:
     """A worker process whose stdout lines arrive on a queue."""
 
-    def __init__(self, folder, mode):
+    def __init__(self, folder, mode, hold=None):
         env = dict(os.environ)
         src = os.path.dirname(os.path.dirname(os.path.abspath(dl.__file__)))
         env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in env.get("PYTHONPATH", "")
                                                      .split(os.pathsep) if p])
         env["PYTHONUNBUFFERED"] = "1"
         self.p = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "worker", str(folder), mode],
+            [sys.executable, os.path.abspath(__file__), "worker", str(folder), mode]
+            + ([hold] if hold else []),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines = queue.Queue()
         self.seen = []
@@ -211,42 +283,40 @@ def test_sigkill_during_training_loses_nothing(tmp_path):
         return reference
 
     stats = {"kills": 0, "mid_save": 0, "tmp_left": 0, "tmp_loadable": 0}
+    held = []             # the stage of each kill made inside a save
     last_epoch = 0
     epochs_seen = []
-    save_time = None
+    epoch_time = None
     while stats["kills"] < KILLS:
         before = _tmp_files(run_dir)
-        proc = _Proc(run_dir, "resume")
+        # odd kills: inside the first or second save of the run, at a stage in turn
+        hold = None
+        if epoch_time is not None and stats["kills"] % 2:
+            hold = f"{rng.randint(1, 2)}:{STAGES[len(held) % len(STAGES)]}"
+        proc = _Proc(run_dir, "resume", hold)
         ready = proc.wait_for("ready")
         assert ready is not None, proc.p.stderr.read()
         assert int(ready[1]) == last_epoch          # resumed from the checkpoint's epoch
-        in_save = False
-        if save_time is None:     # first: measure how long an epoch and a save take
-            t_save, t_epoch = [], []
-            t_prev = None
+        if epoch_time is None:    # first: measure how long an epoch takes
+            t_saves = []
             for _ in range(4):
                 proc.wait_for("saving")
-                t0 = time.monotonic()
-                proc.wait_for("saved")
-                t_save.append(time.monotonic() - t0)
-                if t_prev is not None:
-                    t_epoch.append(t0 - t_prev)
-                t_prev = t0
-            save_time, epoch_time = sorted(t_save)[2], sorted(t_epoch)[1]
-        elif stats["kills"] % 2:  # inside a save: right after a "saving" marker (the
-            for _ in range(rng.randint(1, 2)):      # temporary file exists in its
-                if proc.wait_for("saving") is None:  # later part: pack, then write)
-                    break
-            time.sleep(rng.uniform(0.2, 0.9) * save_time)
-            in_save = True
+                t_saves.append(time.monotonic())
+            epoch_time = sorted(np.diff(t_saves))[1]
+        elif hold is not None:    # the worker holds inside the save until killed
+            paused = proc.wait_for("paused")
+            assert paused is not None, f"the worker ended instead: {proc.p.stderr.read()}"
+            assert paused[1] == hold.split(":")[1]
+            held.append(paused[1])
         else:                     # at any moment after start-up, within ~2 epochs (so
             time.sleep(rng.uniform(0.0, 2.5 * epoch_time))   # 60 epochs outlast 22 kills)
         if proc.p.poll() is not None:               # finished before the kill: rare
             break
         proc.kill()
         stats["kills"] += 1
-        markers = [s[0] for s in proc.drain() if s[0] in ("saving", "saved")]
-        if in_save and markers and markers[-1] == "saving":
+        markers = [s[0] for s in proc.drain() if s[0] in ("saving", "saved", "paused")]
+        if hold is not None:
+            assert markers[-2:] == ["saving", "paused"], markers
             stats["mid_save"] += 1
 
         new_tmp = _tmp_files(run_dir) - before
@@ -282,11 +352,15 @@ def test_sigkill_during_training_loses_nothing(tmp_path):
         np.testing.assert_array_equal(a, b)
     assert out[-1][1] == reference[EPOCHS] == _digest(final)
 
-    print(f"kills={stats['kills']} (after a 'saving' marker and before 'saved': "
-          f"{stats['mid_save']}; temporary files left: {stats['tmp_left']}, complete "
-          f"ones among them: {stats['tmp_loadable']}); checkpoint epoch after each kill: "
-          f"{epochs_seen}; an epoch takes ~{epoch_time * 1e3:.0f} ms, a save "
-          f"~{save_time * 1e3:.0f} ms")
-    assert stats["kills"] >= 20
-    assert stats["mid_save"] >= 3          # kills really landed inside saves
+    print(f"kills={stats['kills']} (inside a save: {stats['mid_save']}, at {held}; "
+          f"temporary files left: {stats['tmp_left']}, complete ones among them: "
+          f"{stats['tmp_loadable']}); checkpoint epoch after each kill: {epochs_seen}; "
+          f"an epoch takes ~{epoch_time * 1e3:.0f} ms")
+    assert stats["kills"] == KILLS
+    # every other kill landed inside a save, at each stage in turn: a half-written
+    # temporary file (rejected), a complete one not yet renamed (loadable)
+    assert stats["mid_save"] == len(held) == KILLS // 2
+    assert set(held) == set(STAGES)
+    assert stats["tmp_left"] >= stats["mid_save"]
+    assert stats["tmp_loadable"] >= sum(stage != "partial" for stage in held)
     assert 0 < last_epoch < EPOCHS         # the kills happened during training

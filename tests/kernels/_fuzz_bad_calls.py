@@ -5,9 +5,10 @@ down): ``python _fuzz_bad_calls.py SEED N_CALLS [THREADS]`` (THREADS defaults to
 parallel threshold is set to 1 element so that small arrays take the threaded paths).
 Each call starts from a valid argument set and replaces or adds one or two arguments
 with bad values (wrong types, dtypes, ranks, shapes, empty, non-finite or out-of-range
-hyper-parameters, read-only or aliased arrays, misaligned and strided buffers).  A call may succeed or raise
-TypeError/ValueError; any other exception is printed as ``UNEXPECTED ...`` and makes
-the exit status 3.  A crash of the interpreter gives a negative status.
+hyper-parameters, read-only or aliased arrays, misaligned and strided buffers).  A call
+may succeed or raise TypeError/ValueError; any other exception is printed as
+``UNEXPECTED ...`` and makes the exit status 3.  A crash of the interpreter gives a
+negative status.
 """
 import inspect
 import sys
@@ -95,7 +96,7 @@ def main(seed, n_calls, threads=2):
     names = list(ref.__all__)
     unexpected = 0
     outcomes = {"ok": 0, "TypeError": 0, "ValueError": 0}
-    for i in range(n_calls):
+    for _ in range(n_calls):
         name = names[rng.integers(len(names))]
         dt = (np.float32, np.float64)[rng.integers(2)]
         backend = backends[rng.integers(len(backends))]

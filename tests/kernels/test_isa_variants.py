@@ -13,7 +13,8 @@ import kernels
 from kernels.cpu import elementwise as _elementwise, losses as _losses
 from kernels import reference as ref
 
-from kernel_cases import ACT_CASES, ACT_IDS, act_kind, LOSS_CASES, LOSS_IDS, loss_inputs, run_threads, det_cases, flatten
+from kernel_cases import (ACT_CASES, ACT_IDS, LOSS_CASES, LOSS_IDS, act_kind, det_cases,
+                          flatten, loss_inputs, run_threads)
 from kernel_helpers import (assert_close, no_fp_warnings, normal, uniform, using_impl)
 
 # ======================================================= elementwise ISA variants

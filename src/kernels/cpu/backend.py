@@ -332,7 +332,8 @@ def _labels64(labels):
 def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=False):
     from_logits = check.flag("from_logits", from_logits)
     labels, _ = check.sparse_args(y_true, y_pred)
-    return y_pred.dtype.type(_losses.sparse_crossentropy(from_logits, _labels64(labels), _c(y_pred)))
+    return y_pred.dtype.type(_losses.sparse_crossentropy(from_logits, _labels64(labels),
+                                                         _c(y_pred)))
 
 
 def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):

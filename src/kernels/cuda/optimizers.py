@@ -14,7 +14,6 @@ as in the reference; Adam's bias-corrected step size ``alpha`` comes from
 """
 import math
 
-import numpy as np
 
 from . import _nb  # noqa: F401 -- kernels reach Numba through _nb only
 from ._nb import cuda
