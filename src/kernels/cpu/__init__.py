@@ -1,0 +1,34 @@
+"""The cython backend: the reference's kernels compiled with Cython (nogil, OpenMP,
+float32 and float64 from one source, SIMD variants chosen at run time).
+
+Importing this package imports nothing compiled; ``kernels.get_backend("cython")``
+loads ``kernels.cpu.backend``, which imports the extension modules.
+
+Layout (each family has the name of its twin in ``kernels/cuda/``):
+    backend.py        the public kernels, with the reference's signatures: argument
+                      checks (kernels.checks), layout fixes, then the compiled code;
+                      ``unchecked(dtype)``, dl's validated-once entry points
+    gemm.pyx/.pxd     the GEMM dispatcher (sgemm/dgemm, the fused sgemm_ep/dgemm_ep)
+                      and the gemm kernel's entry point
+    gemm_impl.pxi     the blocked GEMM, compiled per instruction set into
+                      gemm_base/_avx2/_avx512.pyx; its parts: gemm_pack, gemm_epilogue,
+                      gemm_loops, gemm_narrow, gemm_driver (.pxi)
+    dense.pyx         the dense layer's forward and backward passes
+    elementwise.pyx/.pxd   the activations' dispatcher, their ids (ACT_*) and entry
+                      points; elementwise_impl.pxi compiled into elementwise_base/
+                      _avx2/_avx512.pyx
+    losses.pyx/.pxd   the losses' dispatcher, ids and entry points; losses_impl.pxi
+                      compiled into losses_base/_avx2/_avx512.pyx
+    optimizers.pyx    SGD, Adam(W), RMSprop, Adagrad, one pass over memory each
+    _threads.pyx/.pxd the thread count, its parallel threshold and adaptive cap
+    _isa.pyx          the CPU's features; loading the per-ISA variants it can run
+    _fmath.pxd        exp, log, tanh... for both widths (float32: our polynomials)
+    _fastargs.pyx     the common case of gemm/dense arguments, accepted in C
+    dlk_*.h           the C: GEMM vector kernels (dlk_gemm_vector.h,
+                      dlk_gemm_kernels.h), its OpenMP team (dlk_gemm_team.h), the
+                      float math (dlk_fmath.h), the thread policy (dlk_threads.h), the
+                      CPU feature probe (dlk_cpu_features.h)
+
+setup.py builds every module for the baseline ISA and the ``*_avx2`` / ``*_avx512``
+variants with their flags; docs/architecture.md tells how the pieces fit.
+"""
