@@ -664,6 +664,8 @@ def _valid_dense_backward(draw, name, dt, regime, hyper):
     return vals, {"k": n, "k_dx": units}
 
 
+# an activation's real parameter -> its HYPER strategy (the parameters themselves are
+# the reference's table: ACTIVATION_SPECS)
 _ACT_HYPER = {"leaky_relu": ("negative_slope", "negative_slope"), "elu": ("alpha", "elu_alpha")}
 
 
@@ -672,8 +674,9 @@ def _act_params(draw, name, hyper, vals):
     if base in _ACT_HYPER and draw(st.booleans()):
         param, key = _ACT_HYPER[base]
         vals[param] = draw(_hyper(key, hyper))
-    if base == "gelu" and draw(st.booleans()):
-        vals["approximate"] = draw(flags())
+    for param, default in ref.ACTIVATION_SPECS[base].params.items():
+        if isinstance(default, bool) and draw(st.booleans()):    # gelu's approximate
+            vals[param] = draw(flags())
 
 
 def _valid_act_forward(draw, name, dt, regime, hyper):
@@ -693,7 +696,7 @@ def _valid_act_forward(draw, name, dt, regime, hyper):
 
 def _valid_act_backward(draw, name, dt, regime, hyper):
     shp = draw(shape(1, 4))
-    saved = "x" if name == "backprop_gelu" else "y"
+    saved = "x" if name[9:] in ref.ACTIVATIONS_NEEDING_INPUT else "y"
     dy = _v(draw, shp, dt, regime)
     y = _v(draw, shp, dt, regime)
     vals = {"dy": dy, saved: y}
