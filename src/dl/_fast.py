@@ -4,7 +4,7 @@ Every public kernel validates its arguments (``kernels.checks``), a few microsec
 call: for a small model that is most of a training step.  A backend whose ``unchecked``
 is not None (the cython backend) also offers private entry points that skip the
 checks.  ``fit`` runs the first step of each batch shape through the public kernels,
-as every other step runs on other backends (:meth:`Sequential._train_step`); once that
+as every other step runs on other backends (:meth:`Trainer._train_step`); once that
 step has succeeded, :meth:`FastStep.build` records the arrays it validated and the
 remaining steps of that shape run through the unchecked entry points with exactly
 those arrays, giving bit-identical results.
@@ -266,7 +266,7 @@ class FastStep:
     @staticmethod
     def _loss_step(uk, key, fused):
         """``f(y_true, y_pred or logits, grad) -> loss``: the loss and its gradient, by
-        the compiled kernels Sequential._forward_backward's public ones run."""
+        the compiled kernels Trainer._forward_backward's public ones run."""
         name, param = key
         if fused and name == "sparse":
             return lambda t, z, out: uk.sparse_crossentropy(True, t, z, out)
@@ -296,7 +296,7 @@ class FastStep:
 
     def run(self, xb, yb):
         """One training step on a batch of ``self.rows`` rows of fit's x and y: the same
-        operations, in the same order, as :meth:`Sequential._train_step`."""
+        operations, in the same order, as :meth:`Trainer._train_step`."""
         uk = self.uk
         model = self.model
         self.used = True

@@ -16,6 +16,7 @@ Shapes: ``x`` of shape ``(n, n_in)`` (a batch of rows), a Dense kernel ``w`` of 
 ``(n_in, units)`` as in Keras, a bias ``b`` of shape ``(units,)``.
 """
 import math
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -31,21 +32,25 @@ EPSILON = 1e-7  # Keras's backend.epsilon(): probability clipping and optimizer 
 
 class ActivationSpec(NamedTuple):
     """One activation kernel pair ``name`` / ``backprop_name``."""
-    params: dict        # its keyword parameters and their Keras 3 defaults
-    needs_input: bool   # its backprop takes the input x: f' cannot be had from y = f(x)
+    params: MappingProxyType   # its keyword parameters and their Keras 3 defaults
+    needs_input: bool          # its backprop takes the input x: f' not had from y = f(x)
 
 
-ACTIVATION_SPECS = {
-    "linear": ActivationSpec({}, False),
-    "relu": ActivationSpec({}, False),
-    "leaky_relu": ActivationSpec({"negative_slope": 0.2}, False),
-    "elu": ActivationSpec({"alpha": 1.0}, False),
-    "sigmoid": ActivationSpec({}, False),
-    "tanh": ActivationSpec({}, False),
-    "softmax": ActivationSpec({}, False),
-    "softplus": ActivationSpec({}, False),
-    "gelu": ActivationSpec({"approximate": False}, True),
-}
+def _spec(params, needs_input=False):
+    return ActivationSpec(MappingProxyType(params), needs_input)   # read-only
+
+
+ACTIVATION_SPECS = MappingProxyType({
+    "linear": _spec({}),
+    "relu": _spec({}),
+    "leaky_relu": _spec({"negative_slope": 0.2}),
+    "elu": _spec({"alpha": 1.0}),
+    "sigmoid": _spec({}),
+    "tanh": _spec({}),
+    "softmax": _spec({}),
+    "softplus": _spec({}),
+    "gelu": _spec({"approximate": False}, needs_input=True),
+})
 ACTIVATIONS = tuple(ACTIVATION_SPECS)
 ACTIVATIONS_NEEDING_INPUT = tuple(n for n, s in ACTIVATION_SPECS.items() if s.needs_input)
 # The compiled twins select an activation by id: its position here (the ACT_* enum of
