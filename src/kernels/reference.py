@@ -313,14 +313,9 @@ def backprop_gelu(dy, x, out=None, *, approximate=False):
     return _store(out, dy * d)
 
 
-_FORWARD = {"linear": linear, "relu": relu, "leaky_relu": leaky_relu, "elu": elu,
-            "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax, "softplus": softplus,
-            "gelu": gelu}
-_BACKWARD = {"linear": backprop_linear, "relu": backprop_relu,
-             "leaky_relu": backprop_leaky_relu, "elu": backprop_elu,
-             "sigmoid": backprop_sigmoid, "tanh": backprop_tanh,
-             "softmax": backprop_softmax, "softplus": backprop_softplus,
-             "gelu": backprop_gelu}
+# the pairs of the table, by name (a name without its functions fails at import)
+_FORWARD = {name: globals()[name] for name in ACTIVATIONS}
+_BACKWARD = {name: globals()["backprop_" + name] for name in ACTIVATIONS}
 
 
 # ------------------------------------------------------------------ dense layer

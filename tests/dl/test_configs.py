@@ -128,8 +128,7 @@ def test_regularizer_config_round_trip(reg):
     assert again(w) == reg(w)
 
 
-@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid", "softmax", "linear", "softplus",
-                                 "gelu", "elu", "leaky_relu"])
+@pytest.mark.parametrize("act", activations.ACTIVATIONS)
 def test_activation_config_round_trip(act):
     a = activations.get(act)
     assert activations.serialize(a) == act

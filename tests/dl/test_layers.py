@@ -121,8 +121,7 @@ def test_flatten_on_images():
 
 
 @pytest.mark.parametrize("backend", both_backends())
-@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid", "softmax", "elu", "softplus",
-                                 "leaky_relu", "gelu", "linear"])
+@pytest.mark.parametrize("act", activations.ACTIVATIONS)
 def test_activation_layer_matches_dense_activation(act, backend):
     """Dense(activation=act) (the fused dense kernel) == Dense + Activation(act) (the
     elementwise kernel) == the formula, in inference and in the training gradients."""

@@ -94,9 +94,10 @@ def test_dense_strided_inputs(cy, dtype, threads, rng, x_layout, w_layout, activ
     z = ref.gemm(x, w) + b
     y = getattr(ref, activation)(z)
     dy = uniform(rng, (n, units), dtype)
-    saved_kw = {"pre_activation": with_layout(z, x_layout)} if activation == "gelu" else {}
+    needs_input = activation in ref.ACTIVATIONS_NEEDING_INPUT
+    saved_kw = {"pre_activation": with_layout(z, x_layout)} if needs_input else {}
     e_dx, e_dw, e_db = ref.dense_backward(dy, x, w, y, activation=activation,
-                                          pre_activation=z if activation == "gelu" else None)
+                                          pre_activation=z if needs_input else None)
     dx, dw, db = cy.dense_backward(with_layout(dy, x_layout), xs, ws, with_layout(y, x_layout),
                                    activation=activation, **saved_kw)
     assert_close(dx, e_dx, dtype, "gemm", k=units, scale=2.0)
@@ -105,11 +106,13 @@ def test_dense_strided_inputs(cy, dtype, threads, rng, x_layout, w_layout, activ
 
 
 # every activation with dx and bias, plus one of the other (need_dx, use_bias) combos
-# in turn (all four appear for several activations)
+# in turn (all four appear for several activations); those whose backprop takes the
+# input get a second one
 _OTHER_FLAGS = [(True, False), (False, True), (False, False)]
 DENSE_BACKWARD_CASES = [(act, True, True) for act in ACTIVATIONS] + [
     (act, *_OTHER_FLAGS[i % 3]) for i, act in enumerate(ACTIVATIONS)] + [
-    ("gelu", *_OTHER_FLAGS[(len(ACTIVATIONS) + 1) % 3]), ("relu", False, False)]
+    (act, *_OTHER_FLAGS[(i + 2) % 3]) for i, act in enumerate(ACTIVATIONS)
+    if act in ref.ACTIVATIONS_NEEDING_INPUT] + [("relu", False, False)]
 
 
 @pytest.mark.parametrize("activation, need_dx, use_bias", DENSE_BACKWARD_CASES,
@@ -128,8 +131,8 @@ def test_dense_backward(cy, dtype, threads, rng, activation, need_dx, use_bias):
                                               pre_activation=pre, need_dx=need_dx,
                                               use_bias=use_bias)
         # the reference is the chain rule over its own kernels
-        dz = (ref.backprop_gelu(dy, z) if activation == "gelu"
-              else getattr(ref, "backprop_" + activation)(dy, y))
+        dz = getattr(ref, "backprop_" + activation)(
+            dy, z if activation in ref.ACTIVATIONS_NEEDING_INPUT else y)
         assert_close(e_dw, ref.gemm(x, dz, trans_a=True), dtype, "gemm", k=n, scale=2.0)
         assert (e_dx is None) == (not need_dx) and (e_db is None) == (not use_bias)
 

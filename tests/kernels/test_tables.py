@@ -43,15 +43,31 @@ def test_reference_signatures_follow_the_activation_table(name):
     assert saved == ("x" if spec.needs_input else "y")
 
 
-def test_activation_needing_input_is_the_one_whose_backprop_takes_x():
-    assert ref.ACTIVATIONS_NEEDING_INPUT == ("gelu",)
+def test_derived_names_follow_the_table():
+    assert ref.ACTIVATIONS_NEEDING_INPUT == tuple(
+        n for n in ref.ACTIVATIONS
+        if list(inspect.signature(getattr(ref, f"backprop_{n}")).parameters)[1] == "x")
+    assert "gelu" in ref.ACTIVATIONS_NEEDING_INPUT and "relu" not in ref.ACTIVATIONS_NEEDING_INPUT
     assert checks.ACTIVATIONS is ref.ACTIVATIONS
+    assert ref.ACTIVATION_KERNELS[:len(ref.ACTIVATIONS)] == ref.ACTIVATIONS
 
 
-def test_default_param_is_each_activations_real_default():
-    assert ref.ACTIVATION_DEFAULT_PARAM == {
-        "linear": 0.0, "relu": 0.0, "leaky_relu": 0.2, "elu": 1.0, "sigmoid": 0.0,
-        "tanh": 0.0, "softmax": 0.0, "softplus": 0.0, "gelu": 0.0}
+@pytest.mark.parametrize("name", ref.ACTIVATIONS)
+def test_default_param_is_each_activations_real_default(name):
+    """The one real parameter a compiled activation takes, at its default (0.0 when it
+    has none): what the fused dense passes apply."""
+    real = [v for v in ref.ACTIVATION_SPECS[name].params.values() if not isinstance(v, bool)]
+    assert len(real) <= 1
+    assert ref.ACTIVATION_DEFAULT_PARAM[name] == (real[0] if real else 0.0)
+    assert ref.ACTIVATION_DEFAULT_PARAM["leaky_relu"] == 0.2     # Keras's defaults
+    assert ref.ACTIVATION_DEFAULT_PARAM["elu"] == 1.0
+
+
+def test_the_tables_are_read_only():
+    with pytest.raises(TypeError):
+        ref.ACTIVATION_SPECS["relu"] = ref.ACTIVATION_SPECS["tanh"]
+    with pytest.raises(TypeError):
+        ref.ACTIVATION_SPECS["elu"].params["alpha"] = 2.0
 
 
 def test_cython_activation_enum_numbers_the_reference_table():
