@@ -50,10 +50,15 @@ class EpochIterator:
         rows = min(batch_size, self.n)
         self._xbuf = ops.empty((rows,) + tuple(x.shape[1:]), x.dtype)
         self._ybuf = ops.empty((rows,) + tuple(y.shape[1:]), y.dtype)
-        self.streamed = ops.on_device and isinstance(x, np.ndarray)
+        self.streamed = self.streams(x, ops)
         if self.streamed:
             self._xpin = ops.pinned_empty(self._xbuf.shape, x.dtype)
             self._ypin = ops.pinned_empty(self._ybuf.shape, y.dtype)
+
+    @staticmethod
+    def streams(x, ops):
+        """Whether placed data ``x`` is streamed: left on the host for a device."""
+        return ops.on_device and isinstance(x, np.ndarray)
 
     def batches(self, epoch):
         """``(step, x_batch, y_batch)`` for every batch of ``epoch``, in its order.  A

@@ -309,8 +309,7 @@ class Trainer:
         x, y = self._place(x, y)
         if val is not None:
             val = self._place(*val)
-        streamed = ops.on_device and isinstance(x, np.ndarray)
-        train = _fast.TrainSteps(self, be, x, y, streamed)
+        train = _fast.TrainSteps(self, be, x, y, EpochIterator.streams(x, ops))
         batches = EpochIterator(train.x, train.y, batch_size, ops, shuffle, self.seed)
         batch_logs = cb.wants("on_train_batch_end")
         cb.on_train_begin({})
