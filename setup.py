@@ -30,6 +30,11 @@ SANITIZE = os.environ.get("DLKERNELS_SANITIZE", "")
 
 IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 CPU_DIR = "src/kernels/cpu"
+# A debug build keeps every file it makes (generated C, objects, modules) under its own
+# build folder: build_ext reuses outputs that look up to date by their timestamps, and
+# `build_ext --inplace` copies modules from build/lib, so a debug module left there
+# would otherwise end up in a later release build.
+BUILD_BASE = "build/debug" if DEBUG else "build"
 
 # Modules of kernels.cpu built once, for the baseline instruction set.
 BASE_MODULES = [
@@ -168,7 +173,7 @@ def _extensions():
         include_path=["src"],
         # the debug build's C (bounds checks on) apart from the release build's: cythonize
         # regenerates a .c only when its sources are newer, not when directives change
-        build_dir="build/cython-debug" if DEBUG else None,
+        build_dir=f"{BUILD_BASE}/cython" if DEBUG else None,
         quiet=True,
     )
     # cythonize returns new Extension objects: attach the SIMD flags afterwards.
@@ -180,4 +185,5 @@ def _extensions():
     return exts
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})
+setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt},
+      options={"build": {"build_base": BUILD_BASE}})
