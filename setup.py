@@ -63,6 +63,13 @@ SIMD_MODULES = [
     ("losses_avx2", AVX2_FLAGS),
     ("losses_avx512", AVX512_FLAGS),
 ]
+# The GEMM variants' hot loops start on a 64-byte line (-falign-loops=64): with gcc's
+# default 16, where the same instructions landed within the lines depended on the
+# code around them, and moving code elsewhere in the module (the split of
+# gemm_impl.pxi) made the AVX-512 float32 dot-product path of a 32x128 @ 128x10
+# product 13% slower with identical machine code, the AVX2 one 5% faster.  Aligned,
+# both are at least as fast as either placement.
+ALIGNED_LOOP_MODULES = {"gemm_base", "gemm_avx2", "gemm_avx512"}
 # Modules compiled with -ffp-contract=off: gcc may not fuse a * b + c into an fma on
 # its own (it could do so in a loop's vector body and not in its scalar tail, giving
 # an element different bits depending on where a chunk starts); their code asks for
@@ -132,6 +139,8 @@ class BuildExt(build_ext):
                 # single result bit (unlike -ffast-math, which is not used).
                 ext.extra_compile_args += ["-fno-math-errno", "-fno-trapping-math",
                                            "-Wno-unused-function", "-Wno-maybe-uninitialized"]
+                if ext.name.rsplit(".", 1)[-1] in ALIGNED_LOOP_MODULES:
+                    ext.extra_compile_args += ["-falign-loops=64"]
                 if ext.name.rsplit(".", 1)[-1] in NO_CONTRACT_MODULES:
                     ext.extra_compile_args += ["-ffp-contract=off"]
                 if NATIVE:

@@ -168,17 +168,18 @@ class TrainSteps:
 
     def run(self, xb, yb):
         """One training step on a batch (of rows of :attr:`x`, :attr:`y`)."""
-        rows = xb.shape[0]
-        plan = self._plans.get(rows) if self._plans is not None else False
+        rows = len(xb)
+        plans = self._plans
+        plan = plans.get(rows) if plans is not None else False
         if plan and plan.current():
             plan.run(xb, yb)
             return
         self._model._train_step(xb, yb)
         if plan is None or (plan and plan.used):
-            self._plans[rows] = FastStep.build(self._model, self._backend, self.x, self.y,
-                                               rows) or False
+            plans[rows] = FastStep.build(self._model, self._backend, self.x, self.y,
+                                         rows) or False
         elif plan:
-            self._plans[rows] = False
+            plans[rows] = False
 
 
 class FastStep:

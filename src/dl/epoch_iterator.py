@@ -54,6 +54,12 @@ class EpochIterator:
         if self.streamed:
             self._xpin = ops.pinned_empty(self._xbuf.shape, x.dtype)
             self._ypin = ops.pinned_empty(self._ybuf.shape, y.dtype)
+        # sliced: the same row slices every epoch, made once (views, no copy; a small
+        # model's epoch is a few microseconds, of which a generator would be a tenth)
+        self._slices = None
+        if self._shuffler is None and not self.streamed:
+            self._slices = tuple((step, x[lo:lo + batch_size], y[lo:lo + batch_size])
+                                 for step, lo in enumerate(range(0, self.n, batch_size)))
 
     @staticmethod
     def streams(x, ops):
@@ -63,20 +69,24 @@ class EpochIterator:
     def batches(self, epoch):
         """``(step, x_batch, y_batch)`` for every batch of ``epoch``, in its order.  A
         batch is valid until the next one is drawn (it may live in a reused buffer)."""
-        order = self._shuffler.permutation(epoch, self.n) if self._shuffler else None
-        if order is not None and not self.streamed:
-            order = self._ops.to_device(order.astype(np.int64, copy=False))
+        return self._slices if self._slices is not None else self._drawn(epoch)
+
+    def _drawn(self, epoch):
+        """The batches of a shuffled or streamed epoch, each drawn when it is needed."""
+        x, y, n, size, ops, streamed = (self.x, self.y, self.n, self.batch_size, self._ops,
+                                        self.streamed)
+        order = self._shuffler.permutation(epoch, n) if self._shuffler else None
+        if order is not None and not streamed:
+            order = ops.to_device(order.astype(np.int64, copy=False))
         for step in range(self.steps):
-            lo = step * self.batch_size
-            hi = min(self.n, lo + self.batch_size)
-            if self.streamed:
+            lo = step * size
+            hi = min(n, lo + size)
+            if streamed:
                 xb, yb = self._streamed(order, lo, hi)
-            elif order is None:
-                xb, yb = self.x[lo:hi], self.y[lo:hi]
             else:
                 idx = order[lo:hi]
-                xb = self._ops.take_rows(self.x, idx, self._xbuf[:hi - lo])
-                yb = self._ops.take_rows(self.y, idx, self._ybuf[:hi - lo])
+                xb = ops.take_rows(x, idx, self._xbuf[:hi - lo])
+                yb = ops.take_rows(y, idx, self._ybuf[:hi - lo])
             yield step, xb, yb
 
     def _streamed(self, order, lo, hi):

@@ -312,6 +312,7 @@ class Trainer:
         train = _fast.TrainSteps(self, be, x, y, EpochIterator.streams(x, ops))
         batches = EpochIterator(train.x, train.y, batch_size, ops, shuffle, self.seed)
         batch_logs = cb.wants("on_train_batch_end")
+        run = train.run
         cb.on_train_begin({})
         logs = {}
         for epoch in range(initial_epoch, epochs):
@@ -319,7 +320,7 @@ class Trainer:
             cb.on_epoch_begin(epoch, {})
             for step, xb, yb in batches.batches(epoch):
                 cb.on_train_batch_begin(step, {})
-                train.run(xb, yb)
+                run(xb, yb)
                 cb.on_train_batch_end(step, self._logs(self._loss_acc, ops) if batch_logs
                                       else {})
                 if self.stop_training:
