@@ -73,7 +73,7 @@ ALIGNED_LOOP_MODULES = {"gemm_base", "gemm_avx2", "gemm_avx512"}
 # Modules compiled with -ffp-contract=off: gcc may not fuse a * b + c into an fma on
 # its own (it could do so in a loop's vector body and not in its scalar tail, giving
 # an element different bits depending on where a chunk starts); their code asks for
-# fma explicitly where it wants one (fmath.h's DLK_FMAF).
+# fma explicitly where it wants one (dlk_fmath.h's DLK_FMAF).
 NO_CONTRACT_MODULES = {"elementwise_base", "elementwise_avx2", "elementwise_avx512",
                        "losses_base", "losses_avx2", "losses_avx512"}
 
@@ -123,6 +123,7 @@ class BuildExt(build_ext):
         openmp = (unix_like and not NO_OPENMP
                   and _compiler_accepts(cc, ["-fopenmp"], OPENMP_PROBE))
         print(f"dlkernels: OpenMP {'on' if openmp else 'off'}")
+        align_loops = unix_like and _compiler_accepts(cc, ["-falign-loops=64"])
         keep = []
         for ext in self.extensions:
             simd = getattr(ext, "simd_flags", None)
@@ -139,7 +140,7 @@ class BuildExt(build_ext):
                 # single result bit (unlike -ffast-math, which is not used).
                 ext.extra_compile_args += ["-fno-math-errno", "-fno-trapping-math",
                                            "-Wno-unused-function", "-Wno-maybe-uninitialized"]
-                if ext.name.rsplit(".", 1)[-1] in ALIGNED_LOOP_MODULES:
+                if align_loops and ext.name.rsplit(".", 1)[-1] in ALIGNED_LOOP_MODULES:
                     ext.extra_compile_args += ["-falign-loops=64"]
                 if ext.name.rsplit(".", 1)[-1] in NO_CONTRACT_MODULES:
                     ext.extra_compile_args += ["-ffp-contract=off"]
