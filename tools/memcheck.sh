@@ -117,7 +117,7 @@ if want asan; then
     log "asan: copying the tree to $WORK/asan and building with DLKERNELS_SANITIZE=address"
     copy_tree "$WORK/asan"
     (export DLKERNELS_SANITIZE=address; build_copy "$WORK/asan")
-    for so in "$WORK"/asan/src/kernels/*.so; do
+    for so in "$WORK"/asan/src/kernels/cpu/*.so; do
         case "$(ldd "$so")" in   # (not `ldd | grep -q`: SIGPIPE + pipefail)
             *libasan*) ;;
             *) die "asan: $so is not linked against libasan";;
