@@ -16,114 +16,65 @@
 
 #include "dlk_gemm_vector.h"
 
-/* The dot-product tile: out[r * RJ + q] = sum_p a[r * rsa + p] * bt[q * ldbt + p]
+/* The dot-product tile, written once for both widths (T: float or double; VT, LANES:
+   its vector type and lanes; REDUCE: its lane-sum tree):
+       out[r * RJ + q] = sum_p a[r * rsa + p] * bt[q * ldbt + p]
    for r < DLK_DOT_RI (rows from nrows on repeat the last valid one), q < DLK_DOT_RJ,
-   p < k.  The vector axis is k: each accumulator holds DLK_VF partial sums (lane l:
-   the p = l mod DLK_VF, in order), reduced at the end by a fixed shuffle tree.  bt must
-   hold zeros from k up to k rounded up to DLK_VF; k >= DLK_VF. */
-static void dlk_dot_tile_f(ptrdiff_t k, const float* a, ptrdiff_t rsa, ptrdiff_t nrows,
-                             const float* bt, ptrdiff_t ldbt, float* out) {
-    const float* ar[DLK_DOT_RI];
-    dlk_vf acc[DLK_DOT_NACC];
-    dlk_vf av[DLK_DOT_RI];
-    dlk_vf grp[DLK_VF];
-    dlk_vf bv, s;
-    ptrdiff_t p, kfull = k - k % DLK_VF;
-    int r, q, q0;
-    for (r = 0; r < DLK_DOT_RI; r++)
-        ar[r] = a + (r < nrows ? r : nrows - 1) * rsa;
-    /* the first chunk initialises the accumulators (k >= DLK_VF: no zero fill) */
-    for (r = 0; r < DLK_DOT_RI; r++)
-        memcpy(&av[r], ar[r], sizeof(dlk_vf));
-    for (q = 0; q < DLK_DOT_RJ; q++) {
-        memcpy(&bv, bt + q * ldbt, sizeof(dlk_vf));
-        DLK_IN_REGISTER(bv);
-        for (r = 0; r < DLK_DOT_RI; r++)
-            acc[r * DLK_DOT_RJ + q] = av[r] * bv;
-    }
-    for (p = DLK_VF; p < kfull; p += DLK_VF) {
-        for (r = 0; r < DLK_DOT_RI; r++)
-            memcpy(&av[r], ar[r] + p, sizeof(dlk_vf));
-        for (q = 0; q < DLK_DOT_RJ; q++) {
-            memcpy(&bv, bt + q * ldbt + p, sizeof(dlk_vf));
-            DLK_IN_REGISTER(bv);
-            for (r = 0; r < DLK_DOT_RI; r++)
-                acc[r * DLK_DOT_RJ + q] += av[r] * bv;
-        }
-    }
-    if (p < k) {
-        for (r = 0; r < DLK_DOT_RI; r++) {
-            av[r] = (dlk_vf){0};
-            memcpy(&av[r], ar[r] + p, (size_t)(k - p) * sizeof(float));
-        }
-        for (q = 0; q < DLK_DOT_RJ; q++) {
-            memcpy(&bv, bt + q * ldbt + p, sizeof(dlk_vf));
-            for (r = 0; r < DLK_DOT_RI; r++)
-                acc[r * DLK_DOT_RJ + q] += av[r] * bv;
-        }
-    }
-    for (q0 = 0; q0 < DLK_DOT_NACC; q0 += DLK_VF) {
-        for (q = 0; q < DLK_VF; q++)
-            grp[q] = q0 + q < DLK_DOT_NACC ? acc[q0 + q] : (dlk_vf){0};
-        s = dlk_reducef(grp);
-        for (q = 0; q < DLK_VF && q0 + q < DLK_DOT_NACC; q++)
-            out[q0 + q] = s[q];
-    }
+   p < k.  The vector axis is k: each accumulator holds LANES partial sums (lane l: the
+   p = l mod LANES, in order), reduced at the end by a fixed shuffle tree.  bt must hold
+   zeros from k up to k rounded up to LANES; k >= LANES. */
+#define DLK_DOT_TILE(SFX, T, VT, LANES, REDUCE)                                           \
+static void dlk_dot_tile_##SFX(ptrdiff_t k, const T* a, ptrdiff_t rsa, ptrdiff_t nrows,   \
+                               const T* bt, ptrdiff_t ldbt, T* out) {                     \
+    const T* ar[DLK_DOT_RI];                                                              \
+    VT acc[DLK_DOT_NACC];                                                                 \
+    VT av[DLK_DOT_RI];                                                                    \
+    VT grp[LANES];                                                                        \
+    VT bv, s;                                                                             \
+    ptrdiff_t p, kfull = k - k % LANES;                                                   \
+    int r, q, q0;                                                                         \
+    for (r = 0; r < DLK_DOT_RI; r++)                                                      \
+        ar[r] = a + (r < nrows ? r : nrows - 1) * rsa;                                    \
+    /* the first chunk initialises the accumulators (k >= LANES: no zero fill) */         \
+    for (r = 0; r < DLK_DOT_RI; r++)                                                      \
+        memcpy(&av[r], ar[r], sizeof(VT));                                                \
+    for (q = 0; q < DLK_DOT_RJ; q++) {                                                    \
+        memcpy(&bv, bt + q * ldbt, sizeof(VT));                                           \
+        DLK_IN_REGISTER(bv);                                                              \
+        for (r = 0; r < DLK_DOT_RI; r++)                                                  \
+            acc[r * DLK_DOT_RJ + q] = av[r] * bv;                                         \
+    }                                                                                     \
+    for (p = LANES; p < kfull; p += LANES) {                                              \
+        for (r = 0; r < DLK_DOT_RI; r++)                                                  \
+            memcpy(&av[r], ar[r] + p, sizeof(VT));                                        \
+        for (q = 0; q < DLK_DOT_RJ; q++) {                                                \
+            memcpy(&bv, bt + q * ldbt + p, sizeof(VT));                                   \
+            DLK_IN_REGISTER(bv);                                                          \
+            for (r = 0; r < DLK_DOT_RI; r++)                                              \
+                acc[r * DLK_DOT_RJ + q] += av[r] * bv;                                    \
+        }                                                                                 \
+    }                                                                                     \
+    if (p < k) {                                                                          \
+        for (r = 0; r < DLK_DOT_RI; r++) {                                                \
+            av[r] = (VT){0};                                                              \
+            memcpy(&av[r], ar[r] + p, (size_t)(k - p) * sizeof(T));                       \
+        }                                                                                 \
+        for (q = 0; q < DLK_DOT_RJ; q++) {                                                \
+            memcpy(&bv, bt + q * ldbt + p, sizeof(VT));                                   \
+            for (r = 0; r < DLK_DOT_RI; r++)                                              \
+                acc[r * DLK_DOT_RJ + q] += av[r] * bv;                                    \
+        }                                                                                 \
+    }                                                                                     \
+    for (q0 = 0; q0 < DLK_DOT_NACC; q0 += LANES) {                                        \
+        for (q = 0; q < LANES; q++)                                                       \
+            grp[q] = q0 + q < DLK_DOT_NACC ? acc[q0 + q] : (VT){0};                       \
+        s = REDUCE(grp);                                                                  \
+        for (q = 0; q < LANES && q0 + q < DLK_DOT_NACC; q++)                              \
+            out[q0 + q] = s[q];                                                           \
+    }                                                                                     \
 }
-/* The dot-product tile: out[r * RJ + q] = sum_p a[r * rsa + p] * bt[q * ldbt + p]
-   for r < DLK_DOT_RI (rows from nrows on repeat the last valid one), q < DLK_DOT_RJ,
-   p < k.  The vector axis is k: each accumulator holds DLK_VD partial sums (lane l:
-   the p = l mod DLK_VD, in order), reduced at the end by a fixed shuffle tree.  bt must
-   hold zeros from k up to k rounded up to DLK_VD; k >= DLK_VD. */
-static void dlk_dot_tile_d(ptrdiff_t k, const double* a, ptrdiff_t rsa, ptrdiff_t nrows,
-                             const double* bt, ptrdiff_t ldbt, double* out) {
-    const double* ar[DLK_DOT_RI];
-    dlk_vd acc[DLK_DOT_NACC];
-    dlk_vd av[DLK_DOT_RI];
-    dlk_vd grp[DLK_VD];
-    dlk_vd bv, s;
-    ptrdiff_t p, kfull = k - k % DLK_VD;
-    int r, q, q0;
-    for (r = 0; r < DLK_DOT_RI; r++)
-        ar[r] = a + (r < nrows ? r : nrows - 1) * rsa;
-    /* the first chunk initialises the accumulators (k >= DLK_VD: no zero fill) */
-    for (r = 0; r < DLK_DOT_RI; r++)
-        memcpy(&av[r], ar[r], sizeof(dlk_vd));
-    for (q = 0; q < DLK_DOT_RJ; q++) {
-        memcpy(&bv, bt + q * ldbt, sizeof(dlk_vd));
-        DLK_IN_REGISTER(bv);
-        for (r = 0; r < DLK_DOT_RI; r++)
-            acc[r * DLK_DOT_RJ + q] = av[r] * bv;
-    }
-    for (p = DLK_VD; p < kfull; p += DLK_VD) {
-        for (r = 0; r < DLK_DOT_RI; r++)
-            memcpy(&av[r], ar[r] + p, sizeof(dlk_vd));
-        for (q = 0; q < DLK_DOT_RJ; q++) {
-            memcpy(&bv, bt + q * ldbt + p, sizeof(dlk_vd));
-            DLK_IN_REGISTER(bv);
-            for (r = 0; r < DLK_DOT_RI; r++)
-                acc[r * DLK_DOT_RJ + q] += av[r] * bv;
-        }
-    }
-    if (p < k) {
-        for (r = 0; r < DLK_DOT_RI; r++) {
-            av[r] = (dlk_vd){0};
-            memcpy(&av[r], ar[r] + p, (size_t)(k - p) * sizeof(double));
-        }
-        for (q = 0; q < DLK_DOT_RJ; q++) {
-            memcpy(&bv, bt + q * ldbt + p, sizeof(dlk_vd));
-            for (r = 0; r < DLK_DOT_RI; r++)
-                acc[r * DLK_DOT_RJ + q] += av[r] * bv;
-        }
-    }
-    for (q0 = 0; q0 < DLK_DOT_NACC; q0 += DLK_VD) {
-        for (q = 0; q < DLK_VD; q++)
-            grp[q] = q0 + q < DLK_DOT_NACC ? acc[q0 + q] : (dlk_vd){0};
-        s = dlk_reduced(grp);
-        for (q = 0; q < DLK_VD && q0 + q < DLK_DOT_NACC; q++)
-            out[q0 + q] = s[q];
-    }
-}
+DLK_DOT_TILE(f, float, dlk_vf, DLK_VF, dlk_reducef)
+DLK_DOT_TILE(d, double, dlk_vd, DLK_VD, dlk_reduced)
 
 /* Rank-1 updates of an R x (NRV * LANES) register tile, the body of the blocked GEMM's
    micro-kernel and of the rows kernels:
