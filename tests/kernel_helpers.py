@@ -139,3 +139,16 @@ def check_out(result, out):
     """A kernel returned the ``out`` it was given, written in place."""
     assert result is out
     assert np.shares_memory(result, out)
+
+
+def optimizer_state_names(name, kw):
+    """The state arrays an optimizer update of kernel ``<name>_update`` takes with the
+    hyper-parameters ``kw`` (the keyword names of the kernels' signatures)."""
+    if name == "sgd":
+        return ["m"] if kw.get("momentum", 0.0) else []
+    if name in ("adam", "adamw"):
+        return ["m", "v"] + (["v_hat"] if kw.get("amsgrad") else [])
+    if name == "rmsprop":
+        return (["v"] + (["mom"] if kw.get("momentum", 0.0) else [])
+                + (["mg"] if kw.get("centered") else []))
+    return ["acc"]

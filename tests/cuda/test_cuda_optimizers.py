@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cuda_helpers import SIMULATOR, SIZES_1D, to_device, to_host
-from kernel_helpers import assert_close
+from kernel_helpers import assert_close, optimizer_state_names
 from kernels import reference as ref
 
 CASES = [
@@ -28,17 +28,6 @@ IDS = [name + "".join(f"-{k}={v}" for k, v in kw.items()) for name, kw in CASES]
 # the shape of each case's host run (its device run uses the next one): 1-D, 2-D, 3-D
 SHAPES = [(7, 13), (31,), (2, 3, 5), (1,)] + ([] if SIMULATOR else [(SIZES_1D[-1],)])
 STEPS = 3
-
-
-def _state_names(name, kw):
-    if name == "sgd":
-        return ["m"] if kw.get("momentum", 0.0) else []
-    if name in ("adam", "adamw"):
-        return ["m", "v"] + (["v_hat"] if kw.get("amsgrad") else [])
-    if name == "rmsprop":
-        return (["v"] + (["mom"] if kw.get("momentum", 0.0) else [])
-                + (["mg"] if kw.get("centered") else []))
-    return ["acc"]
 
 
 def _init_state(name, shape, dtype):
@@ -60,7 +49,8 @@ def _call(backend, name, w, g, states, kw, step):
 
 def _run(backend, name, kw, w0, grads, convert=np.copy):
     w = convert(w0)
-    states = {s: convert(_init_state(name, w0.shape, w0.dtype)) for s in _state_names(name, kw)}
+    states = {s: convert(_init_state(name, w0.shape, w0.dtype))
+              for s in optimizer_state_names(name, kw)}
     for step, g in enumerate(grads, start=1):
         assert _call(backend, name, w, convert(g), states, kw, step) is w
     return w, states

@@ -12,7 +12,7 @@ import pytest
 
 from kernels import reference as ref
 
-from kernel_helpers import (Guarded, assert_close, normal)
+from kernel_helpers import Guarded, assert_close, normal, optimizer_state_names
 
 # ======================================================================== optimizers
 OPT_CASES = [
@@ -31,17 +31,6 @@ OPT_CASES = [
 ]
 OPT_IDS = [name + "".join(f"-{k}={v}" for k, v in kw.items()) for name, kw in OPT_CASES]
 OPT_SHAPES = [(1,), (3, 4, 5), (130, 150)]
-
-
-def _state_names(name, kw):
-    if name == "sgd":
-        return ["m"] if kw.get("momentum", 0.0) else []
-    if name in ("adam", "adamw"):
-        return ["m", "v"] + (["v_hat"] if kw.get("amsgrad") else [])
-    if name == "rmsprop":
-        return (["v"] + (["mom"] if kw.get("momentum", 0.0) else [])
-                + (["mg"] if kw.get("centered") else []))
-    return ["acc"]
 
 
 def _init_state(name, state, shape, dtype):
@@ -67,7 +56,7 @@ def _call_update(backend, name, w, g, states, kw, step):
 def _run_optimizer(backend, name, kw, w0, grads, make_layout=lambda a: a.copy()):
     w = make_layout(w0)
     states = {s: make_layout(_init_state(name, s, w0.shape, w0.dtype))
-              for s in _state_names(name, kw)}
+              for s in optimizer_state_names(name, kw)}
     for step, g in enumerate(grads, start=1):
         res = _call_update(backend, name, w, make_layout(g), states, kw, step)
         assert res is w
