@@ -47,19 +47,21 @@ class EpochIterator:
         self._ops = ops
         # one batch holds every sample whatever the order: nothing to shuffle
         self._shuffler = utils.EpochShuffler(seed) if shuffle and self.steps > 1 else None
-        rows = min(batch_size, self.n)
-        self._xbuf = ops.empty((rows,) + tuple(x.shape[1:]), x.dtype)
-        self._ybuf = ops.empty((rows,) + tuple(y.shape[1:]), y.dtype)
         self.streamed = self.streams(x, ops)
-        if self.streamed:
-            self._xpin = ops.pinned_empty(self._xbuf.shape, x.dtype)
-            self._ypin = ops.pinned_empty(self._ybuf.shape, y.dtype)
         # sliced: the same row slices every epoch, made once (views, no copy; a small
         # model's epoch is a few microseconds, of which a generator would be a tenth)
         self._slices = None
         if self._shuffler is None and not self.streamed:
             self._slices = tuple((step, x[lo:lo + batch_size], y[lo:lo + batch_size])
                                  for step, lo in enumerate(range(0, self.n, batch_size)))
+            return
+        # gathered or streamed: batch buffers where the backend computes, allocated once
+        rows = min(batch_size, self.n)
+        self._xbuf = ops.empty((rows,) + tuple(x.shape[1:]), x.dtype)
+        self._ybuf = ops.empty((rows,) + tuple(y.shape[1:]), y.dtype)
+        if self.streamed:
+            self._xpin = ops.pinned_empty(self._xbuf.shape, x.dtype)
+            self._ypin = ops.pinned_empty(self._ybuf.shape, y.dtype)
 
     @staticmethod
     def streams(x, ops):
