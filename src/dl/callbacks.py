@@ -1,5 +1,6 @@
-"""Callbacks (Keras 3 semantics): History, EarlyStopping, ModelCheckpoint,
-TerminateOnNaN, CSVLogger, LambdaCallback, and the progress bar (ProgbarLogger)."""
+"""Callbacks (Keras 3 semantics): History, EarlyStopping, ReduceLROnPlateau,
+LearningRateScheduler, ModelCheckpoint, BackupAndRestore, TerminateOnNaN, CSVLogger,
+LambdaCallback, and the progress bar (ProgbarLogger)."""
 import csv
 import inspect
 import io
@@ -14,6 +15,7 @@ import warnings
 import numpy as np
 
 from kernels.checks import describe, flag, integer, real, short_repr
+from . import saving
 from ._args import path as _path
 
 
@@ -247,37 +249,23 @@ def _verbosity(verbose):
     return integer("verbose", verbose, low=0)
 
 
-class EarlyStopping(Callback):
-    """Stop training when a monitored quantity stops improving (Keras 3 semantics).
+class MonitorCallback(Callback):
+    """Base of the callbacks that watch a log entry (EarlyStopping,
+    ReduceLROnPlateau): the comparison and the improvement test, as Keras's
+    ``MonitorCallback``.
 
-    Args:
-        monitor: the log key to watch ("val_loss").
-        min_delta: smallest change that counts as an improvement.
-        patience: epochs without improvement before stopping.
-        verbose: 1 prints when it stops or restores.
-        mode: "auto" (from the name: losses down, accuracies up), "min" or "max".
-        baseline: a value the monitored quantity must beat for the waiting to reset.
-        restore_best_weights: put back the weights of the best epoch at the end.
-        start_from_epoch: epochs to wait before watching.
+    ``mode="auto"`` takes the direction from the name: ``loss`` (and ``val_loss``) go
+    down, a compiled metric goes its own way (accuracies up, errors down); anything
+    else needs ``mode="min"`` or ``"max"``.
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
-                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+    def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
         super().__init__()
         self.monitor = _monitor(monitor)
+        self.mode = _mode(type(self).__name__, mode)
+        self.best = None if baseline is None else real("baseline", baseline)
         self.min_delta = abs(real("min_delta", min_delta))
-        self.patience = integer("patience", patience, low=0)
-        self.verbose = _verbosity(verbose)
-        self.mode = _mode("EarlyStopping", mode)
-        self.baseline = None if baseline is None else real("baseline", baseline)
-        self.restore_best_weights = flag("restore_best_weights", restore_best_weights)
-        self.start_from_epoch = integer("start_from_epoch", start_from_epoch, low=0)
         self.monitor_op = None
-        self.wait = 0
-        self.stopped_epoch = 0
-        self.best_weights = None
-        self.best_epoch = 0
-        self.best = None
 
     def _set_monitor_op(self):
         if self.mode == "min":
@@ -292,32 +280,68 @@ class EarlyStopping(Callback):
                 if m.name == name:
                     self.monitor_op = np.greater if m.direction == "up" else np.less
         if self.monitor_op is None:
-            raise ValueError(f"monitor: cannot tell whether {self.monitor!r} should be "
-                             f"minimised or maximised; pass EarlyStopping(mode='min' or "
-                             f"'max')")
+            raise ValueError(f"monitor: {type(self).__name__} cannot tell whether "
+                             f"{self.monitor!r} should be minimised or maximised; pass "
+                             f"mode='min' or mode='max'")
         if self.monitor_op is np.less:
             self.min_delta *= -1
-        self.best = math.inf if self.monitor_op is np.less else -math.inf
 
-    def on_train_begin(self, logs=None):
+    def _is_improvement(self, value, reference):
+        if reference is None:
+            return True
+        return bool(self.monitor_op(value - self.min_delta, reference))
+
+    def _current(self, logs, what):
+        """The monitored value in ``logs``, or None after Keras's warning."""
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            warnings.warn(f"{what} conditioned on metric `{self.monitor}` which is not "
+                          f"available. Available metrics are: {','.join(logs or {})}",
+                          stacklevel=3)
+        return current
+
+
+class EarlyStopping(MonitorCallback):
+    """Stop training when a monitored quantity stops improving (Keras 3 semantics).
+
+    Args:
+        monitor: the log key to watch ("val_loss").
+        min_delta: smallest change that counts as an improvement.
+        patience: epochs without improvement before stopping.
+        verbose: 1 prints when it stops or restores.
+        mode: "auto" (from the name: losses down, accuracies up), "min" or "max".
+        baseline: a value the monitored quantity must beat for the waiting to reset.
+        restore_best_weights: put back the weights of the best epoch at the end.
+        start_from_epoch: epochs to wait before watching.
+
+    Reusable: every ``fit`` starts afresh (best, wait and best weights reset).
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        super().__init__(monitor, mode, min_delta=min_delta)
+        self.patience = integer("patience", patience, low=0)
+        self.verbose = _verbosity(verbose)
+        self.baseline = None if baseline is None else real("baseline", baseline)
+        self.restore_best_weights = flag("restore_best_weights", restore_best_weights)
+        self.start_from_epoch = integer("start_from_epoch", start_from_epoch, low=0)
         self.wait = 0
         self.stopped_epoch = 0
         self.best_weights = None
         self.best_epoch = 0
 
-    def _is_improvement(self, value, reference):
-        return bool(self.monitor_op(value - self.min_delta, reference))
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = None
+        self.best_weights = None
+        self.best_epoch = 0
 
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor_op is None:
             self._set_monitor_op()
-        current = (logs or {}).get(self.monitor)
-        if current is None:
-            warnings.warn(f"Early stopping conditioned on metric `{self.monitor}` which is "
-                          f"not available. Available metrics are: "
-                          f"{','.join(logs or {})}", stacklevel=2)
-            return
-        if epoch < self.start_from_epoch:
+        current = self._current(logs, "Early stopping")
+        if current is None or epoch < self.start_from_epoch:
             return
         if self.restore_best_weights and self.best_weights is None:
             self.best_weights = self.model.get_weights()
@@ -343,6 +367,144 @@ class EarlyStopping(Callback):
                 print(f"Restoring model weights from the end of the best epoch: "
                       f"{self.best_epoch + 1}.")
             self.model.set_weights(self.best_weights)
+
+
+def _log_learning_rate(model, logs):
+    """Put the optimizer's learning rate in an epoch's logs (as the learning-rate
+    callbacks do in Keras)."""
+    if logs is not None:
+        logs["learning_rate"] = float(model.optimizer.learning_rate)
+
+
+class ReduceLROnPlateau(MonitorCallback):
+    """Multiply the learning rate by ``factor`` when the monitored quantity has not
+    improved for ``patience`` epochs (Keras 3 semantics).
+
+    Args:
+        monitor: the log key to watch ("val_loss").
+        factor: ``new_lr = lr * factor``, < 1.
+        patience: epochs without improvement before reducing.
+        verbose: 1 prints each reduction.
+        mode: "auto", "min" or "max" (as EarlyStopping).
+        min_delta: smallest change that counts as an improvement (1e-4).
+        cooldown: epochs to wait after a reduction before counting again.
+        min_lr: the learning rate is never reduced below this.
+
+    Adds ``learning_rate`` to every epoch's logs.  The optimizer needs a float
+    learning rate (a schedule cannot be set: TypeError, as in Keras).
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0, **kwargs):
+        super().__init__(monitor, mode, min_delta=min_delta)
+        if "epsilon" in kwargs:     # Keras 2's name, accepted with Keras's warning
+            self.min_delta = abs(real("epsilon", kwargs.pop("epsilon")))
+            warnings.warn("`epsilon` argument is deprecated and will be removed, use "
+                          "`min_delta` instead.", stacklevel=2)
+        if kwargs:
+            raise TypeError(f"ReduceLROnPlateau: unexpected argument "
+                            f"{sorted(kwargs)[0]!r}")
+        self.factor = real("factor", factor)
+        if self.factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0. "
+                             f"Received factor={factor}")
+        if self.factor < 0:
+            raise ValueError(f"factor: expected a number in [0, 1), got {factor}")
+        self.patience = integer("patience", patience, low=0)
+        self.verbose = _verbosity(verbose)
+        self.cooldown = integer("cooldown", cooldown, low=0)
+        self.min_lr = real("min_lr", min_lr)
+        if self.min_lr < 0:
+            raise ValueError(f"min_lr: expected a learning rate >= 0, got {min_lr}")
+        self.cooldown_counter = 0
+        self.wait = 0
+
+    def _reset(self):
+        self.best = None
+        self.cooldown_counter = 0
+        self.wait = 0
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def _reduce_lr(self, epoch):
+        optimizer = self.model.optimizer
+        old_lr = float(optimizer.learning_rate)
+        if old_lr > np.float32(self.min_lr):
+            new_lr = max(old_lr * self.factor, self.min_lr)
+            optimizer.learning_rate = new_lr
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                      f"{new_lr}.")
+            return True
+        return False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        _log_learning_rate(self.model, logs)
+        current = self._current(logs, "Learning rate reduction")
+        if current is None:
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self.wait = 0
+        elif not self.in_cooldown():
+            self.wait += 1
+            if self.wait >= self.patience and self._reduce_lr(epoch):
+                self.cooldown_counter = self.cooldown
+                self.wait = 0
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of every epoch to ``schedule(epoch, lr)``
+    (or ``schedule(epoch)``), epochs counted from 0 (Keras 3 semantics).
+
+    The schedule must return a float.  Adds ``learning_rate`` to every epoch's logs.
+    """
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError(f"schedule: expected a function of (epoch, lr) or (epoch), got "
+                            f"{describe(schedule)}")
+        self.schedule = schedule
+        self.verbose = _verbosity(verbose)
+
+    def _call_schedule(self, epoch, lr):
+        try:
+            signature = inspect.signature(self.schedule)
+            signature.bind(epoch, lr)
+        except TypeError:
+            return self.schedule(epoch)     # the old, one-argument form
+        except ValueError:      # no signature to inspect: try as Keras does
+            try:
+                return self.schedule(epoch, lr)
+            except TypeError:
+                return self.schedule(epoch)
+        return self.schedule(epoch, lr)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        lr = self._call_schedule(epoch, float(optimizer.learning_rate))
+        if isinstance(lr, np.ndarray) and lr.ndim == 0 and lr.dtype.kind == "f":
+            lr = lr[()]
+        if not isinstance(lr, (float, np.float32, np.float64)):
+            raise ValueError(f"The output of the `schedule` function should be a float. "
+                             f"Got: {short_repr(lr)}")
+        optimizer.learning_rate = float(lr)
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to "
+                  f"{float(lr)}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        _log_learning_rate(self.model, logs)
 
 
 class TerminateOnNaN(Callback):
@@ -448,6 +610,103 @@ class ModelCheckpoint(Callback):
             self.model.save_weights(path)
         else:
             self.model.save(path)
+
+
+class BackupAndRestore(Callback):
+    """Back the training state up while ``fit`` runs, and resume from it when ``fit``
+    is run again after an interruption (Keras 3's callback, resuming exactly).
+
+    Every backup is one file, ``<backup_dir>/latest.dlk``, written atomically: the
+    model, its optimizer state and learning rate, its seed, and where ``fit`` is (the
+    epoch, the batches done, the running loss and metric sums of the epoch in
+    progress).  The next ``fit`` with this callback restores all of it in
+    ``on_train_begin`` and continues from the next batch, so an interrupted and
+    resumed run computes the same numbers, bit for bit, as one that ran through: the
+    epoch's shuffling and the dropout masks derive from the seed and the step.
+    Give the resumed ``fit`` the same data and arguments.
+
+    Args:
+        backup_dir: the folder for the backup (created when missing); use it for
+            this run only.
+        save_freq: ``"epoch"`` (a backup at the end of every epoch) or an int ``n``
+            (a backup every ``n`` batches, resumed mid-epoch).
+        double_checkpoint: keep the previous backup too (``latest.dlk.bkp``), and
+            fall back to it when the latest cannot be read.
+        delete_checkpoint: delete the backup files when ``fit`` completes (the folder
+            too when that leaves it empty).
+
+    The state of other callbacks (EarlyStopping's patience, say) is not backed up,
+    as in Keras.
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False,
+                 delete_checkpoint=True):
+        super().__init__()
+        if isinstance(backup_dir, (str, bytes)) and not backup_dir:
+            raise ValueError("Empty `backup_dir` argument passed")
+        self.backup_dir = _path("backup_dir", backup_dir)
+        if isinstance(save_freq, str):
+            if save_freq != "epoch":
+                raise ValueError(f"Invalid value for argument `save_freq`. Received: "
+                                 f"save_freq={save_freq}. Expected either 'epoch' or an "
+                                 f"integer value.")
+        else:
+            save_freq = integer("save_freq", save_freq, low=1)
+        self.save_freq = save_freq
+        self.double_checkpoint = flag("double_checkpoint", double_checkpoint)
+        self.delete_checkpoint = flag("delete_checkpoint", delete_checkpoint)
+        self._path = os.path.join(self.backup_dir, "latest.dlk")
+        self._prev_path = self._path + ".bkp"
+        self._epoch = 0
+        self._batches_since_save = 0
+
+    def on_train_begin(self, logs=None):
+        path = self._path
+        if not os.path.exists(path):
+            return
+        try:
+            self.model._restore_backup(path)
+        except (OSError, ValueError):
+            if not (self.double_checkpoint and os.path.exists(self._prev_path)):
+                raise
+            warnings.warn(f"BackupAndRestore: {path!r} cannot be read; restoring the "
+                          f"previous backup {self._prev_path!r}", stacklevel=2)
+            self.model._restore_backup(self._prev_path)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        self._batches_since_save += 1
+        if self._batches_since_save >= self.save_freq:
+            self._save(self._epoch, batch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._save(epoch + 1, 0)
+
+    def _save(self, epoch, batches_done):
+        self._batches_since_save = 0
+        os.makedirs(self.backup_dir, exist_ok=True)
+        if self.double_checkpoint and os.path.exists(self._path):
+            with open(self._path, "rb") as f:
+                saving.atomic_write(self._prev_path, f.read())
+        self.model._save_backup(self._path, epoch, batches_done)
+
+    def on_train_end(self, logs=None):
+        if not self.delete_checkpoint:
+            return
+        for path in (self._path, self._prev_path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(self.backup_dir)
+        except OSError:
+            pass     # not empty: other files are the user's
 
 
 # The widest field a template may ask for: a path is at most a few thousand characters.

@@ -68,19 +68,22 @@ class EpochIterator:
         """Whether placed data ``x`` is streamed: left on the host for a device."""
         return ops.on_device and isinstance(x, np.ndarray)
 
-    def batches(self, epoch):
-        """``(step, x_batch, y_batch)`` for every batch of ``epoch``, in its order.  A
-        batch is valid until the next one is drawn (it may live in a reused buffer)."""
-        return self._slices if self._slices is not None else self._drawn(epoch)
+    def batches(self, epoch, start=0):
+        """``(step, x_batch, y_batch)`` for every batch of ``epoch`` from step ``start``
+        on (a resumed epoch), in its order.  A batch is valid until the next one is
+        drawn (it may live in a reused buffer)."""
+        if self._slices is not None:
+            return self._slices[start:] if start else self._slices
+        return self._drawn(epoch, start)
 
-    def _drawn(self, epoch):
+    def _drawn(self, epoch, start):
         """The batches of a shuffled or streamed epoch, each drawn when it is needed."""
         x, y, n, size, ops, streamed = (self.x, self.y, self.n, self.batch_size, self._ops,
                                         self.streamed)
         order = self._shuffler.permutation(epoch, n) if self._shuffler else None
         if order is not None and not streamed:
             order = ops.to_device(order.astype(np.int64, copy=False))
-        for step in range(self.steps):
+        for step in range(start, self.steps):
             lo = step * size
             hi = min(n, lo + size)
             if streamed:

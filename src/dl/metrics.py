@@ -58,12 +58,22 @@ class Metric:
         self.total += float(values.sum())
         self.count += values.shape[0]
 
-    def result(self):
+    def _sums(self):
+        """``(total, count)`` of the running mean (a device's part read back)."""
         total, count = self.total, self.count
         if self._device is not None:
             ops, acc = self._device
             s, c = ops.acc_read(acc)
             total, count = total + s, count + c
+        return total, count
+
+    def _set_sums(self, total, count):
+        """Restart the running mean from ``(total, count)`` (a resumed fit's epoch)."""
+        self.reset_state()
+        self.total, self.count = float(total), count
+
+    def result(self):
+        total, count = self._sums()
         return total / count if count else 0.0
 
     def __call__(self, y_true, y_pred):
@@ -179,6 +189,7 @@ class _ResolvedAccuracy(Metric):
         super().__init__(name, dtype)
 
     def reset_state(self):
+        self._pending = None     # sums restored before the shapes were known
         if getattr(self, "inner", None) is not None:
             self.inner.reset_state()
 
@@ -190,6 +201,21 @@ class _ResolvedAccuracy(Metric):
             self.inner = SparseCategoricalAccuracy()
         else:
             self.inner = CategoricalAccuracy()
+        if self._pending is not None:
+            self.inner._set_sums(*self._pending)
+            self._pending = None
+
+    def _sums(self):
+        if self.inner is None:
+            return self._pending or (0.0, 0)
+        return self.inner._sums()
+
+    def _set_sums(self, total, count):
+        self.reset_state()
+        if self.inner is None:
+            self._pending = (total, count)
+        else:
+            self.inner._set_sums(total, count)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -203,7 +229,8 @@ class _ResolvedAccuracy(Metric):
         self.inner.update_on(ops, y_true, y_pred)
 
     def result(self):
-        return self.inner.result() if self.inner is not None else 0.0
+        total, count = self._sums()
+        return total / count if count else 0.0
 
     def __call__(self, y_true, y_pred):
         m = _ResolvedAccuracy(self.name)

@@ -48,6 +48,7 @@ class Sequential(Trainer):
         # Set by TerminateOnNaN during fit: a step whose loss or gradients are not
         # finite then updates nothing, so the weights stay the last finite ones.
         self._keep_finite_weights = False
+        self._resume = None          # a BackupAndRestore backup fit resumes from
         self._nonfinite_step = False
         if layers is not None and not isinstance(layers, (list, tuple)):
             raise TypeError(f"layers: expected a list of layers, got {type(layers).__name__}")
@@ -304,8 +305,13 @@ class Sequential(Trainer):
         atomically (see ``dl.saving``).  Reload with ``dl.models.load_model``."""
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(f"filepath: {filepath!r} exists and overwrite=False")
+        self._save(filepath)
+
+    def _save(self, filepath, **extra):
+        """:meth:`save`, with ``extra`` entries added to the file's config (what
+        ``BackupAndRestore`` keeps of a fit in progress, in the same atomic write)."""
         opt = self.optimizer.get_state() if (self.compiled and self.optimizer.built) else []
-        saving.atomic_write(filepath, saving.pack(self._file_config(),
+        saving.atomic_write(filepath, saving.pack({**self._file_config(), **extra},
                                                   self.get_weights() if self.built else [],
                                                   opt))
 

@@ -15,7 +15,7 @@ import math
 import numpy as np
 from kernels.checks import MAX_BYTES, describe, fits_in_memory, short_repr
 
-from . import _fast, callbacks as callbacks_module
+from . import _fast, callbacks as callbacks_module, saving
 from .epoch_iterator import EpochIterator, steps_for
 
 
@@ -296,29 +296,38 @@ class Trainer:
             # (the validated-once steps index rows with them unchecked).
             y = y.copy()
         steps = steps_for(x.shape[0], batch_size)
-        cbs = [callbacks_module.History()]
+        # as Keras: the user's callbacks first, then History, then the progress bar
+        # (which so show what the others add to the logs, e.g. "learning_rate")
+        history = callbacks_module.History()
+        cbs = callbacks + [history]
         if verbose:
-            cbs.insert(0, callbacks_module.ProgbarLogger(verbose))
-        cbs += callbacks
+            cbs.append(callbacks_module.ProgbarLogger(verbose))
         cb = callbacks_module.CallbackList(
             cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose, "in_fit": True})
-        history = cbs[1] if verbose else cbs[0]
         self.stop_training = False
         be = self.backend
         ops = be.ops
         x, y = self._place(x, y)
         if val is not None:
             val = self._place(*val)
+        self._resume = None
+        cb.on_train_begin({})
+        resume, self._resume = self._resume, None     # set by BackupAndRestore
+        if resume is not None:
+            initial_epoch = resume["epoch"]
         train = _fast.TrainSteps(self, be, x, y, EpochIterator.streams(x, ops))
         batches = EpochIterator(train.x, train.y, batch_size, ops, shuffle, self.seed)
         batch_logs = cb.wants("on_train_batch_end")
         run = train.run
-        cb.on_train_begin({})
         logs = {}
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics(ops)
+            done = 0
+            if resume is not None and resume["batch"]:
+                done = self._resume_sums(resume)
+            resume = None
             cb.on_epoch_begin(epoch, {})
-            for step, xb, yb in batches.batches(epoch):
+            for step, xb, yb in batches.batches(epoch, start=done):
                 cb.on_train_batch_begin(step, {})
                 run(xb, yb)
                 cb.on_train_batch_end(step, self._logs(self._loss_acc, ops) if batch_logs
@@ -346,6 +355,57 @@ class Trainer:
         y = self._as_y(y, x.shape[0])
         self._train_step(*self._place(x, y))
         return self._result(self._logs(self._loss_acc), return_dict)
+
+    # ------------------------------------------------- BackupAndRestore's state
+    def _save_backup(self, path, epoch, batches_done):
+        """Save the model with where fit is: at ``batches_done`` batches into
+        ``epoch``, with the running loss and metric sums of those batches."""
+        total, count = self.backend.ops.acc_read(self._loss_acc)
+        state = {"epoch": int(epoch), "batch": int(batches_done),
+                 "loss_sums": [total, count],
+                 "metric_sums": [list(map(float, m._sums())) for m in self.metrics]}
+        self._save(path, fit_state=state)
+
+    def _restore_backup(self, path):
+        """Restore what :meth:`_save_backup` wrote: weights, optimizer state and
+        learning rate, seed; ``fit`` then resumes from the recorded batch."""
+        cfg, weights, opt_state, _ = saving.unpack(path)
+        try:
+            state = cfg["fit_state"]
+            epoch, batch = state["epoch"], state["batch"]
+            sums = [state["loss_sums"]] + list(state["metric_sums"])
+            seed = cfg["seed"]
+            lr = cfg["compile_config"]["optimizer"]["config"]["learning_rate"]
+            if not all(type(v) is int and v >= 0 for v in (epoch, batch, seed)) or \
+                    len(sums) != 1 + len(self.metrics) or not all(
+                        len(p) == 2 and all(isinstance(v, (int, float)) for v in p)
+                        for p in sums):
+                raise ValueError("malformed fit state")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"backup: {path!r} is not a backup of a fit in progress for "
+                             f"this model ({type(exc).__name__}: {exc})") from None
+        try:
+            self.set_weights(weights)
+            params = [w for i in self._trainable_layers() for w in self._layers[i].weights]
+            if opt_state:
+                self.optimizer.set_state(opt_state, params, self.backend.ops)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"backup: {path!r} does not fit this model: {exc}") from None
+        if isinstance(lr, (int, float)) and type(self.optimizer._learning_rate) is float:
+            self.optimizer.learning_rate = lr      # as a callback may have set it
+        self.seed = seed
+        for layer in self._layers:
+            if hasattr(layer, "model_seed"):
+                layer.model_seed = seed
+        self._resume = {"epoch": epoch, "batch": batch, "sums": sums}
+
+    def _resume_sums(self, resume):
+        """Restore the running sums of an epoch resumed mid-way; the batches done."""
+        (total, count), *metric_sums = resume["sums"]
+        self.backend.ops.acc_add(self._loss_acc, total, 1.0, count)
+        for m, (m_total, m_count) in zip(self.metrics, metric_sums):
+            m._set_sums(m_total, m_count)
+        return resume["batch"]
 
     def reset_metrics(self):
         """Reset the running loss and every metric (fit does this at each epoch)."""

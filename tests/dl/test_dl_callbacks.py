@@ -538,7 +538,7 @@ def test_early_stopping_keras_lenient_arguments_kept():
 def test_early_stopping_undecidable_monitor_names_monitor():
     model = _model()
     x, y = _xy()
-    with pytest.raises(ValueError, match=r"^monitor: cannot tell whether 'custom'"):
+    with pytest.raises(ValueError, match=r"^monitor: EarlyStopping cannot tell whether 'custom'"):
         model.fit(x, y, verbose=0, callbacks=[callbacks.EarlyStopping(monitor="custom")])
 
 

@@ -11,8 +11,9 @@ import numpy as np
 
 from kernels.checks import MAX_STEP, describe, flag, short_repr
 
-from . import _serial, config
-from ._args import optional_str
+from .. import _serial, config
+from .._args import optional_str
+from . import schedules
 
 
 def _host_ops():
@@ -35,11 +36,28 @@ def _positive(name, value, allow_zero=True):
     return value
 
 
+def _is_function(value):
+    """A zero-argument callable giving the learning rate (Keras accepts one), not a
+    class or a schedule."""
+    return callable(value) and not isinstance(value, (type, schedules.LearningRateSchedule))
+
+
+def _learning_rate_arg(value):
+    """The ``learning_rate`` argument: a float >= 0, a schedule (or its config), or a
+    function of no arguments."""
+    if isinstance(value, schedules.LearningRateSchedule) or _is_function(value):
+        return value
+    if isinstance(value, dict):
+        return schedules.deserialize(value)
+    return _positive("learning_rate", value)
+
+
 class Optimizer:
     """Base class: learning rate, decoupled weight decay and gradient clipping.
 
     Args:
-        learning_rate: a float.
+        learning_rate: a float, a :mod:`dl.optimizers.schedules` schedule (or its
+            config), or a function of no arguments returning the rate.
         weight_decay: None, or the decoupled decay: ``w -= w * weight_decay * lr``.
         clipnorm: clip each gradient to this L2 norm.
         clipvalue: clip each gradient element to [-clipvalue, clipvalue].
@@ -51,7 +69,8 @@ class Optimizer:
 
     def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, name=None):
-        self.learning_rate = _positive("learning_rate", learning_rate)
+        self._learning_rate = _learning_rate_arg(learning_rate)
+        self._lr = None          # the learning rate of the step being applied
         self.weight_decay = (None if weight_decay is None
                              else _positive("weight_decay", weight_decay))
         clips = [c for c in (clipnorm, clipvalue, global_clipnorm) if c is not None]
@@ -67,6 +86,43 @@ class Optimizer:
         self.iterations = 0
         self._slots = None
         self._ops = _host_ops()
+
+    # learning rate ------------------------------------------------------------------
+    @property
+    def learning_rate(self):
+        """The learning rate of the next step: the float given, or the schedule's value
+        at :attr:`iterations`.  Settable (to a float or a schedule) between steps, as
+        in Keras, unless the optimizer was created with a schedule."""
+        return self._lr_at(self.iterations)
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if isinstance(value, schedules.LearningRateSchedule) or _is_function(value):
+            self._learning_rate = value
+        elif isinstance(self._learning_rate, schedules.LearningRateSchedule):
+            raise TypeError("This optimizer was created with a `LearningRateSchedule` object "
+                            "as its `learning_rate` constructor argument, hence its learning "
+                            "rate is not settable. If you need the learning rate to be "
+                            "settable, you should instantiate the optimizer with a float "
+                            "`learning_rate` argument.")
+        else:
+            self._learning_rate = _positive("learning_rate", value)
+
+    def _lr_at(self, step):
+        """The learning rate for the step after ``step`` applied ones, checked."""
+        lr = self._learning_rate
+        if type(lr) is float:
+            return lr
+        value = lr(step) if isinstance(lr, schedules.LearningRateSchedule) else lr()
+        try:
+            checked = float(value)
+        except (TypeError, ValueError):
+            checked = math.nan
+        if not (0 <= checked < math.inf):
+            raise ValueError(f"learning_rate: expected the schedule {short_repr(lr)} to "
+                             f"return a finite number >= 0, got {short_repr(value)} at step "
+                             f"{step}")
+        return checked
 
     # state --------------------------------------------------------------------------
     @property
@@ -150,6 +206,7 @@ class Optimizer:
         if not self.built:
             self.build(params, backend.ops)
         self._clip(grads)
+        self._lr = self._lr_at(self.iterations)
         for p, g, slots in zip(params, grads, self._slots):
             self._update(backend, p, g, slots)
         self.iterations += 1
@@ -160,9 +217,9 @@ class Optimizer:
     # the validated-once training step (dl._fast) -------------------------------------
     def _unchecked_key(self):
         """The hyper-parameters an unchecked update bakes in: a plan compares them
-        before every step and goes back to the public kernels when they changed."""
-        return (self.learning_rate, self.weight_decay, self.clipnorm, self.clipvalue,
-                self.global_clipnorm)
+        before every step and goes back to the public kernels when they changed.  (The
+        learning rate is not one: updates read it every step, as :meth:`apply`.)"""
+        return (self.weight_decay, self.clipnorm, self.clipvalue, self.global_clipnorm)
 
     def _unchecked_update(self, backend, uk, params, grads):
         """A function updating ``params`` from ``grads`` (the arrays a checked step
@@ -179,6 +236,7 @@ class Optimizer:
                 for p, g, slots in zip(params, grads, self._slots)]
 
     def _checked_all(self, backend, params, grads):
+        self._lr = self._lr_at(self.iterations)
         for p, g, slots in zip(params, grads, self._slots):
             self._update(backend, p, g, slots)
 
@@ -188,7 +246,13 @@ class Optimizer:
 
     # config -------------------------------------------------------------------------
     def get_config(self):
-        return {"name": self.name, "learning_rate": self.learning_rate,
+        lr = self._learning_rate
+        if isinstance(lr, schedules.LearningRateSchedule):
+            lr = schedules.serialize(lr)
+        elif type(lr) is not float:
+            raise TypeError(f"learning_rate: a function {short_repr(lr)} cannot be saved; "
+                            f"use a float or a dl.optimizers.schedules.LearningRateSchedule")
+        return {"name": self.name, "learning_rate": lr,
                 "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
                 "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
 
@@ -197,7 +261,8 @@ class Optimizer:
         return cls(**cfg)
 
     def __repr__(self):
-        return f"{type(self).__name__}(learning_rate={self.learning_rate})"
+        lr = self._learning_rate
+        return f"{type(self).__name__}(learning_rate={lr if type(lr) is float else short_repr(lr)})"
 
 
 class SGD(Optimizer):
@@ -216,7 +281,7 @@ class SGD(Optimizer):
         return ("momentum",) if self.momentum else ()
 
     def _update(self, backend, p, g, slots):
-        backend.sgd_update(p, g, slots.get("momentum"), learning_rate=self.learning_rate,
+        backend.sgd_update(p, g, slots.get("momentum"), learning_rate=self._lr,
                            momentum=self.momentum, nesterov=self.nesterov,
                            weight_decay=self._decay)
 
@@ -226,11 +291,12 @@ class SGD(Optimizer):
     def _unchecked_update(self, backend, uk, params, grads):
         if type(self)._update is not SGD._update:
             return None
-        lr, mu, nesterov, decay = self.learning_rate, self.momentum, self.nesterov, self._decay
+        mu, nesterov, decay = self.momentum, self.nesterov, self._decay
         entries = self._flat_entries(params, grads, ("momentum",))
         sgd = uk.sgd_update
 
         def update():
+            lr = self._lr_at(self.iterations)
             for w, g, m in entries:
                 sgd(w, g, m, lr, mu, nesterov, decay)
         return update
@@ -259,7 +325,7 @@ class Adam(Optimizer):
     def _update(self, backend, p, g, slots):
         getattr(backend, self._kernel)(
             p, g, slots["m"], slots["v"], step=self.iterations + 1,
-            learning_rate=self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2,
+            learning_rate=self._lr, beta_1=self.beta_1, beta_2=self.beta_2,
             epsilon=self.epsilon, amsgrad=self.amsgrad, v_hat=slots.get("v_hat"),
             weight_decay=self._decay)
 
@@ -270,8 +336,8 @@ class Adam(Optimizer):
     def _unchecked_update(self, backend, uk, params, grads):
         if type(self)._update is not Adam._update:
             return None
-        lr, b1, b2, eps, ams, decay = (self.learning_rate, self.beta_1, self.beta_2,
-                                       self.epsilon, self.amsgrad, self._decay)
+        b1, b2, eps, ams, decay = (self.beta_1, self.beta_2, self.epsilon, self.amsgrad,
+                                   self._decay)
         entries = self._flat_entries(params, grads, ("m", "v", "v_hat"))
         adam = uk.adam_update
 
@@ -280,6 +346,7 @@ class Adam(Optimizer):
             if type(step) is not int or not 1 <= step <= MAX_STEP:
                 self._checked_all(backend, params, grads)    # which rejects the step
                 return
+            lr = self._lr_at(step - 1)
             for w, g, m, v, v_hat in entries:
                 adam(w, g, m, v, step, lr, b1, b2, eps, ams, v_hat, decay)
         return update
@@ -320,7 +387,7 @@ class RMSprop(Optimizer):
                 + (("average_gradient",) if self.centered else ()))
 
     def _update(self, backend, p, g, slots):
-        backend.rmsprop_update(p, g, slots["velocity"], learning_rate=self.learning_rate,
+        backend.rmsprop_update(p, g, slots["velocity"], learning_rate=self._lr,
                                rho=self.rho, momentum=self.momentum, epsilon=self.epsilon,
                                centered=self.centered, mom=slots.get("momentum"),
                                mg=slots.get("average_gradient"), weight_decay=self._decay)
@@ -332,13 +399,14 @@ class RMSprop(Optimizer):
     def _unchecked_update(self, backend, uk, params, grads):
         if type(self)._update is not RMSprop._update:
             return None
-        lr, rho, mu, eps, centered, decay = (self.learning_rate, self.rho, self.momentum,
-                                             self.epsilon, self.centered, self._decay)
+        rho, mu, eps, centered, decay = (self.rho, self.momentum, self.epsilon,
+                                         self.centered, self._decay)
         entries = self._flat_entries(params, grads,
                                      ("velocity", "momentum", "average_gradient"))
         rmsprop = uk.rmsprop_update
 
         def update():
+            lr = self._lr_at(self.iterations)
             for w, g, v, mom, mg in entries:
                 rmsprop(w, g, v, lr, rho, mu, eps, centered, mom, mg, decay)
         return update
@@ -365,7 +433,7 @@ class Adagrad(Optimizer):
         return self._ops.full(param.shape, self.initial_accumulator_value, param.dtype)
 
     def _update(self, backend, p, g, slots):
-        backend.adagrad_update(p, g, slots["accumulator"], learning_rate=self.learning_rate,
+        backend.adagrad_update(p, g, slots["accumulator"], learning_rate=self._lr,
                                epsilon=self.epsilon, weight_decay=self._decay)
 
     def _unchecked_key(self):
@@ -374,11 +442,12 @@ class Adagrad(Optimizer):
     def _unchecked_update(self, backend, uk, params, grads):
         if type(self)._update is not Adagrad._update:
             return None
-        lr, eps, decay = self.learning_rate, self.epsilon, self._decay
+        eps, decay = self.epsilon, self._decay
         entries = self._flat_entries(params, grads, ("accumulator",))
         adagrad = uk.adagrad_update
 
         def update():
+            lr = self._lr_at(self.iterations)
             for w, g, acc in entries:
                 adagrad(w, g, acc, lr, eps, decay)
         return update
