@@ -37,8 +37,14 @@ class Callback:
     def on_train_end(self, logs=None): pass
     def on_epoch_begin(self, epoch, logs=None): pass
     def on_epoch_end(self, epoch, logs=None): pass
-    def on_train_batch_begin(self, batch, logs=None): pass
-    def on_train_batch_end(self, batch, logs=None): pass
+    def on_train_batch_begin(self, batch, logs=None):
+        self.on_batch_begin(batch, logs)     # Keras 2's names, still called by Keras 3
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.on_batch_end(batch, logs)
+
+    def on_batch_begin(self, batch, logs=None): pass
+    def on_batch_end(self, batch, logs=None): pass
     def on_test_begin(self, logs=None): pass
     def on_test_end(self, logs=None): pass
     def on_test_batch_begin(self, batch, logs=None): pass
@@ -47,6 +53,11 @@ class Callback:
     def on_predict_end(self, logs=None): pass
     def on_predict_batch_begin(self, batch, logs=None): pass
     def on_predict_batch_end(self, batch, logs=None): pass
+
+
+# hooks whose default calls another (a callback overriding that one wants the hook)
+_ALIASES = {"on_train_batch_begin": ("on_batch_begin",),
+            "on_train_batch_end": ("on_batch_end",)}
 
 
 class CallbackList:
@@ -62,9 +73,10 @@ class CallbackList:
             cb.set_params(params)
 
     def _overriding(self, hook):
+        names = (hook,) + _ALIASES.get(hook, ())
         return [cb for cb in self.callbacks
-                if getattr(type(cb), hook, None) is not getattr(Callback, hook)
-                or hook in vars(cb)]
+                if any(getattr(type(cb), h, None) is not getattr(Callback, h)
+                       or h in vars(cb) for h in names)]
 
     def wants(self, hook):
         """Whether any callback implements ``hook``: fit computes per-batch logs (a read
@@ -642,15 +654,15 @@ class BackupAndRestore(Callback):
     def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False,
                  delete_checkpoint=True):
         super().__init__()
-        if isinstance(backup_dir, (str, bytes)) and not backup_dir:
+        if backup_dir is None or (isinstance(backup_dir, (str, bytes)) and not backup_dir):
             raise ValueError("Empty `backup_dir` argument passed")
         self.backup_dir = _path("backup_dir", backup_dir)
-        if isinstance(save_freq, str):
-            if save_freq != "epoch":
-                raise ValueError(f"Invalid value for argument `save_freq`. Received: "
-                                 f"save_freq={save_freq}. Expected either 'epoch' or an "
-                                 f"integer value.")
-        else:
+        if save_freq != "epoch" and (isinstance(save_freq, (bool, np.bool_)) or
+                                     not isinstance(save_freq, (int, np.integer))):
+            raise ValueError(f"Invalid value for argument `save_freq`. Received: "
+                             f"save_freq={short_repr(save_freq)}. Expected either 'epoch' "
+                             f"or an integer value.")
+        if save_freq != "epoch":
             save_freq = integer("save_freq", save_freq, low=1)
         self.save_freq = save_freq
         self.double_checkpoint = flag("double_checkpoint", double_checkpoint)

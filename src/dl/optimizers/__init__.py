@@ -114,10 +114,11 @@ class Optimizer:
         if type(lr) is float:
             return lr
         value = lr(step) if isinstance(lr, schedules.LearningRateSchedule) else lr()
-        try:
-            checked = float(value)
-        except (TypeError, ValueError):
-            checked = math.nan
+        number = value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
+        checked = math.nan
+        if isinstance(number, (int, float, np.integer, np.floating)) and \
+                not isinstance(number, (bool, np.bool_)):
+            checked = float(number)
         if not (0 <= checked < math.inf):
             raise ValueError(f"learning_rate: expected the schedule {short_repr(lr)} to "
                              f"return a finite number >= 0, got {short_repr(value)} at step "
