@@ -30,7 +30,7 @@ __all__ = [
     # the argument groups of the public kernels
     "adagrad_args", "adam_args", "backprop", "bias_args", "column_sums_args",
     "decay_factor", "dense_backward_args", "dense_forward_args", "gemm_args", "loss_args",
-    "rmsprop_args", "sgd_args", "sparse_args", "unary", "update_arrays",
+    "rmsprop_args", "sample_weights", "sgd_args", "sparse_args", "unary", "update_arrays",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -394,6 +394,21 @@ def sparse_args(y_true, y_pred, out=None, pred_name="y_pred", want_out=False):
     if want_out:
         out = output("out", out, y_pred.shape, y_pred.dtype, may_alias=((pred_name, y_pred),))
     return lab, out
+
+
+def sample_weights(sample_weight, y_pred, out=None, pred_name="y_pred"):
+    """A loss kernel's ``sample_weight``: None, or one weight per row of ``y_pred``, a
+    1-D array of its dtype sharing no memory with ``out`` (written while the weights
+    are read)."""
+    if sample_weight is None:
+        return None
+    array("sample_weight", sample_weight, ndim=1, dtype=y_pred.dtype)
+    if sample_weight.shape[0] != y_pred.shape[0]:
+        raise ValueError(f"sample_weight: expected {y_pred.shape[0]} weights (one per row "
+                         f"of {pred_name}), got shape {sample_weight.shape}")
+    if out is not None and np.may_share_memory(out, sample_weight):
+        raise ValueError("out: must not share memory with sample_weight")
+    return sample_weight
 
 
 def update_arrays(w, g, states):

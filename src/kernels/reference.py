@@ -366,6 +366,12 @@ def dense_backward(dy, x, w, y, *, activation="linear", pre_activation=None,
 # loss returns a NumPy scalar of the input dtype; its ``backprop_`` twin returns
 # ``dL/dy_pred`` with that same 1/n reduction folded in.
 # y_true and y_pred have shape (n,) or (n, d); a 1-D array is n samples of one value.
+#
+# ``sample_weight`` (every loss kernel): None, or one weight per sample, a 1-D array of
+# y_pred's dtype and length n.  The loss is then Keras's weighted
+# "sum_over_batch_size", ``sum_i w_i * loss_i / n`` (divided by the number of samples,
+# not by the weights' sum), and the gradient's row i is multiplied by ``w_i``.  (Keras's
+# other reductions are this with the weights rescaled: dl.losses does that.)
 
 def _pair(y_true, y_pred, ndim=None):
     check.loss_args(y_true, y_pred, ndim=ndim)
@@ -379,51 +385,74 @@ def _scalar(value, dtype):
     return dtype.type(value)
 
 
-def mean_squared_error(y_true, y_pred):
+def _reduce(terms, weights, dtype, per_row=False):
+    """The loss from its terms: elementwise terms of shape (n,) or (n, d) (each
+    sample's loss is the mean of its row), or per-sample losses (``per_row``)."""
+    if weights is None:
+        return _scalar(np.mean(terms), dtype)
+    per = terms if (per_row or terms.ndim == 1) else terms.mean(axis=-1)
+    return _scalar(np.sum(per * weights) / per.shape[0], dtype)
+
+
+def _weigh(grad, weights):
+    """The gradient with row i multiplied by weight i (unchanged without weights)."""
+    if weights is None:
+        return grad
+    return grad * (weights[:, None] if grad.ndim == 2 else weights)
+
+
+def mean_squared_error(y_true, y_pred, *, sample_weight=None):
     """``mean((y_true - y_pred)^2)`` over all elements (Keras's MSE).
 
     The seed tutorial's ``1/(2N)`` form is half of this; Keras (and we) use ``1/N``.
     """
     _pair(y_true, y_pred)
-    return _scalar(np.mean((y_pred - y_true) ** 2), y_pred.dtype)
+    w = check.sample_weights(sample_weight, y_pred)
+    return _reduce((y_pred - y_true) ** 2, w, y_pred.dtype)
 
 
-def backprop_mean_squared_error(y_true, y_pred, out=None):
+def backprop_mean_squared_error(y_true, y_pred, out=None, *, sample_weight=None):
     """``2 * (y_pred - y_true) / size``."""
     _pair(y_true, y_pred)
     out = _loss_out(out, y_true, y_pred)
-    return _store(out, (y_pred - y_true) * (2.0 / y_pred.size))
+    w = check.sample_weights(sample_weight, y_pred, out)
+    return _store(out, _weigh((y_pred - y_true) * (2.0 / y_pred.size), w))
 
 
-def mean_absolute_error(y_true, y_pred):
+def mean_absolute_error(y_true, y_pred, *, sample_weight=None):
     """``mean(|y_true - y_pred|)`` over all elements."""
     _pair(y_true, y_pred)
-    return _scalar(np.mean(np.abs(y_pred - y_true)), y_pred.dtype)
+    w = check.sample_weights(sample_weight, y_pred)
+    return _reduce(np.abs(y_pred - y_true), w, y_pred.dtype)
 
 
-def backprop_mean_absolute_error(y_true, y_pred, out=None):
+def backprop_mean_absolute_error(y_true, y_pred, out=None, *, sample_weight=None):
     """``sign(y_pred - y_true) / size`` (0 where they are equal)."""
     _pair(y_true, y_pred)
     out = _loss_out(out, y_true, y_pred)
-    return _store(out, np.sign(y_pred - y_true) * (1.0 / y_pred.size))
+    w = check.sample_weights(sample_weight, y_pred, out)
+    return _store(out, _weigh(np.sign(y_pred - y_true) * (1.0 / y_pred.size), w))
 
 
-def huber(y_true, y_pred, *, delta=1.0):
+def huber(y_true, y_pred, *, delta=1.0, sample_weight=None):
     """Huber loss, mean over all elements of ``e = y_pred - y_true``:
     ``0.5 e^2`` where ``|e| <= delta``, else ``delta * (|e| - 0.5 delta)``."""
     delta = check.real("delta", delta, low=0.0, low_open=True)
     _pair(y_true, y_pred)
+    w = check.sample_weights(sample_weight, y_pred)
     e = np.abs(y_pred - y_true)
-    return _scalar(np.mean(np.where(e <= delta, 0.5 * e * e, delta * (e - 0.5 * delta))),
+    return _reduce(np.where(e <= delta, 0.5 * e * e, delta * (e - 0.5 * delta)), w,
                    y_pred.dtype)
 
 
-def backprop_huber(y_true, y_pred, out=None, *, delta=1.0):
+def backprop_huber(y_true, y_pred, out=None, *, delta=1.0, sample_weight=None):
     """``clip(y_pred - y_true, -delta, delta) / size``."""
     delta = check.real("delta", delta, low=0.0, low_open=True)
     _pair(y_true, y_pred)
     out = _loss_out(out, y_true, y_pred)
-    return _store(out, np.clip(y_pred - y_true, -delta, delta) * (1.0 / y_pred.size))
+    w = check.sample_weights(sample_weight, y_pred, out)
+    return _store(out, _weigh(np.clip(y_pred - y_true, -delta, delta) * (1.0 / y_pred.size),
+                              w))
 
 
 def _sigmoid(z):
@@ -431,7 +460,7 @@ def _sigmoid(z):
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def binary_crossentropy(y_true, y_pred, *, from_logits=False):
+def binary_crossentropy(y_true, y_pred, *, from_logits=False, sample_weight=None):
     """Mean over all elements of ``-(y log p + (1 - y) log(1 - p))``.
 
     Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` as Keras does.  From logits ``z``
@@ -439,28 +468,32 @@ def binary_crossentropy(y_true, y_pred, *, from_logits=False):
     """
     from_logits = check.flag("from_logits", from_logits)
     _pair(y_true, y_pred)
+    w = check.sample_weights(sample_weight, y_pred)
     if from_logits:
         z = y_pred
         per = np.maximum(z, 0) - z * y_true + np.log1p(np.exp(-np.abs(z)))
     else:
         p = np.clip(y_pred, EPSILON, 1 - EPSILON)
         per = -(y_true * np.log(p) + (1 - y_true) * np.log(1 - p))
-    return _scalar(np.mean(per), y_pred.dtype)
+    return _reduce(per, w, y_pred.dtype)
 
 
-def backprop_binary_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+def backprop_binary_crossentropy(y_true, y_pred, out=None, *, from_logits=False,
+                                 sample_weight=None):
     """From logits: ``(sigmoid(z) - y) / size``.  From probabilities:
     ``((1 - y) / (1 - p) - y / p) / size`` where ``p`` lies inside the clip range, 0 where
     the clip is active (the clip's gradient)."""
     from_logits = check.flag("from_logits", from_logits)
     _pair(y_true, y_pred)
     out = _loss_out(out, y_true, y_pred)
+    w = check.sample_weights(sample_weight, y_pred, out)
     scale = 1.0 / y_pred.size
     if from_logits:
-        return _store(out, (_sigmoid(y_pred) - y_true) * scale)
+        return _store(out, _weigh((_sigmoid(y_pred) - y_true) * scale, w))
     inside = (y_pred >= EPSILON) & (y_pred <= 1 - EPSILON)
     p = np.clip(y_pred, EPSILON, 1 - EPSILON)
-    return _store(out, np.where(inside, ((1 - y_true) / (1 - p) - y_true / p) * scale, 0))
+    return _store(out, _weigh(np.where(inside, ((1 - y_true) / (1 - p) - y_true / p) * scale,
+                                       0), w))
 
 
 def _log_softmax(z):
@@ -468,7 +501,7 @@ def _log_softmax(z):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def categorical_crossentropy(y_true, y_pred, *, from_logits=False):
+def categorical_crossentropy(y_true, y_pred, *, from_logits=False, sample_weight=None):
     """Mean over rows of ``-sum_j y_j log p_j``; y_true and y_pred ``(n, classes)``.
 
     From probabilities (Keras): ``p = clip(y_pred / sum(y_pred), 1e-7, 1 - 1e-7)`` per
@@ -481,15 +514,17 @@ def categorical_crossentropy(y_true, y_pred, *, from_logits=False):
     """
     from_logits = check.flag("from_logits", from_logits)
     _pair(y_true, y_pred, ndim=2)
+    w = check.sample_weights(sample_weight, y_pred)
     if from_logits:
         per = -(y_true * _log_softmax(y_pred)).sum(axis=-1)
     else:
         q = y_pred / y_pred.sum(axis=-1, keepdims=True)
         per = -(y_true * np.log(np.clip(q, EPSILON, 1 - EPSILON))).sum(axis=-1)
-    return _scalar(np.mean(per), y_pred.dtype)
+    return _reduce(per, w, y_pred.dtype, per_row=True)
 
 
-def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False,
+                                      sample_weight=None):
     """Gradient with respect to ``y_pred`` of ``categorical_crossentropy``.
 
     From logits: ``(softmax(z) * sum_j y_j - y) / n`` (``(p - y) / n`` for one-hot y).
@@ -500,21 +535,24 @@ def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=F
     from_logits = check.flag("from_logits", from_logits)
     _pair(y_true, y_pred, ndim=2)
     out = check.loss_args(y_true, y_pred, out, ndim=2, want_out=True)
+    w = check.sample_weights(sample_weight, y_pred, out)
     n = y_pred.shape[0]
     if from_logits:
         p = np.exp(_log_softmax(y_pred))
-        return _store(out, (p * y_true.sum(axis=-1, keepdims=True) - y_true) * (1.0 / n))
+        return _store(out, _weigh((p * y_true.sum(axis=-1, keepdims=True) - y_true)
+                                  * (1.0 / n), w))
     s = y_pred.sum(axis=-1, keepdims=True)
     q = y_pred / s
     inside = (q >= EPSILON) & (q <= 1 - EPSILON)
     g = np.where(inside, -y_true / np.clip(q, EPSILON, 1 - EPSILON), 0)
-    return _store(out, (g - (g * q).sum(axis=-1, keepdims=True)) / (s * n))
+    return _store(out, _weigh((g - (g * q).sum(axis=-1, keepdims=True)) / (s * n), w))
 
 
-def _sparse_xent(labels, y_pred, from_logits, out=None):
+def _sparse_xent(labels, y_pred, from_logits, out=None, weights=None):
     """Per-row losses of the sparse cross-entropy; its gradient (with the 1/n of the
-    batch mean) into ``out`` when given.  Only the label's term is formed: the other
-    classes contribute no ``0 * log(...)`` (which would be NaN at a ``-inf`` logit)."""
+    batch mean, and each row's weight) into ``out`` when given.  Only the label's term
+    is formed: the other classes contribute no ``0 * log(...)`` (which would be NaN at a
+    ``-inf`` logit)."""
     n = y_pred.shape[0]
     rows = np.arange(n)
     if from_logits:
@@ -522,7 +560,7 @@ def _sparse_xent(labels, y_pred, from_logits, out=None):
         if out is not None:
             grad = np.exp(logp)
             grad[rows, labels] -= 1
-            _store(out, grad * (1.0 / n))
+            _store(out, _weigh(grad * (1.0 / n), weights))
         return -logp[rows, labels]
     s = y_pred.sum(axis=-1)
     q = y_pred / s[:, None]
@@ -542,11 +580,12 @@ def _sparse_xent(labels, y_pred, from_logits, out=None):
         grad[rows, labels] += g * inv
         grad *= 1.0 / n
         grad[undefined] = np.nan
-        _store(out, grad)
+        _store(out, _weigh(grad, weights))
     return per
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=False):
+def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=False,
+                                    sample_weight=None):
     """``categorical_crossentropy`` with integer labels: y_true ``(n,)`` or ``(n, 1)``
     holding classes in ``[0, classes)``; y_pred ``(n, classes)``.
 
@@ -559,10 +598,12 @@ def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=False):
     """
     from_logits = check.flag("from_logits", from_logits)
     labels, _ = check.sparse_args(y_true, y_pred)
-    return _scalar(np.mean(_sparse_xent(labels, y_pred, from_logits)), y_pred.dtype)
+    w = check.sample_weights(sample_weight, y_pred)
+    return _reduce(_sparse_xent(labels, y_pred, from_logits), w, y_pred.dtype, per_row=True)
 
 
-def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False,
+                                             sample_weight=None):
     """Gradient of ``sparse_categorical_crossentropy`` with respect to ``y_pred``.
 
     From logits: ``(softmax(z) - onehot(k)) / n``.  From probabilities, with
@@ -572,11 +613,12 @@ def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_l
     """
     from_logits = check.flag("from_logits", from_logits)
     labels, out = check.sparse_args(y_true, y_pred, out, want_out=True)
-    _sparse_xent(labels, y_pred, from_logits, out)
+    w = check.sample_weights(sample_weight, y_pred, out)
+    _sparse_xent(labels, y_pred, from_logits, out, w)
     return out
 
 
-def softmax_crossentropy(y_true, logits, out=None):
+def softmax_crossentropy(y_true, logits, out=None, *, sample_weight=None):
     """Fused softmax + categorical cross-entropy from logits, loss and gradient at once.
 
     Returns ``(loss, out)`` where ``loss = mean over rows of -sum_j y_j log_softmax(z)_j``
@@ -586,19 +628,22 @@ def softmax_crossentropy(y_true, logits, out=None):
     gives an infinite loss).
     """
     out = check.loss_args(y_true, logits, out, ndim=2, want_out=True, pred_name="logits")
+    w = check.sample_weights(sample_weight, logits, out, pred_name="logits")
     logp = _log_softmax(logits)
-    loss = _scalar(np.mean(-(y_true * logp).sum(axis=-1)), logits.dtype)
+    loss = _reduce(-(y_true * logp).sum(axis=-1), w, logits.dtype, per_row=True)
     n = logits.shape[0]
-    _store(out, (np.exp(logp) * y_true.sum(axis=-1, keepdims=True) - y_true) * (1.0 / n))
+    _store(out, _weigh((np.exp(logp) * y_true.sum(axis=-1, keepdims=True) - y_true)
+                       * (1.0 / n), w))
     return loss, out
 
 
-def sparse_softmax_crossentropy(y_true, logits, out=None):
+def sparse_softmax_crossentropy(y_true, logits, out=None, *, sample_weight=None):
     """``softmax_crossentropy`` with integer labels ``(n,)`` or ``(n, 1)``:
     returns ``(loss, (softmax(z) - onehot(y)) / n)``, the loss and gradient of
     ``sparse_categorical_crossentropy(from_logits=True)``."""
     labels, out = check.sparse_args(y_true, logits, out, pred_name="logits", want_out=True)
-    loss = _scalar(np.mean(_sparse_xent(labels, logits, True, out)), logits.dtype)
+    w = check.sample_weights(sample_weight, logits, out, pred_name="logits")
+    loss = _reduce(_sparse_xent(labels, logits, True, out, w), w, logits.dtype, per_row=True)
     return loss, out
 
 

@@ -261,100 +261,123 @@ def dense_backward(dy, x, w, y, *, activation="linear", pre_activation=None,
 
 # ------------------------------------------------------------------------ losses
 
-def _loss(name, param, y_true, y_pred, ndim=None):
+def _samples(x):
+    """A loss's C-contiguous array as (samples, values per sample): a 1-D array is n
+    samples of one value (a row each, as its weights count them)."""
+    return x.reshape(x.shape[0], -1)
+
+
+def _weights(sample_weight, y_pred, out=None, pred_name="y_pred"):
+    """The validated weights, C-contiguous (a copy when strided), or None."""
+    w = check.sample_weights(sample_weight, y_pred, out, pred_name)
+    return None if w is None else _c(w)
+
+
+def _loss(name, param, y_true, y_pred, sample_weight, ndim=None):
     check.loss_args(y_true, y_pred, ndim=ndim)
-    value = _losses.loss_value(_LOSS[name], param, _rows(_c(y_true)), _rows(_c(y_pred)))
+    w = _weights(sample_weight, y_pred)
+    value = _losses.loss_value(_LOSS[name], param, _samples(_c(y_true)), _samples(_c(y_pred)),
+                               w)
     return y_pred.dtype.type(value)
 
 
-def _loss_grad(name, param, y_true, y_pred, out, ndim=None):
+def _loss_grad(name, param, y_true, y_pred, out, sample_weight, ndim=None):
     out = check.loss_args(y_true, y_pred, out, ndim=ndim, want_out=True)
+    w = _weights(sample_weight, y_pred, out)
     target = _target(out)
-    _losses.loss_gradient(_LOSS[name], param, _rows(_c(y_true)), _rows(_c(y_pred)),
-                          _rows(target))
+    _losses.loss_gradient(_LOSS[name], param, _samples(_c(y_true)), _samples(_c(y_pred)),
+                          _samples(target), w)
     return _finish(out, target)
 
 
-def mean_squared_error(y_true, y_pred):
-    return _loss("mean_squared_error", 0.0, y_true, y_pred)
+def mean_squared_error(y_true, y_pred, *, sample_weight=None):
+    return _loss("mean_squared_error", 0.0, y_true, y_pred, sample_weight)
 
 
-def backprop_mean_squared_error(y_true, y_pred, out=None):
-    return _loss_grad("mean_squared_error", 0.0, y_true, y_pred, out)
+def backprop_mean_squared_error(y_true, y_pred, out=None, *, sample_weight=None):
+    return _loss_grad("mean_squared_error", 0.0, y_true, y_pred, out, sample_weight)
 
 
-def mean_absolute_error(y_true, y_pred):
-    return _loss("mean_absolute_error", 0.0, y_true, y_pred)
+def mean_absolute_error(y_true, y_pred, *, sample_weight=None):
+    return _loss("mean_absolute_error", 0.0, y_true, y_pred, sample_weight)
 
 
-def backprop_mean_absolute_error(y_true, y_pred, out=None):
-    return _loss_grad("mean_absolute_error", 0.0, y_true, y_pred, out)
+def backprop_mean_absolute_error(y_true, y_pred, out=None, *, sample_weight=None):
+    return _loss_grad("mean_absolute_error", 0.0, y_true, y_pred, out, sample_weight)
 
 
-def huber(y_true, y_pred, *, delta=1.0):
+def huber(y_true, y_pred, *, delta=1.0, sample_weight=None):
     delta = check.real("delta", delta, low=0.0, low_open=True)
-    return _loss("huber", delta, y_true, y_pred)
+    return _loss("huber", delta, y_true, y_pred, sample_weight)
 
 
-def backprop_huber(y_true, y_pred, out=None, *, delta=1.0):
+def backprop_huber(y_true, y_pred, out=None, *, delta=1.0, sample_weight=None):
     delta = check.real("delta", delta, low=0.0, low_open=True)
-    return _loss_grad("huber", delta, y_true, y_pred, out)
+    return _loss_grad("huber", delta, y_true, y_pred, out, sample_weight)
 
 
-def binary_crossentropy(y_true, y_pred, *, from_logits=False):
+def binary_crossentropy(y_true, y_pred, *, from_logits=False, sample_weight=None):
     from_logits = check.flag("from_logits", from_logits)
     name = "binary_crossentropy_logits" if from_logits else "binary_crossentropy"
-    return _loss(name, 0.0, y_true, y_pred)
+    return _loss(name, 0.0, y_true, y_pred, sample_weight)
 
 
-def backprop_binary_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+def backprop_binary_crossentropy(y_true, y_pred, out=None, *, from_logits=False,
+                                 sample_weight=None):
     from_logits = check.flag("from_logits", from_logits)
     name = "binary_crossentropy_logits" if from_logits else "binary_crossentropy"
-    return _loss_grad(name, 0.0, y_true, y_pred, out)
+    return _loss_grad(name, 0.0, y_true, y_pred, out, sample_weight)
 
 
-def categorical_crossentropy(y_true, y_pred, *, from_logits=False):
+def categorical_crossentropy(y_true, y_pred, *, from_logits=False, sample_weight=None):
     from_logits = check.flag("from_logits", from_logits)
     name = "categorical_crossentropy_logits" if from_logits else "categorical_crossentropy"
-    return _loss(name, 0.0, y_true, y_pred, ndim=2)
+    return _loss(name, 0.0, y_true, y_pred, sample_weight, ndim=2)
 
 
-def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False,
+                                      sample_weight=None):
     from_logits = check.flag("from_logits", from_logits)
     name = "categorical_crossentropy_logits" if from_logits else "categorical_crossentropy"
-    return _loss_grad(name, 0.0, y_true, y_pred, out, ndim=2)
+    return _loss_grad(name, 0.0, y_true, y_pred, out, sample_weight, ndim=2)
 
 
 def _labels64(labels):
     return labels.astype(np.int64, copy=False)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=False):
+def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=False,
+                                    sample_weight=None):
     from_logits = check.flag("from_logits", from_logits)
     labels, _ = check.sparse_args(y_true, y_pred)
+    w = _weights(sample_weight, y_pred)
     return y_pred.dtype.type(_losses.sparse_crossentropy(from_logits, _labels64(labels),
-                                                         _c(y_pred)))
+                                                         _c(y_pred), None, w))
 
 
-def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False,
+                                             sample_weight=None):
     from_logits = check.flag("from_logits", from_logits)
     labels, out = check.sparse_args(y_true, y_pred, out, want_out=True)
+    w = _weights(sample_weight, y_pred, out)
     target = _target(out)
-    _losses.sparse_crossentropy(from_logits, _labels64(labels), _c(y_pred), target)
+    _losses.sparse_crossentropy(from_logits, _labels64(labels), _c(y_pred), target, w)
     return _finish(out, target)
 
 
-def softmax_crossentropy(y_true, logits, out=None):
+def softmax_crossentropy(y_true, logits, out=None, *, sample_weight=None):
     out = check.loss_args(y_true, logits, out, ndim=2, want_out=True, pred_name="logits")
+    w = _weights(sample_weight, logits, out, "logits")
     target = _target(out)
-    loss = _losses.softmax_crossentropy(_c(y_true), _c(logits), target)
+    loss = _losses.softmax_crossentropy(_c(y_true), _c(logits), target, w)
     return logits.dtype.type(loss), _finish(out, target)
 
 
-def sparse_softmax_crossentropy(y_true, logits, out=None):
+def sparse_softmax_crossentropy(y_true, logits, out=None, *, sample_weight=None):
     labels, out = check.sparse_args(y_true, logits, out, pred_name="logits", want_out=True)
+    w = _weights(sample_weight, logits, out, "logits")
     target = _target(out)
-    loss = _losses.sparse_crossentropy(True, _labels64(labels), _c(logits), target)
+    loss = _losses.sparse_crossentropy(True, _labels64(labels), _c(logits), target, w)
     return logits.dtype.type(loss), _finish(out, target)
 
 
@@ -495,24 +518,24 @@ class _Unchecked:
         a scratch array of dy's shape."""
         self._backward(act[0], act[1], dy, x, w, saved, dz, dx, dw, db)
 
-    def loss(self, loss, param, y_true, y_pred, out):
+    def loss(self, loss, param, y_true, y_pred, out, w=None):
         """The loss (a scalar of the dtype, as the public kernels return it) and its
-        gradient into ``out``, for 2-D arrays."""
-        value = self._loss_value(loss, param, y_true, y_pred)
-        self._loss_gradient(loss, param, y_true, y_pred, out)
+        gradient into ``out``, for 2-D arrays; ``w`` None or the rows' weights."""
+        value = self._loss_value(loss, param, y_true, y_pred, w)
+        self._loss_gradient(loss, param, y_true, y_pred, out, w)
         return self._scalar(value)
 
-    def sparse_crossentropy(self, from_logits, labels, y_pred, out):
+    def sparse_crossentropy(self, from_logits, labels, y_pred, out, w=None):
         """Sparse categorical cross-entropy (the fused softmax one from logits) and its
         gradient into ``out``: the value of sparse_categorical_crossentropy and the
         gradient of its backprop (or of sparse_softmax_crossentropy), in one pass.
         ``labels`` must be int64, C-contiguous, and in range: the compiled loop indexes
         rows with them unchecked."""
-        return self._scalar(self._sparse(from_logits, labels, y_pred, out))
+        return self._scalar(self._sparse(from_logits, labels, y_pred, out, w))
 
-    def softmax_crossentropy(self, y_true, logits, out):
+    def softmax_crossentropy(self, y_true, logits, out, w=None):
         """softmax_crossentropy(y_true, logits, out): the loss; the gradient in out."""
-        return self._scalar(self._softmax_crossentropy(y_true, logits, out))
+        return self._scalar(self._softmax_crossentropy(y_true, logits, out, w))
 
     def activation(self, act, x, out):
         """An activation's forward pass on 2-D arrays, ``act`` from activation_id()."""

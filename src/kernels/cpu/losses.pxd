@@ -21,27 +21,34 @@ cdef enum:
     SPARSE_CROSSENTROPY = 0
     SOFTMAX_CROSSENTROPY = 1
 
+# Every entry takes w: NULL, or one weight per row (the loss kernels' sample_weight):
+# row r's loss and gradient row are multiplied by w[r].
+#
 # the mean loss of an elementwise (MSE ... BCE_LOGITS) or categorical (CCE, CCE_LOGITS)
 # loss over C-contiguous (rows, cols) targets t and predictions p
 ctypedef double (*loss_value_f32)(int loss, double param, const float* t, const float* p,
-                                  Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+                                  const float* w, Py_ssize_t rows,
+                                  Py_ssize_t cols) noexcept nogil
 ctypedef double (*loss_value_f64)(int loss, double param, const double* t,
-                                  const double* p, Py_ssize_t rows,
+                                  const double* p, const double* w, Py_ssize_t rows,
                                   Py_ssize_t cols) noexcept nogil
 # its gradient with respect to p into out (which may be p)
 ctypedef void (*loss_grad_f32)(int loss, double param, const float* t, const float* p,
-                               float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+                               const float* w, float* out, Py_ssize_t rows,
+                               Py_ssize_t cols) noexcept nogil
 ctypedef void (*loss_grad_f64)(int loss, double param, const double* t, const double* p,
-                               double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
-# the summed row losses of kind SPARSE_CROSSENTROPY (integer labels; from logits or
-# probabilities) or SOFTMAX_CROSSENTROPY (the fused softmax cross-entropy with one-hot
-# or soft targets t), the gradient into out when out is not NULL
+                               const double* w, double* out, Py_ssize_t rows,
+                               Py_ssize_t cols) noexcept nogil
+# the summed (weighted) row losses of kind SPARSE_CROSSENTROPY (integer labels; from
+# logits or probabilities) or SOFTMAX_CROSSENTROPY (the fused softmax cross-entropy
+# with one-hot or soft targets t), the gradient into out when out is not NULL
 ctypedef double (*loss_rows_f32)(int kind, bint logits, const float* t,
-                                 const int64_t* labels, const float* p, float* out,
-                                 Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+                                 const int64_t* labels, const float* p, const float* w,
+                                 float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
 ctypedef double (*loss_rows_f64)(int kind, bint logits, const double* t,
-                                 const int64_t* labels, const double* p, double* out,
-                                 Py_ssize_t rows, Py_ssize_t cols) noexcept nogil
+                                 const int64_t* labels, const double* p, const double* w,
+                                 double* out, Py_ssize_t rows,
+                                 Py_ssize_t cols) noexcept nogil
 
 ctypedef struct loss_table:
     loss_value_f32 value_f32

@@ -62,57 +62,69 @@ def use_impl(name):
 
 
 # ------------------------------------------------------- Python entry points
+# ``w``: None, or one weight per row (sample_weight), C-contiguous, of the dtype.
+
+cdef inline const floating* _weights(const floating[::1] w) noexcept:
+    return &w[0] if w is not None else NULL
+
 
 def loss_value(int loss, double param, const floating[:, ::1] y_true,
-               const floating[:, ::1] y_pred):
+               const floating[:, ::1] y_pred, const floating[::1] w=None):
     cdef double v
+    cdef const floating* wp = _weights(w)
     with nogil:
         if floating is float:
-            v = _tab.value_f32(loss, param, &y_true[0, 0], &y_pred[0, 0],
+            v = _tab.value_f32(loss, param, &y_true[0, 0], &y_pred[0, 0], wp,
                                y_pred.shape[0], y_pred.shape[1])
         else:
-            v = _tab.value_f64(loss, param, &y_true[0, 0], &y_pred[0, 0],
+            v = _tab.value_f64(loss, param, &y_true[0, 0], &y_pred[0, 0], wp,
                                y_pred.shape[0], y_pred.shape[1])
     return v
 
 
 def loss_gradient(int loss, double param, const floating[:, ::1] y_true,
-                  const floating[:, ::1] y_pred, floating[:, ::1] out):
+                  const floating[:, ::1] y_pred, floating[:, ::1] out,
+                  const floating[::1] w=None):
+    cdef const floating* wp = _weights(w)
     with nogil:
         if floating is float:
-            _tab.gradient_f32(loss, param, &y_true[0, 0], &y_pred[0, 0], &out[0, 0],
+            _tab.gradient_f32(loss, param, &y_true[0, 0], &y_pred[0, 0], wp, &out[0, 0],
                               y_pred.shape[0], y_pred.shape[1])
         else:
-            _tab.gradient_f64(loss, param, &y_true[0, 0], &y_pred[0, 0], &out[0, 0],
+            _tab.gradient_f64(loss, param, &y_true[0, 0], &y_pred[0, 0], wp, &out[0, 0],
                               y_pred.shape[0], y_pred.shape[1])
 
 
 cdef inline double _rows(int kind, bint logits, const floating* t, const int64_t* labels,
-                         const floating* p, floating* out, Py_ssize_t rows,
-                         Py_ssize_t cols) noexcept nogil:
+                         const floating* p, const floating* w, floating* out,
+                         Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
     if floating is float:
-        return _tab.rows_total_f32(kind, logits, t, labels, p, out, rows, cols)
+        return _tab.rows_total_f32(kind, logits, t, labels, p, w, out, rows, cols)
     else:
-        return _tab.rows_total_f64(kind, logits, t, labels, p, out, rows, cols)
+        return _tab.rows_total_f64(kind, logits, t, labels, p, w, out, rows, cols)
 
 
 def sparse_crossentropy(bint from_logits, const int64_t[::1] labels,
-                        const floating[:, ::1] y_pred, floating[:, ::1] out=None):
-    """Mean sparse categorical cross-entropy (from logits: the fused softmax one);
-    gradient into ``out`` when given."""
+                        const floating[:, ::1] y_pred, floating[:, ::1] out=None,
+                        const floating[::1] w=None):
+    """Mean (weighted) sparse categorical cross-entropy (from logits: the fused softmax
+    one); gradient into ``out`` when given."""
     cdef double total
     cdef floating* o = &out[0, 0] if out is not None else NULL
+    cdef const floating* wp = _weights(w)
     with nogil:
         total = _rows(SPARSE_CROSSENTROPY, from_logits, <const floating*>NULL, &labels[0],
-                      &y_pred[0, 0], o, y_pred.shape[0], y_pred.shape[1])
+                      &y_pred[0, 0], wp, o, y_pred.shape[0], y_pred.shape[1])
     return total / y_pred.shape[0]
 
 
 def softmax_crossentropy(const floating[:, ::1] y_true, const floating[:, ::1] logits,
-                         floating[:, ::1] out):
-    """Fused softmax + categorical cross-entropy: returns the mean loss, gradient in out."""
+                         floating[:, ::1] out, const floating[::1] w=None):
+    """Fused softmax + categorical cross-entropy: returns the mean (weighted) loss,
+    gradient in out."""
     cdef double total
+    cdef const floating* wp = _weights(w)
     with nogil:
         total = _rows(SOFTMAX_CROSSENTROPY, True, &y_true[0, 0], <const int64_t*>NULL,
-                      &logits[0, 0], &out[0, 0], logits.shape[0], logits.shape[1])
+                      &logits[0, 0], wp, &out[0, 0], logits.shape[0], logits.shape[1])
     return total / logits.shape[0]

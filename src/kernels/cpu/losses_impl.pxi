@@ -11,7 +11,10 @@
 # A loss value is a mean over samples: per-element (or per-row) terms are summed in
 # double precision over fixed chunks, chunk sums added in chunk order, so the result is
 # the same whatever the number of threads.  Gradients include the 1/size factor.
-# Arguments arrive validated and C-contiguous.
+# Arguments arrive validated and C-contiguous.  ``w`` is NULL or one weight per row
+# (sample_weight): a row's loss is multiplied by its weight before it is summed (the
+# sum then runs over rows, in fixed row chunks), and its gradient row by the weight
+# folded into the row's scale.
 
 from cython cimport floating
 from cython.parallel cimport prange
@@ -147,25 +150,35 @@ cdef double _row_loss(int loss, const floating* t, const floating* p, Py_ssize_t
 
 
 cdef double _chunk_sum(int loss, floating param, const floating* t, const floating* p,
-                       Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t c,
+                       const floating* w, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t c,
                        Py_ssize_t per) noexcept nogil:
-    """Sum of the loss terms of chunk c (``per`` elements, or ``per`` rows)."""
+    """Sum of the loss terms of chunk c (``per`` elements, or ``per`` rows: categorical
+    losses, and every loss with weights)."""
     cdef Py_ssize_t r, lo = c * per, hi
     cdef double s = 0
     if loss == CCE or loss == CCE_LOGITS:
         hi = min(lo + per, rows)
         for r in range(lo, hi):
-            s += _row_loss(loss, t + r * cols, p + r * cols, cols)
+            if w == NULL:
+                s += _row_loss(loss, t + r * cols, p + r * cols, cols)
+            else:
+                s += w[r] * _row_loss(loss, t + r * cols, p + r * cols, cols)
+        return s
+    if w != NULL:
+        hi = min(lo + per, rows)
+        for r in range(lo, hi):
+            s += w[r] * _elem_sum(loss, param, t, p, r * cols, (r + 1) * cols)
         return s
     hi = min(lo + per, rows * cols)
     return _elem_sum(loss, param, t, p, lo, hi)
 
 
 cdef double _loss(int loss, floating param, const floating* t, const floating* p,
-                  Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+                  const floating* w, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
     cdef bint by_row = loss == CCE or loss == CCE_LOGITS
-    cdef Py_ssize_t per = max(1, CHUNK // cols) if by_row else CHUNK
-    cdef Py_ssize_t units = rows if by_row else rows * cols
+    cdef bint chunk_rows = by_row or w != NULL
+    cdef Py_ssize_t per = max(1, CHUNK // cols) if chunk_rows else CHUNK
+    cdef Py_ssize_t units = rows if chunk_rows else rows * cols
     cdef Py_ssize_t nchunks = (units + per - 1) // per, c
     cdef int nt = threads_for(rows * cols)
     cdef double total = 0
@@ -174,10 +187,10 @@ cdef double _loss(int loss, floating param, const floating* t, const floating* p
         partial = <double*>malloc(nchunks * sizeof(double))
     if partial == NULL:       # one thread (or no memory): the same chunk order, serially
         for c in range(nchunks):
-            total += _chunk_sum(loss, param, t, p, rows, cols, c, per)
+            total += _chunk_sum(loss, param, t, p, w, rows, cols, c, per)
     else:
         for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
-            partial[c] = _chunk_sum(loss, param, t, p, rows, cols, c, per)
+            partial[c] = _chunk_sum(loss, param, t, p, w, rows, cols, c, per)
         for c in range(nchunks):
             total += partial[c]
         free(partial)
@@ -242,19 +255,46 @@ cdef void _row_grad(int loss, const floating* t, const floating* p, floating* ou
         out[j] = (out[j] * inv - t[j]) * scale
 
 
+cdef inline floating _row_scale(double scale, const floating* w,
+                                Py_ssize_t r) noexcept nogil:
+    """A gradient row's factor: 1/size, times the row's weight when there are weights."""
+    return <floating>scale if w == NULL else <floating>(scale * w[r])
+
+
+cdef void _weighted_elem_rows(int loss, floating param, const floating* t,
+                              const floating* p, const floating* w, floating* out,
+                              double scale, Py_ssize_t lo, Py_ssize_t hi,
+                              Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(lo, hi):
+        _elem_grad(loss, param, t, p, out, _row_scale(scale, w, r), r * cols, (r + 1) * cols)
+
+
 cdef void _grad(int loss, floating param, const floating* t, const floating* p,
-                floating* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    cdef Py_ssize_t n = rows * cols, r, c, nchunks
+                const floating* w, floating* out, Py_ssize_t rows,
+                Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t n = rows * cols, r, c, nchunks, per
     cdef int nt = threads_for(n)
     cdef floating scale
     if loss == CCE or loss == CCE_LOGITS:
-        scale = <floating>(1.0 / rows)
         if nt == 1:
             for r in range(rows):
-                _row_grad(loss, t + r * cols, p + r * cols, out + r * cols, cols, scale)
+                _row_grad(loss, t + r * cols, p + r * cols, out + r * cols, cols,
+                          _row_scale(1.0 / rows, w, r))
         else:
             for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
-                _row_grad(loss, t + r * cols, p + r * cols, out + r * cols, cols, scale)
+                _row_grad(loss, t + r * cols, p + r * cols, out + r * cols, cols,
+                          _row_scale(1.0 / rows, w, r))
+        return
+    if w != NULL:
+        per = max(1, CHUNK // cols)
+        nchunks = (rows + per - 1) // per
+        if nt == 1:
+            _weighted_elem_rows(loss, param, t, p, w, out, 1.0 / n, 0, rows, cols)
+            return
+        for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
+            _weighted_elem_rows(loss, param, t, p, w, out, 1.0 / n, c * per,
+                                min((c + 1) * per, rows), cols)
         return
     scale = <floating>(1.0 / n)
     if nt == 1:
@@ -344,8 +384,8 @@ cdef double _softmax_crossentropy_row(const floating* t, const floating* z, floa
 
 
 cdef double _rows_total(int kind, bint logits, const floating* t, const int64_t* labels,
-                        const floating* p, floating* out, Py_ssize_t rows,
-                        Py_ssize_t cols) noexcept nogil:
+                        const floating* p, const floating* w, floating* out,
+                        Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
     """Sum over rows of a row loss (kind SPARSE_CROSSENTROPY: integer labels, or
     SOFTMAX_CROSSENTROPY: the fused softmax with one-hot or soft targets t), gradient into
     out when out != NULL; fixed row chunks so the sum does not depend on the thread count."""
@@ -353,15 +393,17 @@ cdef double _rows_total(int kind, bint logits, const floating* t, const int64_t*
     cdef int nt = threads_for(rows * cols)
     cdef double total = 0
     cdef double* partial = NULL
-    cdef floating scale = <floating>(1.0 / rows)
+    cdef double scale = 1.0 / rows
     if nt > 1 and nchunks > 1:
         partial = <double*>malloc(nchunks * sizeof(double))
     if partial == NULL:       # one thread (or no memory): the same chunk order, serially
         for c in range(nchunks):
-            total += _rows_chunk(kind, logits, t, labels, p, out, rows, cols, c, per, scale)
+            total += _rows_chunk(kind, logits, t, labels, p, w, out, rows, cols, c, per,
+                                 scale)
         return total
     for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
-        partial[c] = _rows_chunk(kind, logits, t, labels, p, out, rows, cols, c, per, scale)
+        partial[c] = _rows_chunk(kind, logits, t, labels, p, w, out, rows, cols, c, per,
+                                 scale)
     for c in range(nchunks):
         total += partial[c]
     free(partial)
@@ -369,16 +411,20 @@ cdef double _rows_total(int kind, bint logits, const floating* t, const int64_t*
 
 
 cdef double _rows_chunk(int kind, bint logits, const floating* t, const int64_t* labels,
-                        const floating* p, floating* out, Py_ssize_t rows, Py_ssize_t cols,
-                        Py_ssize_t c, Py_ssize_t per, floating scale) noexcept nogil:
+                        const floating* p, const floating* w, floating* out,
+                        Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t c, Py_ssize_t per,
+                        double scale) noexcept nogil:
     cdef Py_ssize_t r
-    cdef double s = 0
+    cdef double s = 0, row
     for r in range(c * per, min((c + 1) * per, rows)):
         if kind == SPARSE_CROSSENTROPY:
-            s += _sparse_crossentropy_row(logits, labels[r], p + r * cols,
-                             (out + r * cols) if out != NULL else NULL, cols, scale)
+            row = _sparse_crossentropy_row(logits, labels[r], p + r * cols,
+                                           (out + r * cols) if out != NULL else NULL, cols,
+                                           _row_scale(scale, w, r))
         else:
-            s += _softmax_crossentropy_row(t + r * cols, p + r * cols, out + r * cols, cols, scale)
+            row = _softmax_crossentropy_row(t + r * cols, p + r * cols, out + r * cols, cols,
+                                            _row_scale(scale, w, r))
+        s += row if w == NULL else w[r] * row
     return s
 
 
@@ -386,35 +432,37 @@ cdef double _rows_chunk(int kind, bint logits, const floating* t, const int64_t*
 # ------------------------------------------------------------ export table
 
 cdef double _value_f32(int loss, double param, const float* t, const float* p,
-                       Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    return _loss(loss, <float>param, t, p, rows, cols)
+                       const float* w, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    return _loss(loss, <float>param, t, p, w, rows, cols)
 
 
 cdef double _value_f64(int loss, double param, const double* t, const double* p,
-                       Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    return _loss(loss, param, t, p, rows, cols)
+                       const double* w, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    return _loss(loss, param, t, p, w, rows, cols)
 
 
 cdef void _gradient_f32(int loss, double param, const float* t, const float* p,
-                        float* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    _grad(loss, <float>param, t, p, out, rows, cols)
+                        const float* w, float* out, Py_ssize_t rows,
+                        Py_ssize_t cols) noexcept nogil:
+    _grad(loss, <float>param, t, p, w, out, rows, cols)
 
 
 cdef void _gradient_f64(int loss, double param, const double* t, const double* p,
-                        double* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    _grad(loss, param, t, p, out, rows, cols)
+                        const double* w, double* out, Py_ssize_t rows,
+                        Py_ssize_t cols) noexcept nogil:
+    _grad(loss, param, t, p, w, out, rows, cols)
 
 
 cdef double _rows_total_f32(int kind, bint logits, const float* t, const int64_t* labels,
-                            const float* p, float* out, Py_ssize_t rows,
+                            const float* p, const float* w, float* out, Py_ssize_t rows,
                             Py_ssize_t cols) noexcept nogil:
-    return _rows_total(kind, logits, t, labels, p, out, rows, cols)
+    return _rows_total(kind, logits, t, labels, p, w, out, rows, cols)
 
 
 cdef double _rows_total_f64(int kind, bint logits, const double* t, const int64_t* labels,
-                            const double* p, double* out, Py_ssize_t rows,
+                            const double* p, const double* w, double* out, Py_ssize_t rows,
                             Py_ssize_t cols) noexcept nogil:
-    return _rows_total(kind, logits, t, labels, p, out, rows, cols)
+    return _rows_total(kind, logits, t, labels, p, w, out, rows, cols)
 
 
 cdef loss_table _table

@@ -19,6 +19,11 @@ for host inputs.  Launches per call: a loss 2 (partials + reduce_mean); a gradie
 ``softmax_crossentropy`` / ``sparse_softmax_crossentropy`` 2 (one row pass writes the
 gradient and the partial sums, then reduce_mean).
 
+``sample_weight`` (every loss): None, or one weight per row, a C-contiguous 1-D array
+of the dtype on the same side as the other arrays; the kernels take it with a
+``weighted`` flag (an unweighted call passes a dummy array it never reads): a row's
+loss terms and its gradient row are multiplied by its weight.
+
 Sparse labels on the device must be a C-contiguous int64 device array of shape ``(n,)``
 or ``(n, 1)``: their values cannot be checked without a synchronisation, so the kernels
 guard the range instead: a row whose label is outside ``[0, classes)`` gets a NaN loss
@@ -175,49 +180,56 @@ def _reduce_mean(dtype):
 
 # ------------------------------------------------------------ elementwise losses
 
-@register("elementwise_loss_partials", "C1 C1 C1 I F")
+@register("elementwise_loss_partials", "C1 C1 C1 I F C1 B I")
 def _elementwise_loss_partials(dtype):
     T = np.dtype(dtype).type
     zero = T(0)
     _, term, _, _, block_sum = loss_functions(dtype)
 
-    def elementwise_loss_partials(t, p, partial, kind, param):
+    def elementwise_loss_partials(t, p, partial, kind, param, w, weighted, cols):
         acc = zero
         for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
-            acc += term(kind, t[i], p[i], param)
+            if weighted:
+                acc += term(kind, t[i], p[i], param) * w[i // cols]
+            else:
+                acc += term(kind, t[i], p[i], param)
         total = block_sum(acc)
         if cuda.threadIdx.x == 0:
             partial[cuda.blockIdx.x] = total
     return elementwise_loss_partials
 
 
-@register("elementwise_loss_grad", "C1 C1 C1 I F F")
+@register("elementwise_loss_grad", "C1 C1 C1 I F F C1 B I")
 def _elementwise_loss_grad(dtype):
     grad = loss_functions(dtype)[2]
 
-    def elementwise_loss_grad(t, p, out, kind, param, scale):
+    def elementwise_loss_grad(t, p, out, kind, param, scale, w, weighted, cols):
         # out may be t or p: element i is read before it is written
         for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
-            out[i] = grad(kind, t[i], p[i], param, scale)
+            if weighted:
+                out[i] = grad(kind, t[i], p[i], param, scale * w[i // cols])
+            else:
+                out[i] = grad(kind, t[i], p[i], param, scale)
     return elementwise_loss_grad
 
 
 # ------------------------------------------------------- categorical (row-wise)
 
-@register("xent_rows", "C2 C2 C2 C1 B B B F F")
+@register("xent_rows", "C2 C2 C2 C1 B B B F F C1 B")
 def _xent_rows(dtype):
     """Categorical cross-entropy with dense targets, one thread per row: the row loss
     into the block's partial sum (``want_loss``) and/or its gradient into ``out``
     (``want_grad``).  ``out`` may be ``p`` (each row is read before it is written)."""
     T = np.dtype(dtype).type
-    zero = T(0)
+    zero, one = T(0), T(1)
     clip, _, _, row_max, block_sum = loss_functions(dtype)
     lo, hi = T(EPSILON), T(1 - EPSILON)
 
-    def xent_rows(t, p, out, partial, logits, want_loss, want_grad, scale, n):
+    def xent_rows(t, p, out, partial, logits, want_loss, want_grad, scale, n, w, weighted):
         cols = p.shape[1]
         acc = zero
         for r in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            wr = w[r] if weighted else one
             if logits:
                 # log_softmax(z)_j = (z_j - m) - log(sum exp(z - m)), term by term
                 m = row_max(p, r)
@@ -233,8 +245,8 @@ def _xent_rows(dtype):
                     tj = t[r, j]
                     row += tj * a
                     if want_grad:
-                        out[r, j] = (math.exp(a) * ts - tj) * scale
-                acc -= row
+                        out[r, j] = (math.exp(a) * ts - tj) * (scale * wr)
+                acc -= row * wr
             else:
                 s = zero
                 for j in range(cols):
@@ -243,7 +255,7 @@ def _xent_rows(dtype):
                     row = zero
                     for j in range(cols):
                         row += t[r, j] * math.log(clip(p[r, j] / s))
-                    acc -= row
+                    acc -= row * wr
                 if want_grad:
                     # g_j = -t_j / q_j inside the clip range; out = (g - sum g q) / (s n)
                     dot = zero
@@ -256,7 +268,7 @@ def _xent_rows(dtype):
                         out[r, j] = g
                     sn = s * n
                     for j in range(cols):
-                        out[r, j] = (out[r, j] - dot) / sn
+                        out[r, j] = (out[r, j] - dot) / sn * wr
         if want_loss:
             total = block_sum(acc)
             if cuda.threadIdx.x == 0:
@@ -264,7 +276,7 @@ def _xent_rows(dtype):
     return xent_rows
 
 
-@register("sparse_xent_rows", "L1 C2 C2 C1 B B B F")
+@register("sparse_xent_rows", "L1 C2 C2 C1 B B B F C1 B")
 def _sparse_xent_rows(dtype):
     """Sparse categorical cross-entropy, one thread per row with label ``k``: the row
     loss into the block's partial sum and/or the gradient row into ``out`` (which may
@@ -275,10 +287,13 @@ def _sparse_xent_rows(dtype):
     clip, _, _, row_max, block_sum = loss_functions(dtype)
     lo, hi = T(EPSILON), T(1 - EPSILON)
 
-    def sparse_xent_rows(labels, p, out, partial, logits, want_loss, want_grad, scale):
+    def sparse_xent_rows(labels, p, out, partial, logits, want_loss, want_grad, scale, w,
+                         weighted):
         cols = p.shape[1]
         acc = zero
         for r in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            wr = w[r] if weighted else one
+            sc = scale * wr
             k = labels[r]
             if k < 0 or k >= cols:                 # never read outside the row
                 acc += nan
@@ -292,13 +307,13 @@ def _sparse_xent_rows(dtype):
                 for j in range(cols):
                     s += math.exp(p[r, j] - m)
                 lse = math.log(s)
-                acc -= (p[r, k] - m) - lse
+                acc -= ((p[r, k] - m) - lse) * wr
                 if want_grad:
                     for j in range(cols):
                         e = math.exp((p[r, j] - m) - lse)
                         if j == k:
                             e -= one
-                        out[r, j] = e * scale
+                        out[r, j] = e * sc
                 continue
             s = zero
             for j in range(cols):
@@ -319,7 +334,7 @@ def _sparse_xent_rows(dtype):
                         out[r, j] = nan
                 continue
             qk = p[r, k] / s
-            acc -= math.log(clip(qk))
+            acc -= math.log(clip(qk)) * wr
             if want_grad:
                 g = zero
                 if qk >= lo and qk <= hi:
@@ -330,7 +345,7 @@ def _sparse_xent_rows(dtype):
                     v = base
                     if j == k:
                         v = base + g * inv
-                    out[r, j] = v * scale
+                    out[r, j] = v * sc
         if want_loss:
             total = block_sum(acc)
             if cuda.threadIdx.x == 0:
@@ -365,78 +380,98 @@ def _finish(dtype, partial, blocks, count):
     return result
 
 
-def _elementwise_loss(kind, y_true, y_pred, param=0.0):
-    c = Call(y_pred=y_pred, y_true=y_true)
+def _weights(c, pred_name="y_pred", out=None):
+    """(device weights, weighted) of a call: the validated sample_weight, or a dummy
+    C1 array of the dtype (never read) and False."""
+    view = c.v["sample_weight"]
+    if view is None:
+        return _partials(c.v[pred_name].dtype), False
+    check.sample_weights(view, c.v[pred_name], out, pred_name)
+    return c.dev(view, name="sample_weight"), True
+
+
+def _elementwise_loss(kind, y_true, y_pred, sample_weight, param=0.0):
+    c = Call(y_pred=y_pred, y_true=y_true, sample_weight=sample_weight)
     check.loss_args(c.v["y_true"], c.v["y_pred"])
+    w, weighted = _weights(c)
     dtype = c.v["y_pred"].dtype
+    cols = 1 if c.v["y_pred"].ndim == 1 else c.v["y_pred"].shape[1]
     p = _flat(c.dev(c.v["y_pred"], name="y_pred"))
     t = _flat(c.dev(c.v["y_true"], name="y_true"))
     n = p.shape[0]
     partial, blocks = _partials(dtype), _reduce_blocks((n + _ITEMS_PER_THREAD - 1)
                                                        // _ITEMS_PER_THREAD)
     launch(kernels(dtype).elementwise_loss_partials, blocks, THREADS, t, p, partial, kind,
-           param)
+           param, w, weighted, cols)
     return c.scalar(_finish(dtype, partial, blocks, n), dtype)
 
 
-def _elementwise_grad(kind, y_true, y_pred, out, param=0.0, factor=1.0):
-    c = Call(y_pred=y_pred, y_true=y_true, out=out)
+def _elementwise_grad(kind, y_true, y_pred, out, sample_weight, param=0.0, factor=1.0):
+    c = Call(y_pred=y_pred, y_true=y_true, out=out, sample_weight=sample_weight)
     out = check.loss_args(c.v["y_true"], c.v["y_pred"], c.v["out"], want_out=True)
+    w, weighted = _weights(c, out=out)
     dtype = out.dtype
+    cols = 1 if c.v["y_pred"].ndim == 1 else c.v["y_pred"].shape[1]
     p = _flat(c.dev(c.v["y_pred"], name="y_pred"))
     t = _flat(c.dev(c.v["y_true"], name="y_true"))
     o = _flat(c.dev(out, name="out"))
     n = p.shape[0]
-    launch_1d(kernels(dtype).elementwise_loss_grad, n, t, p, o, kind, param, factor / n)
+    launch_1d(kernels(dtype).elementwise_loss_grad, n, t, p, o, kind, param, factor / n,
+              w, weighted, cols)
     c.write_back(out)
     return c.result(out)
 
 
-def mean_squared_error(y_true, y_pred):
-    return _elementwise_loss(MSE, y_true, y_pred)
+def mean_squared_error(y_true, y_pred, *, sample_weight=None):
+    return _elementwise_loss(MSE, y_true, y_pred, sample_weight)
 
 
-def backprop_mean_squared_error(y_true, y_pred, out=None):
-    return _elementwise_grad(MSE, y_true, y_pred, out, factor=2.0)
+def backprop_mean_squared_error(y_true, y_pred, out=None, *, sample_weight=None):
+    return _elementwise_grad(MSE, y_true, y_pred, out, sample_weight, factor=2.0)
 
 
-def mean_absolute_error(y_true, y_pred):
-    return _elementwise_loss(MAE, y_true, y_pred)
+def mean_absolute_error(y_true, y_pred, *, sample_weight=None):
+    return _elementwise_loss(MAE, y_true, y_pred, sample_weight)
 
 
-def backprop_mean_absolute_error(y_true, y_pred, out=None):
-    return _elementwise_grad(MAE, y_true, y_pred, out)
+def backprop_mean_absolute_error(y_true, y_pred, out=None, *, sample_weight=None):
+    return _elementwise_grad(MAE, y_true, y_pred, out, sample_weight)
 
 
-def huber(y_true, y_pred, *, delta=1.0):
+def huber(y_true, y_pred, *, delta=1.0, sample_weight=None):
     delta = check.real("delta", delta, low=0.0, low_open=True)
-    return _elementwise_loss(HUBER, y_true, y_pred, delta)
+    return _elementwise_loss(HUBER, y_true, y_pred, sample_weight, delta)
 
 
-def backprop_huber(y_true, y_pred, out=None, *, delta=1.0):
+def backprop_huber(y_true, y_pred, out=None, *, delta=1.0, sample_weight=None):
     delta = check.real("delta", delta, low=0.0, low_open=True)
-    return _elementwise_grad(HUBER, y_true, y_pred, out, delta)
+    return _elementwise_grad(HUBER, y_true, y_pred, out, sample_weight, delta)
 
 
-def binary_crossentropy(y_true, y_pred, *, from_logits=False):
+def binary_crossentropy(y_true, y_pred, *, from_logits=False, sample_weight=None):
     from_logits = check.flag("from_logits", from_logits)
-    return _elementwise_loss(BCE_LOGITS if from_logits else BCE, y_true, y_pred)
+    return _elementwise_loss(BCE_LOGITS if from_logits else BCE, y_true, y_pred,
+                             sample_weight)
 
 
-def backprop_binary_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+def backprop_binary_crossentropy(y_true, y_pred, out=None, *, from_logits=False,
+                                 sample_weight=None):
     from_logits = check.flag("from_logits", from_logits)
-    return _elementwise_grad(BCE_LOGITS if from_logits else BCE, y_true, y_pred, out)
+    return _elementwise_grad(BCE_LOGITS if from_logits else BCE, y_true, y_pred, out,
+                             sample_weight)
 
 
-def _xent(y_true, y_pred, out, logits, want_loss, want_grad, pred_name="y_pred"):
+def _xent(y_true, y_pred, out, logits, want_loss, want_grad, sample_weight,
+          pred_name="y_pred"):
     """Dense-target cross-entropy: (loss or None, out or None)."""
-    c = Call(**{pred_name: y_pred}, y_true=y_true, out=out)
+    c = Call(**{pred_name: y_pred}, y_true=y_true, out=out, sample_weight=sample_weight)
     v_pred, v_true = c.v[pred_name], c.v["y_true"]
     if want_grad:
         out = check.loss_args(v_true, v_pred, c.v["out"], ndim=2, want_out=True,
                               pred_name=pred_name)
     else:
         check.loss_args(v_true, v_pred, ndim=2, pred_name=pred_name)
+    w, weighted = _weights(c, pred_name, out if want_grad else None)
     dtype = v_pred.dtype
     p = c.dev(v_pred, name=pred_name)
     t = c.dev(v_true, name="y_true")
@@ -446,7 +481,7 @@ def _xent(y_true, y_pred, out, logits, want_loss, want_grad, pred_name="y_pred")
     partial = _partials(dtype) if want_loss else _flat(p)
     blocks = _reduce_blocks(rows) if want_loss else blocks_for(rows)
     launch(kernels(dtype).xent_rows, blocks, THREADS, t, p, o, partial, logits, want_loss,
-           want_grad, 1.0 / rows, float(rows))
+           want_grad, 1.0 / rows, float(rows), w, weighted)
     loss = c.scalar(_finish(dtype, partial, blocks, rows), dtype) if want_loss else None
     if want_grad:
         c.write_back(out)
@@ -454,18 +489,19 @@ def _xent(y_true, y_pred, out, logits, want_loss, want_grad, pred_name="y_pred")
     return loss, out
 
 
-def categorical_crossentropy(y_true, y_pred, *, from_logits=False):
+def categorical_crossentropy(y_true, y_pred, *, from_logits=False, sample_weight=None):
     from_logits = check.flag("from_logits", from_logits)
-    return _xent(y_true, y_pred, None, from_logits, True, False)[0]
+    return _xent(y_true, y_pred, None, from_logits, True, False, sample_weight)[0]
 
 
-def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False,
+                                      sample_weight=None):
     from_logits = check.flag("from_logits", from_logits)
-    return _xent(y_true, y_pred, out, from_logits, False, True)[1]
+    return _xent(y_true, y_pred, out, from_logits, False, True, sample_weight)[1]
 
 
-def softmax_crossentropy(y_true, logits, out=None):
-    return _xent(y_true, logits, out, True, True, True, pred_name="logits")
+def softmax_crossentropy(y_true, logits, out=None, *, sample_weight=None):
+    return _xent(y_true, logits, out, True, True, True, sample_weight, pred_name="logits")
 
 
 # ------------------------------------------------------------------ sparse labels
@@ -484,13 +520,14 @@ def _device_labels(y, n_rows):
                          f"got {y.shape[0]}")
 
 
-def _sparse(y_true, y_pred, out, logits, want_loss, want_grad, pred_name="y_pred"):
+def _sparse(y_true, y_pred, out, logits, want_loss, want_grad, sample_weight,
+            pred_name="y_pred"):
     """Sparse cross-entropy: (loss or None, out or None)."""
     if not (isinstance(y_true, np.ndarray) or _nb.is_device_array(y_true)):
         # not an array at all: the reference's error (after its check of y_pred)
         check.sparse_args(y_true, Call(**{pred_name: y_pred}).v[pred_name],
                           pred_name=pred_name)
-    c = Call(**{pred_name: y_pred}, y_true=y_true, out=out)
+    c = Call(**{pred_name: y_pred}, y_true=y_true, out=out, sample_weight=sample_weight)
     v_pred, v_true = c.v[pred_name], c.v["y_true"]
     if c.on_device:
         check.array(pred_name, v_pred, ndim=2)
@@ -505,6 +542,7 @@ def _sparse(y_true, y_pred, out, logits, want_loss, want_grad, pred_name="y_pred
         labels, out = check.sparse_args(v_true, v_pred, c.v["out"], pred_name=pred_name,
                                         want_out=want_grad)
         lab = _nb.to_device(np.ascontiguousarray(labels, dtype=np.int64))
+    w, weighted = _weights(c, pred_name, out if want_grad else None)
     dtype = v_pred.dtype
     p = c.dev(v_pred, name=pred_name)
     o = c.dev(out, name="out") if want_grad else p     # p is not written without want_grad
@@ -513,7 +551,7 @@ def _sparse(y_true, y_pred, out, logits, want_loss, want_grad, pred_name="y_pred
     partial = _partials(dtype) if want_loss else _flat(p)
     blocks = _reduce_blocks(rows) if want_loss else blocks_for(rows)
     launch(kernels(dtype).sparse_xent_rows, blocks, THREADS, lab, p, o, partial, logits,
-           want_loss, want_grad, 1.0 / rows)
+           want_loss, want_grad, 1.0 / rows, w, weighted)
     loss = c.scalar(_finish(dtype, partial, blocks, rows), dtype) if want_loss else None
     if want_grad:
         c.write_back(out)
@@ -521,15 +559,18 @@ def _sparse(y_true, y_pred, out, logits, want_loss, want_grad, pred_name="y_pred
     return loss, out
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=False):
+def sparse_categorical_crossentropy(y_true, y_pred, *, from_logits=False,
+                                    sample_weight=None):
     from_logits = check.flag("from_logits", from_logits)
-    return _sparse(y_true, y_pred, None, from_logits, True, False)[0]
+    return _sparse(y_true, y_pred, None, from_logits, True, False, sample_weight)[0]
 
 
-def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False):
+def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False,
+                                             sample_weight=None):
     from_logits = check.flag("from_logits", from_logits)
-    return _sparse(y_true, y_pred, out, from_logits, False, True)[1]
+    return _sparse(y_true, y_pred, out, from_logits, False, True, sample_weight)[1]
 
 
-def sparse_softmax_crossentropy(y_true, logits, out=None):
-    return _sparse(y_true, logits, out, True, True, True, pred_name="logits")
+def sparse_softmax_crossentropy(y_true, logits, out=None, *, sample_weight=None):
+    return _sparse(y_true, logits, out, True, True, True, sample_weight,
+                   pred_name="logits")
