@@ -50,18 +50,18 @@ _LOSS_KERNELS = {losses_module.MeanSquaredError: "mean_squared_error",
 
 
 def _loss_key(loss):
-    """What identifies a loss the plan computes (its kernel, and the parameter it takes
-    or whether it reads logits), or None for a loss it does not cover."""
+    """What identifies a loss the plan computes (its kernel, the parameter it takes or
+    whether it reads logits, its reduction), or None for a loss it does not cover."""
     if type(loss) is losses_module.SparseCategoricalCrossentropy:
-        return "sparse", bool(loss.from_logits)
+        return "sparse", bool(loss.from_logits), loss.reduction
     name = _LOSS_KERNELS.get(type(loss))
     if name is None:
         return None
     if type(loss) is losses_module.Huber:
-        return name, loss.delta
+        return name, loss.delta, loss.reduction
     if getattr(loss, "from_logits", False):
         name += "_logits"
-    return name, 0.0
+    return name, 0.0, loss.reduction
 
 
 def _plain(arr, written=True):
@@ -153,31 +153,33 @@ class TrainSteps:
 
     Args:
         model, backend: the model and its backend.
-        x, y: the training data as fit placed it; plans need fit's own views of it.
+        x, y, w: the training data and sample weights (or None) as fit placed them;
+            plans need fit's own views of them.
         streamed: the data is streamed to a device batch by batch (no plans).
     """
 
-    def __init__(self, model, backend, x, y, streamed):
+    def __init__(self, model, backend, x, y, w, streamed):
         # by batch rows: None not built yet, False not covered
         self._plans = {} if backend.unchecked is not None and not streamed else None
         if self._plans is not None:
-            # batches come from fit's own views of the validated x and y
+            # batches come from fit's own views of the validated x, y and w
             x, y = x.view(), y.view()
-        self.x, self.y = x, y
+            w = None if w is None else w.view()
+        self.x, self.y, self.w = x, y, w
         self._model, self._backend = model, backend
 
-    def run(self, xb, yb):
-        """One training step on a batch (of rows of :attr:`x`, :attr:`y`)."""
+    def run(self, xb, yb, wb=None):
+        """One training step on a batch (of rows of :attr:`x`, :attr:`y`, :attr:`w`)."""
         rows = len(xb)
         plans = self._plans
         plan = plans.get(rows) if plans is not None else False
         if plan and plan.current():
-            plan.run(xb, yb)
+            plan.run(xb, yb, wb)
             return
-        self._model._train_step(xb, yb)
+        self._model._train_step(xb, yb, wb)
         if plan is None or (plan and plan.used):
             plans[rows] = FastStep.build(self._model, self._backend, self.x, self.y,
-                                         rows) or False
+                                         self.w, rows) or False
         elif plan:
             plans[rows] = False
 
@@ -187,20 +189,21 @@ class FastStep:
     kernels; build it with :meth:`build` right after a checked step of that size."""
 
     @classmethod
-    def build(cls, model, backend, x, y, rows):
-        """A plan for batches of ``rows`` rows sliced from ``x`` and ``y`` (fit's own
-        views of the validated data), or None when the model is not one it covers."""
+    def build(cls, model, backend, x, y, w, rows):
+        """A plan for batches of ``rows`` rows sliced from ``x``, ``y`` and the weights
+        ``w`` (fit's own views of the validated data; ``w`` may be None), or None when
+        the model is not one it covers."""
         if backend.unchecked is None or model._keep_finite_weights:
             return None
         uk = backend.unchecked(model.dtype)
         if uk is None:
             return None
         try:
-            return cls(model, backend, uk, x, y, rows)
+            return cls(model, backend, uk, x, y, w, rows)
         except (_Unsupported, KeyError):
             return None
 
-    def __init__(self, model, backend, uk, x, y, rows):
+    def __init__(self, model, backend, uk, x, y, w, rows):
         layers = list(model._layers)
         if not layers or any(type(layer) is not layers_module.Dense or not layer.built
                              or not layer.activation.is_default
@@ -220,6 +223,8 @@ class FastStep:
         else:
             targets_ok = y.ndim == 2 and y.shape[1:] == (layers[-1].units,)
         if not (_plain(x, False) and _plain(y, False) and targets_ok) or x.ndim != 2:
+            raise _Unsupported
+        if w is not None and not (_plain(w, False) and w.ndim == 1 and w.dtype == x.dtype):
             raise _Unsupported
         self.model, self.backend, self.uk, self.ops = model, backend, uk, backend.ops
         self.rows = rows
@@ -261,24 +266,27 @@ class FastStep:
         written = [self.grad] + [a for s in steps for a in s.written()]
         written += [s for slots in opt._slots for s in slots.values()]
         for a in written:
-            if np.may_share_memory(a, x) or np.may_share_memory(a, y):
+            if np.may_share_memory(a, x) or np.may_share_memory(a, y) or (
+                    w is not None and np.may_share_memory(a, w)):
                 raise _Unsupported
+        self.reweighs = model.loss.reweighs     # kernel weights != sample weights
+        self.metric_plan = model._metric_plan
 
     @staticmethod
     def _loss_step(uk, key, fused):
         """``f(y_true, y_pred or logits, grad) -> loss``: the loss and its gradient, by
         the compiled kernels Trainer._forward_backward's public ones run."""
-        name, param = key
+        name, param, _ = key
         if fused and name == "sparse":
-            return lambda t, z, out: uk.sparse_crossentropy(True, t, z, out)
+            return lambda t, z, out, w: uk.sparse_crossentropy(True, t, z, out, w)
         if fused:
             if name != "categorical_crossentropy":
                 raise _Unsupported
             return uk.softmax_crossentropy
         if name == "sparse":
-            return lambda t, p, out: uk.sparse_crossentropy(param, t, p, out)
+            return lambda t, p, out, w: uk.sparse_crossentropy(param, t, p, out, w)
         loss_id = uk.loss_id(name)
-        return lambda t, p, out: uk.loss(loss_id, param, t, p, out)
+        return lambda t, p, out, w: uk.loss(loss_id, param, t, p, out, w)
 
     def current(self):
         """Whether the model is still the one this plan was built from."""
@@ -288,16 +296,18 @@ class FastStep:
                 or model.optimizer is not self.optimizer
                 or self.optimizer._slots is not self.slots
                 or _loss_key(self.loss) != self.loss_key
-                or self.optimizer._unchecked_key() != self.opt_key):
+                or self.optimizer._unchecked_key() != self.opt_key
+                or model._metric_plan is not self.metric_plan):
             return False
         for step in self.steps:
             if not step.current():
                 return False
         return True
 
-    def run(self, xb, yb):
-        """One training step on a batch of ``self.rows`` rows of fit's x and y: the same
-        operations, in the same order, as :meth:`Trainer._train_step`."""
+    def run(self, xb, yb, wb=None):
+        """One training step on a batch of ``self.rows`` rows of fit's x, y and
+        weights: the same operations, in the same order, as
+        :meth:`Trainer._train_step`."""
         uk = self.uk
         model = self.model
         self.used = True
@@ -305,7 +315,9 @@ class FastStep:
         for s in self.steps:
             h = s.forward(uk, h)
         last = self.steps[-1]
-        loss = self.loss_step(yb, last.pre if last.fused else h, self.grad)
+        kw = (self.loss.kernel_weights(self.ops, wb, self.rows, model.dtype)
+              if self.reweighs else wb)
+        loss = self.loss_step(yb, last.pre if last.fused else h, self.grad, kw)
         dy = self.grad
         for s in self.backward:
             dy = s.backward(uk, dy, xb if s.x is None else s.x)
@@ -321,5 +333,5 @@ class FastStep:
             opt._clip(self.grads)
         self.update()
         opt.iterations += 1
-        for m in model.metrics:
-            m.update_on(self.ops, yb, h)
+        for m, weighted in self.metric_plan:
+            m.update_on(self.ops, yb, h, wb if weighted else None)

@@ -1,6 +1,7 @@
 """The batches of ``fit``: one iterator over an epoch, whatever the data's place.
 
-``fit`` asks :class:`EpochIterator` for each epoch's ``(step, x_batch, y_batch)`` and
+``fit`` asks :class:`EpochIterator` for each epoch's ``(step, x_batch, y_batch,
+w_batch)`` (``w_batch`` the batch's sample weights, None without) and
 does not see where they come from.  There are three sources (Keras keeps the same idea
 in its ``EpochIterator``):
 
@@ -28,19 +29,21 @@ def steps_for(n, batch_size):
 
 
 class EpochIterator:
-    """The batches of ``x`` and ``y`` (placed where the backend computes, or host
-    arrays to stream) in ``batch_size`` rows, the last one partial.
+    """The batches of ``x``, ``y`` and the sample weights ``w`` (placed where the
+    backend computes, or host arrays to stream) in ``batch_size`` rows, the last one
+    partial.
 
     Args:
         x, y: the training data, one sample per row.
+        w: the samples' weights (n,), or None.
         batch_size: rows per batch.
         ops: the backend's array operations.
         shuffle: draw a new order each epoch.
         seed: the model's seed (the shuffling's).
     """
 
-    def __init__(self, x, y, batch_size, ops, shuffle, seed):
-        self.x, self.y = x, y
+    def __init__(self, x, y, w, batch_size, ops, shuffle, seed):
+        self.x, self.y, self.w = x, y, w
         self.n = x.shape[0]
         self.batch_size = batch_size
         self.steps = steps_for(self.n, batch_size)
@@ -52,16 +55,19 @@ class EpochIterator:
         # model's epoch is a few microseconds, of which a generator would be a tenth)
         self._slices = None
         if self._shuffler is None and not self.streamed:
-            self._slices = tuple((step, x[lo:lo + batch_size], y[lo:lo + batch_size])
+            self._slices = tuple((step, x[lo:lo + batch_size], y[lo:lo + batch_size],
+                                  None if w is None else w[lo:lo + batch_size])
                                  for step, lo in enumerate(range(0, self.n, batch_size)))
             return
         # gathered or streamed: batch buffers where the backend computes, allocated once
         rows = min(batch_size, self.n)
         self._xbuf = ops.empty((rows,) + tuple(x.shape[1:]), x.dtype)
         self._ybuf = ops.empty((rows,) + tuple(y.shape[1:]), y.dtype)
+        self._wbuf = None if w is None else ops.empty((rows,), w.dtype)
         if self.streamed:
             self._xpin = ops.pinned_empty(self._xbuf.shape, x.dtype)
             self._ypin = ops.pinned_empty(self._ybuf.shape, y.dtype)
+            self._wpin = None if w is None else ops.pinned_empty((rows,), w.dtype)
 
     @staticmethod
     def streams(x, ops):
@@ -69,7 +75,8 @@ class EpochIterator:
         return ops.on_device and isinstance(x, np.ndarray)
 
     def batches(self, epoch, start=0):
-        """``(step, x_batch, y_batch)`` for every batch of ``epoch`` from step ``start``
+        """``(step, x_batch, y_batch, w_batch)`` for every batch of ``epoch`` from step
+        ``start``
         on (a resumed epoch), in its order.  A batch is valid until the next one is
         drawn (it may live in a reused buffer)."""
         if self._slices is not None:
@@ -87,23 +94,31 @@ class EpochIterator:
             lo = step * size
             hi = min(n, lo + size)
             if streamed:
-                xb, yb = self._streamed(order, lo, hi)
+                xb, yb, wb = self._streamed(order, lo, hi)
             else:
                 idx = order[lo:hi]
                 xb = ops.take_rows(x, idx, self._xbuf[:hi - lo])
                 yb = ops.take_rows(y, idx, self._ybuf[:hi - lo])
-            yield step, xb, yb
+                wb = None if self.w is None else ops.take_rows(self.w, idx,
+                                                               self._wbuf[:hi - lo])
+            yield step, xb, yb, wb
 
     def _streamed(self, order, lo, hi):
         """Rows lo:hi (of the epoch's order) gathered on the host into the page-locked
         buffers, then copied into the device batch buffers."""
         m = hi - lo
-        xpin, ypin = self._xpin[:m], self._ypin[:m]
-        if order is None:
-            xpin[...], ypin[...] = self.x[lo:hi], self.y[lo:hi]
-        else:
-            np.take(self.x, order[lo:hi], axis=0, out=xpin)
-            np.take(self.y, order[lo:hi], axis=0, out=ypin)
-        self._ops.copy_from_host(self._xbuf[:m], xpin)
-        self._ops.copy_from_host(self._ybuf[:m], ypin)
-        return self._xbuf[:m], self._ybuf[:m]
+        sources = [(self.x, self._xpin, self._xbuf), (self.y, self._ypin, self._ybuf)]
+        if self.w is not None:
+            sources.append((self.w, self._wpin, self._wbuf))
+        batches = []
+        for a, pin, buf in sources:
+            pin = pin[:m]
+            if order is None:
+                pin[...] = a[lo:hi]
+            else:
+                np.take(a, order[lo:hi], axis=0, out=pin)
+            self._ops.copy_from_host(buf[:m], pin)
+            batches.append(buf[:m])
+        if self.w is None:
+            batches.append(None)
+        return tuple(batches)

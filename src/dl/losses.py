@@ -1,31 +1,84 @@
-"""Losses, by object and by name, reduced as Keras 3 does ("sum_over_batch_size").
+"""Losses, by object and by name, with Keras 3's reductions and sample weights.
 
-A loss object is callable on arrays (``dl.losses.MeanSquaredError()(y_true, y_pred)``
-returns a float) and gives the training loop the loss and ``dL/dy_pred`` through the
-backend's kernels.  y_true of shape (n,) against y_pred of shape (n, 1) is expanded
+A loss object is callable on arrays (``dl.losses.MeanSquaredError()(y_true, y_pred,
+sample_weight=None)``) and gives the training loop the loss and ``dL/dy_pred`` through
+the backend's kernels.  y_true of shape (n,) against y_pred of shape (n, 1) is expanded
 as Keras does.
+
+Reductions (Keras's ``reduction`` argument), for per-sample losses ``l_i`` and weights
+``w_i`` (1 without ``sample_weight``):
+
+    "sum_over_batch_size" (default), "mean"   sum_i w_i l_i / n
+    "sum"                                      sum_i w_i l_i
+    "mean_with_sample_weight"                  sum_i w_i l_i / sum_i w_i  (0 if that is 0)
+    None, "none"                               the vector w_i l_i (not for training)
+
+The kernels compute the first; the others are the same kernels with the weights
+rescaled (:meth:`Loss.kernel_weights`), so a weighted loss stays one fused kernel call.
 """
 import numpy as np
 
 from . import _serial, config
+from kernels import reference
 from kernels.checks import describe, real, short_repr
 from ._args import optional_str
 
+REDUCTIONS = ("sum_over_batch_size", "sum", None, "none", "mean", "mean_with_sample_weight")
+
+
+def _reduction(reduction):
+    if reduction is not None and not (isinstance(reduction, str) and reduction in REDUCTIONS):
+        raise ValueError(f"Invalid value for argument `reduction`. Expected one of "
+                         f"{list(REDUCTIONS)}. Received: reduction={short_repr(reduction)}")
+    return reduction
+
+
+def sample_weight_array(sample_weight, n, dtype, name="sample_weight", allow_scalar=True):
+    """Per-sample weights as the kernels take them: a C-contiguous (n,) array of
+    ``dtype`` from a number (every sample; unless not ``allow_scalar``, as for ``fit``'s
+    data), or an array of shape (n,) or (n, 1) (Keras's squeeze); a named
+    TypeError/ValueError otherwise."""
+    if isinstance(sample_weight, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected numbers, got {describe(sample_weight)}")
+    try:
+        w = np.asarray(sample_weight)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected an array of numbers, got "
+                        f"{type(sample_weight).__name__} ({exc})") from None
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected numbers, got dtype {w.dtype}")
+    if w.ndim == 0 and allow_scalar:
+        w = np.broadcast_to(w, (n,))
+    elif w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.shape != (n,):
+        raise ValueError(f"{name}: expected one weight per sample, shape ({n},) or "
+                         f"({n}, 1), got shape {w.shape}")
+    return np.ascontiguousarray(w, dtype=dtype)
+
 
 class Loss:
-    """Base class.  ``name`` is Keras's; ``from_logits`` where it applies."""
+    """Base class.  ``name`` is Keras's; ``from_logits`` where it applies.
+
+    Subclasses give ``kernel`` (the reference's name of their loss kernel) and
+    :meth:`_params` (its parameters), and the kernel calls in :meth:`value`,
+    :meth:`gradient` (and :meth:`fused` for a softmax output).
+    """
 
     name = "loss"
+    kernel = None
     # Elementwise losses broadcast targets of shape (n, 1) over the output units.
     broadcast_targets = True
 
-    def __init__(self, name=None, reduction="sum_over_batch_size"):
-        if not (isinstance(reduction, str) and reduction == "sum_over_batch_size"):
-            raise ValueError(f"reduction: only 'sum_over_batch_size' (Keras's default) is "
-                             f"supported, got {short_repr(reduction)}")
+    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
         if name is not None:
             self.name = optional_str("name", name)
-        self.reduction = reduction
+        self.reduction = _reduction(reduction)
+        self.dtype = None if dtype is None else config.resolve_dtype(dtype)
+        self._cache = {}       # (ops, n, dtype, scale) -> rescaling vectors of kernel_weights
+
+    def _params(self):
+        return {}
 
     # what the training loop calls -------------------------------------------------
     def prepare_targets(self, y_true, y_pred_shape, dtype):
@@ -45,23 +98,70 @@ class Loss:
                              f"to match the model's output, got {y_true.shape}")
         return y_true
 
-    def value(self, backend, y_true, y_pred):
+    @property
+    def trains(self):
+        """Whether this loss reduces to a number (what training needs)."""
+        return self.reduction not in (None, "none")
+
+    @property
+    def reweighs(self):
+        """Whether the kernels' weights differ from the sample weights (a reduction
+        other than the kernels' own sum_over_batch_size)."""
+        return self.reduction not in ("sum_over_batch_size", "mean")
+
+    def kernel_weights(self, ops, sample_weight, n, dtype):
+        """The weights to give the loss kernels for a batch of ``n`` samples with these
+        sample weights (None: unweighted), arrays of ``ops``: None for the kernels'
+        own mean, else the weights rescaled to this loss's reduction."""
+        if not self.reweighs:
+            return sample_weight
+        if self.reduction == "sum":
+            scale = float(n)
+        else:      # mean_with_sample_weight: divide by the weights' sum, not by n
+            if sample_weight is None:
+                return None
+            total = float(np.sum(ops.to_host(sample_weight), dtype=np.float64))
+            scale = n / total if total != 0 else 0.0
+        key = (id(ops), n, np.dtype(dtype).str, scale)
+        cached = self._cache.get(key)
+        if cached is None:
+            if len(self._cache) > 16:
+                self._cache.clear()
+            cached = self._cache[key] = (ops.full((n,), scale, dtype),
+                                         ops.empty((n,), dtype))
+        factor, product = cached
+        if sample_weight is None:
+            return factor
+        return ops.multiply(sample_weight, factor, product)
+
+    def value(self, backend, y_true, y_pred, w=None):
         raise NotImplementedError
 
-    def gradient(self, backend, y_true, y_pred, out=None):
+    def gradient(self, backend, y_true, y_pred, out=None, w=None):
         raise NotImplementedError
 
-    def __call__(self, y_true, y_pred):
+    def __call__(self, y_true, y_pred, sample_weight=None):
         y_pred = np.asarray(y_pred)
-        if y_pred.dtype not in (np.float32, np.float64):
-            y_pred = y_pred.astype(config.floatx())
+        dtype = self.dtype or (y_pred.dtype if y_pred.dtype in (np.float32, np.float64)
+                               else np.dtype(config.floatx()))
+        y_pred = y_pred.astype(dtype, copy=False)
         if y_pred.ndim == 1:
             y_pred = y_pred.reshape(-1, 1)
         y_true = self.prepare_targets(y_true, y_pred.shape, y_pred.dtype)
-        return float(self.value(config.get_backend(), y_true, y_pred))
+        n = y_pred.shape[0]
+        w = None if sample_weight is None else sample_weight_array(sample_weight, n, dtype)
+        if not self.trains:
+            per = reference.per_sample_losses(self.kernel, y_true, y_pred, **self._params())
+            return (per if w is None else per * w).astype(dtype, copy=False)
+        be = config.get_backend()
+        host = config.get_backend("numpy").ops
+        return float(self.value(be, y_true, y_pred, self.kernel_weights(host, w, n, dtype)))
 
     def get_config(self):
-        return {"name": self.name, "reduction": self.reduction}
+        cfg = {"name": self.name, "reduction": self.reduction}
+        if self.dtype is not None:
+            cfg["dtype"] = np.dtype(self.dtype).name
+        return cfg
 
     @classmethod
     def from_config(cls, cfg):
@@ -71,52 +171,67 @@ class Loss:
         return f"{type(self).__name__}({self.get_config()})"
 
 
+def _weighted(w):
+    """The kernels' keyword for weights (none at all without: the plain call)."""
+    return {} if w is None else {"sample_weight": w}
+
+
 class MeanSquaredError(Loss):
     """``mean((y_true - y_pred)^2)``; gradient ``2 (y_pred - y_true) / size``."""
     name = "mean_squared_error"
+    kernel = "mean_squared_error"
 
-    def value(self, backend, y_true, y_pred):
-        return backend.mean_squared_error(y_true, y_pred)
+    def value(self, backend, y_true, y_pred, w=None):
+        return backend.mean_squared_error(y_true, y_pred, **_weighted(w))
 
-    def gradient(self, backend, y_true, y_pred, out=None):
-        return backend.backprop_mean_squared_error(y_true, y_pred, out)
+    def gradient(self, backend, y_true, y_pred, out=None, w=None):
+        return backend.backprop_mean_squared_error(y_true, y_pred, out, **_weighted(w))
 
 
 class MeanAbsoluteError(Loss):
     """``mean(|y_true - y_pred|)``."""
     name = "mean_absolute_error"
+    kernel = "mean_absolute_error"
 
-    def value(self, backend, y_true, y_pred):
-        return backend.mean_absolute_error(y_true, y_pred)
+    def value(self, backend, y_true, y_pred, w=None):
+        return backend.mean_absolute_error(y_true, y_pred, **_weighted(w))
 
-    def gradient(self, backend, y_true, y_pred, out=None):
-        return backend.backprop_mean_absolute_error(y_true, y_pred, out)
+    def gradient(self, backend, y_true, y_pred, out=None, w=None):
+        return backend.backprop_mean_absolute_error(y_true, y_pred, out, **_weighted(w))
 
 
 class Huber(Loss):
     """``0.5 e^2`` for ``|e| <= delta``, else ``delta (|e| - delta / 2)``."""
     name = "huber_loss"
+    kernel = "huber"
 
-    def __init__(self, delta=1.0, name=None, reduction="sum_over_batch_size"):
-        super().__init__(name, reduction)
+    def __init__(self, delta=1.0, name=None, reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name, reduction, dtype)
         self.delta = real("delta", delta, low=0, low_open=True)
 
-    def value(self, backend, y_true, y_pred):
-        return backend.huber(y_true, y_pred, delta=self.delta)
+    def _params(self):
+        return {"delta": self.delta}
 
-    def gradient(self, backend, y_true, y_pred, out=None):
-        return backend.backprop_huber(y_true, y_pred, out, delta=self.delta)
+    def value(self, backend, y_true, y_pred, w=None):
+        return backend.huber(y_true, y_pred, delta=self.delta, **_weighted(w))
+
+    def gradient(self, backend, y_true, y_pred, out=None, w=None):
+        return backend.backprop_huber(y_true, y_pred, out, delta=self.delta, **_weighted(w))
 
     def get_config(self):
         return {**super().get_config(), "delta": self.delta}
 
 
 class _FromLogits(Loss):
-    def __init__(self, from_logits=False, name=None, reduction="sum_over_batch_size"):
-        super().__init__(name, reduction)
+    def __init__(self, from_logits=False, name=None, reduction="sum_over_batch_size",
+                 dtype=None):
+        super().__init__(name, reduction, dtype)
         if not isinstance(from_logits, (bool, np.bool_)):
             raise TypeError(f"from_logits: expected True or False, got {describe(from_logits)}")
         self.from_logits = bool(from_logits)
+
+    def _params(self):
+        return {"from_logits": self.from_logits}
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits}
@@ -125,35 +240,42 @@ class _FromLogits(Loss):
 class BinaryCrossentropy(_FromLogits):
     """``-(y log p + (1 - y) log(1 - p))``, p clipped to [1e-7, 1 - 1e-7]."""
     name = "binary_crossentropy"
+    kernel = "binary_crossentropy"
 
-    def value(self, backend, y_true, y_pred):
-        return backend.binary_crossentropy(y_true, y_pred, from_logits=self.from_logits)
+    def value(self, backend, y_true, y_pred, w=None):
+        return backend.binary_crossentropy(y_true, y_pred, from_logits=self.from_logits,
+                                           **_weighted(w))
 
-    def gradient(self, backend, y_true, y_pred, out=None):
+    def gradient(self, backend, y_true, y_pred, out=None, w=None):
         return backend.backprop_binary_crossentropy(y_true, y_pred, out,
-                                                    from_logits=self.from_logits)
+                                                    from_logits=self.from_logits,
+                                                    **_weighted(w))
 
 
 class CategoricalCrossentropy(_FromLogits):
     """``-sum_j y_j log p_j`` per sample, y one-hot (or soft) of shape (n, classes)."""
     name = "categorical_crossentropy"
+    kernel = "categorical_crossentropy"
     broadcast_targets = False
 
-    def value(self, backend, y_true, y_pred):
-        return backend.categorical_crossentropy(y_true, y_pred, from_logits=self.from_logits)
+    def value(self, backend, y_true, y_pred, w=None):
+        return backend.categorical_crossentropy(y_true, y_pred, from_logits=self.from_logits,
+                                                **_weighted(w))
 
-    def gradient(self, backend, y_true, y_pred, out=None):
+    def gradient(self, backend, y_true, y_pred, out=None, w=None):
         return backend.backprop_categorical_crossentropy(y_true, y_pred, out,
-                                                         from_logits=self.from_logits)
+                                                         from_logits=self.from_logits,
+                                                         **_weighted(w))
 
-    def fused(self, backend, y_true, logits, out=None):
+    def fused(self, backend, y_true, logits, out=None, w=None):
         """Loss and gradient with respect to the logits of a softmax output."""
-        return backend.softmax_crossentropy(y_true, logits, out)
+        return backend.softmax_crossentropy(y_true, logits, out, **_weighted(w))
 
 
 class SparseCategoricalCrossentropy(_FromLogits):
     """Categorical cross-entropy with integer class labels of shape (n,) or (n, 1)."""
     name = "sparse_categorical_crossentropy"
+    kernel = "sparse_categorical_crossentropy"
 
     def prepare_targets(self, y_true, y_pred_shape, dtype):
         y_true = np.asarray(y_true)
@@ -175,16 +297,17 @@ class SparseCategoricalCrossentropy(_FromLogits):
                              f"output units), got {bad}")
         return y_true.astype(np.int64, copy=False)
 
-    def value(self, backend, y_true, y_pred):
+    def value(self, backend, y_true, y_pred, w=None):
         return backend.sparse_categorical_crossentropy(y_true, y_pred,
-                                                       from_logits=self.from_logits)
+                                                       from_logits=self.from_logits,
+                                                       **_weighted(w))
 
-    def gradient(self, backend, y_true, y_pred, out=None):
+    def gradient(self, backend, y_true, y_pred, out=None, w=None):
         return backend.backprop_sparse_categorical_crossentropy(
-            y_true, y_pred, out, from_logits=self.from_logits)
+            y_true, y_pred, out, from_logits=self.from_logits, **_weighted(w))
 
-    def fused(self, backend, y_true, logits, out=None):
-        return backend.sparse_softmax_crossentropy(y_true, logits, out)
+    def fused(self, backend, y_true, logits, out=None, w=None):
+        return backend.sparse_softmax_crossentropy(y_true, logits, out, **_weighted(w))
 
 
 _CLASSES = {c.__name__: c for c in (MeanSquaredError, MeanAbsoluteError, Huber,

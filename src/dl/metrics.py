@@ -37,11 +37,12 @@ class Metric:
         these shapes, or None (the arrays are then read back and summed here)."""
         return None
 
-    def update_on(self, ops, y_true, y_pred):
+    def update_on(self, ops, y_true, y_pred, sample_weight=None):
         """``update_state`` for arrays of a backend's ``ops`` (the training loop's
-        entry point): on a device, built-in metrics sum there, read back by result()."""
+        entry point): on a device, built-in metrics sum there, read back by result()
+        (weighted ones are read back and summed here)."""
         if ops.on_device:
-            kind = self.device_kind(y_true, y_pred)
+            kind = self.device_kind(y_true, y_pred) if sample_weight is None else None
             if kind is not None:
                 if self._device is None:
                     self._device = (ops, ops.acc_new())
@@ -49,14 +50,23 @@ class Metric:
                                   getattr(self, "threshold", 0.5))
                 return
             y_true, y_pred = ops.to_host(y_true), ops.to_host(y_pred)
-        self.update_state(y_true, y_pred)
+            if sample_weight is not None:
+                sample_weight = ops.to_host(sample_weight)
+        self.update_state(y_true, y_pred, sample_weight)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add a batch: the per-sample values' sum to the total and their count (with
+        ``sample_weight``, as Keras: the weighted values' sum, and the weights' sum)."""
         y_true = np.asarray(y_true)
         y_pred = np.asarray(y_pred)
         values = np.asarray(self.per_sample(y_true, y_pred), dtype=np.float64)
-        self.total += float(values.sum())
-        self.count += values.shape[0]
+        if sample_weight is None:
+            self.total += float(values.sum())
+            self.count += values.shape[0]
+            return
+        w = _sample_weights(sample_weight, values.shape[0])
+        self.total += float((values * w).sum())
+        self.count += float(w.sum())
 
     def _sums(self):
         """``(total, count)`` of the running mean (a device's part read back)."""
@@ -76,10 +86,10 @@ class Metric:
         total, count = self._sums()
         return total / count if count else 0.0
 
-    def __call__(self, y_true, y_pred):
+    def __call__(self, y_true, y_pred, sample_weight=None):
         """A one-off value on these arrays (the running state is left alone)."""
         m = type(self).from_config(self.get_config())
-        m.update_state(y_true, y_pred)
+        m.update_state(y_true, y_pred, sample_weight)
         return m.result()
 
     def get_config(self):
@@ -91,6 +101,12 @@ class Metric:
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _sample_weights(sample_weight, n):
+    """Per-sample weights (n,) as float64 from a number or an (n,) / (n, 1) array."""
+    from .losses import sample_weight_array
+    return sample_weight_array(sample_weight, n, np.float64)
 
 
 def _labels(y_true, n_rows):
@@ -221,20 +237,20 @@ class _ResolvedAccuracy(Metric):
         y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
         if self.inner is None:
             self.resolve(y_true, y_pred)
-        self.inner.update_state(y_true, y_pred)
+        self.inner.update_state(y_true, y_pred, sample_weight)
 
-    def update_on(self, ops, y_true, y_pred):
+    def update_on(self, ops, y_true, y_pred, sample_weight=None):
         if self.inner is None:
             self.resolve(y_true, y_pred)        # shapes only: fine for device arrays
-        self.inner.update_on(ops, y_true, y_pred)
+        self.inner.update_on(ops, y_true, y_pred, sample_weight)
 
     def result(self):
         total, count = self._sums()
         return total / count if count else 0.0
 
-    def __call__(self, y_true, y_pred):
+    def __call__(self, y_true, y_pred, sample_weight=None):
         m = _ResolvedAccuracy(self.name)
-        m.update_state(y_true, y_pred)
+        m.update_state(y_true, y_pred, sample_weight)
         return m.result()
 
     def get_config(self):

@@ -42,6 +42,8 @@ class Sequential(Trainer):
         self.compiled = False
         self.optimizer = self.loss = None
         self.metrics = []
+        self._metric_plan = ()            # (metric, weighted) pairs, set by compile
+        self._weighted_metric_count = 0
         self.stop_training = False
         self.history = None
         self.seed = None
@@ -233,22 +235,31 @@ class Sequential(Trainer):
         ``run_eagerly``, ``jit_compile`` and ``auto_scale_loss`` are accepted for
         compatibility and have no effect (dl has no graph to compile).
         """
-        _unsupported(loss_weights=loss_weights, weighted_metrics=weighted_metrics)
+        _unsupported(loss_weights=loss_weights)
         if not isinstance(steps_per_execution, (int, np.integer)) or steps_per_execution != 1:
             raise ValueError(f"steps_per_execution: only 1 is supported, got "
                              f"{short_repr(steps_per_execution)}")
         if loss is None:
             raise ValueError("loss: expected a loss name or object, got None")
         self.optimizer = optimizers_module.get(optimizer)
-        self.loss = losses_module.get(loss)
-        if metrics is None:
-            metrics = []
-        if isinstance(metrics, (str, dict, metrics_module.Metric)):
-            metrics = [metrics]
-        if not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"metrics: expected a list of metric names or objects, got "
-                            f"{type(metrics).__name__}")
-        self.metrics = [metrics_module.get(m) for m in metrics]
+        loss = losses_module.get(loss)
+        if not loss.trains:
+            raise ValueError(f"loss: a loss with reduction={loss.reduction!r} gives one "
+                             f"value per sample and cannot be trained on; use "
+                             f"'sum_over_batch_size' (the default), 'sum' or 'mean'")
+        self.loss = loss
+        plain = [metrics_module.get(m) for m in _metric_list(metrics, "metrics")]
+        weighted = [metrics_module.get(m)
+                    for m in _metric_list(weighted_metrics, "weighted_metrics")]
+        names = {m.name for m in plain}
+        for m in weighted:     # both kinds in the logs: Keras 2's prefix on a clash
+            if m.name in names:
+                m.name = "weighted_" + m.name
+        self.metrics = plain + weighted
+        # (metric, weighted): what each step updates, and whether with the weights
+        self._metric_plan = tuple((m, False) for m in plain) + tuple((m, True)
+                                                                     for m in weighted)
+        self._weighted_metric_count = len(weighted)
         self.compiled = True
         self.reset_metrics()
         self._configure_fusion()
@@ -276,9 +287,12 @@ class Sequential(Trainer):
     def get_compile_config(self):
         if not self.compiled:
             return None
+        split = len(self.metrics) - self._weighted_metric_count
         return {"optimizer": optimizers_module.serialize(self.optimizer),
                 "loss": losses_module.serialize(self.loss),
-                "metrics": [metrics_module.serialize(m) for m in self.metrics]}
+                "metrics": [metrics_module.serialize(m) for m in self.metrics[:split]],
+                "weighted_metrics": [metrics_module.serialize(m)
+                                     for m in self.metrics[split:]]}
 
     # ------------------------------------------------------------------- saving
     def get_config(self):
@@ -331,6 +345,18 @@ class Sequential(Trainer):
             raise ValueError(f"filepath: {filepath!r} does not fit this model: {exc}") from None
 
 
+def _metric_list(metrics, name):
+    """compile's ``metrics`` / ``weighted_metrics`` as a list (None: none)."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, (str, dict, metrics_module.Metric)):
+        return [metrics]
+    if not isinstance(metrics, (list, tuple)):
+        raise TypeError(f"{name}: expected a list of metric names or objects, got "
+                        f"{type(metrics).__name__}")
+    return list(metrics)
+
+
 def _human_bytes(n):
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -367,7 +393,8 @@ def load_model(filepath, compile=True, backend=None):
             model.set_weights(weights)
         if compile and cfg.get("compile_config"):
             cc = cfg["compile_config"]
-            model.compile(optimizer=cc["optimizer"], loss=cc["loss"], metrics=cc["metrics"])
+            model.compile(optimizer=cc["optimizer"], loss=cc["loss"], metrics=cc["metrics"],
+                          weighted_metrics=cc.get("weighted_metrics"))
             if opt_state and build is not None:
                 model.optimizer.set_state(opt_state, [w for layer in model._layers
                                                       if layer.trainable for w in layer.weights],

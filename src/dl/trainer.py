@@ -15,7 +15,7 @@ import math
 import numpy as np
 from kernels.checks import MAX_BYTES, describe, fits_in_memory, short_repr
 
-from . import _fast, callbacks as callbacks_module, saving
+from . import _fast, callbacks as callbacks_module, losses as losses_module, saving
 from .epoch_iterator import EpochIterator, steps_for
 
 
@@ -129,15 +129,16 @@ class Trainer:
     def _trainable_layers(self):
         return [i for i in self._param_layers() if self.trainable and self._layers[i].trainable]
 
-    def _forward_backward(self, xb, yb):
+    def _forward_backward(self, xb, yb, wb=None):
         """Forward, loss and backward on a batch: fills every layer's gradient arrays.
 
         Returns ``(loss, y_pred)``: the data loss as the backend returns it (a NumPy
         scalar, or a 0-d device array: nothing is read back here) without the
         regularization penalties (:meth:`_add_penalty`), and ``y_pred``, a training
-        buffer valid until the next step.
+        buffer valid until the next step.  ``wb``: the batch's sample weights or None.
         """
         be = self.backend
+        kw = self.loss.kernel_weights(be.ops, wb, xb.shape[0], self.dtype)
         step = self.optimizer.iterations
         h = xb
         for layer in self._layers:
@@ -146,10 +147,10 @@ class Trainer:
         last = self._layers[-1]
         grad_buf = last._buffer("dloss", tuple(y_pred.shape))
         if getattr(last, "fuse_softmax_loss", False):
-            loss, grad = self.loss.fused(be, yb, last._z, grad_buf)
+            loss, grad = self.loss.fused(be, yb, last._z, grad_buf, kw)
         else:
-            loss = self.loss.value(be, yb, y_pred)
-            grad = self.loss.gradient(be, yb, y_pred, grad_buf)
+            loss = self.loss.value(be, yb, y_pred, kw)
+            grad = self.loss.gradient(be, yb, y_pred, grad_buf, kw)
         trainable = self._trainable_layers()
         if trainable:
             first = trainable[0]
@@ -166,12 +167,12 @@ class Trainer:
         for i in self._trainable_layers():
             self._layers[i].add_penalty(acc, weight)
 
-    def _train_step(self, xb, yb):
-        """One optimisation step on a batch, its loss (with penalties, weighted by the
-        batch size) added to the running loss; nothing is read back from a device
-        unless TerminateOnNaN watches the step."""
+    def _train_step(self, xb, yb, wb=None):
+        """One optimisation step on a batch (``wb``: its sample weights, or None), its
+        loss (with penalties, weighted by the batch size) added to the running loss;
+        nothing is read back from a device unless TerminateOnNaN watches the step."""
         ops = self.backend.ops
-        loss, y_pred = self._forward_backward(xb, yb)
+        loss, y_pred = self._forward_backward(xb, yb, wb)
         n = xb.shape[0]
         params, grads = [], []
         for i in self._trainable_layers():
@@ -188,8 +189,13 @@ class Trainer:
         self._add_penalty(self._loss_acc, float(n))    # of the weights before the step
         if params:
             self.optimizer.apply(self.backend, params, grads)
-        for m in self.metrics:
-            m.update_on(ops, yb, y_pred)
+        self._update_metrics(ops, yb, y_pred, wb)
+
+    def _update_metrics(self, ops, yb, y_pred, wb):
+        """Every compiled metric on a batch: ``weighted_metrics`` with the sample
+        weights, ``metrics`` without them (as Keras)."""
+        for m, weighted in self._metric_plan:
+            m.update_on(ops, yb, y_pred, wb if weighted else None)
 
     def compute_gradients(self, x, y):
         """``(loss, [dL/dw for w in trainable_weights])`` on one batch, in training mode
@@ -223,15 +229,49 @@ class Trainer:
             logs[m.name] = float(m.result())
         return logs
 
-    def _place(self, x, y=None):
-        """The data where the backend computes: as is on the host; on the cuda backend
-        copied once to the device (it stays there for the whole call), unless it does
-        not fit there: then it stays on the host and batches are sent one by one."""
+    def _place(self, *arrays):
+        """The data (arrays, or None) where the backend computes: as is on the host;
+        on the cuda backend copied once to the device (it stays there for the whole
+        call), unless it does not fit there: then it stays on the host and batches are
+        sent one by one."""
         ops = self.backend.ops
         if not ops.on_device or not ops.fits_on_device(
-                x.nbytes + (0 if y is None else y.nbytes)):
-            return x, y
-        return ops.to_device(x), (None if y is None else ops.to_device(y))
+                sum(a.nbytes for a in arrays if a is not None)):
+            return arrays
+        return tuple(None if a is None else ops.to_device(a) for a in arrays)
+
+    def _as_weights(self, sample_weight, n, name="sample_weight"):
+        """Per-sample weights as the kernels take them (the model's dtype), finite."""
+        w = losses_module.sample_weight_array(sample_weight, n, self.dtype, name,
+                                              allow_scalar=False)
+        self._check_finite(w, name)
+        return w
+
+    def _class_weights(self, class_weight, y):
+        """Keras's ``class_weight``: each sample weighted by its class's weight (1 for a
+        class the dict does not name); the class of a target row is its argmax, or the
+        rounded value of a single column (sparse labels: the label)."""
+        if not hasattr(class_weight, "items") or not hasattr(class_weight, "get"):
+            raise ValueError(f"class_weight: expected a dict of class index -> weight, got "
+                             f"{describe(class_weight)}")
+        weights = {}
+        for key, value in class_weight.items():
+            if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)):
+                raise ValueError(f"class_weight: expected integer class indices as keys, "
+                                 f"got {short_repr(key)}")
+            if isinstance(value, (bool, np.bool_)) or not isinstance(
+                    value, (int, float, np.integer, np.floating)) or not math.isfinite(value):
+                raise ValueError(f"class_weight: expected a finite number for class "
+                                 f"{int(key)}, got {short_repr(value)}")
+            weights[int(key)] = float(value)
+        labels = np.asarray(y)
+        if labels.ndim > 1:
+            labels = labels.reshape(labels.shape[0], -1)
+            labels = (np.argmax(labels, axis=-1) if labels.shape[1] != 1
+                      else np.round(labels[:, 0]))
+        classes, index = np.unique(labels.astype(np.int64), return_inverse=True)
+        per_class = np.array([weights.get(int(c), 1.0) for c in classes])
+        return per_class[index.reshape(-1)].astype(self.dtype)
 
     def _batch(self, a):
         """A batch where the backend computes (a slice of placed data, or a host slice
@@ -255,8 +295,10 @@ class Trainer:
         batch only for callbacks that look at batch logs, e.g. a verbose=1 progress bar).
         """
         self._require_compiled("fit")
-        _unsupported(class_weight=class_weight, sample_weight=sample_weight,
-                     steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
+        _unsupported(steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
+        if sample_weight is not None and class_weight is not None:
+            raise ValueError("sample_weight, class_weight: You cannot `class_weight` and "
+                             "`sample_weight` at the same time.")
         verbose = _verbose(verbose)
         batch_size = _batch_size(batch_size)
         epochs = _int_arg("epochs", epochs, 0)
@@ -272,12 +314,18 @@ class Trainer:
         x = self._as_x(x)
         y = self._as_y(y, x.shape[0])
         self._check_finite(x, "x")
+        w = None if sample_weight is None else self._as_weights(sample_weight, x.shape[0])
         val = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data: expected a tuple (x_val, y_val)")
+            if not isinstance(validation_data, (tuple, list)) or \
+                    len(validation_data) not in (2, 3):
+                raise ValueError("validation_data: expected a tuple (x_val, y_val) or "
+                                 "(x_val, y_val, sample_weight_val)")
             vx = self._as_x(validation_data[0], "validation_data[0]")
-            val = (vx, self._as_y(validation_data[1], vx.shape[0], "validation_data[1]"))
+            vw = validation_data[2] if len(validation_data) == 3 else None
+            val = (vx, self._as_y(validation_data[1], vx.shape[0], "validation_data[1]"),
+                   None if vw is None else self._as_weights(vw, vx.shape[0],
+                                                            "validation_data[2]"))
             self._check_finite(val[0], "validation_data[0]")
         elif validation_split:
             if not 0 < validation_split < 1:
@@ -288,13 +336,18 @@ class Trainer:
                 raise ValueError(f"validation_split: {x.shape[0]} samples cannot be split "
                                  f"into training and validation sets with "
                                  f"validation_split={validation_split}")
-            x, val = x[:split], (x[split:], y[split:])
+            x, val = x[:split], (x[split:], y[split:], None if w is None else w[split:])
             y = y[:split]
+            w = None if w is None else w[:split]
+        if class_weight is not None:      # on the training samples only, as Keras
+            w = self._class_weights(class_weight, y)
         if y.dtype.kind in "iu":
             # Class labels, range-checked by _as_y: fit trains on its own copy, so that
             # a callback changing the caller's array cannot make them invalid mid-fit
             # (the validated-once steps index rows with them unchecked).
             y = y.copy()
+        if w is not None:
+            w = w.copy()      # fit's own (the validated-once steps read it unchecked)
         steps = steps_for(x.shape[0], batch_size)
         # as Keras: the user's callbacks first, then History, then the progress bar
         # (which so show what the others add to the logs, e.g. "learning_rate")
@@ -307,7 +360,7 @@ class Trainer:
         self.stop_training = False
         be = self.backend
         ops = be.ops
-        x, y = self._place(x, y)
+        x, y, w = self._place(x, y, w)
         if val is not None:
             val = self._place(*val)
         self._resume = None
@@ -315,8 +368,9 @@ class Trainer:
         resume, self._resume = self._resume, None     # set by BackupAndRestore
         if resume is not None:
             initial_epoch = resume["epoch"]
-        train = _fast.TrainSteps(self, be, x, y, EpochIterator.streams(x, ops))
-        batches = EpochIterator(train.x, train.y, batch_size, ops, shuffle, self.seed)
+        train = _fast.TrainSteps(self, be, x, y, w, EpochIterator.streams(x, ops))
+        batches = EpochIterator(train.x, train.y, train.w, batch_size, ops, shuffle,
+                                self.seed)
         batch_logs = cb.wants("on_train_batch_end")
         run = train.run
         logs = {}
@@ -327,17 +381,16 @@ class Trainer:
                 done = self._resume_sums(resume)
             resume = None
             cb.on_epoch_begin(epoch, {})
-            for step, xb, yb in batches.batches(epoch, start=done):
+            for step, xb, yb, wb in batches.batches(epoch, start=done):
                 cb.on_train_batch_begin(step, {})
-                run(xb, yb)
+                run(xb, yb, wb)
                 cb.on_train_batch_end(step, self._logs(self._loss_acc, ops) if batch_logs
                                       else {})
                 if self.stop_training:
                     break
             logs = self._logs(self._loss_acc, ops)
             if val is not None and (epoch + 1) % validation_freq == 0:
-                vlogs = self._evaluate_arrays(val[0], val[1], validation_batch_size or batch_size,
-                                              None)
+                vlogs = self._evaluate_arrays(*val, validation_batch_size or batch_size, None)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             cb.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -350,10 +403,15 @@ class Trainer:
         """One optimisation step on one batch.  Returns the loss (and metrics) as
         running means since the last ``reset_metrics()``, as Keras 3 does."""
         self._require_compiled("train_on_batch")
-        _unsupported(sample_weight=sample_weight, class_weight=class_weight)
+        if sample_weight is not None and class_weight is not None:
+            raise ValueError("sample_weight, class_weight: You cannot `class_weight` and "
+                             "`sample_weight` at the same time.")
         x = self._as_x(x)
         y = self._as_y(y, x.shape[0])
-        self._train_step(*self._place(x, y))
+        w = None if sample_weight is None else self._as_weights(sample_weight, x.shape[0])
+        if class_weight is not None:
+            w = self._class_weights(class_weight, y)
+        self._train_step(*self._place(x, y, w))
         return self._result(self._logs(self._loss_acc), return_dict)
 
     # ------------------------------------------------- BackupAndRestore's state
@@ -429,8 +487,9 @@ class Trainer:
             h = layer.forward(h, training=False)
         return h
 
-    def _evaluate_arrays(self, x, y, batch_size, cb):
-        """Loss and metrics over arrays already placed by :meth:`_place`."""
+    def _evaluate_arrays(self, x, y, w, batch_size, cb):
+        """Loss and metrics over arrays already placed by :meth:`_place` (``w``: the
+        sample weights, or None)."""
         for m in self.metrics:
             m.reset_state()
         be = self.backend
@@ -444,10 +503,12 @@ class Trainer:
             if cb is not None:
                 cb.on_test_batch_begin(step, {})
             xb, yb = self._batch(x[lo:hi]), self._batch(y[lo:hi])
+            wb = None if w is None else self._batch(w[lo:hi])
             y_pred = self._forward(xb)
-            ops.acc_add(acc, self.loss.value(be, yb, y_pred), float(hi - lo), float(hi - lo))
-            for m in self.metrics:
-                m.update_on(ops, yb, y_pred)
+            kw = self.loss.kernel_weights(ops, wb, hi - lo, self.dtype)
+            ops.acc_add(acc, self.loss.value(be, yb, y_pred, kw), float(hi - lo),
+                        float(hi - lo))
+            self._update_metrics(ops, yb, y_pred, wb)
             if cb is not None:
                 if batch_logs:
                     logs = self._logs(acc)
@@ -463,27 +524,28 @@ class Trainer:
         """The loss (with regularisation penalties) and metrics over ``x``, ``y``:
         a scalar, a list ``[loss, *metrics]``, or a dict with ``return_dict``."""
         self._require_compiled("evaluate")
-        _unsupported(sample_weight=sample_weight, steps=steps)
+        _unsupported(steps=steps)
         verbose = _verbose(verbose)
         batch_size = _batch_size(batch_size)
         x = self._as_x(x)
         y = self._as_y(y, x.shape[0])
+        w = None if sample_weight is None else self._as_weights(sample_weight, x.shape[0])
         cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
                + _callback_list(callbacks))
         cb = callbacks_module.CallbackList(
             cbs, self, {"steps": steps_for(x.shape[0], batch_size), "verbose": verbose})
         cb.on_test_begin({})
-        logs = self._evaluate_arrays(*self._place(x, y), batch_size, cb)
+        logs = self._evaluate_arrays(*self._place(x, y, w), batch_size, cb)
         cb.on_test_end(logs)
         return self._result(logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss and metrics on one batch (metrics reset first)."""
         self._require_compiled("test_on_batch")
-        _unsupported(sample_weight=sample_weight)
         x = self._as_x(x)
         y = self._as_y(y, x.shape[0])
-        return self._result(self._evaluate_arrays(*self._place(x, y), x.shape[0], None),
+        w = None if sample_weight is None else self._as_weights(sample_weight, x.shape[0])
+        return self._result(self._evaluate_arrays(*self._place(x, y, w), x.shape[0], None),
                             return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
@@ -506,7 +568,7 @@ class Trainer:
         cb = callbacks_module.CallbackList(cbs, self, {"steps": steps, "verbose": verbose})
         out = np.empty(out_shape, dtype=self.dtype)
         ops = self.backend.ops
-        xd, _ = self._place(x)
+        xd, = self._place(x)
         cb.on_predict_begin({})
         for step in range(steps):
             lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
@@ -518,7 +580,7 @@ class Trainer:
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch (a NumPy array)."""
-        xd, _ = self._place(self._as_x(x))
+        xd, = self._place(self._as_x(x))
         return np.array(self.backend.ops.to_host(self._forward(xd)), copy=True)
 
     def __call__(self, x, training=False):

@@ -401,6 +401,63 @@ def _weigh(grad, weights):
     return grad * (weights[:, None] if grad.ndim == 2 else weights)
 
 
+def _mse_terms(y_true, y_pred):
+    return (y_pred - y_true) ** 2
+
+
+def _mae_terms(y_true, y_pred):
+    return np.abs(y_pred - y_true)
+
+
+def _huber_terms(y_true, y_pred, delta):
+    e = np.abs(y_pred - y_true)
+    return np.where(e <= delta, 0.5 * e * e, delta * (e - 0.5 * delta))
+
+
+def _bce_terms(y_true, y_pred, from_logits):
+    if from_logits:
+        z = y_pred
+        return np.maximum(z, 0) - z * y_true + np.log1p(np.exp(-np.abs(z)))
+    p = np.clip(y_pred, EPSILON, 1 - EPSILON)
+    return -(y_true * np.log(p) + (1 - y_true) * np.log(1 - p))
+
+
+def _cce_rows(y_true, y_pred, from_logits):
+    if from_logits:
+        return -(y_true * _log_softmax(y_pred)).sum(axis=-1)
+    q = y_pred / y_pred.sum(axis=-1, keepdims=True)
+    return -(y_true * np.log(np.clip(q, EPSILON, 1 - EPSILON))).sum(axis=-1)
+
+
+def per_sample_losses(kernel, y_true, y_pred, **params):
+    """Not a kernel: the per-sample losses a loss kernel reduces (what a loss with
+    Keras's ``reduction=None`` returns), shape ``(n,)``, for ``kernel`` one of the loss
+    kernels' names with its parameters (``delta``, ``from_logits``): an elementwise
+    loss's per-sample value is the mean of its row."""
+    if kernel == "sparse_categorical_crossentropy":
+        labels, _ = check.sparse_args(y_true, y_pred)
+        return _sparse_xent(labels, y_pred, check.flag("from_logits",
+                                                       params.get("from_logits", False)))
+    if kernel == "categorical_crossentropy":
+        _pair(y_true, y_pred, ndim=2)
+        return _cce_rows(y_true, y_pred, check.flag("from_logits",
+                                                    params.get("from_logits", False)))
+    _pair(y_true, y_pred)
+    if kernel == "mean_squared_error":
+        terms = _mse_terms(y_true, y_pred)
+    elif kernel == "mean_absolute_error":
+        terms = _mae_terms(y_true, y_pred)
+    elif kernel == "huber":
+        terms = _huber_terms(y_true, y_pred, check.real("delta", params.get("delta", 1.0),
+                                                        low=0.0, low_open=True))
+    elif kernel == "binary_crossentropy":
+        terms = _bce_terms(y_true, y_pred, check.flag("from_logits",
+                                                      params.get("from_logits", False)))
+    else:
+        raise ValueError(f"kernel: expected the name of a loss kernel, got {kernel!r}")
+    return terms if terms.ndim == 1 else terms.mean(axis=-1)
+
+
 def mean_squared_error(y_true, y_pred, *, sample_weight=None):
     """``mean((y_true - y_pred)^2)`` over all elements (Keras's MSE).
 
@@ -408,7 +465,7 @@ def mean_squared_error(y_true, y_pred, *, sample_weight=None):
     """
     _pair(y_true, y_pred)
     w = check.sample_weights(sample_weight, y_pred)
-    return _reduce((y_pred - y_true) ** 2, w, y_pred.dtype)
+    return _reduce(_mse_terms(y_true, y_pred), w, y_pred.dtype)
 
 
 def backprop_mean_squared_error(y_true, y_pred, out=None, *, sample_weight=None):
@@ -423,7 +480,7 @@ def mean_absolute_error(y_true, y_pred, *, sample_weight=None):
     """``mean(|y_true - y_pred|)`` over all elements."""
     _pair(y_true, y_pred)
     w = check.sample_weights(sample_weight, y_pred)
-    return _reduce(np.abs(y_pred - y_true), w, y_pred.dtype)
+    return _reduce(_mae_terms(y_true, y_pred), w, y_pred.dtype)
 
 
 def backprop_mean_absolute_error(y_true, y_pred, out=None, *, sample_weight=None):
@@ -440,9 +497,7 @@ def huber(y_true, y_pred, *, delta=1.0, sample_weight=None):
     delta = check.real("delta", delta, low=0.0, low_open=True)
     _pair(y_true, y_pred)
     w = check.sample_weights(sample_weight, y_pred)
-    e = np.abs(y_pred - y_true)
-    return _reduce(np.where(e <= delta, 0.5 * e * e, delta * (e - 0.5 * delta)), w,
-                   y_pred.dtype)
+    return _reduce(_huber_terms(y_true, y_pred, delta), w, y_pred.dtype)
 
 
 def backprop_huber(y_true, y_pred, out=None, *, delta=1.0, sample_weight=None):
@@ -469,13 +524,7 @@ def binary_crossentropy(y_true, y_pred, *, from_logits=False, sample_weight=None
     from_logits = check.flag("from_logits", from_logits)
     _pair(y_true, y_pred)
     w = check.sample_weights(sample_weight, y_pred)
-    if from_logits:
-        z = y_pred
-        per = np.maximum(z, 0) - z * y_true + np.log1p(np.exp(-np.abs(z)))
-    else:
-        p = np.clip(y_pred, EPSILON, 1 - EPSILON)
-        per = -(y_true * np.log(p) + (1 - y_true) * np.log(1 - p))
-    return _reduce(per, w, y_pred.dtype)
+    return _reduce(_bce_terms(y_true, y_pred, from_logits), w, y_pred.dtype)
 
 
 def backprop_binary_crossentropy(y_true, y_pred, out=None, *, from_logits=False,
@@ -515,12 +564,7 @@ def categorical_crossentropy(y_true, y_pred, *, from_logits=False, sample_weight
     from_logits = check.flag("from_logits", from_logits)
     _pair(y_true, y_pred, ndim=2)
     w = check.sample_weights(sample_weight, y_pred)
-    if from_logits:
-        per = -(y_true * _log_softmax(y_pred)).sum(axis=-1)
-    else:
-        q = y_pred / y_pred.sum(axis=-1, keepdims=True)
-        per = -(y_true * np.log(np.clip(q, EPSILON, 1 - EPSILON))).sum(axis=-1)
-    return _reduce(per, w, y_pred.dtype, per_row=True)
+    return _reduce(_cce_rows(y_true, y_pred, from_logits), w, y_pred.dtype, per_row=True)
 
 
 def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=False,

@@ -315,7 +315,7 @@ def test_predictions_that_cannot_fit_are_refused_naming_x(monkeypatch):
     (dict(validation_split=-10**5000), ValueError, "validation_split: expected a value"),
     (dict(verbose=np.array([1, 2])), ValueError, "verbose: expected 'auto', 0, 1 or 2"),
     (dict(verbose="x"), ValueError, "verbose: expected 'auto', 0, 1 or 2, got 'x'"),
-    (dict(class_weight=-10**5000), ValueError, "class_weight: not supported by dl yet"),
+    (dict(class_weight=-10**5000), ValueError, "class_weight: expected a dict"),
 ])
 def test_fit_arguments_named(kwargs, exc, start):
     model = _compiled()

@@ -397,12 +397,17 @@ def test_plan_refuses_data_overlapping_what_it_writes(cy):
     model = _model(hidden=(), n_in=3)
     model.compile(optimizer="sgd", loss="mse")
     model.fit(x, y, epochs=1, batch_size=8, verbose=0)
-    plan = _fast.FastStep.build(model, cy, x, y, 8)
+    plan = _fast.FastStep.build(model, cy, x, y, None, 8)
     assert plan is not None and plan.current()
     out = model.layers[0]._buffers[("y", (8, 3))]
-    assert _fast.FastStep.build(model, cy, out, y, 8) is None
-    assert _fast.FastStep.build(model, cy, x, out, 8) is None
-    assert _fast.FastStep.build(model, cy, x, np.asfortranarray(y), 8) is None
+    assert _fast.FastStep.build(model, cy, out, y, None, 8) is None
+    assert _fast.FastStep.build(model, cy, x, out, None, 8) is None
+    assert _fast.FastStep.build(model, cy, x, np.asfortranarray(y), None, 8) is None
+    w = np.ones(8, np.float32)
+    assert _fast.FastStep.build(model, cy, x, y, w, 8) is not None
+    assert _fast.FastStep.build(model, cy, x, y, out[:, 0], 8) is None     # strided
+    assert _fast.FastStep.build(model, cy, x, y, out.reshape(-1)[:8], 8) is None  # written
+    assert _fast.FastStep.build(model, cy, x, y, w.astype(np.float64), 8) is None
 
 
 def test_plan_holds_its_own_views(cy):
@@ -412,7 +417,7 @@ def test_plan_holds_its_own_views(cy):
     model = _model(hidden=())
     model.compile(optimizer="sgd", loss="mse")
     model.fit(x, y, epochs=1, batch_size=8, verbose=0)
-    plan = _fast.FastStep.build(model, cy, x, y, 8)
+    plan = _fast.FastStep.build(model, cy, x, y, None, 8)
     kernel = model.layers[0].kernel
     kernel.shape = (3, 5)
     plan.run(x, y)
