@@ -134,6 +134,12 @@ class Loss:
             return factor
         return ops.multiply(sample_weight, factor, product)
 
+    def loss_targets(self, ops, y_true):
+        """The targets the loss kernels see for a batch of targets (arrays of
+        ``ops``): the targets themselves, or a smoothed copy (label smoothing changes
+        what the loss sees, not what the metrics see)."""
+        return y_true
+
     def value(self, backend, y_true, y_pred, w=None):
         raise NotImplementedError
 
@@ -150,12 +156,27 @@ class Loss:
         y_true = self.prepare_targets(y_true, y_pred.shape, y_pred.dtype)
         n = y_pred.shape[0]
         w = None if sample_weight is None else sample_weight_array(sample_weight, n, dtype)
+        host = config.get_backend("numpy").ops
+        y_true, w = self._masked(host, y_true, w, dtype)
+        y_true = self.loss_targets(host, y_true)
         if not self.trains:
             per = reference.per_sample_losses(self.kernel, y_true, y_pred, **self._params())
             return (per if w is None else per * w).astype(dtype, copy=False)
         be = config.get_backend()
-        host = config.get_backend("numpy").ops
         return float(self.value(be, y_true, y_pred, self.kernel_weights(host, w, n, dtype)))
+
+    def _masked(self, ops, y_true, sample_weight, dtype):
+        """(targets, weights of ``dtype``) with ignored samples masked out (sparse
+        cross-entropy's ``ignore_class``); unchanged for the other losses."""
+        return y_true, sample_weight
+
+    def batch_inputs(self, ops, y_true, sample_weight, n, dtype):
+        """(targets, kernel weights) for the loss kernels on a batch of ``n`` samples:
+        what training and evaluation pass them (masking, label smoothing, the
+        reduction's rescaled weights)."""
+        y_true, sample_weight = self._masked(ops, y_true, sample_weight, dtype)
+        return (self.loss_targets(ops, y_true),
+                self.kernel_weights(ops, sample_weight, n, dtype))
 
     def get_config(self):
         cfg = {"name": self.name, "reduction": self.reduction}
@@ -222,25 +243,76 @@ class Huber(Loss):
         return {**super().get_config(), "delta": self.delta}
 
 
+def _axis(axis):
+    """A cross-entropy's class axis: the last one (-1, or 1 of dl's 2-D outputs)."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis: expected an int, got {describe(axis)}")
+    if axis not in (-1, 1):
+        raise ValueError(f"axis: only the last axis (-1) holds the classes of dl's "
+                         f"(samples, classes) outputs, got {axis} (see "
+                         f"docs/keras-differences.md)")
+    return int(axis)
+
+
+def _label_smoothing(value):
+    value = real("label_smoothing", value)
+    if not 0 <= value <= 1:
+        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {value}")
+    return value
+
+
 class _FromLogits(Loss):
     def __init__(self, from_logits=False, name=None, reduction="sum_over_batch_size",
-                 dtype=None):
+                 dtype=None, axis=-1):
         super().__init__(name, reduction, dtype)
         if not isinstance(from_logits, (bool, np.bool_)):
             raise TypeError(f"from_logits: expected True or False, got {describe(from_logits)}")
         self.from_logits = bool(from_logits)
+        self.axis = _axis(axis)
 
     def _params(self):
         return {"from_logits": self.from_logits}
 
     def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits}
+        return {**super().get_config(), "from_logits": self.from_logits, "axis": self.axis}
 
 
-class BinaryCrossentropy(_FromLogits):
+class _Smoothed(_FromLogits):
+    """A cross-entropy with Keras's ``label_smoothing``: the loss sees
+    ``y (1 - s) + s / k`` (k = 2 for binary targets, the class count otherwise)."""
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
+                 reduction="sum_over_batch_size", name=None, dtype=None):
+        super().__init__(from_logits, name, reduction, dtype, axis)
+        self.label_smoothing = _label_smoothing(label_smoothing)
+        self._smoothed = {}       # (ops, shape, dtype) -> the smoothed batch's buffer
+
+    def _classes(self, y_true):
+        raise NotImplementedError
+
+    def loss_targets(self, ops, y_true):
+        s = self.label_smoothing
+        if not s:
+            return y_true
+        key = (id(ops), tuple(y_true.shape), np.dtype(y_true.dtype).str)
+        out = self._smoothed.get(key)
+        if out is None:
+            if len(self._smoothed) > 8:
+                self._smoothed.clear()
+            out = self._smoothed[key] = ops.empty(tuple(y_true.shape), y_true.dtype)
+        return ops.affine(y_true, 1.0 - s, s / self._classes(y_true), out)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+class BinaryCrossentropy(_Smoothed):
     """``-(y log p + (1 - y) log(1 - p))``, p clipped to [1e-7, 1 - 1e-7]."""
     name = "binary_crossentropy"
     kernel = "binary_crossentropy"
+
+    def _classes(self, y_true):
+        return 2
 
     def value(self, backend, y_true, y_pred, w=None):
         return backend.binary_crossentropy(y_true, y_pred, from_logits=self.from_logits,
@@ -252,11 +324,14 @@ class BinaryCrossentropy(_FromLogits):
                                                     **_weighted(w))
 
 
-class CategoricalCrossentropy(_FromLogits):
+class CategoricalCrossentropy(_Smoothed):
     """``-sum_j y_j log p_j`` per sample, y one-hot (or soft) of shape (n, classes)."""
     name = "categorical_crossentropy"
     kernel = "categorical_crossentropy"
     broadcast_targets = False
+
+    def _classes(self, y_true):
+        return y_true.shape[-1]
 
     def value(self, backend, y_true, y_pred, w=None):
         return backend.categorical_crossentropy(y_true, y_pred, from_logits=self.from_logits,
@@ -273,9 +348,43 @@ class CategoricalCrossentropy(_FromLogits):
 
 
 class SparseCategoricalCrossentropy(_FromLogits):
-    """Categorical cross-entropy with integer class labels of shape (n,) or (n, 1)."""
+    """Categorical cross-entropy with integer class labels of shape (n,) or (n, 1).
+
+    ``ignore_class``: a label value whose samples are left out, as Keras masks them:
+    their loss and gradient are 0 and, under "sum_over_batch_size", the mean is over
+    the other samples.
+    """
     name = "sparse_categorical_crossentropy"
     kernel = "sparse_categorical_crossentropy"
+
+    def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
+                 name=None, dtype=None, axis=-1):
+        super().__init__(from_logits, name, reduction, dtype, axis)
+        if ignore_class is not None and (isinstance(ignore_class, (bool, np.bool_)) or
+                                         not isinstance(ignore_class, (int, np.integer))):
+            raise TypeError(f"ignore_class: expected None or an int, got "
+                            f"{describe(ignore_class)}")
+        self.ignore_class = None if ignore_class is None else int(ignore_class)
+
+    def get_config(self):
+        return {**super().get_config(), "ignore_class": self.ignore_class}
+
+    def _masked(self, ops, y_true, sample_weight, dtype):
+        if self.ignore_class is None:
+            return y_true, sample_weight
+        labels = np.asarray(ops.to_host(y_true))
+        valid = labels != self.ignore_class
+        n, kept = valid.shape[0], int(valid.sum())
+        # Keras's mask weights: total / valid for the kept samples under a mean, 1 under
+        # a sum; the ignored ones 0 (and any in-range label, so the kernel reads its row)
+        scale = (n / kept if kept else 0.0) if self.reduction in (
+            "sum_over_batch_size", "mean") else 1.0
+        weights = np.where(valid, scale, 0.0)
+        if sample_weight is not None:
+            weights = weights * np.asarray(ops.to_host(sample_weight), dtype=np.float64)
+        labels = np.where(valid, labels, 0)
+        return (ops.to_device(labels.astype(np.int64)),
+                ops.to_device(weights.astype(dtype)))
 
     def prepare_targets(self, y_true, y_pred_shape, dtype):
         y_true = np.asarray(y_true)
@@ -291,8 +400,10 @@ class SparseCategoricalCrossentropy(_FromLogits):
         elif y_true.dtype.kind not in "iub":
             raise TypeError(f"y: expected integer class labels, got dtype {y_true.dtype}")
         classes = y_pred_shape[-1]
-        if y_true.size and (y_true.min() < 0 or y_true.max() >= classes):
-            bad = y_true[(y_true < 0) | (y_true >= classes)][0]
+        checked = y_true if getattr(self, "ignore_class", None) is None else \
+            y_true[y_true != self.ignore_class]
+        if checked.size and (checked.min() < 0 or checked.max() >= classes):
+            bad = checked[(checked < 0) | (checked >= classes)][0]
             raise ValueError(f"y: expected class labels in [0, {classes}) (the model's "
                              f"output units), got {bad}")
         return y_true.astype(np.int64, copy=False)
@@ -322,6 +433,49 @@ _ALIASES = {
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
 }
+
+
+# ---------------------------------------------------------------- loss functions
+# Keras's functional forms (keras.losses.mean_squared_error(y_true, y_pred)...): the
+# per-sample losses, unreduced and unweighted.
+
+def mean_squared_error(y_true, y_pred):
+    """Per-sample ``mean((y_true - y_pred)^2, axis=-1)``."""
+    return MeanSquaredError(reduction=None)(y_true, y_pred)
+
+
+def mean_absolute_error(y_true, y_pred):
+    """Per-sample ``mean(|y_true - y_pred|, axis=-1)``."""
+    return MeanAbsoluteError(reduction=None)(y_true, y_pred)
+
+
+def huber(y_true, y_pred, delta=1.0):
+    """Per-sample Huber loss."""
+    return Huber(delta=delta, reduction=None)(y_true, y_pred)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """Per-sample binary cross-entropy (mean over the last axis)."""
+    return BinaryCrossentropy(from_logits, label_smoothing, axis, reduction=None)(
+        y_true, y_pred)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0,
+                             axis=-1):
+    """Per-sample categorical cross-entropy."""
+    return CategoricalCrossentropy(from_logits, label_smoothing, axis, reduction=None)(
+        y_true, y_pred)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None,
+                                    axis=-1):
+    """Per-sample sparse categorical cross-entropy (0 for an ignored class)."""
+    return SparseCategoricalCrossentropy(from_logits, ignore_class, reduction=None,
+                                         axis=axis)(y_true, y_pred)
+
+
+mse = MSE = mean_squared_error
+mae = MAE = mean_absolute_error
 
 
 def get(identifier):

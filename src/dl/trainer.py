@@ -138,7 +138,7 @@ class Trainer:
         buffer valid until the next step.  ``wb``: the batch's sample weights or None.
         """
         be = self.backend
-        kw = self.loss.kernel_weights(be.ops, wb, xb.shape[0], self.dtype)
+        yl, kw = self.loss.batch_inputs(be.ops, yb, wb, xb.shape[0], self.dtype)
         step = self.optimizer.iterations
         h = xb
         for layer in self._layers:
@@ -147,10 +147,10 @@ class Trainer:
         last = self._layers[-1]
         grad_buf = last._buffer("dloss", tuple(y_pred.shape))
         if getattr(last, "fuse_softmax_loss", False):
-            loss, grad = self.loss.fused(be, yb, last._z, grad_buf, kw)
+            loss, grad = self.loss.fused(be, yl, last._z, grad_buf, kw)
         else:
-            loss = self.loss.value(be, yb, y_pred, kw)
-            grad = self.loss.gradient(be, yb, y_pred, grad_buf, kw)
+            loss = self.loss.value(be, yl, y_pred, kw)
+            grad = self.loss.gradient(be, yl, y_pred, grad_buf, kw)
         trainable = self._trainable_layers()
         if trainable:
             first = trainable[0]
@@ -505,8 +505,8 @@ class Trainer:
             xb, yb = self._batch(x[lo:hi]), self._batch(y[lo:hi])
             wb = None if w is None else self._batch(w[lo:hi])
             y_pred = self._forward(xb)
-            kw = self.loss.kernel_weights(ops, wb, hi - lo, self.dtype)
-            ops.acc_add(acc, self.loss.value(be, yb, y_pred, kw), float(hi - lo),
+            yl, kw = self.loss.batch_inputs(ops, yb, wb, hi - lo, self.dtype)
+            ops.acc_add(acc, self.loss.value(be, yl, y_pred, kw), float(hi - lo),
                         float(hi - lo))
             self._update_metrics(ops, yb, y_pred, wb)
             if cb is not None:

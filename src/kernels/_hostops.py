@@ -97,3 +97,10 @@ def all_finite(arrays):
 
 def multiply(x, m, out):
     return np.multiply(x, m, out=out)
+
+
+def affine(x, a, b, out):
+    """out = x * a + b (a, b numbers), e.g. label smoothing; out may be x."""
+    np.multiply(x, out.dtype.type(a), out=out)
+    out += out.dtype.type(b)
+    return out

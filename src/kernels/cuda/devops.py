@@ -98,6 +98,16 @@ def _acc_zero(dtype):
     return acc_zero
 
 
+@register("affine", "C1 F F C1")
+def _affine(dtype):
+    T = np.dtype(dtype).type
+
+    def affine(x, a, b, out):
+        for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+            out[i] = x[i] * T(a) + T(b)
+    return affine
+
+
 @register("multiply", "C1 C1 C1")
 def _multiply(dtype):
     def multiply(x, m, out):
@@ -381,4 +391,10 @@ def all_finite(arrays):
 
 def multiply(x, m, out):
     launch_1d(kernels(x.dtype).multiply, x.size, _flat(x), _flat(m), _flat(out))
+    return out
+
+
+def affine(x, a, b, out):
+    """out = x * a + b (a, b numbers, rounded to the dtype first, as the host's)."""
+    launch_1d(kernels(x.dtype).affine, x.size, _flat(x), float(a), float(b), _flat(out))
     return out
