@@ -153,6 +153,9 @@ class Loss:
         y_pred = y_pred.astype(dtype, copy=False)
         if y_pred.ndim == 1:
             y_pred = y_pred.reshape(-1, 1)
+        if y_pred.ndim != 2:
+            raise ValueError(f"y_pred: expected predictions of shape (samples,) or "
+                             f"(samples, values), got shape {y_pred.shape}")
         y_true = self.prepare_targets(y_true, y_pred.shape, y_pred.dtype)
         n = y_pred.shape[0]
         w = None if sample_weight is None else sample_weight_array(sample_weight, n, dtype)
