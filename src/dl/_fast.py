@@ -52,17 +52,22 @@ _LOSS_KERNELS = {losses_module.MeanSquaredError: "mean_squared_error",
 def _loss_key(loss):
     """What identifies a loss the plan computes (its kernel, the parameter it takes or
     whether it reads logits, its reduction), or None for a loss it does not cover."""
-    if getattr(loss, "label_smoothing", 0) or getattr(loss, "ignore_class", None) is not None:
-        return None      # targets changed per batch: the checked step does it
-    if type(loss) is losses_module.SparseCategoricalCrossentropy:
+    kind = type(loss)
+    if kind is losses_module.SparseCategoricalCrossentropy:
+        if loss.ignore_class is not None:
+            return None      # targets masked per batch: the checked step does it
         return "sparse", bool(loss.from_logits), loss.reduction
-    name = _LOSS_KERNELS.get(type(loss))
+    name = _LOSS_KERNELS.get(kind)
     if name is None:
         return None
-    if type(loss) is losses_module.Huber:
+    if kind is losses_module.Huber:
         return name, loss.delta, loss.reduction
-    if getattr(loss, "from_logits", False):
-        name += "_logits"
+    if kind is not losses_module.MeanSquaredError and kind is not \
+            losses_module.MeanAbsoluteError:
+        if loss.label_smoothing:
+            return None      # targets smoothed per batch: the checked step does it
+        if loss.from_logits:
+            name += "_logits"
     return name, 0.0, loss.reduction
 
 

@@ -297,7 +297,9 @@ class SGD(Optimizer):
         sgd = uk.sgd_update
 
         def update():
-            lr = self._lr_at(self.iterations)
+            lr = self._learning_rate
+            if type(lr) is not float:
+                lr = self._lr_at(self.iterations)
             for w, g, m in entries:
                 sgd(w, g, m, lr, mu, nesterov, decay)
         return update
@@ -347,7 +349,9 @@ class Adam(Optimizer):
             if type(step) is not int or not 1 <= step <= MAX_STEP:
                 self._checked_all(backend, params, grads)    # which rejects the step
                 return
-            lr = self._lr_at(step - 1)
+            lr = self._learning_rate
+            if type(lr) is not float:
+                lr = self._lr_at(step - 1)
             for w, g, m, v, v_hat in entries:
                 adam(w, g, m, v, step, lr, b1, b2, eps, ams, v_hat, decay)
         return update
@@ -407,7 +411,9 @@ class RMSprop(Optimizer):
         rmsprop = uk.rmsprop_update
 
         def update():
-            lr = self._lr_at(self.iterations)
+            lr = self._learning_rate
+            if type(lr) is not float:
+                lr = self._lr_at(self.iterations)
             for w, g, v, mom, mg in entries:
                 rmsprop(w, g, v, lr, rho, mu, eps, centered, mom, mg, decay)
         return update
@@ -448,7 +454,9 @@ class Adagrad(Optimizer):
         adagrad = uk.adagrad_update
 
         def update():
-            lr = self._lr_at(self.iterations)
+            lr = self._learning_rate
+            if type(lr) is not float:
+                lr = self._lr_at(self.iterations)
             for w, g, acc in entries:
                 adagrad(w, g, acc, lr, eps, decay)
         return update

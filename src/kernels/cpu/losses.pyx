@@ -62,16 +62,18 @@ def use_impl(name):
 
 
 # ------------------------------------------------------- Python entry points
-# ``w``: None, or one weight per row (sample_weight), C-contiguous, of the dtype.
-
-cdef inline const floating* _weights(const floating[::1] w) noexcept:
-    return &w[0] if w is not None else NULL
-
+# ``w``: None, or one weight per row (sample_weight), C-contiguous, of the dtype.  It
+# is taken as an object and viewed only when given: an optional typed memoryview
+# argument costs every (unweighted) call its setup and release.
 
 def loss_value(int loss, double param, const floating[:, ::1] y_true,
-               const floating[:, ::1] y_pred, const floating[::1] w=None):
+               const floating[:, ::1] y_pred, w=None):
     cdef double v
-    cdef const floating* wp = _weights(w)
+    cdef const floating[::1] wv
+    cdef const floating* wp = NULL
+    if w is not None:
+        wv = w
+        wp = &wv[0]
     with nogil:
         if floating is float:
             v = _tab.value_f32(loss, param, &y_true[0, 0], &y_pred[0, 0], wp,
@@ -84,8 +86,12 @@ def loss_value(int loss, double param, const floating[:, ::1] y_true,
 
 def loss_gradient(int loss, double param, const floating[:, ::1] y_true,
                   const floating[:, ::1] y_pred, floating[:, ::1] out,
-                  const floating[::1] w=None):
-    cdef const floating* wp = _weights(w)
+                  w=None):
+    cdef const floating[::1] wv
+    cdef const floating* wp = NULL
+    if w is not None:
+        wv = w
+        wp = &wv[0]
     with nogil:
         if floating is float:
             _tab.gradient_f32(loss, param, &y_true[0, 0], &y_pred[0, 0], wp, &out[0, 0],
@@ -106,12 +112,16 @@ cdef inline double _rows(int kind, bint logits, const floating* t, const int64_t
 
 def sparse_crossentropy(bint from_logits, const int64_t[::1] labels,
                         const floating[:, ::1] y_pred, floating[:, ::1] out=None,
-                        const floating[::1] w=None):
+                        w=None):
     """Mean (weighted) sparse categorical cross-entropy (from logits: the fused softmax
     one); gradient into ``out`` when given."""
     cdef double total
     cdef floating* o = &out[0, 0] if out is not None else NULL
-    cdef const floating* wp = _weights(w)
+    cdef const floating[::1] wv
+    cdef const floating* wp = NULL
+    if w is not None:
+        wv = w
+        wp = &wv[0]
     with nogil:
         total = _rows(SPARSE_CROSSENTROPY, from_logits, <const floating*>NULL, &labels[0],
                       &y_pred[0, 0], wp, o, y_pred.shape[0], y_pred.shape[1])
@@ -119,11 +129,15 @@ def sparse_crossentropy(bint from_logits, const int64_t[::1] labels,
 
 
 def softmax_crossentropy(const floating[:, ::1] y_true, const floating[:, ::1] logits,
-                         floating[:, ::1] out, const floating[::1] w=None):
+                         floating[:, ::1] out, w=None):
     """Fused softmax + categorical cross-entropy: returns the mean (weighted) loss,
     gradient in out."""
     cdef double total
-    cdef const floating* wp = _weights(w)
+    cdef const floating[::1] wv
+    cdef const floating* wp = NULL
+    if w is not None:
+        wv = w
+        wp = &wv[0]
     with nogil:
         total = _rows(SOFTMAX_CROSSENTROPY, True, &y_true[0, 0], <const int64_t*>NULL,
                       &logits[0, 0], wp, &out[0, 0], logits.shape[0], logits.shape[1])
