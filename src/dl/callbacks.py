@@ -524,7 +524,15 @@ class TerminateOnNaN(Callback):
 
     Unlike Keras, the step that met the non-finite loss (or non-finite gradients)
     updates nothing: the model keeps the weights of the last finite step.
+
+    Args:
+        raise_error: raise RuntimeError at once instead of stopping gracefully (the
+            other callbacks' ``on_train_end`` is then not called, as in Keras).
     """
+
+    def __init__(self, raise_error=False):
+        super().__init__()
+        self.raise_error = flag("raise_error", raise_error)
 
     def on_train_begin(self, logs=None):
         self.model._keep_finite_weights = True
@@ -536,6 +544,10 @@ class TerminateOnNaN(Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if (loss is not None and not math.isfinite(loss)) or self.model._nonfinite_step:
+            if self.raise_error:
+                self.model._keep_finite_weights = False     # fit ends here: no train_end
+                raise RuntimeError(f"NaN or Inf loss encountered at batch {batch}. Loss "
+                                   f"value: {loss}. Terminating training immediately.")
             print(f"Batch {batch}: Invalid loss, terminating training "
                   f"(weights kept from the last finite step)")
             self.model.stop_training = True
@@ -618,6 +630,8 @@ class ModelCheckpoint(Callback):
             self.best = current
         elif self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)      # as Keras: a new folder is created
         if self.save_weights_only:
             self.model.save_weights(path)
         else:

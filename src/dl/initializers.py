@@ -69,14 +69,31 @@ class Ones(Initializer):
 
 
 class Constant(Initializer):
+    """Every element ``value``: a number, or an array broadcast to the weight's shape
+    (as Keras's ``value * ones(shape)``)."""
+
     def __init__(self, value=0.0):
-        self.value = _float("value", value)
+        if isinstance(value, (list, tuple, np.ndarray)):
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "biuf" or not np.isfinite(arr).all():
+                raise ValueError(f"value: expected finite numbers, got {short_repr(value)}")
+            self.value = arr.astype(np.float64)
+        else:
+            self.value = _float("value", value)
 
     def __call__(self, shape, dtype=None):
-        return np.full(shape, self.value, dtype=config.resolve_dtype(dtype))
+        dtype = config.resolve_dtype(dtype)
+        if isinstance(self.value, np.ndarray):
+            try:
+                return np.ascontiguousarray(np.broadcast_to(self.value, shape), dtype=dtype)
+            except ValueError:
+                raise ValueError(f"value: an array of shape {self.value.shape} does not "
+                                 f"broadcast to the weight's shape {tuple(shape)}") from None
+        return np.full(shape, self.value, dtype=dtype)
 
     def get_config(self):
-        return {"value": self.value}
+        value = self.value
+        return {"value": value.tolist() if isinstance(value, np.ndarray) else value}
 
 
 class RandomNormal(_Seeded):

@@ -109,11 +109,6 @@ def _sample_weights(sample_weight, n):
     return sample_weight_array(sample_weight, n, np.float64)
 
 
-def _labels(y_true, n_rows):
-    y = y_true.reshape(n_rows, -1)
-    return y[:, 0] if y.shape[1] == 1 else y
-
-
 class BinaryAccuracy(Metric):
     """Share of elements where ``(y_pred > threshold) == y_true``."""
     name = "binary_accuracy"
@@ -155,8 +150,14 @@ class SparseCategoricalAccuracy(Metric):
     name = "sparse_categorical_accuracy"
 
     def per_sample(self, y_true, y_pred):
-        labels = _labels(y_true, y_pred.shape[0])
-        return np.argmax(y_pred, axis=-1) == labels.astype(np.int64)
+        # Keras: labels (n, 1) against predictions of the same rank are squeezed, then
+        # argmax(y_pred) == labels broadcast, and each sample's matches averaged
+        if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
+            y_true = y_true[..., 0]
+        matches = (np.argmax(y_pred, axis=-1) == y_true).astype(np.float64)
+        if matches.ndim == 0:
+            return matches.reshape(1)
+        return matches.reshape(matches.shape[0], -1).mean(axis=1)
 
     def device_kind(self, y_true, y_pred):
         ok = y_true.dtype.kind in "iu" and y_pred.ndim == 2 and y_true.size == y_pred.shape[0]

@@ -75,6 +75,11 @@ class Sequential(Trainer):
         if layer.input_spec_shape is not None and (self._layers or self._input is not None):
             raise ValueError(f"layer: input_shape/input_dim belong on the first layer only, "
                              f"got one on {layer.name!r}")
+        if any(other.name == layer.name for other in self._layers):
+            raise ValueError(f"layer: All layers added to a Sequential model should have "
+                             f"unique names. Name {layer.name!r} is already the name of a "
+                             f"layer in this model. Update the `name` argument to pass a "
+                             f"unique name.")
         self._layers.append(layer)
         try:
             if self.built:            # extend a built model: build the new layer in place
@@ -281,7 +286,7 @@ class Sequential(Trainer):
 
     def _require_compiled(self, what):
         if not self.compiled:
-            raise RuntimeError(f"{what}: you must compile the model before training or "
+            raise ValueError(f"{what}: you must compile the model before training or "
                                f"evaluating it (model.compile(optimizer, loss))")
 
     def get_compile_config(self):

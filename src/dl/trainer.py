@@ -188,7 +188,7 @@ class Trainer:
         ops.acc_add(self._loss_acc, loss, float(n), float(n))
         self._add_penalty(self._loss_acc, float(n))    # of the weights before the step
         if params:
-            self.optimizer.apply(self.backend, params, grads)
+            self.optimizer._apply(self.backend, params, grads)
         self._update_metrics(ops, yb, y_pred, wb)
 
     def _update_metrics(self, ops, yb, y_pred, wb):

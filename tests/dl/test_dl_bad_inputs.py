@@ -49,11 +49,11 @@ def test_unknown_activation_layer_and_bad_units():
 def test_bad_fit_inputs():
     model = dl.Sequential([layers.Dense(1, input_shape=(2,))])
     x, y = _xy(6)
-    with pytest.raises(RuntimeError, match="compile"):
+    with pytest.raises(ValueError, match="compile"):
         model.fit(x, y, verbose=0)
-    with pytest.raises(RuntimeError, match="compile"):
+    with pytest.raises(ValueError, match="compile"):
         model.evaluate(x, y, verbose=0)
-    with pytest.raises(RuntimeError, match="compile"):
+    with pytest.raises(ValueError, match="compile"):
         model.train_on_batch(x, y)
     model.compile("sgd", "mse")
     with pytest.raises(ValueError, match="y"):

@@ -147,7 +147,7 @@ def test_save_before_training_and_compile_false(tmp_path):
     _assert_same_weights(model, loaded)
     uncompiled = dl.models.load_model(tmp_path / "fresh.dlk", compile=False)
     assert not uncompiled.compiled
-    with pytest.raises(RuntimeError, match="compile"):
+    with pytest.raises(ValueError, match="compile"):
         uncompiled.fit(x, y, verbose=0)
     assert uncompiled.predict(x, verbose=0).shape == (24, 3)
 

@@ -202,7 +202,50 @@ class Optimizer:
             self._clip_acc_ops = self._ops
         return acc
 
-    def apply(self, backend, params, grads):
+    def apply(self, grads, trainable_variables=None):
+        """Keras's ``optimizer.apply(grads, trainable_variables)``: one step updating
+        each variable (a weight array, e.g. of ``model.trainable_weights``) in place
+        from its gradient (NumPy arrays, or device arrays of the cuda backend).  The
+        state is built on the first call; later calls must pass the same variables
+        (or none: those of the first call).  Returns :attr:`iterations`."""
+        if trainable_variables is None:
+            trainable_variables = getattr(self, "_variables", None)
+            if trainable_variables is None:
+                raise ValueError("trainable_variables: expected the variables of the "
+                                 "first apply() (the optimizer is not built yet)")
+        params, grads = list(trainable_variables), list(grads)
+        if len(params) != len(grads):
+            raise ValueError(f"grads: expected one gradient per variable ({len(params)}), "
+                             f"got {len(grads)}")
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if getattr(g, "shape", None) != getattr(p, "shape", ()):
+                raise ValueError(f"grads[{i}]: expected shape {getattr(p, 'shape', None)} "
+                                 f"(that of its variable), got {getattr(g, 'shape', None)}")
+        known = getattr(self, "_variables", None)
+        if self.built and (known is None or len(known) != len(params) or
+                           any(a is not b for a, b in zip(known, params))):
+            raise ValueError("trainable_variables: expected the variables this optimizer "
+                             "was built for (a new optimizer for other variables)")
+        on_device = any(not isinstance(p, np.ndarray) and
+                        hasattr(p, "__cuda_array_interface__") for p in params)
+        backend = config.get_backend("cuda" if on_device else "numpy")
+        if not on_device:
+            for i, (p, g) in enumerate(zip(params, grads)):
+                if not isinstance(p, np.ndarray) or not isinstance(g, np.ndarray):
+                    raise TypeError(f"grads[{i}], trainable_variables[{i}]: expected NumPy "
+                                    f"arrays (or device arrays), got {describe(g)} and "
+                                    f"{describe(p)}")
+        grads = [g.copy() if isinstance(g, np.ndarray) else g for g in grads]   # clipped
+        self._apply(backend, params, grads)
+        self._variables = params
+        return self.iterations
+
+    def apply_gradients(self, grads_and_vars):
+        """Keras's ``apply_gradients(zip(grads, vars))``; returns :attr:`iterations`."""
+        pairs = list(grads_and_vars)
+        return self.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+    def _apply(self, backend, params, grads):
         """Update every parameter array in place from its gradient (clipped first)."""
         if not self.built:
             self.build(params, backend.ops)
