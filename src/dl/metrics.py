@@ -7,8 +7,8 @@ unit, sparse categorical accuracy when the targets have a lower rank than the ou
 """
 import numpy as np
 
-from . import _serial
-from kernels.checks import real
+from . import _serial, config
+from kernels.checks import describe, real
 from ._args import optional_str
 
 
@@ -22,6 +22,8 @@ class Metric:
         if name is not None:
             # the name is a key of fit's and evaluate's logs
             self.name = optional_str("name", name)
+        # Keras's metric dtype (its variables'): dl sums in double whatever it is
+        self.dtype = config.resolve_dtype(dtype).name
         self.reset_state()
 
     def reset_state(self):
@@ -30,7 +32,13 @@ class Metric:
         self._device = None     # (ops, accumulator) while summing on a device
 
     def per_sample(self, y_true, y_pred):
+        """One value per sample, shape (n,)."""
         raise NotImplementedError
+
+    def values(self, y_true, y_pred):
+        """The values sample weights apply to: per sample (n,), or per element (n, d)
+        for the elementwise accuracies (whose sample's value is their mean)."""
+        return self.per_sample(y_true, y_pred)
 
     def device_kind(self, y_true, y_pred):
         """The ``kernels.cuda.devops`` metric computing this one on device arrays of
@@ -59,13 +67,15 @@ class Metric:
         ``sample_weight``, as Keras: the weighted values' sum, and the weights' sum)."""
         y_true = np.asarray(y_true)
         y_pred = np.asarray(y_pred)
-        values = np.asarray(self.per_sample(y_true, y_pred), dtype=np.float64)
+        values = np.asarray(self.values(y_true, y_pred), dtype=np.float64)
+        n = values.shape[0]
         if sample_weight is None:
-            self.total += float(values.sum())
-            self.count += values.shape[0]
+            per = values.reshape(n, -1).mean(axis=1) if values.ndim > 1 else values
+            self.total += float(per.sum())
+            self.count += n
             return
-        w = _sample_weights(sample_weight, values.shape[0])
-        self.total += float((values * w).sum())
+        values, w = _weighted_values(values, sample_weight)
+        self.total += float(values.sum())
         self.count += float(w.sum())
 
     def _sums(self):
@@ -93,7 +103,7 @@ class Metric:
         return m.result()
 
     def get_config(self):
-        return {"name": self.name}
+        return {"name": self.name, "dtype": self.dtype}
 
     @classmethod
     def from_config(cls, cfg):
@@ -103,10 +113,33 @@ class Metric:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def _sample_weights(sample_weight, n):
-    """Per-sample weights (n,) as float64 from a number or an (n,) / (n, 1) array."""
-    from .losses import sample_weight_array
-    return sample_weight_array(sample_weight, n, np.float64)
+def _weighted_values(values, sample_weight):
+    """Keras's ``reduce_to_samplewise_values``: (the weighted values summed per sample,
+    the weights per sample).  Weights of one per sample, or one per element of
+    elementwise values (broadcast, e.g. (1, d)): a trailing 1 is squeezed, values are
+    averaged down to the weights' rank, the weights broadcast to the values, and both
+    averaged over all but the sample axis."""
+    w = np.asarray(sample_weight)
+    if isinstance(sample_weight, (bool, np.bool_)) or w.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight: expected numbers, got {describe(sample_weight)}")
+    w = w.astype(np.float64)
+    if w.ndim == values.ndim + 1 and w.shape[-1] == 1:
+        w = w[..., 0]
+    elif values.ndim == w.ndim + 1 and values.shape[-1] == 1:
+        values = values[..., 0]
+    if values.ndim > w.ndim:
+        values = values.reshape(values.shape[:w.ndim] + (-1,)).mean(axis=-1)
+    try:
+        w = np.broadcast_to(w, values.shape)
+    except ValueError:
+        raise ValueError(f"sample_weight: expected weights of shape {values.shape[:1]} "
+                         f"(one per sample) or broadcastable to {values.shape}, got "
+                         f"{np.shape(sample_weight)}") from None
+    values = values * w
+    if w.ndim > 1:
+        w = w.reshape(w.shape[0], -1).mean(axis=1)
+        values = values.reshape(values.shape[0], -1).mean(axis=1)
+    return values, w
 
 
 class BinaryAccuracy(Metric):
@@ -117,20 +150,23 @@ class BinaryAccuracy(Metric):
         self.threshold = real("threshold", threshold)
         super().__init__(name, dtype)
 
-    def per_sample(self, y_true, y_pred):
-        # Keras: mean(y_true == (y_pred > threshold)), the prediction cast to 0/1
+    def values(self, y_true, y_pred):
+        # Keras: y_true == (y_pred > threshold) per element, the prediction cast to 0/1
         n = y_pred.shape[0]
         p = (y_pred.reshape(n, -1) > self.threshold).astype(np.float64)
         t = y_true.reshape(n, -1)
         if t.shape != p.shape and t.shape[1] == 1:
             t = np.broadcast_to(t, p.shape)
-        return (t == p).mean(axis=1)
+        return t == p
+
+    def per_sample(self, y_true, y_pred):
+        return self.values(y_true, y_pred).mean(axis=1)
 
     def device_kind(self, y_true, y_pred):
         return "binary_accuracy" if tuple(y_true.shape) == tuple(y_pred.shape) else None
 
     def get_config(self):
-        return {"name": self.name, "threshold": self.threshold}
+        return {**super().get_config(), "threshold": self.threshold}
 
 
 class CategoricalAccuracy(Metric):
@@ -193,9 +229,12 @@ class Accuracy(Metric):
     """Keras's ``Accuracy``: share of elements where y_pred equals y_true exactly."""
     name = "accuracy"
 
-    def per_sample(self, y_true, y_pred):
+    def values(self, y_true, y_pred):
         n = y_pred.shape[0]
-        return (y_pred.reshape(n, -1) == y_true.reshape(n, -1)).mean(axis=1)
+        return y_pred.reshape(n, -1) == y_true.reshape(n, -1)
+
+    def per_sample(self, y_true, y_pred):
+        return self.values(y_true, y_pred).mean(axis=1)
 
 
 class _ResolvedAccuracy(Metric):
