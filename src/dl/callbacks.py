@@ -241,7 +241,7 @@ def _mode(callback, mode):
     if not isinstance(mode, str):
         raise TypeError(f"mode: expected 'auto', 'min' or 'max', got {describe(mode)}")
     if mode not in ("auto", "min", "max"):
-        warnings.warn(f"{callback} mode {mode} is unknown, fallback to auto mode.",
+        warnings.warn(f"{callback} mode '{mode}' is unknown, fallback to auto mode.",
                       stacklevel=3)
         return "auto"
     return mode
@@ -271,11 +271,12 @@ class MonitorCallback(Callback):
     else needs ``mode="min"`` or ``"max"``.
     """
 
-    def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
+    def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0,
+                 baseline_name="baseline"):
         super().__init__()
         self.monitor = _monitor(monitor)
         self.mode = _mode(type(self).__name__, mode)
-        self.best = None if baseline is None else real("baseline", baseline)
+        self.best = None if baseline is None else real(baseline_name, baseline)
         self.min_delta = abs(real("min_delta", min_delta))
         self.monitor_op = None
 
@@ -553,14 +554,16 @@ class TerminateOnNaN(Callback):
             self.model.stop_training = True
 
 
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(MonitorCallback):
     """Save the model (or only its weights) at the end of every epoch, atomically.
 
     Args:
         filepath: where to save; may contain ``{epoch}`` and log keys, e.g.
-            ``"ckpt-{epoch:02d}-{val_loss:.2f}.dlk"`` (epoch counted from 1).
+            ``"ckpt-{epoch:02d}-{val_loss:.2f}.dlk"`` (epoch counted from 1).  A folder
+            that does not exist yet is created.
         monitor, mode, save_best_only: with ``save_best_only``, save only when the
-            monitored quantity improves on the best seen.
+            monitored quantity improves on the best seen (``mode="auto"`` as
+            EarlyStopping: from the loss or the compiled metric's direction).
         save_weights_only: save weights alone (``model.save_weights``).
         save_freq: "epoch" (only epochs are supported).
         initial_value_threshold: the best value to beat at the start.
@@ -569,10 +572,10 @@ class ModelCheckpoint(Callback):
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch",
                  initial_value_threshold=None):
-        super().__init__()
+        super().__init__(monitor, mode, initial_value_threshold,
+                         baseline_name="initial_value_threshold")
         self.filepath = _path("filepath", filepath)
         self._fields = _template_fields(self.filepath)
-        self.monitor = _monitor(monitor)
         self.verbose = _verbosity(verbose)
         self.save_best_only = flag("save_best_only", save_best_only)
         self.save_weights_only = flag("save_weights_only", save_weights_only)
@@ -584,14 +587,6 @@ class ModelCheckpoint(Callback):
             save_freq = integer("save_freq", save_freq, low=1)
             raise ValueError(f"save_freq: only 'epoch' is supported, got {save_freq} "
                              f"(see docs/keras-differences.md)")
-        mode = _mode("ModelCheckpoint", mode)
-        if mode == "auto":
-            mode = "max" if ("acc" in monitor or monitor.startswith("fmeasure")) else "min"
-        self.monitor_op = np.greater if mode == "max" else np.less
-        self.best = (None if initial_value_threshold is None
-                     else real("initial_value_threshold", initial_value_threshold))
-        if self.best is None:
-            self.best = -math.inf if mode == "max" else math.inf
 
     def on_train_begin(self, logs=None):
         # The fields of the template must be log keys: the loss and the metrics, with
@@ -614,20 +609,22 @@ class ModelCheckpoint(Callback):
                              f"{epoch + 1} (keys: {', '.join(sorted(logs))}); got "
                              f"{short_repr(self.filepath)}") from None
         if self.save_best_only:
+            if self.monitor_op is None:
+                self._set_monitor_op()
             current = logs.get(self.monitor)
-            if current is None:
-                warnings.warn(f"Can save best model only with {self.monitor} available, "
-                              f"skipping.", stacklevel=2)
-                return
-            if not self.monitor_op(current, self.best):
+            best = "None" if self.best is None else f"{self.best:.5f}"
+            if current is None:     # Keras 3: warn, and save as without save_best_only
+                warnings.warn(f"Can save best model only with {self.monitor} available.",
+                              stacklevel=2)
+            elif not self._is_improvement(current, self.best):
                 if self.verbose > 0:
-                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from "
-                          f"{self.best:.5f}")
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best}")
                 return
-            if self.verbose > 0:
-                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} "
-                      f"to {current:.5f}, saving model to {path}")
-            self.best = current
+            else:
+                if self.verbose > 0:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best} to "
+                          f"{current:.5f}, saving model to {path}")
+                self.best = current
         elif self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: saving model to {path}")
         folder = os.path.dirname(os.path.abspath(path))
@@ -792,11 +789,17 @@ class CSVLogger(Callback):
         exists = self.append and os.path.exists(self.filename)
         self._file = open(self.filename, "a" if self.append else "w", newline="")
         self._has_header = exists and os.path.getsize(self.filename) > 0
+        self.keys = None           # each fit writes its own columns (Keras)
+        self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)
+            if self.keys and not any(k.startswith("val_") for k in self.keys):
+                # as Keras: validation may come later (validation_freq): its columns
+                # exist from the first row, "NA" until then
+                self.keys += ["val_" + k for k in self.keys]
         if self._writer is None:
             self._writer = csv.DictWriter(self._file, fieldnames=["epoch"] + self.keys,
                                           delimiter=self.separator)

@@ -17,7 +17,10 @@ from kernels.checks import describe, short_repr
 _TRUNCATED_STD = 0.87962566103423978
 
 
-def _fans(shape):
+def _fans(shape, input_axes=None, output_axes=None):
+    if input_axes is not None and output_axes is not None:
+        return (math.prod(shape[a] for a in input_axes),
+                math.prod(shape[a] for a in output_axes))
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
@@ -26,6 +29,18 @@ def _fans(shape):
         return shape[0], shape[1]
     receptive = math.prod(shape[:-2])
     return shape[-2] * receptive, shape[-1] * receptive
+
+
+def _axes(name, axes):
+    """None, or a list of int axes (Keras's VarianceScaling input/output axes)."""
+    if axes is None:
+        return None
+    if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
+        axes = [axes]
+    if not isinstance(axes, (list, tuple)) or not all(
+            isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axes):
+        raise TypeError(f"{name}: expected None or a list of ints, got {describe(axes)}")
+    return [int(a) for a in axes]
 
 
 def _float(name, value):
@@ -81,8 +96,19 @@ class Constant(Initializer):
         else:
             self.value = _float("value", value)
 
+    @classmethod
+    def _exactly(cls, array):
+        """The initializer ``get(array)`` gives: that array, for a weight of its shape."""
+        init = cls(array)
+        init._exact = True
+        return init
+
     def __call__(self, shape, dtype=None):
         dtype = config.resolve_dtype(dtype)
+        if getattr(self, "_exact", False) and tuple(shape) != self.value.shape:
+            raise ValueError(f"value: an array of shape {self.value.shape} initializes a "
+                             f"weight of that shape only, got a weight of shape "
+                             f"{tuple(shape)}")
         if isinstance(self.value, np.ndarray):
             try:
                 return np.ascontiguousarray(np.broadcast_to(self.value, shape), dtype=dtype)
@@ -149,8 +175,11 @@ class VarianceScaling(_Seeded):
     """Keras's VarianceScaling: variance ``scale / n`` with n = fan_in, fan_out or their
     mean (``mode``); distribution "truncated_normal", "untruncated_normal" or "uniform"."""
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
+                 input_axes=None, output_axes=None):
         super().__init__(seed)
+        self.input_axes = _axes("input_axes", input_axes)
+        self.output_axes = _axes("output_axes", output_axes)
         scale = _float("scale", scale)
         if not scale > 0:
             raise ValueError(f"scale: expected a positive number, got {scale}")
@@ -164,7 +193,11 @@ class VarianceScaling(_Seeded):
         self.scale, self.mode, self.distribution = scale, mode, distribution
 
     def __call__(self, shape, dtype=None):
-        fan_in, fan_out = _fans(tuple(shape))
+        shape = tuple(shape)
+        for name, axes in (("input_axes", self.input_axes), ("output_axes", self.output_axes)):
+            if axes is not None and any(not -len(shape) <= a < len(shape) for a in axes):
+                raise ValueError(f"{name}: axes {axes} are outside a weight of shape {shape}")
+        fan_in, fan_out = _fans(shape, self.input_axes, self.output_axes)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
         scale = self.scale / max(1.0, n)
         rng = self._rng()
@@ -178,18 +211,20 @@ class VarianceScaling(_Seeded):
 
     def get_config(self):
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
-                "seed": self.seed}
+                "seed": self.seed, "input_axes": self.input_axes,
+                "output_axes": self.output_axes}
 
 
 def _variance_scaling(name, scale, mode, distribution, doc):
     class _Init(VarianceScaling):
         __doc__ = doc
 
-        def __init__(self, seed=None):
-            super().__init__(scale, mode, distribution, seed)
+        def __init__(self, seed=None, input_axes=None, output_axes=None):
+            super().__init__(scale, mode, distribution, seed, input_axes, output_axes)
 
         def get_config(self):
-            return {"seed": self.seed}
+            return {"seed": self.seed, "input_axes": self.input_axes,
+                    "output_axes": self.output_axes}
 
     _Init.__name__ = _Init.__qualname__ = name
     return _Init
@@ -225,8 +260,13 @@ _ALIASES = {
 
 
 def get(identifier):
-    """An initializer from a name ("glorot_uniform"), a config dict or an instance."""
-    return _serial.resolve(identifier, "initializer", _CLASSES, _ALIASES, Initializer)
+    """An initializer from a name ("glorot_uniform"), a config dict or an instance;
+    None for None (the layer's default then applies), and an array for a weight of
+    exactly its shape (as Keras)."""
+    if isinstance(identifier, np.ndarray):
+        return Constant._exactly(identifier)
+    return _serial.resolve(identifier, "initializer", _CLASSES, _ALIASES, Initializer,
+                           allow_none=True)
 
 
 def serialize(initializer):

@@ -269,9 +269,11 @@ class Dense(Layer):
         self.units = int(units)
         self.activation = _named("activation", activations_module.get, activation)
         self.use_bias = flag("use_bias", use_bias)
+        # None: Keras's add_weight default for a float weight, glorot_uniform
         self.kernel_initializer = _named("kernel_initializer", initializers.get,
-                                         kernel_initializer)
-        self.bias_initializer = _named("bias_initializer", initializers.get, bias_initializer)
+                                         kernel_initializer) or initializers.GlorotUniform()
+        self.bias_initializer = _named("bias_initializer", initializers.get,
+                                       bias_initializer) or initializers.GlorotUniform()
         self.kernel_regularizer = _named("kernel_regularizer", regularizers.get,
                                          kernel_regularizer)
         self.bias_regularizer = _named("bias_regularizer", regularizers.get, bias_regularizer)

@@ -246,6 +246,9 @@ class Sequential(Trainer):
                              f"{short_repr(steps_per_execution)}")
         if loss is None:
             raise ValueError("loss: expected a loss name or object, got None")
+        if optimizer is None:
+            raise ValueError("optimizer: expected an optimizer name, config or object, got "
+                             "None")
         self.optimizer = optimizers_module.get(optimizer)
         loss = losses_module.get(loss)
         if not loss.trains:

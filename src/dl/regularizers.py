@@ -49,8 +49,9 @@ def _coef(name, value):
 
 class L1L2(Regularizer):
     def __init__(self, l1=0.0, l2=0.0):
-        self.l1 = _coef("l1", l1)
-        self.l2 = _coef("l2", l2)
+        # as Keras: None is 0 here, the default of L1 and L2 alone
+        self.l1 = _coef("l1", 0.0 if l1 is None else l1)
+        self.l2 = _coef("l2", 0.0 if l2 is None else l2)
 
     def __call__(self, w):
         penalty = 0.0
@@ -81,7 +82,7 @@ class L1L2(Regularizer):
 
 class L1(L1L2):
     def __init__(self, l1=0.01):
-        super().__init__(l1=l1)
+        super().__init__(l1=0.01 if l1 is None else l1)
 
     def get_config(self):
         return {"l1": self.l1}
@@ -89,14 +90,14 @@ class L1(L1L2):
 
 class L2(L1L2):
     def __init__(self, l2=0.01):
-        super().__init__(l2=l2)
+        super().__init__(l2=0.01 if l2 is None else l2)
 
     def get_config(self):
         return {"l2": self.l2}
 
 
 _CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
-_ALIASES = {"l1": L1, "l2": L2, "l1_l2": L1L2}
+_ALIASES = {"l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2}
 
 
 def get(identifier):

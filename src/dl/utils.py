@@ -18,6 +18,13 @@ def set_random_seed(seed):
     _rng = np.random.default_rng(seed)
 
 
+def clear_session():
+    """Keras's ``clear_session``: forget the names given so far, so the next layers,
+    models and optimizers are named from scratch ("dense", "adam"...)."""
+    from . import layers
+    layers._name_counters.clear()
+
+
 def global_rng():
     """The generator behind every unseeded random draw in ``dl``."""
     return _rng

@@ -231,7 +231,6 @@ def test_checkpoint_every_epoch(tmp_path):
     ("min", "val_loss", [1.0, 0.8, 0.9, 0.7, 0.7], [1, 2, 4]),
     ("auto", "val_loss", [1.0, 0.8, 0.9, 0.7, 0.7], [1, 2, 4]),
     ("max", "val_acc", [0.5, 0.4, 0.6, 0.6, 0.9], [1, 3, 5]),
-    ("auto", "val_acc", [0.5, 0.4, 0.6, 0.6, 0.9], [1, 3, 5]),
 ])
 def test_checkpoint_save_best_only(tmp_path, mode, monitor, values, saved):
     model = _model()
@@ -264,12 +263,28 @@ def test_checkpoint_save_best_only_single_file_in_fit(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["best.dlk"]     # no temporary files left
 
 
-def test_checkpoint_missing_monitor_warns(tmp_path):
+def test_checkpoint_auto_mode_follows_the_metric_as_early_stopping(tmp_path):
+    """Keras 3: "auto" takes the direction of the loss or of the compiled metric of
+    that name; a name it cannot tell is a ValueError (no guessing from "acc")."""
+    model = _model()
+    ckpt = callbacks.ModelCheckpoint(str(tmp_path / "b-{epoch}.dlk"), monitor="val_acc",
+                                     save_best_only=True)
+    with pytest.raises(ValueError, match="^monitor: ModelCheckpoint cannot tell whether "
+                                         "'val_acc'"):
+        _drive(ckpt, model, [0.5], key="val_acc")
+    model.compile(optimizer="sgd", loss="mse", metrics=["acc"])
+    ckpt = callbacks.ModelCheckpoint(str(tmp_path / "b-{epoch}.dlk"), monitor="val_acc",
+                                     save_best_only=True)
+    _drive(ckpt, model, [0.5, 0.4, 0.6], key="val_acc")
+    assert sorted(os.listdir(tmp_path)) == ["b-1.dlk", "b-3.dlk"]
+
+
+def test_checkpoint_missing_monitor_warns_and_saves(tmp_path):
     model = _model()
     ckpt = callbacks.ModelCheckpoint(str(tmp_path / "x.dlk"), save_best_only=True)
-    with pytest.warns(UserWarning, match="val_loss"):
+    with pytest.warns(UserWarning, match="Can save best model only with val_loss available"):
         _drive(ckpt, model, [1.0], key="other")
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == ["x.dlk"]          # as Keras 3 (Keras 2 skipped)
 
 
 def test_checkpoint_save_weights_only(tmp_path):
@@ -531,7 +546,7 @@ def test_early_stopping_keras_lenient_arguments_kept():
     es = callbacks.EarlyStopping(min_delta=-0.1, patience=np.int64(2), verbose=True,
                                  baseline=np.float32(0.5), start_from_epoch=1)
     assert es.min_delta == 0.1 and es.patience == 2 and es.verbose == 1
-    with pytest.warns(UserWarning, match="mode bogus is unknown"):    # Keras: a warning
+    with pytest.warns(UserWarning, match="mode 'bogus' is unknown"):    # Keras: a warning
         assert callbacks.EarlyStopping(mode="bogus").mode == "auto"
 
 

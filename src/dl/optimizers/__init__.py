@@ -6,6 +6,7 @@ and updates each parameter in place with one fused kernel call per step
 ``t = iterations + 1`` is passed to the kernels.
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from kernels.checks import MAX_STEP, describe, flag, short_repr
 
 from .. import _serial, config
 from .._args import optional_str
+from ..layers import _snake, _unique_name
 from . import schedules
 
 
@@ -34,6 +36,11 @@ def _positive(name, value, allow_zero=True):
         raise ValueError(f"{name}: expected a finite number {'>=' if allow_zero else '>'} 0, "
                          f"got {value}")
     return value
+
+
+def _at_least_1d(a):
+    """A 0-d array as a 1-d view of its element (the kernels update 1-d and more)."""
+    return a.reshape(1) if getattr(a, "ndim", 1) == 0 else a
 
 
 def _is_function(value):
@@ -81,8 +88,9 @@ class Optimizer:
         self.clipvalue = None if clipvalue is None else _positive("clipvalue", clipvalue, False)
         self.global_clipnorm = (None if global_clipnorm is None
                                 else _positive("global_clipnorm", global_clipnorm, False))
-        if name is not None:
-            self.name = optional_str("name", name)
+        # Keras's auto_name: the snake_case class name, numbered ("adam", "adam_1"...)
+        self.name = (optional_str("name", name) if name is not None
+                     else _unique_name(_snake(type(self).__name__)))
         self.iterations = 0
         self._slots = None
         self._ops = _host_ops()
@@ -134,7 +142,9 @@ class Optimizer:
         """Create the state arrays for a list of parameter arrays, where ``ops`` (a
         backend's array operations: host by default) keeps its arrays."""
         self._ops = _host_ops() if ops is None else ops
+        params = list(params)
         self._slots = [{s: self._initial_slot(s, p) for s in self.slots_for(p)} for p in params]
+        self._variables = params      # what apply() updates when not told
 
     def slots_for(self, param):
         return self._slot_names
@@ -217,8 +227,14 @@ class Optimizer:
         if len(params) != len(grads):
             raise ValueError(f"grads: expected one gradient per variable ({len(params)}), "
                              f"got {len(grads)}")
+        if all(g is None for g in grads):
+            raise ValueError("grads: No gradients provided for any variable.")
+        if any(g is None for g in grads):
+            skipped = [i for i, g in enumerate(grads) if g is None]
+            warnings.warn(f"Gradients do not exist for variables {skipped} when "
+                          f"minimizing the loss: they are not updated.", stacklevel=2)
         for i, (p, g) in enumerate(zip(params, grads)):
-            if getattr(g, "shape", None) != getattr(p, "shape", ()):
+            if g is not None and getattr(g, "shape", None) != getattr(p, "shape", ()):
                 raise ValueError(f"grads[{i}]: expected shape {getattr(p, 'shape', None)} "
                                  f"(that of its variable), got {getattr(g, 'shape', None)}")
         known = getattr(self, "_variables", None)
@@ -231,13 +247,21 @@ class Optimizer:
         backend = config.get_backend("cuda" if on_device else "numpy")
         if not on_device:
             for i, (p, g) in enumerate(zip(params, grads)):
-                if not isinstance(p, np.ndarray) or not isinstance(g, np.ndarray):
+                if not isinstance(p, np.ndarray) or not (g is None or
+                                                         isinstance(g, np.ndarray)):
                     raise TypeError(f"grads[{i}], trainable_variables[{i}]: expected NumPy "
                                     f"arrays (or device arrays), got {describe(g)} and "
                                     f"{describe(p)}")
-        grads = [g.copy() if isinstance(g, np.ndarray) else g for g in grads]   # clipped
-        self._apply(backend, params, grads)
-        self._variables = params
+        if not self.built:
+            self.build([_at_least_1d(p) for p in params], backend.ops)
+            self._variables = params
+        keep = [i for i, g in enumerate(grads) if g is not None]
+        slots = [self._slots[i] for i in keep]
+        # 0-d variables update through 1-d views; the gradients are copied (clipped)
+        params = [_at_least_1d(params[i]) for i in keep]
+        grads = [_at_least_1d(grads[i]).copy() if isinstance(grads[i], np.ndarray)
+                 else grads[i] for i in keep]
+        self._apply(backend, params, grads, slots)
         return self.iterations
 
     def apply_gradients(self, grads_and_vars):
@@ -245,13 +269,15 @@ class Optimizer:
         pairs = list(grads_and_vars)
         return self.apply([g for g, _ in pairs], [v for _, v in pairs])
 
-    def _apply(self, backend, params, grads):
-        """Update every parameter array in place from its gradient (clipped first)."""
+    def _apply(self, backend, params, grads, states=None):
+        """Update every parameter array in place from its gradient (clipped first);
+        ``states``: the slots of these parameters when they are a subset of those the
+        optimizer was built for."""
         if not self.built:
             self.build(params, backend.ops)
         self._clip(grads)
         self._lr = self._lr_at(self.iterations)
-        for p, g, slots in zip(params, grads, self._slots):
+        for p, g, slots in zip(params, grads, self._slots if states is None else states):
             self._update(backend, p, g, slots)
         self.iterations += 1
 
@@ -287,6 +313,22 @@ class Optimizer:
     @property
     def _decay(self):
         return 0.0 if self.weight_decay is None else self.weight_decay
+
+    # pickling: the backend's ops (a module) stay behind; the state comes as NumPy arrays
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        ops = state.pop("_ops")
+        state.pop("_clip_acc", None)
+        state.pop("_clip_acc_ops", None)
+        state.pop("_variables", None)
+        if state.get("_slots") is not None:
+            state["_slots"] = [{k: np.array(ops.to_host(v)) for k, v in slots.items()}
+                               for slots in state["_slots"]]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._ops = _host_ops()
 
     # config -------------------------------------------------------------------------
     def get_config(self):
@@ -515,8 +557,18 @@ _ALIASES = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagr
 
 
 def get(identifier):
-    """An optimizer from a name ("sgd", "adam"...), a config dict or an instance."""
-    return _serial.resolve(identifier, "optimizer", _CLASSES, _ALIASES, Optimizer)
+    """An optimizer from a name ("sgd", "adam"...), a config dict or an instance (None
+    for None, as Keras)."""
+    return _serial.resolve(identifier, "optimizer", _CLASSES, _ALIASES, Optimizer,
+                           allow_none=True)
+
+
+def deserialize(config):
+    """An optimizer from what :func:`serialize` returned."""
+    if not isinstance(config, dict):
+        raise TypeError(f"config: expected a dict with 'class_name' and 'config', got "
+                        f"{describe(config)}")
+    return get(config)
 
 
 def serialize(optimizer):
