@@ -10,12 +10,15 @@ backward passes down to the first trainable layer and one optimizer update per
 parameter array; ``fit`` draws its batches from :class:`dl.epoch_iterator.EpochIterator`
 and runs each through :class:`dl._fast.TrainSteps` (the validated-once plans).
 """
+import itertools
 import math
+import warnings
 
 import numpy as np
 from kernels.checks import MAX_BYTES, describe, fits_in_memory, short_repr
 
-from . import _fast, callbacks as callbacks_module, losses as losses_module, saving
+from . import _fast, callbacks as callbacks_module, data as data_module
+from . import losses as losses_module, saving
 from .epoch_iterator import EpochIterator, steps_for
 
 
@@ -284,7 +287,9 @@ class Trainer:
             sample_weight=None, initial_epoch=0, steps_per_epoch=None,
             validation_steps=None, validation_batch_size=None, validation_freq=1):
         """Train for ``epochs`` epochs over ``x``, ``y`` in batches of ``batch_size``
-        (32); returns a :class:`dl.callbacks.History`.
+        (32); returns a :class:`dl.callbacks.History`.  ``x`` may also be a generator,
+        an iterator or a :class:`dl.utils.PyDataset` of batches (``steps_per_epoch``
+        of them an epoch), or a NumPy memmap read batch by batch (see ``dl.data``).
 
         As in Keras: ``validation_split`` holds out the *last* fraction of the samples,
         before shuffling; ``shuffle`` reshuffles every epoch; the last partial batch is
@@ -295,12 +300,13 @@ class Trainer:
         batch only for callbacks that look at batch logs, e.g. a verbose=1 progress bar).
         """
         self._require_compiled("fit")
-        _unsupported(steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
         if sample_weight is not None and class_weight is not None:
             raise ValueError("sample_weight, class_weight: You cannot `class_weight` and "
                              "`sample_weight` at the same time.")
         verbose = _verbose(verbose)
-        batch_size = _batch_size(batch_size)
+        stream = data_module.is_stream(x) and not isinstance(x, np.memmap)
+        if not stream:
+            batch_size = _batch_size(batch_size)
         epochs = _int_arg("epochs", epochs, 0)
         initial_epoch = _int_arg("initial_epoch", initial_epoch, 0)
         validation_freq = _int_arg("validation_freq", validation_freq, 1)
@@ -311,22 +317,115 @@ class Trainer:
                 validation_split, (int, float, np.integer, np.floating)):
             raise TypeError(f"validation_split: expected a number in [0, 1), got "
                             f"{type(validation_split).__name__}")
-        x = self._as_x(x)
-        y = self._as_y(y, x.shape[0])
-        self._check_finite(x, "x")
-        w = None if sample_weight is None else self._as_weights(sample_weight, x.shape[0])
+        steps_per_epoch = None if steps_per_epoch is None else _int_arg(
+            "steps_per_epoch", steps_per_epoch, 1)
+        validation_steps = None if validation_steps is None else _int_arg(
+            "validation_steps", validation_steps, 1)
+        if stream:
+            feed, val = self._stream_fit_data(x, y, sample_weight, class_weight,
+                                              validation_split, validation_data,
+                                              validation_steps, steps_per_epoch, shuffle,
+                                              batch_size)
+        else:
+            feed, val = self._array_fit_data(x, y, sample_weight, class_weight,
+                                             validation_split, validation_data,
+                                             validation_steps, steps_per_epoch, shuffle,
+                                             batch_size, validation_batch_size)
+        try:
+            return self._fit_loop(feed, val, epochs, initial_epoch, verbose, callbacks,
+                                  validation_freq)
+        finally:
+            feed.close()
+            if val is not None:
+                val.close()
+
+    def _fit_loop(self, feed, val, epochs, initial_epoch, verbose, callbacks,
+                  validation_freq):
+        # as Keras: the user's callbacks first, then History, then the progress bar
+        # (which so show what the others add to the logs, e.g. "learning_rate")
+        history = callbacks_module.History()
+        cbs = callbacks + [history]
+        if verbose:
+            cbs.append(callbacks_module.ProgbarLogger(verbose))
+        cb = callbacks_module.CallbackList(
+            cbs, self, {"epochs": epochs, "steps": feed.steps, "verbose": verbose,
+                        "in_fit": True})
+        self.stop_training = False
+        ops = self.backend.ops
+        self._resume = None
+        cb.on_train_begin({})
+        resume, self._resume = self._resume, None     # set by BackupAndRestore
+        if resume is not None:
+            initial_epoch = resume["epoch"]
+        feed.start()
+        batch_logs = cb.wants("on_train_batch_end")
+        batches, run, may_run_out = feed.batches, feed.run, feed.may_run_out
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            self._reset_metrics(ops)
+            done = 0
+            if resume is not None and resume["batch"]:
+                done = self._resume_sums(resume)
+            resume = None
+            cb.on_epoch_begin(epoch, {})
+            step = None
+            for step, xb, yb, wb in batches(epoch, done):
+                cb.on_train_batch_begin(step, {})
+                run(xb, yb, wb)
+                cb.on_train_batch_end(step, self._logs(self._loss_acc, ops) if batch_logs
+                                      else {})
+                if self.stop_training:
+                    break
+            ran = 0 if step is None else step + 1 - done
+            if may_run_out and feed.ran_out(ran + done):
+                warnings.warn("Your input ran out of data; interrupting training. Make sure "
+                              "that your dataset or generator can generate at least "
+                              "`steps_per_epoch * epochs` batches.", stacklevel=3)
+                self.stop_training = True
+                if ran == 0:
+                    break
+            logs = self._logs(self._loss_acc, ops)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                vlogs = self._evaluate_batches(val.eval_batches(), None)
+                logs.update({"val_" + k: v for k, v in vlogs.items()})
+            cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cb.on_train_end(logs)
+        return history
+
+    def _array_fit_data(self, x, y, sample_weight, class_weight, validation_split,
+                        validation_data, validation_steps, steps_per_epoch, shuffle,
+                        batch_size, validation_batch_size):
+        """(the training feed, the validation feed or None) of arrays (or memmaps)."""
+        memmap = isinstance(x, np.memmap)
+        if memmap:
+            x_checked = self._as_x(x[:1])       # builds the model; rows read per batch
+            n = x.shape[0]
+            if tuple(x.shape[1:]) != tuple(x_checked.shape[1:]):
+                raise ValueError(f"x: expected samples of shape {self.input_shape}, got "
+                                 f"{x.shape}")
+            if y is None:
+                raise ValueError("y: expected targets, got None")
+            y_arr = np.asarray(y) if not isinstance(y, np.memmap) else y
+            if y_arr.ndim == 0 or y_arr.shape[0] != n:
+                raise ValueError(f"y: expected {n} targets (one per sample of x), got "
+                                 f"shape {np.shape(y)}")
+            w = sample_weight
+            if w is not None and (np.ndim(w) == 0 or np.shape(w)[0] != n):
+                raise ValueError(f"sample_weight: expected one weight per sample, shape "
+                                 f"({n},), got shape {np.shape(w)}")
+            y = y_arr
+        else:
+            x = self._as_x(x)
+            y = self._as_y(y, x.shape[0])
+            self._check_finite(x, "x")
+            w = None if sample_weight is None else self._as_weights(sample_weight,
+                                                                     x.shape[0])
         val = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or \
-                    len(validation_data) not in (2, 3):
-                raise ValueError("validation_data: expected a tuple (x_val, y_val) or "
-                                 "(x_val, y_val, sample_weight_val)")
-            vx = self._as_x(validation_data[0], "validation_data[0]")
-            vw = validation_data[2] if len(validation_data) == 3 else None
-            val = (vx, self._as_y(validation_data[1], vx.shape[0], "validation_data[1]"),
-                   None if vw is None else self._as_weights(vw, vx.shape[0],
-                                                            "validation_data[2]"))
-            self._check_finite(val[0], "validation_data[0]")
+            val = self._validation_feed(validation_data, validation_steps,
+                                        validation_batch_size or batch_size)
         elif validation_split:
             if not 0 < validation_split < 1:
                 raise ValueError(f"validation_split: expected a value in (0, 1), got "
@@ -336,9 +435,18 @@ class Trainer:
                 raise ValueError(f"validation_split: {x.shape[0]} samples cannot be split "
                                  f"into training and validation sets with "
                                  f"validation_split={validation_split}")
-            x, val = x[:split], (x[split:], y[split:], None if w is None else w[split:])
-            y = y[:split]
-            w = None if w is None else w[:split]
+            vx, vy, vw = x[split:], y[split:], None if w is None else w[split:]
+            x, y, w = x[:split], y[:split], None if w is None else w[:split]
+            if memmap:
+                val = _StreamFeed(self, data_module.MemmapSource(
+                    vx, vy, vw, validation_batch_size or batch_size, False, 0), None, "x")
+            else:
+                val = _ArrayEval(self, vx, vy, vw, validation_batch_size or batch_size)
+        if memmap:
+            source = data_module.MemmapSource(x, y, w, batch_size, shuffle, self.seed)
+            if steps_per_epoch is not None:
+                source.steps = min(source.steps, steps_per_epoch)
+            return _StreamFeed(self, source, class_weight, "x"), val
         if class_weight is not None:      # on the training samples only, as Keras
             w = self._class_weights(class_weight, y)
         if y.dtype.kind in "iu":
@@ -348,55 +456,70 @@ class Trainer:
             y = y.copy()
         if w is not None:
             w = w.copy()      # fit's own (the validated-once steps read it unchecked)
-        steps = steps_for(x.shape[0], batch_size)
-        # as Keras: the user's callbacks first, then History, then the progress bar
-        # (which so show what the others add to the logs, e.g. "learning_rate")
-        history = callbacks_module.History()
-        cbs = callbacks + [history]
-        if verbose:
-            cbs.append(callbacks_module.ProgbarLogger(verbose))
-        cb = callbacks_module.CallbackList(
-            cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose, "in_fit": True})
-        self.stop_training = False
-        be = self.backend
-        ops = be.ops
-        x, y, w = self._place(x, y, w)
-        if val is not None:
-            val = self._place(*val)
-        self._resume = None
-        cb.on_train_begin({})
-        resume, self._resume = self._resume, None     # set by BackupAndRestore
-        if resume is not None:
-            initial_epoch = resume["epoch"]
-        train = _fast.TrainSteps(self, be, x, y, w, EpochIterator.streams(x, ops))
-        batches = EpochIterator(train.x, train.y, train.w, batch_size, ops, shuffle,
-                                self.seed)
-        batch_logs = cb.wants("on_train_batch_end")
-        run = train.run
-        logs = {}
-        for epoch in range(initial_epoch, epochs):
-            self._reset_metrics(ops)
-            done = 0
-            if resume is not None and resume["batch"]:
-                done = self._resume_sums(resume)
-            resume = None
-            cb.on_epoch_begin(epoch, {})
-            for step, xb, yb, wb in batches.batches(epoch, start=done):
-                cb.on_train_batch_begin(step, {})
-                run(xb, yb, wb)
-                cb.on_train_batch_end(step, self._logs(self._loss_acc, ops) if batch_logs
-                                      else {})
-                if self.stop_training:
-                    break
-            logs = self._logs(self._loss_acc, ops)
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                vlogs = self._evaluate_arrays(*val, validation_batch_size or batch_size, None)
-                logs.update({"val_" + k: v for k, v in vlogs.items()})
-            cb.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        cb.on_train_end(logs)
-        return history
+        return _ArrayFeed(self, x, y, w, batch_size, shuffle, steps_per_epoch), val
+
+    def _stream_fit_data(self, x, y, sample_weight, class_weight, validation_split,
+                         validation_data, validation_steps, steps_per_epoch, shuffle,
+                         batch_size):
+        """(the training feed, the validation feed or None) of a generator or a
+        PyDataset."""
+        if batch_size is not None:
+            raise ValueError(f"batch_size: expected None when x is a generator or a "
+                             f"PyDataset (its batches have their size), got "
+                             f"{short_repr(batch_size)}")
+        if validation_split:
+            raise ValueError("validation_split: only supported for arrays; with a "
+                             "generator or a PyDataset pass validation_data")
+        if class_weight is not None and not isinstance(x, data_module.PyDataset):
+            raise ValueError("class_weight: not supported for a Python generator (as "
+                             "Keras); use a PyDataset or sample weights in its batches")
+        source = data_module.make_source(x, y, sample_weight, None, steps_per_epoch,
+                                         shuffle, self.seed)
+        feed = _StreamFeed(self, source, class_weight, "x")
+        feed.peek()      # the first batch builds the model
+        val = None
+        if validation_data is not None:
+            val = self._validation_feed(validation_data, validation_steps, None)
+        return feed, val
+
+    def _validation_feed(self, validation_data, validation_steps, batch_size):
+        if data_module.is_stream(validation_data) and not isinstance(validation_data,
+                                                                     np.memmap):
+            source = data_module.make_source(validation_data, None, None, None,
+                                             validation_steps, False, 0,
+                                             "validation_data")
+            return _StreamFeed(self, source, None, "validation_data")
+        if not isinstance(validation_data, (tuple, list)) or \
+                len(validation_data) not in (2, 3):
+            raise ValueError("validation_data: expected a tuple (x_val, y_val) or "
+                             "(x_val, y_val, sample_weight_val), a generator or a "
+                             "PyDataset")
+        vx = self._as_x(validation_data[0], "validation_data[0]")
+        vw = validation_data[2] if len(validation_data) == 3 else None
+        vy = self._as_y(validation_data[1], vx.shape[0], "validation_data[1]")
+        vw = None if vw is None else self._as_weights(vw, vx.shape[0], "validation_data[2]")
+        self._check_finite(vx, "validation_data[0]")
+        return _ArrayEval(self, vx, vy, vw, batch_size or 32)
+
+    def _checked_batch(self, xb, yb, wb, name, index, class_weight=None, want_y=True):
+        """A raw batch of a stream, checked and converted as arrays are (errors name
+        the batch), ``(x, y, w)`` as host arrays of the model's dtypes."""
+        try:
+            x = self._as_x(xb, name)
+            self._check_finite(x, name)
+            if not want_y:
+                return x, None, None
+            if yb is None:
+                raise ValueError(f"{name}: expected batches (x, y) or (x, y, "
+                                 f"sample_weight) to train or evaluate on, got x alone")
+            y = self._as_y(yb, x.shape[0], name)
+            w = None if wb is None else self._as_weights(wb, x.shape[0], name)
+            if class_weight is not None and w is None:
+                w = self._class_weights(class_weight, y)
+            return x, y, w
+        except (TypeError, ValueError) as exc:
+            head, _, rest = str(exc).partition(": ")
+            raise type(exc)(f"{name}: batch {index}: {rest or head}") from None
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
@@ -487,27 +610,25 @@ class Trainer:
             h = layer.forward(h, training=False)
         return h
 
-    def _evaluate_arrays(self, x, y, w, batch_size, cb):
-        """Loss and metrics over arrays already placed by :meth:`_place` (``w``: the
-        sample weights, or None)."""
+    def _evaluate_batches(self, batches, cb):
+        """Loss and metrics over placed batches ``(x, y, w)`` (``w`` the sample weights
+        or None); a callback may end the loop with ``model.stop_evaluating``."""
         for m in self.metrics:
             m.reset_state()
         be = self.backend
         ops = be.ops
-        n = x.shape[0]
-        steps = steps_for(n, batch_size)
         acc = ops.acc_new()
         batch_logs = cb is not None and cb.wants("on_test_batch_end")
-        for step in range(steps):
-            lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+        self.stop_evaluating = False
+        total = 0
+        for step, (xb, yb, wb) in enumerate(batches):
             if cb is not None:
                 cb.on_test_batch_begin(step, {})
-            xb, yb = self._batch(x[lo:hi]), self._batch(y[lo:hi])
-            wb = None if w is None else self._batch(w[lo:hi])
+            rows = xb.shape[0]
+            total += rows
             y_pred = self._forward(xb)
-            yl, kw = self.loss.batch_inputs(ops, yb, wb, hi - lo, self.dtype)
-            ops.acc_add(acc, self.loss.value(be, yl, y_pred, kw), float(hi - lo),
-                        float(hi - lo))
+            yl, kw = self.loss.batch_inputs(ops, yb, wb, rows, self.dtype)
+            ops.acc_add(acc, self.loss.value(be, yl, y_pred, kw), float(rows), float(rows))
             self._update_metrics(ops, yb, y_pred, wb)
             if cb is not None:
                 if batch_logs:
@@ -516,27 +637,48 @@ class Trainer:
                 else:
                     logs = {}
                 cb.on_test_batch_end(step, logs)
-        self._add_penalty(acc, float(n))
+            if self.stop_evaluating:
+                break
+        self._add_penalty(acc, float(total))
         return self._logs(acc)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False):
-        """The loss (with regularisation penalties) and metrics over ``x``, ``y``:
-        a scalar, a list ``[loss, *metrics]``, or a dict with ``return_dict``."""
-        self._require_compiled("evaluate")
-        _unsupported(steps=steps)
-        verbose = _verbose(verbose)
+    def _eval_feed(self, x, y, sample_weight, batch_size, steps, name="x"):
+        """What evaluate and test_on_batch read: arrays, or a stream's batches."""
+        if data_module.is_stream(x) and not isinstance(x, np.memmap):
+            if batch_size is not None:
+                raise ValueError(f"batch_size: expected None when x is a generator or a "
+                                 f"PyDataset, got {short_repr(batch_size)}")
+            return _StreamFeed(self, data_module.make_source(
+                x, y, sample_weight, None, steps, False, 0, name), None, name)
         batch_size = _batch_size(batch_size)
+        if isinstance(x, np.memmap):
+            self._as_x(x[:1])
+            return _StreamFeed(self, data_module.MemmapSource(
+                x, y, sample_weight, batch_size, False, 0), None, name)
         x = self._as_x(x)
         y = self._as_y(y, x.shape[0])
         w = None if sample_weight is None else self._as_weights(sample_weight, x.shape[0])
-        cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
-               + _callback_list(callbacks))
-        cb = callbacks_module.CallbackList(
-            cbs, self, {"steps": steps_for(x.shape[0], batch_size), "verbose": verbose})
-        cb.on_test_begin({})
-        logs = self._evaluate_arrays(*self._place(x, y, w), batch_size, cb)
-        cb.on_test_end(logs)
+        return _ArrayEval(self, x, y, w, batch_size, steps)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """The loss (with regularisation penalties) and metrics over ``x``, ``y`` (or
+        a generator / PyDataset ``x`` of batches, ``steps`` of them): a scalar, a list
+        ``[loss, *metrics]``, or a dict with ``return_dict``."""
+        self._require_compiled("evaluate")
+        verbose = _verbose(verbose)
+        steps = None if steps is None else _int_arg("steps", steps, 1)
+        feed = self._eval_feed(x, y, sample_weight, batch_size, steps)
+        try:
+            cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
+                   + _callback_list(callbacks))
+            cb = callbacks_module.CallbackList(cbs, self, {"steps": feed.steps,
+                                                           "verbose": verbose})
+            cb.on_test_begin({})
+            logs = self._evaluate_batches(feed.eval_batches(), cb)
+            cb.on_test_end(logs)
+        finally:
+            feed.close()
         return self._result(logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
@@ -545,14 +687,18 @@ class Trainer:
         x = self._as_x(x)
         y = self._as_y(y, x.shape[0])
         w = None if sample_weight is None else self._as_weights(sample_weight, x.shape[0])
-        return self._result(self._evaluate_arrays(*self._place(x, y, w), x.shape[0], None),
-                            return_dict)
+        feed = _ArrayEval(self, x, y, w, x.shape[0])
+        return self._result(self._evaluate_batches(feed.eval_batches(), None), return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for ``x`` (a NumPy array whatever the backend), computed
-        in batches of ``batch_size`` (32)."""
-        _unsupported(steps=steps)
+        in batches of ``batch_size`` (32); ``x`` may be a generator / PyDataset of
+        batches (``steps`` of them), or a memmap.  A callback may end the loop with
+        ``model.stop_predicting`` (the outputs so far are returned)."""
         verbose = _verbose(verbose)
+        steps = None if steps is None else _int_arg("steps", steps, 1)
+        if data_module.is_stream(x):
+            return self._predict_stream(x, batch_size, verbose, steps, callbacks)
         batch_size = _batch_size(batch_size)
         x = self._as_x(x)
         n = x.shape[0]
@@ -562,21 +708,60 @@ class Trainer:
             raise ValueError(f"x: expected inputs whose predictions fit in memory (at most "
                              f"{MAX_BYTES} bytes here), got {n} samples: predictions of "
                              f"shape {out_shape} need {nbytes} bytes")
-        steps = steps_for(n, batch_size)
+        total = steps_for(n, batch_size)
+        if steps is not None:
+            total = min(total, steps)
         cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
                + _callback_list(callbacks))
-        cb = callbacks_module.CallbackList(cbs, self, {"steps": steps, "verbose": verbose})
+        cb = callbacks_module.CallbackList(cbs, self, {"steps": total, "verbose": verbose})
         out = np.empty(out_shape, dtype=self.dtype)
         ops = self.backend.ops
         xd, = self._place(x)
+        self.stop_predicting = False
         cb.on_predict_begin({})
-        for step in range(steps):
+        hi = 0
+        for step in range(total):
             lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
             cb.on_predict_batch_begin(step, {})
             out[lo:hi] = ops.to_host(self._forward(self._batch(xd[lo:hi])))
             cb.on_predict_batch_end(step, {})
+            if self.stop_predicting:
+                break
         cb.on_predict_end({})
-        return out
+        return out if hi == n else out[:hi]
+
+    def _predict_stream(self, x, batch_size, verbose, steps, callbacks):
+        if isinstance(x, np.memmap):
+            self._as_x(x[:1])
+            source = data_module.MemmapSource(x, None, None, _batch_size(batch_size), False,
+                                              0)
+        else:
+            if batch_size is not None:
+                raise ValueError(f"batch_size: expected None when x is a generator or a "
+                                 f"PyDataset, got {short_repr(batch_size)}")
+            source = data_module.make_source(x, None, None, None, steps, False, 0)
+        feed = _StreamFeed(self, source, None, "x")
+        cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
+               + _callback_list(callbacks))
+        cb = callbacks_module.CallbackList(cbs, self, {"steps": feed.steps,
+                                                       "verbose": verbose})
+        ops = self.backend.ops
+        outs = []
+        self.stop_predicting = False
+        cb.on_predict_begin({})
+        try:
+            for step, (xb, _, _) in enumerate(feed.eval_batches(want_y=False)):
+                cb.on_predict_batch_begin(step, {})
+                outs.append(np.array(ops.to_host(self._forward(xb)), copy=True))
+                cb.on_predict_batch_end(step, {})
+                if self.stop_predicting:
+                    break
+        finally:
+            feed.close()
+        cb.on_predict_end({})
+        if not outs:
+            return np.empty((0,) + tuple(self._layers[-1].output_shape), self.dtype)
+        return np.concatenate(outs)
 
     def predict_on_batch(self, x):
         """The model's outputs for one batch (a NumPy array)."""
@@ -592,3 +777,182 @@ class Trainer:
             raise ValueError("training: calling a model with training=True is not "
                              "supported; use fit or train_on_batch")
         return self.predict_on_batch(x)
+
+
+# ------------------------------------------------------------------ data feeds
+# What fit's loop, evaluate and predict read: ``steps`` (batches an epoch, or None),
+# ``batches(epoch, start)`` -> (step, x, y, w) placed where the backend computes,
+# ``run(x, y, w)`` (one training step), ``eval_batches()`` -> (x, y, w),
+# ``ran_out(batches_run)``, ``start()``, ``close()``.
+
+class _ArrayFeed:
+    """In-memory arrays: the validated-once steps over fit's own arrays, batches by
+    :class:`EpochIterator`.  With ``steps_per_epoch``, epochs take that many batches
+    of one pass over the data after another, as Keras's epoch iterator does: a pass
+    that ends within an epoch ends that epoch (Keras's warning) and the next epoch
+    starts a new pass (a new shuffled order)."""
+
+    def __init__(self, model, x, y, w, batch_size, shuffle, steps_per_epoch):
+        self.model = model
+        self._data = (x, y, w)
+        self._batch_size, self._shuffle = batch_size, shuffle
+        self.per_pass = steps_for(x.shape[0], batch_size)
+        self.steps_per_epoch = steps_per_epoch
+        self.steps = (self.per_pass if steps_per_epoch is None
+                      else min(steps_per_epoch, self.per_pass))
+        self._train = self._iter = None
+        self.may_run_out = False
+
+    def start(self):
+        """Place the data and build the steps (after on_train_begin: a
+        BackupAndRestore may have restored the seed)."""
+        model = self.model
+        be = model.backend
+        x, y, w = model._place(*self._data)
+        self._data = None
+        self._train = _fast.TrainSteps(model, be, x, y, w, EpochIterator.streams(x, be.ops))
+        self._iter = EpochIterator(self._train.x, self._train.y, self._train.w,
+                                   self._batch_size, be.ops, self._shuffle, model.seed)
+        self.run = self._train.run
+        if self.steps_per_epoch is None:
+            self.batches = self._iter.batches      # the plain case: no extra call
+
+    def _pass_at(self, epoch):
+        """(pass, batches of it already used) at the start of ``epoch``."""
+        spe, per = self.steps_per_epoch, self.per_pass
+        if spe is None:
+            return epoch, 0
+        p = pos = 0
+        for _ in range(epoch):
+            pos += min(spe, per - pos)
+            if pos >= per:
+                p, pos = p + 1, 0
+        return p, pos
+
+    def batches(self, epoch, start=0):
+        if self.steps_per_epoch is None:
+            return self._iter.batches(epoch, start)
+        return self._epoch_of_passes(epoch, start)
+
+    def _epoch_of_passes(self, epoch, start):
+        p, pos = self._pass_at(epoch)
+        take = min(self.steps_per_epoch, self.per_pass - pos)
+        if take < self.steps_per_epoch:
+            warnings.warn("Your input ran out of data; interrupting training. Make sure "
+                          "that your dataset or generator can generate at least "
+                          "`steps_per_epoch * epochs` batches.", stacklevel=4)
+        for i, (_, xb, yb, wb) in enumerate(
+                itertools.islice(self._iter.batches(p, start=pos + start), take - start)):
+            yield start + i, xb, yb, wb
+
+    def ran_out(self, ran):
+        return False
+
+    def close(self):
+        self._train = self._iter = None
+
+
+class _ArrayEval:
+    """Arrays to evaluate on: placed once, read in slices."""
+
+    def __init__(self, model, x, y, w, batch_size, steps=None):
+        self.model = model
+        self._data = (x, y, w)
+        self._batch_size = batch_size
+        self.steps = steps_for(x.shape[0], batch_size)
+        if steps is not None:
+            self.steps = min(self.steps, steps)
+        self._placed = None
+
+    def eval_batches(self):
+        model = self.model
+        if self._placed is None:
+            self._placed = model._place(*self._data)
+        x, y, w = self._placed
+        size, n = self._batch_size, x.shape[0]
+        for step in range(self.steps):
+            lo, hi = step * size, min(n, (step + 1) * size)
+            yield (model._batch(x[lo:hi]), model._batch(y[lo:hi]),
+                   None if w is None else model._batch(w[lo:hi]))
+
+
+    def close(self):
+        self._placed = None
+
+
+class _StreamFeed:
+    """Batches of a :mod:`dl.data` source (generator, PyDataset, memmap): each batch
+    checked as arrays are, then copied into fit's own batch buffers (host backends:
+    the validated-once steps run on them) or sent to the device."""
+
+    def __init__(self, model, source, class_weight, name):
+        self.model = model
+        self.source = source
+        self.class_weight = class_weight
+        self.name = name
+        self.steps = source.steps
+        self._bufs = None
+        self._train = None
+        self._epochs_seen = 0
+        self.may_run_out = isinstance(source, data_module.IteratorSource)
+
+    def peek(self):
+        xb, yb, wb = self.source.peek()
+        self.model._checked_batch(xb, yb, wb, self.name, 0, self.class_weight)
+
+    def start(self):
+        self.source.reseed(self.model.seed)
+
+    def _stage(self, x, y, w):
+        model = self.model
+        be = model.backend
+        if be.ops.on_device:
+            x, y, w = model._place(x, y, w)
+            if self._train is None:
+                self._train = _fast.TrainSteps(model, be, x, y, w, True)
+            return x, y, w
+        rows = x.shape[0]
+        bufs = self._bufs
+        if bufs is None or rows > bufs[0].shape[0] or any(
+                (a is None) != (b is None) or (a is not None and (
+                    a.shape[1:] != b.shape[1:] or a.dtype != b.dtype))
+                for a, b in zip((x, y, w), bufs)):
+            bufs = self._bufs = tuple(
+                None if a is None else np.empty((max(rows, 1),) + a.shape[1:], a.dtype)
+                for a in (x, y, w))
+            self._train = _fast.TrainSteps(model, be, *bufs, False)
+        out = []
+        for a, view in zip((x, y, w), (self._train.x, self._train.y, self._train.w)):
+            if a is None:
+                out.append(None)
+            else:       # rows of fit's own buffers (TrainSteps's views of them)
+                np.copyto(view[:rows], a)
+                out.append(view[:rows])
+        return tuple(out)
+
+    def batches(self, epoch, start=0):
+        for i, (xb, yb, wb) in enumerate(self.source.epoch_batches(epoch)):
+            if i < start:
+                continue
+            x, y, w = self.model._checked_batch(xb, yb, wb, self.name, i, self.class_weight)
+            yield (i,) + self._stage(x, y, w)
+
+    def run(self, xb, yb, wb):
+        self._train.run(xb, yb, wb)
+
+    def eval_batches(self, want_y=True):
+        model = self.model
+        epoch = self._epochs_seen
+        self._epochs_seen += 1
+        for i, (xb, yb, wb) in enumerate(self.source.epoch_batches(epoch)):
+            x, y, w = model._checked_batch(xb, yb, wb, self.name, i, want_y=want_y)
+            yield model._place(x, y, w)
+
+    def ran_out(self, ran):
+        src = self.source
+        if not isinstance(src, data_module.IteratorSource) or not src.exhausted:
+            return False
+        return src.steps is not None or ran == 0
+
+    def close(self):
+        self.source.close()

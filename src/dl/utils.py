@@ -74,3 +74,7 @@ class EpochShuffler:
         state["has_uint32"] = 0
         self._bitgen.state = state
         return self._gen.permutation(n)
+
+
+# Keras's keras.utils.PyDataset (defined with the other data sources)
+from .data import PyDataset  # noqa: E402, F401
