@@ -276,7 +276,9 @@ class FastStep:
             if np.may_share_memory(a, x) or np.may_share_memory(a, y) or (
                     w is not None and np.may_share_memory(a, w)):
                 raise _Unsupported
-        self.reweighs = model.loss.reweighs     # kernel weights != sample weights
+        # kernel weights != sample weights: a reduction, or compile's loss weight
+        self.loss_weight = model._loss_weight
+        self.reweighs = model.loss.reweighs or self.loss_weight != 1.0
         self.metric_plan = model._metric_plan
 
     @staticmethod
@@ -304,7 +306,8 @@ class FastStep:
                 or self.optimizer._slots is not self.slots
                 or _loss_key(self.loss) != self.loss_key
                 or self.optimizer._unchecked_key() != self.opt_key
-                or model._metric_plan is not self.metric_plan):
+                or model._metric_plan is not self.metric_plan
+                or model._loss_weight != self.loss_weight):
             return False
         for step in self.steps:
             if not step.current():
@@ -322,8 +325,8 @@ class FastStep:
         for s in self.steps:
             h = s.forward(uk, h)
         last = self.steps[-1]
-        kw = (self.loss.kernel_weights(self.ops, wb, self.rows, model.dtype)
-              if self.reweighs else wb)
+        kw = (self.loss.kernel_weights(self.ops, wb, self.rows, model.dtype,
+                                       self.loss_weight) if self.reweighs else wb)
         loss = self.loss_step(yb, last.pre if last.fused else h, self.grad, kw)
         dy = self.grad
         for s in self.backward:

@@ -52,3 +52,48 @@ def get_backend(name=None):
 
 def backend_name():
     return get_backend().name
+
+
+# Keras's global limits on training (keras.config.set_max_epochs ...): handy to run a
+# training script quickly; also read from KERAS_MAX_EPOCHS / KERAS_MAX_STEPS_PER_EPOCH.
+_MAX_EPOCHS = None
+_MAX_STEPS_PER_EPOCH = None
+
+
+def _limit(name, value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        from kernels.checks import short_repr
+        raise ValueError(f"{name}: expected None or an int >= 1, got {short_repr(value)}")
+    return int(value)
+
+
+def set_max_epochs(max_epochs):
+    """Limit every fit to at most ``max_epochs`` epochs (None: no limit)."""
+    global _MAX_EPOCHS
+    _MAX_EPOCHS = _limit("max_epochs", max_epochs)
+
+
+def set_max_steps_per_epoch(max_steps_per_epoch):
+    """Limit every epoch to at most ``max_steps_per_epoch`` steps (None: no limit), as
+    a ``steps_per_epoch`` would."""
+    global _MAX_STEPS_PER_EPOCH
+    _MAX_STEPS_PER_EPOCH = _limit("max_steps_per_epoch", max_steps_per_epoch)
+
+
+def _from_env(name):
+    import os
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
+def max_epochs():
+    """The limit set by :func:`set_max_epochs` (or KERAS_MAX_EPOCHS), or None."""
+    return _MAX_EPOCHS if _MAX_EPOCHS is not None else _from_env("KERAS_MAX_EPOCHS")
+
+
+def max_steps_per_epoch():
+    """The limit set by :func:`set_max_steps_per_epoch` (or KERAS_MAX_STEPS_PER_EPOCH)."""
+    return (_MAX_STEPS_PER_EPOCH if _MAX_STEPS_PER_EPOCH is not None
+            else _from_env("KERAS_MAX_STEPS_PER_EPOCH"))

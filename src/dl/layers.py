@@ -454,10 +454,13 @@ class Dropout(Layer):
         self.rate = rate
         if noise_shape is not None:
             if not isinstance(noise_shape, (tuple, list)) or not all(
-                    d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool)
-                                  and d >= 1) for d in noise_shape):
+                    d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool))
+                    for d in noise_shape):
                 raise TypeError(f"noise_shape: expected a tuple of positive ints or None, "
                                 f"got {short_repr(noise_shape)}")
+            if any(d is not None and d < 1 for d in noise_shape):     # Keras: ValueError
+                raise ValueError(f"noise_shape: expected positive ints or None, got "
+                                 f"{short_repr(noise_shape)}")
             noise_shape = tuple(None if d is None else int(d) for d in noise_shape)
         self.noise_shape = noise_shape
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))

@@ -109,19 +109,22 @@ class Loss:
         other than the kernels' own sum_over_batch_size)."""
         return self.reduction not in ("sum_over_batch_size", "mean")
 
-    def kernel_weights(self, ops, sample_weight, n, dtype):
+    def kernel_weights(self, ops, sample_weight, n, dtype, loss_weight=1.0):
         """The weights to give the loss kernels for a batch of ``n`` samples with these
         sample weights (None: unweighted), arrays of ``ops``: None for the kernels'
-        own mean, else the weights rescaled to this loss's reduction."""
-        if not self.reweighs:
+        own mean, else the weights rescaled to this loss's reduction (and multiplied by
+        compile's ``loss_weights``)."""
+        if not self.reweighs and loss_weight == 1.0:
             return sample_weight
+        scale = loss_weight
         if self.reduction == "sum":
-            scale = float(n)
-        else:      # mean_with_sample_weight: divide by the weights' sum, not by n
-            if sample_weight is None:
-                return None
+            scale *= float(n)
+        elif self.reduction == "mean_with_sample_weight" and sample_weight is not None:
+            # divide by the weights' sum, not by n
             total = float(np.sum(ops.to_host(sample_weight), dtype=np.float64))
-            scale = n / total if total != 0 else 0.0
+            scale *= n / total if total != 0 else 0.0
+        if scale == 1.0:
+            return sample_weight
         key = (id(ops), n, np.dtype(dtype).str, scale)
         cached = self._cache.get(key)
         if cached is None:
@@ -173,13 +176,13 @@ class Loss:
         cross-entropy's ``ignore_class``); unchanged for the other losses."""
         return y_true, sample_weight
 
-    def batch_inputs(self, ops, y_true, sample_weight, n, dtype):
+    def batch_inputs(self, ops, y_true, sample_weight, n, dtype, loss_weight=1.0):
         """(targets, kernel weights) for the loss kernels on a batch of ``n`` samples:
         what training and evaluation pass them (masking, label smoothing, the
-        reduction's rescaled weights)."""
+        reduction's rescaled weights, compile's loss weight)."""
         y_true, sample_weight = self._masked(ops, y_true, sample_weight, dtype)
         return (self.loss_targets(ops, y_true),
-                self.kernel_weights(ops, sample_weight, n, dtype))
+                self.kernel_weights(ops, sample_weight, n, dtype, loss_weight))
 
     def get_config(self):
         cfg = {"name": self.name, "reduction": self.reduction}

@@ -68,6 +68,8 @@ class Metric:
         y_true = np.asarray(y_true)
         y_pred = np.asarray(y_pred)
         values = np.asarray(self.values(y_true, y_pred), dtype=np.float64)
+        if values.ndim == 0:          # one value for the batch: one sample (Keras's Mean)
+            values = values.reshape(1)
         n = values.shape[0]
         if sample_weight is None:
             per = values.reshape(n, -1).mean(axis=1) if values.ndim > 1 else values
@@ -308,11 +310,38 @@ _ALIASES = {
 }
 
 
+class MeanMetricWrapper(Metric):
+    """A function ``fn(y_true, y_pred, **kwargs)`` of per-sample values (or one value
+    for the batch) as a running-mean metric named after it (Keras's
+    ``MeanMetricWrapper``: what ``compile(metrics=[fn])`` makes of a function).
+    Trains and evaluates; a model compiled with it cannot be saved (a function has no
+    config)."""
+
+    def __init__(self, fn, name=None, dtype=None, **kwargs):
+        if not callable(fn):
+            raise TypeError(f"fn: expected a function (y_true, y_pred) -> values, got "
+                            f"{describe(fn)}")
+        self.fn = fn
+        self._fn_kwargs = kwargs
+        super().__init__(name if name is not None else getattr(fn, "__name__", "metric"),
+                         dtype)
+
+    def per_sample(self, y_true, y_pred):
+        return np.asarray(self.fn(y_true, y_pred, **self._fn_kwargs), dtype=np.float64)
+
+    def get_config(self):
+        raise TypeError(f"metric {self.name!r}: a function cannot be saved; use a "
+                        f"dl.metrics.Metric or a metric name")
+
+
 def get(identifier):
-    """A metric from a name, a config dict or an instance.  "accuracy"/"acc" resolve
-    from the shapes at the first batch (see the module docstring)."""
+    """A metric from a name, a config dict, an instance, or a function of
+    ``(y_true, y_pred)`` (wrapped in :class:`MeanMetricWrapper`).  "accuracy"/"acc"
+    resolve from the shapes at the first batch (see the module docstring)."""
     if identifier in ("accuracy", "acc"):
         return _ResolvedAccuracy(identifier)
+    if callable(identifier) and not isinstance(identifier, (type, Metric)):
+        return MeanMetricWrapper(identifier)
     metric = _serial.resolve(identifier, "metric", _CLASSES, _ALIASES, Metric)
     if isinstance(identifier, str):
         metric.name = identifier   # Keras logs a metric under the name it was given

@@ -13,7 +13,7 @@ from kernels.checks import flag, short_repr
 
 from . import config, layers as layers_module, losses as losses_module
 from . import metrics as metrics_module, optimizers as optimizers_module, saving, utils
-from .trainer import Trainer, _unsupported
+from .trainer import Trainer
 
 
 class Sequential(Trainer):
@@ -44,6 +44,8 @@ class Sequential(Trainer):
         self.metrics = []
         self._metric_plan = ()            # (metric, weighted) pairs, set by compile
         self._weighted_metric_count = 0
+        self._steps_per_execution = 1
+        self._loss_weight = 1.0
         self.stop_training = False
         self.history = None
         self.seed = None
@@ -240,10 +242,11 @@ class Sequential(Trainer):
         ``run_eagerly``, ``jit_compile`` and ``auto_scale_loss`` are accepted for
         compatibility and have no effect (dl has no graph to compile).
         """
-        _unsupported(loss_weights=loss_weights)
-        if not isinstance(steps_per_execution, (int, np.integer)) or steps_per_execution != 1:
-            raise ValueError(f"steps_per_execution: only 1 is supported, got "
+        if isinstance(steps_per_execution, bool) or not isinstance(
+                steps_per_execution, (int, np.integer)) or steps_per_execution < 1:
+            raise ValueError(f"steps_per_execution: expected an int >= 1, got "
                              f"{short_repr(steps_per_execution)}")
+        loss_weight = self._loss_weight_arg(loss_weights)
         if loss is None:
             raise ValueError("loss: expected a loss name or object, got None")
         if optimizer is None:
@@ -268,9 +271,37 @@ class Sequential(Trainer):
         self._metric_plan = tuple((m, False) for m in plain) + tuple((m, True)
                                                                      for m in weighted)
         self._weighted_metric_count = len(weighted)
+        # Keras's steps_per_execution: batch callbacks once every n steps (dl runs the
+        # steps one by one; the numbers are those of n = 1)
+        self._steps_per_execution = int(steps_per_execution)
+        self._loss_weight = loss_weight
         self.compiled = True
         self.reset_metrics()
         self._configure_fusion()
+
+    def _loss_weight_arg(self, loss_weights):
+        """compile's ``loss_weights`` for the model's one output: None (1), a number, a
+        list of one, or a dict {output layer name: number}."""
+        if loss_weights is None:
+            return 1.0
+        value = loss_weights
+        if isinstance(loss_weights, (list, tuple)):
+            if len(loss_weights) != 1:
+                raise ValueError(f"loss_weights: expected one weight (the model has one "
+                                 f"output), got {len(loss_weights)}")
+            value = loss_weights[0]
+        elif isinstance(loss_weights, dict):
+            names = [self._layers[-1].name] if self._layers else []
+            if len(loss_weights) != 1 or (names and list(loss_weights) != names):
+                raise ValueError(f"loss_weights: expected {{{names[0] if names else 'output'}"
+                                 f"!r: weight}} (the model's one output), got "
+                                 f"{short_repr(loss_weights)}")
+            value = next(iter(loss_weights.values()))
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
+            raise ValueError(f"loss_weights: expected a finite number, got "
+                             f"{short_repr(value)}")
+        return float(value)
 
     def _configure_fusion(self):
         """Fuse a final softmax Dense into a categorical cross-entropy loss: training then
@@ -298,6 +329,8 @@ class Sequential(Trainer):
         split = len(self.metrics) - self._weighted_metric_count
         return {"optimizer": optimizers_module.serialize(self.optimizer),
                 "loss": losses_module.serialize(self.loss),
+                "loss_weights": self._loss_weight,
+                "steps_per_execution": self._steps_per_execution,
                 "metrics": [metrics_module.serialize(m) for m in self.metrics[:split]],
                 "weighted_metrics": [metrics_module.serialize(m)
                                      for m in self.metrics[split:]]}
@@ -402,7 +435,9 @@ def load_model(filepath, compile=True, backend=None):
         if compile and cfg.get("compile_config"):
             cc = cfg["compile_config"]
             model.compile(optimizer=cc["optimizer"], loss=cc["loss"], metrics=cc["metrics"],
-                          weighted_metrics=cc.get("weighted_metrics"))
+                          weighted_metrics=cc.get("weighted_metrics"),
+                          loss_weights=cc.get("loss_weights"),
+                          steps_per_execution=cc.get("steps_per_execution", 1))
             if opt_state and build is not None:
                 model.optimizer.set_state(opt_state, [w for layer in model._layers
                                                       if layer.trainable for w in layer.weights],

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 from kernels.checks import MAX_BYTES, describe, fits_in_memory, short_repr
 
-from . import _fast, callbacks as callbacks_module, data as data_module
+from . import _fast, callbacks as callbacks_module, config, data as data_module
 from . import losses as losses_module, saving
 from .epoch_iterator import EpochIterator, steps_for
 
@@ -53,13 +53,6 @@ def _callback_list(callbacks):
         raise TypeError(f"callbacks: expected a list of dl.callbacks.Callback, got "
                         f"{type(callbacks).__name__}")
     return list(callbacks)
-
-
-def _unsupported(**kwargs):
-    for name, value in kwargs.items():
-        if value is not None:
-            raise ValueError(f"{name}: not supported by dl yet (got {short_repr(value)}); "
-                             f"see docs/keras-differences.md")
 
 
 class Trainer:
@@ -141,7 +134,8 @@ class Trainer:
         buffer valid until the next step.  ``wb``: the batch's sample weights or None.
         """
         be = self.backend
-        yl, kw = self.loss.batch_inputs(be.ops, yb, wb, xb.shape[0], self.dtype)
+        yl, kw = self.loss.batch_inputs(be.ops, yb, wb, xb.shape[0], self.dtype,
+                                        self._loss_weight)
         step = self.optimizer.iterations
         h = xb
         for layer in self._layers:
@@ -319,6 +313,9 @@ class Trainer:
                             f"{type(validation_split).__name__}")
         steps_per_epoch = None if steps_per_epoch is None else _int_arg(
             "steps_per_epoch", steps_per_epoch, 1)
+        limit = config.max_steps_per_epoch()
+        if limit is not None and (steps_per_epoch is None or limit < steps_per_epoch):
+            steps_per_epoch = limit
         validation_steps = None if validation_steps is None else _int_arg(
             "validation_steps", validation_steps, 1)
         if stream:
@@ -341,6 +338,9 @@ class Trainer:
 
     def _fit_loop(self, feed, val, epochs, initial_epoch, verbose, callbacks,
                   validation_freq):
+        max_epochs = config.max_epochs()
+        if max_epochs is not None:
+            epochs = min(epochs, max_epochs)
         # as Keras: the user's callbacks first, then History, then the progress bar
         # (which so show what the others add to the logs, e.g. "learning_rate")
         history = callbacks_module.History()
@@ -360,6 +360,7 @@ class Trainer:
         feed.start()
         batch_logs = cb.wants("on_train_batch_end")
         batches, run, may_run_out = feed.batches, feed.run, feed.may_run_out
+        execution = self._steps_per_execution
         logs = {}
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics(ops)
@@ -369,13 +370,29 @@ class Trainer:
             resume = None
             cb.on_epoch_begin(epoch, {})
             step = None
-            for step, xb, yb, wb in batches(epoch, done):
-                cb.on_train_batch_begin(step, {})
-                run(xb, yb, wb)
-                cb.on_train_batch_end(step, self._logs(self._loss_acc, ops) if batch_logs
-                                      else {})
-                if self.stop_training:
-                    break
+            if execution == 1:
+                for step, xb, yb, wb in batches(epoch, done):
+                    cb.on_train_batch_begin(step, {})
+                    run(xb, yb, wb)
+                    cb.on_train_batch_end(step, self._logs(self._loss_acc, ops)
+                                          if batch_logs else {})
+                    if self.stop_training:
+                        break
+            else:     # Keras's steps_per_execution: the batch hooks once an execution
+                for step, xb, yb, wb in batches(epoch, done):
+                    first = step - step % execution
+                    if step == first or step == done:
+                        cb.on_train_batch_begin(first, {})
+                    run(xb, yb, wb)
+                    if step % execution == execution - 1:
+                        cb.on_train_batch_end(first + execution - 1, self._logs(
+                            self._loss_acc, ops) if batch_logs else {})
+                        if self.stop_training:
+                            break
+                if step is not None and step % execution != execution - 1:
+                    first = step - step % execution
+                    cb.on_train_batch_end(first + execution - 1, self._logs(
+                        self._loss_acc, ops) if batch_logs else {})
             ran = 0 if step is None else step + 1 - done
             if may_run_out and feed.ran_out(ran + done):
                 warnings.warn("Your input ran out of data; interrupting training. Make sure "
@@ -386,7 +403,10 @@ class Trainer:
                     break
             logs = self._logs(self._loss_acc, ops)
             if val is not None and (epoch + 1) % validation_freq == 0:
-                vlogs = self._evaluate_batches(val.eval_batches(), None)
+                # as Keras's evaluate(callbacks=callbacks): the on_test_* hooks run
+                cb.on_test_begin({})
+                vlogs = self._evaluate_batches(val.eval_batches(), cb)
+                cb.on_test_end(vlogs)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             cb.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -456,7 +476,8 @@ class Trainer:
             y = y.copy()
         if w is not None:
             w = w.copy()      # fit's own (the validated-once steps read it unchecked)
-        return _ArrayFeed(self, x, y, w, batch_size, shuffle, steps_per_epoch), val
+        return _ArrayFeed(self, x, y, w, batch_size, shuffle, steps_per_epoch,
+                          self._steps_per_execution), val
 
     def _stream_fit_data(self, x, y, sample_weight, class_weight, validation_split,
                          validation_data, validation_steps, steps_per_epoch, shuffle,
@@ -523,8 +544,8 @@ class Trainer:
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
-        """One optimisation step on one batch.  Returns the loss (and metrics) as
-        running means since the last ``reset_metrics()``, as Keras 3 does."""
+        """One optimisation step on one batch.  Returns the loss (and metrics) of this
+        batch: the metrics are reset first, as Keras 3 does (since keras#22617)."""
         self._require_compiled("train_on_batch")
         if sample_weight is not None and class_weight is not None:
             raise ValueError("sample_weight, class_weight: You cannot `class_weight` and "
@@ -534,6 +555,7 @@ class Trainer:
         w = None if sample_weight is None else self._as_weights(sample_weight, x.shape[0])
         if class_weight is not None:
             w = self._class_weights(class_weight, y)
+        self._reset_metrics(self.backend.ops)
         self._train_step(*self._place(x, y, w))
         return self._result(self._logs(self._loss_acc), return_dict)
 
@@ -621,26 +643,37 @@ class Trainer:
         batch_logs = cb is not None and cb.wants("on_test_batch_end")
         self.stop_evaluating = False
         total = 0
+        execution = self._steps_per_execution
+        step = -1
         for step, (xb, yb, wb) in enumerate(batches):
-            if cb is not None:
-                cb.on_test_batch_begin(step, {})
+            first = step - step % execution
+            if cb is not None and step == first:
+                cb.on_test_batch_begin(first, {})
             rows = xb.shape[0]
             total += rows
             y_pred = self._forward(xb)
-            yl, kw = self.loss.batch_inputs(ops, yb, wb, rows, self.dtype)
+            yl, kw = self.loss.batch_inputs(ops, yb, wb, rows, self.dtype,
+                                            self._loss_weight)
             ops.acc_add(acc, self.loss.value(be, yl, y_pred, kw), float(rows), float(rows))
             self._update_metrics(ops, yb, y_pred, wb)
-            if cb is not None:
-                if batch_logs:
-                    logs = self._logs(acc)
-                    logs["loss"] += self._penalty()
-                else:
-                    logs = {}
-                cb.on_test_batch_end(step, logs)
+            if cb is not None and step % execution == execution - 1:
+                cb.on_test_batch_end(first + execution - 1, self._eval_logs(acc, batch_logs))
             if self.stop_evaluating:
                 break
+        if cb is not None and step >= 0 and step % execution != execution - 1:
+            first = step - step % execution
+            cb.on_test_batch_end(first + execution - 1, self._eval_logs(acc, batch_logs))
         self._add_penalty(acc, float(total))
         return self._logs(acc)
+
+    def _eval_logs(self, acc, wanted):
+        """An evaluation batch's logs (the running loss with the penalties), when a
+        callback looks at them."""
+        if not wanted:
+            return {}
+        logs = self._logs(acc)
+        logs["loss"] += self._penalty()
+        return logs
 
     def _eval_feed(self, x, y, sample_weight, batch_size, steps, name="x"):
         """What evaluate and test_on_batch read: arrays, or a stream's batches."""
@@ -720,11 +753,15 @@ class Trainer:
         self.stop_predicting = False
         cb.on_predict_begin({})
         hi = 0
+        execution = self._steps_per_execution
         for step in range(total):
             lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
-            cb.on_predict_batch_begin(step, {})
+            first = step - step % execution
+            if step == first:
+                cb.on_predict_batch_begin(first, {})
             out[lo:hi] = ops.to_host(self._forward(self._batch(xd[lo:hi])))
-            cb.on_predict_batch_end(step, {})
+            if step % execution == execution - 1 or step == total - 1:
+                cb.on_predict_batch_end(first + execution - 1, {})
             if self.stop_predicting:
                 break
         cb.on_predict_end({})
@@ -787,20 +824,24 @@ class Trainer:
 
 class _ArrayFeed:
     """In-memory arrays: the validated-once steps over fit's own arrays, batches by
-    :class:`EpochIterator`.  With ``steps_per_epoch``, epochs take that many batches
-    of one pass over the data after another, as Keras's epoch iterator does: a pass
-    that ends within an epoch ends that epoch (Keras's warning) and the next epoch
-    starts a new pass (a new shuffled order)."""
+    :class:`EpochIterator`.  With ``steps_per_epoch``, epochs take their batches from
+    one pass over the data after another, as Keras's epoch iterator does: an epoch of
+    executions of ``steps_per_execution`` batches each (``range(0, steps_per_epoch,
+    steps_per_execution)``); a pass that ends within an epoch ends that epoch (with
+    Keras's warning) and the next epoch starts a new pass (a new shuffled order)."""
 
-    def __init__(self, model, x, y, w, batch_size, shuffle, steps_per_epoch):
+    def __init__(self, model, x, y, w, batch_size, shuffle, steps_per_epoch,
+                 steps_per_execution=1):
         self.model = model
         self._data = (x, y, w)
         self._batch_size, self._shuffle = batch_size, shuffle
         self.per_pass = steps_for(x.shape[0], batch_size)
         self.steps_per_epoch = steps_per_epoch
+        self.execution = steps_per_execution
         self.steps = (self.per_pass if steps_per_epoch is None
                       else min(steps_per_epoch, self.per_pass))
         self._train = self._iter = None
+        self._plans = {}       # epoch -> (pass, first batch, batches, ran out)
         self.may_run_out = False
 
     def start(self):
@@ -817,17 +858,35 @@ class _ArrayFeed:
         if self.steps_per_epoch is None:
             self.batches = self._iter.batches      # the plain case: no extra call
 
-    def _pass_at(self, epoch):
-        """(pass, batches of it already used) at the start of ``epoch``."""
-        spe, per = self.steps_per_epoch, self.per_pass
-        if spe is None:
-            return epoch, 0
-        p = pos = 0
-        for _ in range(epoch):
-            pos += min(spe, per - pos)
+    def _plan(self, epoch):
+        """(pass, its first batch used, batches, whether the pass ended early) of
+        ``epoch``, simulated from the last epoch planned (from 0 after a resume)."""
+        plans = self._plans
+        if epoch in plans:
+            return plans[epoch]
+        last = max((e for e in plans if e < epoch), default=None)
+        if last is None:
+            e, p, pos = 0, 0, 0
+        else:
+            p, first, count, _ = plans[last]
+            e, pos = last + 1, first + count
+            if pos >= self.per_pass:
+                p, pos = p + 1, 0
+        per, spe, run = self.per_pass, self.steps_per_epoch, self.execution
+        while True:
+            first, count, short = pos, 0, False
+            for _ in range(0, spe, run):
+                if pos >= per:
+                    short = True
+                    break
+                count += min(run, per - pos)
+                pos += run
+            plans[e] = (p, first, count, short)
+            if e == epoch:
+                return plans[e]
             if pos >= per:
                 p, pos = p + 1, 0
-        return p, pos
+            e += 1
 
     def batches(self, epoch, start=0):
         if self.steps_per_epoch is None:
@@ -835,14 +894,13 @@ class _ArrayFeed:
         return self._epoch_of_passes(epoch, start)
 
     def _epoch_of_passes(self, epoch, start):
-        p, pos = self._pass_at(epoch)
-        take = min(self.steps_per_epoch, self.per_pass - pos)
-        if take < self.steps_per_epoch:
+        p, first, count, short = self._plan(epoch)
+        if short:
             warnings.warn("Your input ran out of data; interrupting training. Make sure "
                           "that your dataset or generator can generate at least "
                           "`steps_per_epoch * epochs` batches.", stacklevel=4)
         for i, (_, xb, yb, wb) in enumerate(
-                itertools.islice(self._iter.batches(p, start=pos + start), take - start)):
+                itertools.islice(self._iter.batches(p, start=first + start), count - start)):
             yield start + i, xb, yb, wb
 
     def ran_out(self, ran):

@@ -124,20 +124,11 @@ def test_validate_noise_shape_invalid_type():
         layers.Dropout(0.5, noise_shape=(20, 1.5, 10))
 
 
-NON_POSITIVE = pytest.mark.xfail(
-    strict=True, raises=TypeError,
-    reason="dl raises TypeError ('expected a tuple of positive ints') for a non-positive "
-           "int entry of noise_shape; Keras raises ValueError, as dl itself does for "
-           "non-positive dimensions of input_shape")
-
-
-@NON_POSITIVE
 def test_validate_noise_shape_negative_value():
     with pytest.raises(ValueError, match="^noise_shape:"):
         layers.Dropout(0.5, noise_shape=(20, -1, 10))
 
 
-@NON_POSITIVE
 def test_validate_noise_shape_zero_value():
     with pytest.raises(ValueError, match="^noise_shape:"):
         layers.Dropout(0.5, noise_shape=(20, 0, 10))

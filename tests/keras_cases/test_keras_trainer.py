@@ -25,21 +25,8 @@ How Keras's objects map onto dl's:
 Deliberately different: nothing of dl's behaviour is asserted against Keras's here;
 where an error is expected only its type is asserted (dl's messages are its own).
 
-Strict xfails (Keras's behaviour kept; dl fails it):
-- ``fit(steps_per_epoch=...)`` and ``compile(steps_per_execution != 1)``,
-  ``compile(loss_weights=...)`` (not provided by dl, docs/keras-differences.md);
-- ``keras.config.set_max_epochs``/``set_max_steps_per_epoch`` (no such settings in dl);
-- ``train_on_batch`` returns running means since the last ``reset_metrics()``: Keras 3
-  resets the metrics at every call since keras-team/keras#22617 (docs/
-  keras-differences.md still says "Keras 3 does the same").  The companion
-  ``test_on_batch_methods_per_batch`` resets the metrics before each call and gets
-  every one of Keras's numbers;
-- fit's validation does not call the callbacks' ``on_test_*`` hooks (Keras validates
-  through ``evaluate(callbacks=callbacks)``);
-- ``model.stop_evaluating`` / ``model.stop_predicting`` are not read by evaluate /
-  predict;
-- plain functions as metrics (``compile(metrics=[fn])``);
-- ``kernel_constraint`` (dl's Dense has no constraints).
+Strict xfail (Keras's behaviour kept; dl fails it): ``kernel_constraint`` (dl's Dense
+has no constraints yet).
 
 Not ported (outside dl's surface): subclassed models and custom train/test/predict
 steps or compute_loss (``test_metric_tracking``, ``test_fit_with_custom_train_step``,
@@ -156,10 +143,6 @@ class StepCount(callbacks.Callback):
             raise ValueError("Batch index is not correct")
 
 
-STEPS_PER_EXECUTION = pytest.mark.xfail(
-    strict=True, raises=ValueError,
-    reason="compile(steps_per_execution=n) with n != 1 is not supported by dl "
-           "(docs/keras-differences.md)")
 
 
 def flow_params(with_steps_per_epoch):
@@ -236,7 +219,6 @@ def test_predict_flow():
     close(outputs, 4 * np.ones((100, 3)))
 
 
-@STEPS_PER_EXECUTION
 @pytest.mark.parametrize("steps_per_execution", [3, 101])
 def test_steps_per_execution_steps_count(steps_per_execution):
     data_size, batch_size, epochs = 100, 16, 2
@@ -283,7 +265,6 @@ def compare_with_plain_fit(model, observer, x, y, batch_size, epochs_2, every=1)
     close(model.evaluate(x, y, verbose=0), model_2.evaluate(x, y, verbose=0))
 
 
-@STEPS_PER_EXECUTION
 @pytest.mark.parametrize("steps_per_epoch_test", SPE_CASES)
 def test_steps_per_execution_steps_per_epoch(steps_per_epoch_test):
     batch_size, epochs, steps_per_execution = 8, 2, 2
@@ -373,8 +354,6 @@ def test_max_epochs_and_steps():                    # part 1: no limits set
     assert step_observer.begin_count == num_batches * epochs
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="dl.config has no set_max_epochs / set_max_steps_per_epoch")
 def test_max_epochs_and_steps_limits():             # test_max_epochs_and_steps, part 2
     model, x, y, batch_size, epochs, _ = max_epochs_setup()
     try:
@@ -391,7 +370,6 @@ def test_max_epochs_and_steps_limits():             # test_max_epochs_and_steps,
             dl.config.set_max_steps_per_epoch(None)
 
 
-@STEPS_PER_EXECUTION
 def test_steps_per_execution_steps_count_without_training():
     class BatchIndexes(callbacks.Callback):
         def __init__(self):
@@ -443,11 +421,6 @@ X100, Y100 = np.ones((100, 4)), np.zeros((100, 3))
 SW100 = np.arange(100).reshape((100,)).astype("float32") / 50.0
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="dl's train_on_batch returns the running means since the last "
-                          "reset_metrics() (15.579 for the second call); Keras 3 resets the "
-                          "metrics at every train_on_batch (keras-team/keras#22617) and "
-                          "returns that batch's loss (15.158)")
 @pytest.mark.parametrize("run_eagerly, jit_compile", COMPILE_MODES)
 def test_on_batch_methods(run_eagerly, jit_compile):
     model = example_model(3)
@@ -634,10 +607,6 @@ def test_recompile():
     assert sorted(eval_out_2.keys()) == ["loss", "mean_absolute_error"]
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="dl's compile(metrics=...) takes metric names, configs or "
-                          "dl.metrics.Metric objects, not plain functions "
-                          "(y_true, y_pred) -> value")
 def test_evaluate_return_list_respect_metrics_order():
     def metrics_zero(y_true, y_pred):
         return 0.0
@@ -749,18 +718,11 @@ def test_callbacks_can_update_state_at_batch_boundary():   # train and predict c
     assert cbk.eager_call_counter_predict == 4
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="dl's fit validates without calling the callbacks' on_test_* "
-                          "hooks (Keras runs evaluate(callbacks=callbacks)): 0 calls "
-                          "where Keras makes 6")
 def test_callbacks_can_update_state_at_batch_boundary_validation():   # ..., test count
     _, cbk = counted_fit()
     assert cbk.eager_call_counter_test == 6
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="compile(loss_weights=...) is not supported by dl "
-                          "(docs/keras-differences.md)")
 def test_loss_weights():                            # the single-output case
     epochs, batch_size = 3, 20
     dataset_size = batch_size * 2
