@@ -71,7 +71,21 @@ class Layer:
         self._buffers = {}
 
     # structure ---------------------------------------------------------------------
-    def build(self, input_shape, backend, dtype):
+    def build(self, input_shape, backend=None, dtype=None):
+        """Keras's ``layer.build(input_shape)``: create the weights for inputs of
+        ``input_shape``, batch dimension first (``(None, 2)``), on the current backend.
+        (A model builds its layers itself, with its backend and dtype.)"""
+        if backend is not None:          # the form models use: one sample's shape
+            self._build(tuple(input_shape), backend, dtype)
+            return
+        shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+        if shape is None or len(shape) < 2:
+            raise ValueError(f"input_shape: expected the inputs' shape with the batch "
+                             f"dimension first, e.g. (None, 2), got {short_repr(input_shape)}")
+        self._build(_shape(shape[1:], "input_shape"), config.get_backend(),
+                    self.dtype or config.resolve_dtype(None))
+
+    def _build(self, input_shape, backend, dtype):
         """Create the weights for samples of ``input_shape`` (no batch dimension)."""
         self.backend = backend
         if self.dtype is None:
@@ -123,18 +137,50 @@ class Layer:
     def backward(self, dy, need_dx=True):
         raise NotImplementedError
 
-    def __call__(self, x):
-        """Apply the layer to an array (inference), building it on first use.  Returns
-        a NumPy array whatever the backend."""
+    def __call__(self, x, training=False):
+        """Apply the layer to an array, building it on first use; ``training=True``
+        applies it as in training (Dropout drops, a new mask each call).  Returns a
+        NumPy array whatever the backend."""
+        if not isinstance(training, (bool, np.bool_)) and training is not None:
+            raise TypeError(f"training: expected True, False or None, got "
+                            f"{describe(training)}")
         x = np.asarray(x)
         fits_in_memory("x", x.shape, max(x.itemsize, 4), "an array")
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(self.dtype or config.floatx())
-        if not self.built:
-            self.build(x.shape[1:], config.get_backend(), self.dtype or config.resolve_dtype(None))
+        if not self.built or self.backend is None or (
+                not self.weights and self.input_shape != tuple(x.shape[1:])):
+            self._build(x.shape[1:], config.get_backend(),
+                        self.dtype or config.resolve_dtype(None))
         ops = self.backend.ops
-        y = self.forward(ops.to_device(x.astype(self.dtype, copy=False)), training=False)
-        return ops.to_host(y)
+        step = 0
+        if training:
+            step = self._eager_steps = getattr(self, "_eager_steps", -1) + 1
+        y = self.forward(ops.to_device(x.astype(self.dtype, copy=False)),
+                         training=bool(training), step=step)
+        return np.array(ops.to_host(y), copy=True)
+
+    def get_weights(self):
+        """Copies of the layer's weights as NumPy arrays (Keras's order)."""
+        ops = self.backend.ops if self.backend is not None else None
+        return [np.array(ops.to_host(w), copy=True) for w in self.weights]
+
+    def set_weights(self, weights):
+        """Set the layer's weights from arrays shaped like :meth:`get_weights`'s."""
+        current = self.weights
+        weights = list(weights)
+        if len(weights) != len(current):
+            raise ValueError(f"weights: expected a list of {len(current)} arrays for "
+                             f"{self.name!r}, got {len(weights)}")
+        arrays = [np.asarray(w) for w in weights]
+        for i, (w, new) in enumerate(zip(current, arrays)):
+            if new.shape != w.shape:
+                raise ValueError(f"weights[{i}]: expected shape {w.shape}, got {new.shape}")
+            if new.dtype.kind not in "biuf":
+                raise TypeError(f"weights[{i}]: expected a numeric array, got dtype "
+                                f"{new.dtype}")
+        for w, new in zip(current, arrays):
+            self.backend.ops.copy_from_host(w, new.astype(w.dtype, copy=False))
 
     # config ------------------------------------------------------------------------
     def get_config(self):
@@ -267,7 +313,7 @@ class Dense(Layer):
         fits_in_memory("units", (int(units),), 4 if self.dtype is None else self.dtype.itemsize,
              "a bias (a kernel row)")
         self.units = int(units)
-        self.activation = _named("activation", activations_module.get, activation)
+        self.activation = activation
         self.use_bias = flag("use_bias", use_bias)
         # None: Keras's add_weight default for a float weight, glorot_uniform
         self.kernel_initializer = _named("kernel_initializer", initializers.get,
@@ -282,13 +328,23 @@ class Dense(Layer):
         # training forward then also keeps the logits, and backward receives dL/dlogits.
         self.fuse_softmax_loss = False
 
+    @property
+    def activation(self):
+        return self._activation
+
+    @activation.setter
+    def activation(self, value):
+        # None is linear, as Keras's activations.get(None)
+        self._activation = _named("activation", activations_module.get,
+                                  "linear" if value is None else value)
+
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 1:
             raise ValueError(f"{self.name}: expected inputs of shape (batch, features), got "
                              f"(batch, {', '.join(map(str, input_shape))}); add a Flatten layer")
         return (self.units,)
 
-    def build(self, input_shape, backend, dtype):
+    def _build(self, input_shape, backend, dtype):
         input_shape = tuple(input_shape)
         self.compute_output_shape(input_shape)
         # Before allocating: the kernel, the bias and their gradients must fit in memory
@@ -301,7 +357,7 @@ class Dense(Layer):
                              f"{self.name!r} fit in memory (at most {MAX_BYTES} bytes here), "
                              f"got {n_in} features: a ({n_in}, {self.units}) kernel, the bias "
                              f"and their gradients need {nbytes} bytes")
-        super().build(input_shape, backend, dtype)
+        super()._build(input_shape, backend, dtype)
         n_in = self.input_shape[0]
         ops = backend.ops
         # initialised on the host (the same numbers on every backend), then placed
@@ -412,6 +468,7 @@ class Activation(Layer):
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = _named("activation", activations_module.get, activation)
+        self.built = True        # no weights: ready at construction, as Keras's
 
     def forward(self, x, training=False, step=0):
         out = self._buffer("y", x.shape) if training else None
@@ -468,8 +525,9 @@ class Dropout(Layer):
             raise ValueError(f"seed: expected a non-negative int or None, got {short_repr(seed)}")
         self.seed = seed
         self.model_seed = 0     # set by the model: mixes into the mask generator
+        self.built = True        # no weights: ready at construction, as Keras's
 
-    def build(self, input_shape, backend, dtype):
+    def _build(self, input_shape, backend, dtype):
         if self.noise_shape is not None:
             full = (None,) + tuple(input_shape)
             if len(self.noise_shape) != len(full) or any(
@@ -479,7 +537,7 @@ class Dropout(Layer):
                     f"noise_shape: expected {len(full)} entries (the batch first), each None, "
                     f"1 or the input's size, for inputs of shape {full}; got "
                     f"{short_repr(self.noise_shape)}")
-        super().build(input_shape, backend, dtype)
+        super()._build(input_shape, backend, dtype)
 
     def forward(self, x, training=False, step=0):
         if not training or self.rate == 0:
@@ -528,6 +586,10 @@ def _layer_id(layer):
 
 class Flatten(Layer):
     """Flattens each sample: ``(batch, d1, d2, ...) -> (batch, d1 * d2 * ...)``."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.built = True        # no weights: ready at construction, as Keras's
 
     def compute_output_shape(self, input_shape):
         return (int(math.prod(input_shape)),)

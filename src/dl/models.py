@@ -38,6 +38,7 @@ class Sequential(Trainer):
         self.trainable = flag("trainable", trainable)
         self._input = None
         self._layers = []
+        self._sample_shape = None       # one sample's shape (input_shape without batch)
         self.built = False
         self.compiled = False
         self.optimizer = self.loss = None
@@ -74,9 +75,8 @@ class Sequential(Trainer):
         if not isinstance(layer, layers_module.Layer) or type(layer) is layers_module.Layer:
             raise TypeError(f"layer: expected a dl.layers layer (Dense, Dropout...), got "
                             f"{type(layer).__name__}")
-        if layer.input_spec_shape is not None and (self._layers or self._input is not None):
-            raise ValueError(f"layer: input_shape/input_dim belong on the first layer only, "
-                             f"got one on {layer.name!r}")
+        # input_shape/input_dim on a later layer: ignored, as Keras's Sequential does
+        # (only the first layer's declares the model's input)
         if any(other.name == layer.name for other in self._layers):
             raise ValueError(f"layer: All layers added to a Sequential model should have "
                              f"unique names. Name {layer.name!r} is already the name of a "
@@ -86,7 +86,7 @@ class Sequential(Trainer):
         try:
             if self.built:            # extend a built model: build the new layer in place
                 prev = (self._layers[-2].output_shape if len(self._layers) > 1
-                        else self.input_shape)
+                        else self._sample_shape)
                 self._build_layer(layer, len(self._layers) - 1, prev)
             elif self._declared_input_shape() is not None:
                 self.build()      # as Keras 3: weights exist once the input shape is known
@@ -138,8 +138,8 @@ class Sequential(Trainer):
         if self._input is not None:
             dtype = self._input.dtype
         self.dtype = config.resolve_dtype(dtype or self._layers[0].dtype)
-        self.input_shape = tuple(shape)
-        current = self.input_shape
+        self._sample_shape = tuple(shape)
+        current = self._sample_shape
         for i, layer in enumerate(self._layers):
             current = self._build_layer(layer, i, current)
         self.built = True
@@ -149,8 +149,8 @@ class Sequential(Trainer):
         layer.index_in_model = index
         if hasattr(layer, "model_seed"):
             layer.model_seed = self.seed
-        if not layer.built:
-            layer.build(input_shape, self.backend, self.dtype)
+        if not layer.built or not layer.weights:     # (weightless layers: cheap, shapes)
+            layer._build(input_shape, self.backend, self.dtype)
         else:
             layer.backend = self.backend
         if tuple(layer.input_shape) != tuple(input_shape):
@@ -164,8 +164,29 @@ class Sequential(Trainer):
             self.build((None,) + (tuple(shape) if shape is not None else tuple(x.shape[1:])))
 
     @property
+    def input_shape(self):
+        """The model's input shape with Keras's batch dimension, e.g. ``(None, 2)``."""
+        if not self.built:
+            raise AttributeError("input_shape: the model is not built yet (build it, or "
+                                 "give its first layer input_shape)")
+        return (None,) + self._sample_shape
+
+    @property
     def output_shape(self):
+        """The model's output shape with Keras's batch dimension, e.g. ``(None, 1)``."""
+        if not self._layers or self._layers[-1].output_shape is None:
+            raise AttributeError("output_shape: the model has no built layers yet")
         return (None,) + tuple(self._layers[-1].output_shape)
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for inputs of ``input_shape`` (with the batch dimension),
+        layer after layer, without building anything."""
+        shape = layers_module._shape(tuple(input_shape)[1:], "input_shape")
+        if not self._layers:
+            raise ValueError("compute_output_shape: the model has no layers")
+        for layer in self._layers:
+            shape = layer.compute_output_shape(shape)
+        return (tuple(input_shape)[0],) + tuple(shape)
 
     @property
     def weights(self):
@@ -351,7 +372,7 @@ class Sequential(Trainer):
     def _file_config(self):
         return {"class_name": "Sequential", "config": self.get_config(),
                 "compile_config": self.get_compile_config(),
-                "build": {"input_shape": list(self.input_shape),
+                "build": {"input_shape": list(self._sample_shape),
                           "dtype": str(np.dtype(self.dtype))} if self.built else None,
                 "seed": self.seed, "stop_training": False}
 

@@ -88,10 +88,10 @@ class Trainer:
         fits_in_memory(name, arr.shape, self._itemsize(arr))
         self._ensure_built(arr if arr.ndim > 1 else arr.reshape(-1, 1))
         fits_in_memory(name, arr.shape, self._itemsize(arr))
-        if arr.ndim == 1 and self.input_shape == (1,):
+        if arr.ndim == 1 and self._sample_shape == (1,):
             arr = arr.reshape(-1, 1)
-        if tuple(arr.shape[1:]) != tuple(self.input_shape):
-            raise ValueError(f"{name}: expected samples of shape {self.input_shape} (the "
+        if tuple(arr.shape[1:]) != tuple(self._sample_shape):
+            raise ValueError(f"{name}: expected samples of shape {self._sample_shape} (the "
                              f"model's input), got data of shape {arr.shape}")
         return arr.astype(self.dtype, copy=False)
 
@@ -423,7 +423,7 @@ class Trainer:
             x_checked = self._as_x(x[:1])       # builds the model; rows read per batch
             n = x.shape[0]
             if tuple(x.shape[1:]) != tuple(x_checked.shape[1:]):
-                raise ValueError(f"x: expected samples of shape {self.input_shape}, got "
+                raise ValueError(f"x: expected samples of shape {self._sample_shape}, got "
                                  f"{x.shape}")
             if y is None:
                 raise ValueError("y: expected targets, got None")

@@ -279,7 +279,7 @@ def _load_and_fit(make):
     """Load the file ``make()`` writes, then fit it one epoch on well-formed data."""
     def run():
         model = _bad_file(make)()
-        n_in = model.input_shape[0]
+        n_in = model.input_shape[1]
         x = np.linspace(-1, 1, 4 * n_in, dtype=np.float32).reshape(4, n_in)
         model.fit(x, np.zeros((4,) + tuple(model.output_shape[1:]), np.float32), verbose=0)
     return run
@@ -858,7 +858,7 @@ def test_fuzz_load_model(blob, compile_, backend):
                             {"filepath"})
         if not ok:
             return
-        n_in = model.input_shape[0] if model.built else 2
+        n_in = model.input_shape[1] if model.built else 2
         x = np.linspace(-1, 1, 3 * n_in, dtype=np.float32).reshape(3, n_in)
         ok, out = attempt("predict", lambda: model.predict(x, verbose=0), {"x", "input_shape"})
         if ok:

@@ -37,7 +37,7 @@ def test_build_variants(how):
     out = model.predict(x, verbose=0)            # "first_call" builds here
     assert model.built
     assert out.shape == (5, 1)
-    assert model.input_shape == (3,)
+    assert model.input_shape == (None, 3)
     assert model.output_shape == (None, 1)
     assert [w.shape for w in model.get_weights()] == [(3, 4), (4,), (4, 1), (1,)]
     assert model.count_params() == 3 * 4 + 4 + 4 + 1

@@ -3,11 +3,9 @@ provides: the same layers, weights, inputs and expected values, run on dl (our c
 Keras's facts).  Each test names the Keras test (Class.method) it comes from.
 
 How Keras's calls map onto dl's:
-- ``layer.build((1, 2))`` + ``layer.set_weights(ws)``: a dl layer has neither a
-  one-argument ``build`` nor ``set_weights``, so the layer is built inside a
-  ``Sequential([dl.Input((2,)), layer])`` whose ``set_weights`` sets it (Keras's own
-  layer-level calls are kept as one strict xfail, ``test_dense_correctness_layer_api``);
-  ``layer(inputs)`` is dl's ``Layer.__call__`` (inference on a NumPy array, built on
+- ``layer.build((1, 2))`` + ``layer.set_weights(ws)`` are dl's too
+  (``test_dense_correctness_layer_api``); the other cases build the layer inside a
+  ``Sequential([dl.Input((2,)), layer])``; ``layer(inputs)`` is dl's ``Layer.__call__`` (inference on a NumPy array, built on
   first use);
 - ``run_layer_test``: its essence -- the layer built by a call on an array of the
   input shape, the output's shape, the number of weights, the get_config -> JSON ->
@@ -21,8 +19,7 @@ Deliberately different (asserted as dl's behaviour):
   (``test_dense_invalid_units_raises`` matches "positive int", which both wordings hold).
 
 Strict xfails (Keras's behaviour kept; dl fails it): Dense on inputs of rank 3 (issue
-13); Keras's layer-level ``build(input_shape)``/``set_weights``; ``layer.activation =
-None`` after construction; ``kernel_constraint``/``bias_constraint``.
+13); ``kernel_constraint``/``bias_constraint``.
 
 Not ported (outside dl's surface), 53 of the file's 61 tests:
 - quantization and the per-mode variable stores of ``save_own_variables``/
@@ -113,10 +110,6 @@ def test_dense_correctness():                       # DenseTest.test_dense_corre
     close(layer(INPUTS), [[5.0, -6.0]])
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="a dl layer has no Keras-style build(input_shape): Layer.build "
-                          "takes (sample_shape, backend, dtype), and layers have no "
-                          "set_weights (only the model has)")
 def test_dense_correctness_layer_api():             # DenseTest.test_dense_correctness
     layer = layers.Dense(units=2, activation="relu")
     layer.build((1, 2))
@@ -137,10 +130,6 @@ def test_dense_no_activation():                     # DenseTest.test_dense_no_ac
     close(layer(INPUTS), [[5.0, -6.0]])
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="dl's Dense.forward reads layer.activation.is_default: setting "
-                          "layer.activation = None after construction breaks the call "
-                          "(Keras skips a None activation)")
 def test_dense_without_activation_set():            # DenseTest.test_dense_without_activation_set
     layer = built_dense(2, [KERNEL], units=2, use_bias=False)
     layer.activation = None

@@ -3,10 +3,9 @@ cases and expected values, run on dl's ``Dropout`` (our code, Keras's facts).  E
 test names the Keras test (Class.method) it comes from.
 
 How Keras's calls map onto dl's:
-- ``layer(inputs, training=True)``: dl's ``Layer.__call__(x)`` is inference only (no
-  ``training`` argument), so the training-mode cases run the layer's
-  ``forward(x, training=True)`` -- what ``fit`` runs -- after an inference call has
-  built it (Keras's own call is kept as one strict xfail, ``test_dropout_call_training``);
+- ``layer(inputs, training=True)`` is dl's too (``test_dropout_call_training``); the
+  other training-mode cases run the layer's ``forward(x, training=True)`` -- what
+  ``fit`` runs -- after an inference call has built it;
 - ``run_layer_test``: its essence -- built by a call on an array of the input shape,
   the output's shape in training mode, no weights, the get_config -> JSON ->
   from_config round trip.  Seed generators and masking are Keras's machinery.
@@ -15,10 +14,6 @@ Deliberately different (asserted as dl's behaviour):
 - error messages are dl's own (the argument first); where Keras raises ValueError for
   a ``noise_shape`` of the wrong type (a str, a float entry), dl raises TypeError
   (docs/keras-differences.md: "Shapes are ints or tuples/lists of ints").
-
-Strict xfails (Keras's behaviour kept; dl fails it): ``layer(x, training=True)``; a
-weightless Dropout built at construction (``assert_built_after_instantiation``); a
-non-positive ``noise_shape`` entry is a ValueError in Keras, a TypeError in dl.
 
 Every case of the Keras file is ported.
 """
@@ -53,16 +48,10 @@ def test_dropout_basics():
     assert layer.count_params() == 0
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="dl's Dropout (no weights) is built only on its first call or "
-                          "in a model; Keras's is built at construction "
-                          "(run_layer_test's assert_built_after_instantiation)")
 def test_dropout_basics_built_after_instantiation():   # DropoutTest.test_dropout_basics
     assert layers.Dropout(rate=0.2).built
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="dl's Layer.__call__(x) has no training argument (inference only)")
 def test_dropout_call_training():                   # DropoutTest.test_dropout_rescaling
     outputs = layers.Dropout(0.5, seed=1337)(np.ones((20, 500)), training=True)
     close(np.mean(outputs), 1.0, atol=0.02)

@@ -19,11 +19,6 @@ Deliberately different (asserted as dl's behaviour):
   symbolic calls (``model(KerasTensor)``, ``model.inputs``/``model.outputs``) are left
   out of the cases that have them: dl has no symbolic tensors (issue 13).
 
-Strict xfails (Keras's behaviour kept; dl fails it): ``input_shape`` on a non-first
-layer (Keras ignores it, dl raises); ``model.input_shape`` is ``(None, 2)`` in Keras,
-``(2,)`` in dl; ``hasattr(model, "output_shape")`` on an empty model raises
-IndexError; ``compute_output_shape``.
-
 Not ported (outside dl's surface): ``test_basic_flow_as_a_submodel`` (TimeDistributed,
 functional Model), ``test_basic_flow_with_functional_model_as_first_layer`` and
 ``test_basic_flow_with_sequential_model_as_first_layer`` (a model as a layer, Conv2D),
@@ -43,11 +38,6 @@ import dl
 from dl import layers
 
 RNG = np.random.default_rng(0)
-
-INPUT_SHAPE_XFAIL = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="input_shape/output_shape lack the batch dimension")
-
 
 def roundtrip(model):
     """Keras's run_class_serialization_test: the config survives JSON and from_config;
@@ -105,10 +95,6 @@ def test_legacy_flow_with_input_shape():
     assert len(model.weights) == 4
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="dl refuses input_shape on a non-first layer ('input_shape/"
-                          "input_dim belong on the first layer only'); Keras ignores it. "
-                          "Not listed in docs/keras-differences.md")
 def test_legacy_flow_with_input_shape_subsequent_ignored():   # ...with_input_shape, part 3
     # Subsequent input_shapes are ignored
     model = dl.Sequential(name="seq")
@@ -193,7 +179,6 @@ def test_serialization():
     assert len(roundtrip(model).layers) == 3
 
 
-@INPUT_SHAPE_XFAIL
 def test_functional_properties():                   # part 1: input_shape
     model = dl.Sequential(name="seq")
     model.add(dl.Input(shape=(2,)))
@@ -221,18 +206,12 @@ def test_bad_layer():                               # the `model.add({})` half
         model.add({})
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="dl's Sequential has no compute_output_shape")
 def test_compute_output_shape():
     layer = dl.Sequential([layers.Dense(4), layers.Dense(8)])
     output_shape = layer.compute_output_shape((1, 2))
     assert output_shape == (1, 8)
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="on a Sequential with no layers, the output_shape property "
-                          "indexes self._layers[-1]: IndexError, which hasattr does not "
-                          "catch (Keras: no attribute, hasattr is False)")
 def test_hasattr():                                 # part 1: an empty model
     model = dl.Sequential()
     assert not hasattr(model, "input_shape")
