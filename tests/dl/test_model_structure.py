@@ -65,9 +65,11 @@ def test_build_without_any_shape_raises():
         model.build()
 
 
-def test_input_shape_on_a_later_layer_raises():
-    with pytest.raises(ValueError, match="first layer"):
-        dl.Sequential([layers.Dense(2, input_shape=(3,)), layers.Dense(1, input_shape=(2,))])
+def test_input_shape_on_a_later_layer_is_ignored_as_keras():
+    model = dl.Sequential([layers.Dense(2, input_shape=(3,)),
+                           layers.Dense(1, input_shape=(7, 7))])
+    assert model.input_shape == (None, 3) and model.output_shape == (None, 1)
+    assert model.predict(np.ones((2, 3)), verbose=0).shape == (2, 1)
 
 
 def test_add_after_build_extends_the_model():
