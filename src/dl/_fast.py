@@ -107,7 +107,10 @@ class _DenseStep:
         # what the plan was built from, compared before every step (see current())
         self.identity = (layer.kernel, layer.bias, layer.d_kernel, layer.d_bias, act,
                          layer.trainable, layer.use_bias, layer.kernel_regularizer,
-                         layer.bias_regularizer, layer.fuse_softmax_loss)
+                         layer.bias_regularizer, layer.fuse_softmax_loss,
+                         layer.kernel_constraint, layer.bias_constraint)
+        if layer.kernel_constraint is not None or layer.bias_constraint is not None:
+            raise _Unsupported     # projected after each step: the checked step does it
         for a in (self.kernel, self.bias, self.d_kernel, self.d_bias, self.out, self.pre,
                   self.dx):
             if a is not None and not _plain(a):
@@ -120,7 +123,8 @@ class _DenseStep:
                 and layer.d_bias is i[3] and layer.activation is i[4]
                 and layer.trainable is i[5] and layer.use_bias is i[6]
                 and layer.kernel_regularizer is i[7] and layer.bias_regularizer is i[8]
-                and layer.fuse_softmax_loss is i[9])
+                and layer.fuse_softmax_loss is i[9] and layer.kernel_constraint is i[10]
+                and layer.bias_constraint is i[11])
 
     def forward(self, uk, x):
         if self.fused:     # as Dense.forward: the logits, then the softmax apart

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from . import activations as activations_module
-from . import config, initializers, regularizers
+from . import config, constraints, initializers, regularizers
 from kernels.checks import MAX_BYTES, describe, fits_in_memory, flag, short_repr
 from ._args import optional_str
 
@@ -121,6 +121,16 @@ class Layer:
 
     def add_regularization_gradients(self):
         pass
+
+    def constrained(self):
+        """(weight array, constraint) pairs: what is projected after every step."""
+        return []
+
+    def apply_constraints(self):
+        """Project the weights with their constraints (after an optimizer step)."""
+        for w, c in self.constrained():
+            ops = self.backend.ops
+            ops.copy_from_host(w, np.ascontiguousarray(c(ops.to_host(w)), dtype=w.dtype))
 
     # passes ------------------------------------------------------------------------
     def _buffer(self, key, shape):
@@ -297,6 +307,8 @@ class Dense(Layer):
         kernel_initializer, bias_initializer: names or ``dl.initializers`` objects
             (Keras defaults "glorot_uniform" and "zeros").
         kernel_regularizer, bias_regularizer: None, names or ``dl.regularizers`` objects.
+        kernel_constraint, bias_constraint: None, names or ``dl.constraints`` objects,
+            applied to the weights after every optimizer step.
 
     Input shape ``(batch, n_in)``; kernel ``(n_in, units)``; bias ``(units,)``;
     output ``(batch, units)``.
@@ -304,8 +316,12 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
+        if activity_regularizer is not None:
+            raise ValueError(f"activity_regularizer: not provided by dl (see "
+                             f"docs/keras-differences.md), got {short_repr(activity_regularizer)}")
         if isinstance(units, (bool, np.bool_)) or not isinstance(units, (int, np.integer)) \
                 or units < 1:
             raise ValueError(f"units: expected a positive int, got {short_repr(units)}")
@@ -323,6 +339,8 @@ class Dense(Layer):
         self.kernel_regularizer = _named("kernel_regularizer", regularizers.get,
                                          kernel_regularizer)
         self.bias_regularizer = _named("bias_regularizer", regularizers.get, bias_regularizer)
+        self.kernel_constraint = _named("kernel_constraint", constraints.get, kernel_constraint)
+        self.bias_constraint = _named("bias_constraint", constraints.get, bias_constraint)
         self.kernel = self.bias = None
         # Set by the model when this layer's softmax is fused into the loss: the
         # training forward then also keeps the logits, and backward receives dL/dlogits.
@@ -378,6 +396,14 @@ class Dense(Layer):
         if not self.built:
             return []
         return [self.d_kernel, self.d_bias] if self.use_bias else [self.d_kernel]
+
+    def constrained(self):
+        pairs = []
+        if self.kernel_constraint is not None:
+            pairs.append((self.kernel, self.kernel_constraint))
+        if self.bias_constraint is not None and self.use_bias:
+            pairs.append((self.bias, self.bias_constraint))
+        return pairs
 
     def forward(self, x, training=False, step=0):
         # Three paths: fused (dense_forward applies bias and activation in the GEMM's
@@ -459,7 +485,9 @@ class Dense(Layer):
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}
 
 
 class Activation(Layer):

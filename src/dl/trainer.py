@@ -186,6 +186,8 @@ class Trainer:
         self._add_penalty(self._loss_acc, float(n))    # of the weights before the step
         if params:
             self.optimizer._apply(self.backend, params, grads)
+            for i in self._trainable_layers():       # Keras: after the update
+                self._layers[i].apply_constraints()
         self._update_metrics(ops, yb, y_pred, wb)
 
     def _update_metrics(self, ops, yb, y_pred, wb):

@@ -5,8 +5,8 @@ Keras's facts).  Each test names the Keras test (Class.method) it comes from.
 How Keras's calls map onto dl's:
 - ``layer.build((1, 2))`` + ``layer.set_weights(ws)`` are dl's too
   (``test_dense_correctness_layer_api``); the other cases build the layer inside a
-  ``Sequential([dl.Input((2,)), layer])``; ``layer(inputs)`` is dl's ``Layer.__call__`` (inference on a NumPy array, built on
-  first use);
+  ``Sequential([dl.Input((2,)), layer])``; ``layer(inputs)`` is dl's
+  ``Layer.__call__`` (on a NumPy array, built on first use);
 - ``run_layer_test``: its essence -- the layer built by a call on an array of the
   input shape, the output's shape, the number of weights, the get_config -> JSON ->
   from_config round trip, a forward pass.  Seed generators, masking, symbolic
@@ -18,8 +18,8 @@ Deliberately different (asserted as dl's behaviour):
 - error messages are dl's own (the argument first); the exception types are Keras's
   (``test_dense_invalid_units_raises`` matches "positive int", which both wordings hold).
 
-Strict xfails (Keras's behaviour kept; dl fails it): Dense on inputs of rank 3 (issue
-13); ``kernel_constraint``/``bias_constraint``.
+Deliberately different until issue 13: Dense on inputs of rank 3 is refused (dl's Dense
+takes (batch, features)); ``test_dense_basics_3d`` asserts the refusal.
 
 Not ported (outside dl's surface), 53 of the file's 61 tests:
 - quantization and the per-mode variable stores of ``save_own_variables``/
@@ -79,18 +79,15 @@ def test_dense_basics():                            # DenseTest.test_dense_basic
     config_roundtrip(layer)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="Dense on inputs of rank > 2 (issue 13): dl refuses (batch, 3, 4) "
-                          "with 'expected inputs of shape (batch, features)'; Keras applies "
-                          "the kernel to the last axis")
 def test_dense_basics_3d():                         # DenseTest.test_dense_basics (3D case)
+    # deliberately different until issue 13 (the functional API) lands: Keras applies
+    # the kernel to the last axis of a (2, 3, 4) input; dl's Dense takes
+    # (batch, features) and names what to add (docs/keras-differences.md)
     layer = layers.Dense(units=5, activation="sigmoid", kernel_regularizer="l2",
                          bias_regularizer="l2")
     config_roundtrip(layer)
-    out = layer(np.random.default_rng(0).random((2, 3, 4)))
-    assert out.shape == (2, 3, 5)
-    assert len(layer.weights) == 2 and layer.trainable
-    assert layer.has_penalty()                              # expected_num_losses=2
+    with pytest.raises(ValueError, match=r"expected inputs of shape \(batch, features\)"):
+        layer(np.random.default_rng(0).random((2, 3, 4)))
 
 
 @pytest.mark.parametrize("units", [0, -3, 2.5, None, "64"],
@@ -142,9 +139,6 @@ def test_dense_with_activation():                   # DenseTest.test_dense_with_
     close(layer(INPUTS), np.array([[5.0, 0.0]]))
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="dl's Dense has no kernel_constraint/bias_constraint arguments "
-                          "(and dl no constraints module): 'unexpected keyword argument'")
 def test_dense_constraints():                       # DenseTest.test_dense_constraints
     layer = layers.Dense(units=2, kernel_constraint="non_neg")
     dl.Sequential([dl.Input((2,)), layer])

@@ -20,8 +20,8 @@ Not ported (dl has no such object):
 - the ``backend.random.SeedGenerator`` parts of test_random_normal and all of
   test_serialization_with_seed_generator: a dl seed is an int or None;
 - test_compute_fans_with_axes: Keras's internal ``compute_fans(shape, input_axes,
-  output_axes)``; dl's fans (``_fans``) are private and take no axes (the axes
-  themselves are the xfail cases below);
+  output_axes)``; dl's fans are private (the axes are tested through
+  VarianceScaling's ``input_axes``/``output_axes``);
 - test_mha_query_projection_variance: no MultiHeadAttention layer.
 """
 import json

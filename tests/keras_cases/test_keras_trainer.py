@@ -25,9 +25,6 @@ How Keras's objects map onto dl's:
 Deliberately different: nothing of dl's behaviour is asserted against Keras's here;
 where an error is expected only its type is asserted (dl's messages are its own).
 
-Strict xfail (Keras's behaviour kept; dl fails it): ``kernel_constraint`` (dl's Dense
-has no constraints yet).
-
 Not ported (outside dl's surface): subclassed models and custom train/test/predict
 steps or compute_loss (``test_metric_tracking``, ``test_fit_with_custom_train_step``,
 ``test_evaluate_with_custom_test_step``, ``test_training_arg``,
@@ -674,9 +671,6 @@ def test_stop_loop(method, method_gerund, on_end_name):
     assert stopper.counter == 5
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="dl's Dense has no kernel_constraint argument (and dl no "
-                          "constraints): 'unexpected keyword argument'")
 def test_constraints_are_applied():
     model = dl.Sequential([layers.Dense(2, kernel_constraint="non_neg")])
     x, y = np.ones((2, 3)), np.ones((2, 2))
