@@ -185,6 +185,12 @@ class Trainer:
         ops.acc_add(self._loss_acc, loss, float(n), float(n))
         self._add_penalty(self._loss_acc, float(n))    # of the weights before the step
         if params:
+            if getattr(self.optimizer, "_exclude_names", None):
+                # weight names for exclude_from_weight_decay(var_names=...): Keras's
+                # variable paths, "<layer>/kernel"
+                self.optimizer._param_names = {
+                    id(w): f"{layer.name}/{name}" for layer in self._layers
+                    for w, name in zip(layer.weights, ("kernel", "bias"))}
             self.optimizer._apply(self.backend, params, grads)
             for i in self._trainable_layers():       # Keras: after the update
                 self._layers[i].apply_constraints()

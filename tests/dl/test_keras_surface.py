@@ -117,3 +117,27 @@ def test_sparse_categorical_accuracy_shapes_as_keras(y_true, y_pred, expected):
     m = metrics.SparseCategoricalAccuracy()
     m.update_state(np.array(y_true), np.array(y_pred))
     assert m.result() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("how", ["var_list", "var_names"])
+@pytest.mark.parametrize("backend", ["numpy", "cython"])
+def test_exclude_from_weight_decay(how, backend):
+    """SGD with lr 0.1, weight decay 0.5 and zero gradients (mae at the target):
+    decayed weights shrink by 5% a step, excluded ones stay."""
+    dl.config.set_floatx("float64")
+    model = dl.Sequential([dl.Input((2,)), dl.layers.Dense(
+        1, kernel_initializer="ones", bias_initializer="ones")], backend=backend)
+    opt = optimizers.SGD(0.1, weight_decay=0.5)
+    if how == "var_list":
+        opt.exclude_from_weight_decay(var_list=[model.layers[0].bias])
+    else:
+        opt.exclude_from_weight_decay(var_names=["bias"])
+    model.compile(optimizer=opt, loss="mae")
+    x = np.zeros((4, 2))
+    model.fit(x, np.ones(4), batch_size=4, epochs=3, verbose=0)   # predictions = bias = 1
+    kernel, bias = model.get_weights()
+    np.testing.assert_allclose(kernel, 0.95 ** 3, rtol=1e-12)
+    np.testing.assert_allclose(bias, 1.0, rtol=1e-12)
+    with pytest.raises(ValueError, match="can only be configured before the optimizer is "
+                                         "built"):
+        opt.exclude_from_weight_decay(var_names=["kernel"])

@@ -6,6 +6,7 @@ and updates each parameter in place with one fused kernel call per step
 ``t = iterations + 1`` is passed to the kernels.
 """
 import math
+import re
 import warnings
 
 import numpy as np
@@ -300,9 +301,10 @@ class Optimizer:
 
     def _flat_entries(self, params, grads, names):
         """1-D views (the plan's own) of each param, its gradient and its named slots
-        (None for a slot it lacks)."""
+        (None for a slot it lacks), and the param's weight decay."""
         flat = lambda a: None if a is None else a.reshape(-1)
         return [(flat(p), flat(g)) + tuple(flat(slots.get(n)) for n in names)
+                + (self._decay_for(p),)
                 for p, g, slots in zip(params, grads, self._slots)]
 
     def _checked_all(self, backend, params, grads):
@@ -310,9 +312,32 @@ class Optimizer:
         for p, g, slots in zip(params, grads, self._slots):
             self._update(backend, p, g, slots)
 
-    @property
-    def _decay(self):
-        return 0.0 if self.weight_decay is None else self.weight_decay
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Keras's: no weight decay for the arrays of ``var_list`` nor for the weights
+        whose name (``"<layer>/kernel"``, ``"<layer>/bias"``) matches one of the
+        regular expressions ``var_names``.  Call before the optimizer is built."""
+        if self.built:
+            raise ValueError("`exclude_from_weight_decay()` can only be configured before "
+                             "the optimizer is built.")
+        if var_names is not None and (isinstance(var_names, str) or not all(
+                isinstance(n, str) for n in var_names)):
+            raise TypeError(f"var_names: expected a list of str, got {describe(var_names)}")
+        self._exclude_ids = {id(v) for v in (var_list or [])}
+        self._exclude_names = [re.compile(n) for n in (var_names or [])]
+
+    def _decay_for(self, param):
+        """The weight decay of this parameter array (0 where excluded)."""
+        if self.weight_decay is None:
+            return 0.0
+        excluded = getattr(self, "_exclude_ids", ())
+        if id(param) in excluded or id(getattr(param, "base", None)) in excluded:
+            return 0.0       # (a view: apply()'s 1-d view of a 0-d variable)
+        patterns = getattr(self, "_exclude_names", None)
+        if patterns:
+            name = getattr(self, "_param_names", {}).get(id(param), "")
+            if any(p.search(name) for p in patterns):
+                return 0.0
+        return self.weight_decay
 
     # pickling: the backend's ops (a module) stay behind; the state comes as NumPy arrays
     def __getstate__(self):
@@ -369,7 +394,7 @@ class SGD(Optimizer):
     def _update(self, backend, p, g, slots):
         backend.sgd_update(p, g, slots.get("momentum"), learning_rate=self._lr,
                            momentum=self.momentum, nesterov=self.nesterov,
-                           weight_decay=self._decay)
+                           weight_decay=self._decay_for(p))
 
     def _unchecked_key(self):
         return super()._unchecked_key() + (self.momentum, self.nesterov)
@@ -377,7 +402,7 @@ class SGD(Optimizer):
     def _unchecked_update(self, backend, uk, params, grads):
         if type(self)._update is not SGD._update:
             return None
-        mu, nesterov, decay = self.momentum, self.nesterov, self._decay
+        mu, nesterov = self.momentum, self.nesterov
         entries = self._flat_entries(params, grads, ("momentum",))
         sgd = uk.sgd_update
 
@@ -385,7 +410,7 @@ class SGD(Optimizer):
             lr = self._learning_rate
             if type(lr) is not float:
                 lr = self._lr_at(self.iterations)
-            for w, g, m in entries:
+            for w, g, m, decay in entries:
                 sgd(w, g, m, lr, mu, nesterov, decay)
         return update
 
@@ -415,7 +440,7 @@ class Adam(Optimizer):
             p, g, slots["m"], slots["v"], step=self.iterations + 1,
             learning_rate=self._lr, beta_1=self.beta_1, beta_2=self.beta_2,
             epsilon=self.epsilon, amsgrad=self.amsgrad, v_hat=slots.get("v_hat"),
-            weight_decay=self._decay)
+            weight_decay=self._decay_for(p))
 
     def _unchecked_key(self):
         return super()._unchecked_key() + (self.beta_1, self.beta_2, self.epsilon,
@@ -424,8 +449,7 @@ class Adam(Optimizer):
     def _unchecked_update(self, backend, uk, params, grads):
         if type(self)._update is not Adam._update:
             return None
-        b1, b2, eps, ams, decay = (self.beta_1, self.beta_2, self.epsilon, self.amsgrad,
-                                   self._decay)
+        b1, b2, eps, ams = self.beta_1, self.beta_2, self.epsilon, self.amsgrad
         entries = self._flat_entries(params, grads, ("m", "v", "v_hat"))
         adam = uk.adam_update
 
@@ -437,7 +461,7 @@ class Adam(Optimizer):
             lr = self._learning_rate
             if type(lr) is not float:
                 lr = self._lr_at(step - 1)
-            for w, g, m, v, v_hat in entries:
+            for w, g, m, v, v_hat, decay in entries:
                 adam(w, g, m, v, step, lr, b1, b2, eps, ams, v_hat, decay)
         return update
 
@@ -480,7 +504,7 @@ class RMSprop(Optimizer):
         backend.rmsprop_update(p, g, slots["velocity"], learning_rate=self._lr,
                                rho=self.rho, momentum=self.momentum, epsilon=self.epsilon,
                                centered=self.centered, mom=slots.get("momentum"),
-                               mg=slots.get("average_gradient"), weight_decay=self._decay)
+                               mg=slots.get("average_gradient"), weight_decay=self._decay_for(p))
 
     def _unchecked_key(self):
         return super()._unchecked_key() + (self.rho, self.momentum, self.epsilon,
@@ -489,8 +513,7 @@ class RMSprop(Optimizer):
     def _unchecked_update(self, backend, uk, params, grads):
         if type(self)._update is not RMSprop._update:
             return None
-        rho, mu, eps, centered, decay = (self.rho, self.momentum, self.epsilon,
-                                         self.centered, self._decay)
+        rho, mu, eps, centered = self.rho, self.momentum, self.epsilon, self.centered
         entries = self._flat_entries(params, grads,
                                      ("velocity", "momentum", "average_gradient"))
         rmsprop = uk.rmsprop_update
@@ -499,7 +522,7 @@ class RMSprop(Optimizer):
             lr = self._learning_rate
             if type(lr) is not float:
                 lr = self._lr_at(self.iterations)
-            for w, g, v, mom, mg in entries:
+            for w, g, v, mom, mg, decay in entries:
                 rmsprop(w, g, v, lr, rho, mu, eps, centered, mom, mg, decay)
         return update
 
@@ -526,7 +549,7 @@ class Adagrad(Optimizer):
 
     def _update(self, backend, p, g, slots):
         backend.adagrad_update(p, g, slots["accumulator"], learning_rate=self._lr,
-                               epsilon=self.epsilon, weight_decay=self._decay)
+                               epsilon=self.epsilon, weight_decay=self._decay_for(p))
 
     def _unchecked_key(self):
         return super()._unchecked_key() + (self.epsilon,)
@@ -534,7 +557,7 @@ class Adagrad(Optimizer):
     def _unchecked_update(self, backend, uk, params, grads):
         if type(self)._update is not Adagrad._update:
             return None
-        eps, decay = self.epsilon, self._decay
+        eps = self.epsilon
         entries = self._flat_entries(params, grads, ("accumulator",))
         adagrad = uk.adagrad_update
 
@@ -542,7 +565,7 @@ class Adagrad(Optimizer):
             lr = self._learning_rate
             if type(lr) is not float:
                 lr = self._lr_at(self.iterations)
-            for w, g, acc in entries:
+            for w, g, acc, decay in entries:
                 adagrad(w, g, acc, lr, eps, decay)
         return update
 
