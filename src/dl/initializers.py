@@ -215,6 +215,50 @@ class VarianceScaling(_Seeded):
                 "output_axes": self.output_axes}
 
 
+class Orthogonal(_Seeded):
+    """Keras's Orthogonal: the Q of a QR decomposition of a normal matrix (signs fixed
+    by R's diagonal), of shape (prod(shape[:-1]), shape[-1]) -- orthogonal rows when it
+    is wide, columns when tall -- times ``gain``, reshaped to the weight's shape."""
+
+    def __init__(self, gain=1.0, seed=None):
+        super().__init__(seed)
+        self.gain = _float("gain", gain)
+
+    def __call__(self, shape, dtype=None):
+        shape = tuple(shape)
+        if len(shape) < 2:
+            raise ValueError(f"shape: the Orthogonal initializer needs a weight of at least "
+                             f"two dimensions, got {shape}")
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        a = self._rng().standard_normal((max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return (self.gain * q.reshape(shape)).astype(config.resolve_dtype(dtype))
+
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
+
+
+class Identity(Initializer):
+    """Keras's Identity (``IdentityInitializer``): ``gain * eye(rows, cols)`` for a 2-D
+    weight."""
+
+    def __init__(self, gain=1.0):
+        self.gain = _float("gain", gain)
+
+    def __call__(self, shape, dtype=None):
+        shape = tuple(shape)
+        if len(shape) != 2:
+            raise ValueError(f"shape: Identity matrix initializer can only be used for 2D "
+                             f"matrices, got {shape}")
+        return (self.gain * np.eye(*shape)).astype(config.resolve_dtype(dtype))
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
 def _variance_scaling(name, scale, mode, distribution, doc):
     class _Init(VarianceScaling):
         __doc__ = doc
@@ -249,6 +293,7 @@ LecunNormal = _variance_scaling(
 
 _CLASSES = {c.__name__: c for c in (
     Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling,
+    Orthogonal, Identity,
     GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal)}
 _ALIASES = {
     "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
@@ -256,6 +301,8 @@ _ALIASES = {
     "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform,
     "glorot_normal": GlorotNormal, "he_uniform": HeUniform, "he_normal": HeNormal,
     "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal,
+    "orthogonal": Orthogonal, "OrthogonalInitializer": Orthogonal, "identity": Identity,
+    "IdentityInitializer": Identity,
 }
 
 

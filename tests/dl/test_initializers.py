@@ -74,3 +74,17 @@ def test_seeded_initializer_repeats_and_global_seed_is_deterministic():
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="seed"):
         dl.utils.set_random_seed(-1)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (6, 4), (2, 3, 4)])
+def test_orthogonal_rows_or_columns_are_orthonormal(shape):
+    from dl import initializers as init
+    q = init.Orthogonal(gain=1.5, seed=3)(shape, "float64")
+    flat = q.reshape(-1, shape[-1])
+    gram = flat @ flat.T if flat.shape[0] < flat.shape[1] else flat.T @ flat
+    np.testing.assert_allclose(gram, 2.25 * np.eye(gram.shape[0]), atol=1e-12)
+    np.testing.assert_array_equal(q, init.Orthogonal(gain=1.5, seed=3)(shape, "float64"))
+    with pytest.raises(ValueError, match="^shape: the Orthogonal initializer needs"):
+        init.Orthogonal()((4,))
+    with pytest.raises(ValueError, match="^shape: Identity matrix initializer can only"):
+        init.Identity()((2, 2, 2))

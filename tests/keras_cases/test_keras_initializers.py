@@ -15,8 +15,7 @@ Deliberate differences (docs/keras-differences.md), asserted as dl's behaviour:
   argument: ``scale: expected a positive number``) instead of Keras's wording.
 
 Not ported (dl has no such object):
-- RandomInitializersTest.test_orthogonal, ConstantInitializersTest.test_identity_initializer
-  and .test_stft_initializer: no Orthogonal, Identity or STFT initializer;
+- ConstantInitializersTest.test_stft_initializer: no STFT initializer;
 - the ``backend.random.SeedGenerator`` parts of test_random_normal and all of
   test_serialization_with_seed_generator: a dl seed is an int or None;
 - test_compute_fans_with_axes: Keras's internal ``compute_fans(shape, input_axes,
@@ -228,3 +227,27 @@ def test_constant_initializer_array_value():
     assert values.shape == shape
     close(values, np.full(shape=shape, fill_value=constant_value))
     roundtrip(initializer)
+
+
+def test_orthogonal():                              # RandomInitializersTest.test_orthogonal
+    initializer = initializers.Orthogonal(gain=2.0, seed=1234)
+    values = initializer(shape=(5, 5))
+    assert initializer.seed == 1234 and initializer.gain == 2.0
+    assert values.shape == (5, 5)
+    for column in values.T:                          # columns of norm gain
+        np.testing.assert_almost_equal(np.linalg.norm(column), 2.0, decimal=3)
+    for i in range(5):                               # and orthogonal to each other
+        for j in range(i + 1, 5):
+            np.testing.assert_almost_equal(np.dot(values[..., i], values[..., j]), 0.0,
+                                           decimal=3)
+    roundtrip(initializer)
+    assert isinstance(initializers.get("OrthogonalInitializer"), initializers.Orthogonal)
+
+
+def test_identity_initializer():     # ConstantInitializersTest.test_identity_initializer
+    initializer = initializers.Identity(gain=2)
+    values = initializer(shape=(3, 3))
+    assert values.shape == (3, 3)
+    close(values, np.eye(3) * 2)
+    roundtrip(initializer)
+    assert isinstance(initializers.get("IdentityInitializer"), initializers.Identity)
