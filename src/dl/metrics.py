@@ -299,14 +299,84 @@ class _ResolvedAccuracy(Metric):
         return {"name": self.name}
 
 
+class RootMeanSquaredError(MeanSquaredError):
+    """``sqrt`` of the (weighted) mean squared error over the samples seen (Keras)."""
+    name = "root_mean_squared_error"
+
+    def device_kind(self, y_true, y_pred):
+        return None
+
+    def result(self):
+        return float(np.sqrt(super().result()))
+
+
+def _in_top_k(scores, targets, k):
+    """Whether each row's target class is among its ``k`` highest scores; as Keras's
+    in_top_k, classes tied with the k-th score count as in the top k."""
+    target_scores = np.take_along_axis(scores, targets[:, None], axis=1)
+    return (scores > target_scores).sum(axis=1) < k
+
+
+def _k(k):
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k: expected an int >= 1, got {k!r}")
+    return int(k)
+
+
+class TopKCategoricalAccuracy(Metric):
+    """Share of samples whose one-hot target's class is among the ``k`` (5) highest
+    predictions."""
+    name = "top_k_categorical_accuracy"
+
+    def __init__(self, k=5, name=None, dtype=None):
+        self.k = _k(k)
+        super().__init__(name, dtype)
+
+    def per_sample(self, y_true, y_pred):
+        n = y_pred.shape[0]
+        scores = y_pred.reshape(n, -1)
+        return _in_top_k(scores, np.argmax(y_true.reshape(n, -1), axis=1), self.k)
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k}
+
+
+class SparseTopKCategoricalAccuracy(Metric):
+    """TopKCategoricalAccuracy with integer labels (``from_sorted_ids``: y_pred holds
+    each sample's top class ids, best first, as Keras's)."""
+    name = "sparse_top_k_categorical_accuracy"
+
+    def __init__(self, k=5, name=None, dtype=None, from_sorted_ids=False):
+        self.k = _k(k)
+        if not isinstance(from_sorted_ids, (bool, np.bool_)):
+            raise TypeError(f"from_sorted_ids: expected True or False, got "
+                            f"{describe(from_sorted_ids)}")
+        self.from_sorted_ids = bool(from_sorted_ids)
+        super().__init__(name, dtype)
+
+    def per_sample(self, y_true, y_pred):
+        n = y_pred.shape[0]
+        labels = y_true.reshape(n, -1)[:, 0].astype(np.int64)
+        if self.from_sorted_ids:
+            return (y_pred.reshape(n, -1)[:, :self.k] == labels[:, None]).any(axis=1)
+        return _in_top_k(y_pred.reshape(n, -1), labels, self.k)
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k, "from_sorted_ids": self.from_sorted_ids}
+
+
 _CLASSES = {c.__name__: c for c in (Accuracy, BinaryAccuracy, CategoricalAccuracy,
                                     SparseCategoricalAccuracy, MeanSquaredError,
-                                    MeanAbsoluteError)}
+                                    MeanAbsoluteError, RootMeanSquaredError,
+                                    TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy)}
 _ALIASES = {
     "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
     "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+    "root_mean_squared_error": RootMeanSquaredError,
+    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
 }
 
 

@@ -1,8 +1,8 @@
 """Keras 3's ``keras/src/metrics/accuracy_metrics_test.py``, ported for the accuracy
 metrics dl provides (Accuracy, BinaryAccuracy, CategoricalAccuracy,
-SparseCategoricalAccuracy): the same inputs and expected values.  Each test names its
-Keras test.  Keras's ``len(metric.variables) == 2`` (total, count) is dl's
-``metric.total`` / ``metric.count``."""
+SparseCategoricalAccuracy, TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy): the
+same inputs and expected values.  Each test names its Keras test.  Keras's
+``len(metric.variables) == 2`` (total, count) is dl's ``metric.total`` / ``metric.count``."""
 import numpy as np
 import pytest
 
@@ -134,3 +134,43 @@ def test_sparse_reshape_matches():
     y_true = np.array([[0], [0]], dtype=np.int64)
     y_pred = np.array([[[0.9, 0.1, 0.0], [0.8, 0.15, 0.05]]], dtype=np.float32)
     close(_result(metrics.SparseCategoricalAccuracy(), y_true, y_pred), 1.0, 1e-6)
+
+
+# ------------------------------------------------------- TopKCategoricalAccuracyTest
+@pytest.mark.parametrize("cls, name", [
+    (metrics.TopKCategoricalAccuracy, "top_k_categorical_accuracy"),
+    (metrics.SparseTopKCategoricalAccuracy, "sparse_top_k_categorical_accuracy")])
+def test_top_k_config(cls, name):
+    # TopKCategoricalAccuracyTest / SparseTopKCategoricalAccuracyTest.test_config
+    obj = cls(k=1, name=name, dtype="float32")
+    assert obj.name == name and obj.dtype == "float32" and (obj.total, obj.count) == (0.0, 0)
+    cfg = obj.get_config()
+    assert cfg["name"] == name and cfg["dtype"] == "float32" and cfg["k"] == 1
+    again = cls.from_config(cfg)
+    assert again.name == name and again.dtype == "float32" and again.k == 1
+    if cls is metrics.SparseTopKCategoricalAccuracy:
+        assert again.from_sorted_ids is False
+
+
+def test_sparse_top_k_config_from_sorted_ids():
+    # SparseTopKCategoricalAccuracyTest.test_config_from_sorted_ids
+    obj = metrics.SparseTopKCategoricalAccuracy(k=1, from_sorted_ids=True)
+    assert obj.get_config()["from_sorted_ids"] is True
+    assert metrics.SparseTopKCategoricalAccuracy.from_config(obj.get_config()).from_sorted_ids
+
+
+TOPK_P = [[0.1, 0.9, 0.8], [0.05, 0.95, 0]]
+
+
+@pytest.mark.parametrize("weights, expected", [(None, 0.5), ([0.7, 0.3], 0.3)],
+                         ids=["unweighted", "weighted"])
+def test_top_k(weights, expected):
+    # TopKCategoricalAccuracyTest.test_unweighted / test_weighted
+    close(_result(metrics.TopKCategoricalAccuracy(k=1), [[0, 0, 1], [0, 1, 0]], TOPK_P,
+                  weights), expected)
+    # SparseTopKCategoricalAccuracyTest.test_unweighted / test_weighted
+    close(_result(metrics.SparseTopKCategoricalAccuracy(k=1), [2, 1], TOPK_P, weights),
+          expected)
+    # SparseTopKCategoricalAccuracyTest.test_from_sorted_ids_unweighted / _weighted
+    close(_result(metrics.SparseTopKCategoricalAccuracy(k=1, from_sorted_ids=True), [2, 1],
+                  [[1, 0, 3], [1, 2, 3]], weights), expected)

@@ -1,5 +1,6 @@
 """Keras 3's ``keras/src/metrics/regression_metrics_test.py``, ported for the regression
-metrics dl provides (MeanSquaredError, MeanAbsoluteError): the same inputs and expected
+metrics dl provides (MeanSquaredError, MeanAbsoluteError, RootMeanSquaredError): the
+same inputs and expected
 values, run on dl.  Each test names the Keras test (Class.method) it comes from.
 
 Deliberate differences (docs/keras-differences.md), asserted as dl's behaviour:
@@ -8,8 +9,8 @@ Deliberate differences (docs/keras-differences.md), asserted as dl's behaviour:
 
 Not ported: ``MeanSquaredErrorTest.test_config`` is an empty TODO in Keras (dl's MSE
 config is checked with MAE's case anyway); CosineSimilarityTest,
-MeanAbsolutePercentageErrorTest, MeanSquaredLogarithmicErrorTest,
-RootMeanSquaredErrorTest, LogCoshErrorTest and R2ScoreTest: dl has no such metrics yet.
+MeanAbsolutePercentageErrorTest, MeanSquaredLogarithmicErrorTest, LogCoshErrorTest and
+R2ScoreTest: dl has no such metrics yet.
 """
 import numpy as np
 import pytest
@@ -70,3 +71,26 @@ def test_mae_weighted():
     # MeanAbsoluteErrorTest.test_weighted
     result = metrics.MeanAbsoluteError()(Y_TRUE, Y_PRED, sample_weight=WEIGHTS)
     close(result, 0.54285, atol=1e-5)
+
+
+# --------------------------------------------------------- RootMeanSquaredErrorTest
+def test_rmse_config():                             # RootMeanSquaredErrorTest.test_config
+    # deliberately different: Keras's case uses dtype="int32"; dl's metric dtypes are
+    # float32 and float64
+    with pytest.raises(ValueError, match="^dtype: expected float32 or float64"):
+        metrics.RootMeanSquaredError(name="rmse", dtype="int32")
+    obj = metrics.RootMeanSquaredError(name="rmse", dtype="float64")
+    again = metrics.RootMeanSquaredError.from_config(obj.get_config())
+    assert again.name == "rmse" and again.dtype == "float64"
+
+
+def test_rmse_unweighted():                         # RootMeanSquaredErrorTest.test_unweighted
+    obj = metrics.RootMeanSquaredError()
+    obj.update_state(np.array([2, 4, 6]), np.array([1, 3, 2]))
+    np.testing.assert_allclose(obj.result(), np.sqrt(6), atol=1e-3)
+
+
+def test_rmse_weighted():                           # RootMeanSquaredErrorTest.test_weighted
+    result = metrics.RootMeanSquaredError()(np.array([2, 4, 6, 8]), np.array([1, 3, 2, 3]),
+                                            sample_weight=np.array([0, 1, 0, 1]))
+    np.testing.assert_allclose(result, np.sqrt(13), atol=1e-3)
