@@ -26,6 +26,7 @@ import concurrent.futures
 import itertools
 import mmap
 import multiprocessing
+import os
 import warnings
 
 import numpy as np
@@ -270,7 +271,11 @@ def _getter(dataset):
 
 class MemmapSource(Source):
     """Batches of rows of memmapped (or in-memory) arrays x, y, w: sliced, or gathered
-    in the epoch's shuffled order; each memmap's pages are released after a batch."""
+    in the epoch's shuffled order.  A shuffled batch of a file-backed memmap is read
+    with ``os.preadv`` (rows in file order, runs of adjacent rows at once): touching
+    scattered rows through the mapping would map their neighbourhoods too (the
+    kernel's fault-around), the whole file within one batch.  Sliced batches read
+    through the mapping, whose pages are released after each batch (``madvise``)."""
 
     def __init__(self, x, y, w, batch_size, shuffle, seed):
         self.arrays = (x, y, w)
@@ -279,6 +284,8 @@ class MemmapSource(Source):
         self.steps = -(-self.n // batch_size)
         self._shuffler = _shuffler(seed) if shuffle and self.steps > 1 else None
         self._maps = [m for m in (_mapping(a) for a in self.arrays) if m is not None]
+        self._files = [_file_rows(a) for a in self.arrays]
+        self._fds = {}
 
     def peek(self):
         return tuple(None if a is None else np.asarray(a[:1]) for a in self.arrays)
@@ -294,14 +301,39 @@ class MemmapSource(Source):
                 rows = np.sort(idx)
                 back = np.argsort(np.argsort(idx))
             batch = []
-            for a in self.arrays:
+            for a, where in zip(self.arrays, self._files):
                 if a is None:
                     batch.append(None)
-                    continue
-                part = np.array(a[rows])           # a copy: nothing keeps the pages
-                batch.append(part if order is None else part[back])
+                elif order is None:
+                    batch.append(np.array(a[rows]))     # a copy: nothing keeps the pages
+                else:
+                    part = (self._pread(a, where, rows) if where is not None
+                            else np.array(a[rows]))
+                    batch.append(part[back])
             self.release()
             yield tuple(batch)
+
+    def _pread(self, a, where, rows):
+        """Rows ``rows`` (sorted) of the file-backed array ``a``, read with preadv."""
+        path, pos0, stride = where
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = self._fds[path] = os.open(path, os.O_RDONLY)
+        out = np.empty((len(rows),) + a.shape[1:], a.dtype)
+        row_bytes = out.itemsize * (out.size // max(1, len(rows)))
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        # runs of adjacent rows are one read when the rows are packed in the file
+        starts = np.flatnonzero(np.diff(rows, prepend=-2) != 1) if stride == row_bytes \
+            else np.arange(len(rows))
+        ends = np.append(starts[1:], len(rows))
+        for k, e in zip(starts.tolist(), ends.tolist()):
+            want = (e - k) * row_bytes
+            got = os.preadv(fd, [view[k * row_bytes:e * row_bytes]],
+                            pos0 + int(rows[k]) * stride)
+            if got != want:
+                raise OSError(f"x: the file {path!r} ended while reading row {rows[k]} "
+                              f"(read {got} of {want} bytes)")
+        return out
 
     def release(self):
         """Drop this process's resident pages of the memmaps (clean file pages: they
@@ -311,6 +343,30 @@ class MemmapSource(Source):
                 m.madvise(mmap.MADV_DONTNEED)
             except (OSError, ValueError, AttributeError):     # pragma: no cover
                 pass
+
+    def close(self):
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
+
+
+def _file_rows(a):
+    """(file path, file position of row 0, row stride in bytes) when ``a``'s rows are
+    contiguous rows of a file-backed memmap (read then with preadv), else None."""
+    if a is None or not isinstance(a, np.ndarray) or a.ndim == 0 or a.shape[0] == 0:
+        return None
+    root = a
+    while isinstance(root, np.ndarray) and not isinstance(root.base, mmap.mmap):
+        root = root.base
+    if not isinstance(root, np.memmap) or getattr(root, "filename", None) is None:
+        return None
+    row = a[0]
+    if not (row.flags.c_contiguous or row.ndim == 0) or a.strides[0] < row.nbytes or \
+            not a.dtype.isnative:
+        return None
+    pos0 = root.offset + (a.__array_interface__["data"][0]
+                          - root.__array_interface__["data"][0])
+    return root.filename, int(pos0), int(a.strides[0])
 
 
 def _mapping(a):
