@@ -116,6 +116,10 @@ class History(Callback):
 
 
 def _fmt(value):
+    value = np.asarray(value)
+    if value.ndim:       # a per-class metric
+        return " [" + ", ".join(_fmt(v).strip() for v in value.ravel()) + "]"
+    value = float(value)
     return f" {value:.4f}" if abs(value) > 1e-3 else f" {value:.4e}"
 
 
@@ -211,7 +215,7 @@ class ProgbarLogger(Callback):
         if not final and now - self.last < self.interval:
             return
         self.last = now
-        metrics = "".join(f" - {k}:{_fmt(float(v))}" for k, v in (logs or {}).items())
+        metrics = "".join(f" - {k}:{_fmt(v)}" for k, v in (logs or {}).items())
         target = self.target or current
         digits = int(math.log10(target)) + 1
         count = f"{current:{digits}d}/{target}"

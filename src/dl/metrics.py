@@ -5,6 +5,8 @@ first batch shows the shapes: binary accuracy (threshold 0.5) when the output ha
 unit, sparse categorical accuracy when the targets have a lower rank than the output
 (or one column against several), else categorical accuracy.
 """
+import warnings
+
 import numpy as np
 
 from . import _serial, config
@@ -93,6 +95,15 @@ class Metric:
         """Restart the running mean from ``(total, count)`` (a resumed fit's epoch)."""
         self.reset_state()
         self.total, self.count = float(total), count
+
+    def _get_state(self):
+        """The metric's state as JSON-able lists (what a BackupAndRestore keeps)."""
+        return [float(v) for v in self._sums()]
+
+    def _set_state(self, state):
+        """Restore what :meth:`_get_state` returned."""
+        total, count = state
+        self._set_sums(total, count)
 
     def result(self):
         total, count = self._sums()
@@ -365,10 +376,295 @@ class SparseTopKCategoricalAccuracy(Metric):
         return {**super().get_config(), "k": self.k, "from_sorted_ids": self.from_sorted_ids}
 
 
+EPSILON = 1e-7      # Keras's backend.epsilon()
+
+
+class _SumsMetric(Metric):
+    """A metric whose state is named arrays of weighted sums (the confusion counts of
+    Precision / Recall / F-scores, R2's sums), updated on the host (a device's arrays
+    are read back), its result computed from them."""
+
+    _names = ()
+
+    def reset_state(self):
+        self._device = None
+        self.state = None        # name -> float64 array, made at the first update
+
+    def _add(self, **sums):
+        if self.state is None:
+            self.state = {k: np.zeros(np.shape(v)) for k, v in sums.items()}
+        for k, v in sums.items():
+            self.state[k] = self.state[k] + v
+
+    def update_on(self, ops, y_true, y_pred, sample_weight=None):
+        if ops.on_device:
+            y_true, y_pred = ops.to_host(y_true), ops.to_host(y_pred)
+            if sample_weight is not None:
+                sample_weight = ops.to_host(sample_weight)
+        self.update_state(y_true, y_pred, sample_weight)
+
+    def _sums(self):
+        raise TypeError(f"metric {self.name!r}: its state is not a running mean")
+
+    def _get_state(self):
+        return None if self.state is None else {k: v.tolist() for k, v in self.state.items()}
+
+    def _set_state(self, state):
+        self.reset_state()
+        if state is not None:
+            self.state = {k: np.asarray(v, dtype=np.float64) for k, v in state.items()}
+
+
+def _thresholds(thresholds):
+    if thresholds is None:
+        return None
+    values = [thresholds] if np.ndim(thresholds) == 0 else list(thresholds)
+    out = []
+    for t in values:
+        if isinstance(t, (bool, np.bool_)) or not isinstance(
+                t, (int, float, np.integer, np.floating)) or not 0 <= t <= 1:
+            raise ValueError(f"thresholds: expected numbers in [0, 1], got "
+                             f"{thresholds!r}")
+        out.append(float(t))
+    return out
+
+
+class _ConfusionMetric(_SumsMetric):
+    """Keras's confusion-count metrics (``update_confusion_matrix_variables``): a
+    prediction is positive when above each threshold (0.5), optionally only among the
+    sample's ``top_k`` predictions and for one ``class_id``; counts weighted by the
+    sample weights."""
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
+        self.init_thresholds = thresholds
+        self.thresholds = _thresholds(thresholds) or [0.5]
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(
+                top_k, (int, np.integer)) or top_k < 1):
+            raise ValueError(f"top_k: expected None or an int >= 1, got {top_k!r}")
+        if class_id is not None and (isinstance(class_id, bool) or not isinstance(
+                class_id, (int, np.integer)) or class_id < 0):
+            raise ValueError(f"class_id: expected None or an int >= 0, got {class_id!r}")
+        self.top_k = None if top_k is None else int(top_k)
+        self.class_id = None if class_id is None else int(class_id)
+        super().__init__(name, dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = np.asarray(y_true, dtype=np.float64)
+        y_pred = np.asarray(y_pred, dtype=np.float64)
+        if y_true.shape != y_pred.shape:
+            if y_true.size == y_pred.size:
+                y_true = y_true.reshape(y_pred.shape)
+            else:
+                raise ValueError(f"y_true: expected the shape of y_pred {y_pred.shape}, "
+                                 f"got {y_true.shape}")
+        if ((y_true != 0) & (y_true != 1)).any():
+            raise ValueError("y_true: expected labels of 0 and 1")
+        if self.top_k is not None:
+            kth = -np.sort(-y_pred, axis=-1)[..., self.top_k - 1:self.top_k]
+            y_pred = np.where(y_pred >= kth, y_pred, -np.inf)
+        if self.class_id is not None:
+            y_true, y_pred = y_true[..., self.class_id], y_pred[..., self.class_id]
+        w = np.ones(y_pred.shape)
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+            while sw.ndim < w.ndim:
+                sw = sw[..., None]
+            w = np.broadcast_to(sw, w.shape)
+        t, w = y_true.ravel(), w.ravel()
+        pred = y_pred.ravel()[None, :] > np.asarray(self.thresholds)[:, None]
+        self._add(tp=(pred * (t * w)).sum(axis=1), fp=(pred * ((1 - t) * w)).sum(axis=1),
+                  fn=(~pred * (t * w)).sum(axis=1), tn=(~pred * ((1 - t) * w)).sum(axis=1))
+
+    def _counts(self):
+        zeros = np.zeros(len(self.thresholds))
+        if self.state is None:
+            return zeros, zeros, zeros
+        return self.state["tp"], self.state["fp"], self.state["fn"]
+
+    @staticmethod
+    def _ratio(num, den):
+        out = np.divide(num, den, out=np.zeros_like(num), where=den != 0)   # divide_no_nan
+        return float(out[0]) if out.size == 1 else out
+
+    def get_config(self):
+        return {**super().get_config(), "thresholds": self.init_thresholds,
+                "top_k": self.top_k, "class_id": self.class_id}
+
+
+class Precision(_ConfusionMetric):
+    """``TP / (TP + FP)`` (Keras: 0 where nothing was predicted positive)."""
+    name = "precision"
+
+    def result(self):
+        tp, fp, _ = self._counts()
+        return self._ratio(tp, tp + fp)
+
+
+class Recall(_ConfusionMetric):
+    """``TP / (TP + FN)``."""
+    name = "recall"
+
+    def result(self):
+        tp, _, fn = self._counts()
+        return self._ratio(tp, tp + fn)
+
+
+class FBetaScore(_SumsMetric):
+    """Keras's F-beta score of multi-label / one-hot predictions (n, classes):
+    positive above ``threshold``, or (None) the row's highest prediction; per class
+    (``average=None``), or averaged "micro" (counts pooled), "macro" or "weighted"
+    (by the true counts)."""
+    name = "fbeta_score"
+
+    def __init__(self, average=None, beta=1.0, threshold=None, name=None, dtype=None):
+        if average not in (None, "micro", "macro", "weighted"):
+            raise ValueError(f"average: expected None, 'micro', 'macro' or 'weighted', got "
+                             f"{average!r}")
+        if isinstance(beta, (bool, np.bool_)) or not isinstance(
+                beta, (int, float, np.integer, np.floating)) or not beta > 0:
+            raise ValueError(f"beta: expected a number > 0, got {beta!r}")
+        if threshold is not None and (isinstance(threshold, (bool, np.bool_)) or not
+                                      isinstance(threshold, (int, float, np.integer,
+                                                             np.floating))
+                                      or not 0 < threshold <= 1):
+            raise ValueError(f"threshold: expected None or a number in (0, 1], got "
+                             f"{threshold!r}")
+        self.average, self.beta = average, float(beta)
+        self.threshold = None if threshold is None else float(threshold)
+        super().__init__(name, dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = np.asarray(y_true, dtype=np.float64)
+        y_pred = np.asarray(y_pred, dtype=np.float64)
+        if y_pred.ndim != 2 or y_true.shape != y_pred.shape:
+            raise ValueError(f"y_pred: expected (samples, classes) predictions with "
+                             f"targets of the same shape, got {y_pred.shape} and "
+                             f"{y_true.shape}")
+        if self.threshold is None:
+            top = y_pred.max(axis=-1, keepdims=True)
+            pred = ((y_pred >= top) & (np.abs(y_pred) > 1e-9)).astype(np.float64)
+        else:
+            pred = (y_pred > self.threshold).astype(np.float64)
+        w = np.ones_like(y_true)
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+            w = np.broadcast_to(sw.reshape(sw.shape + (1,) * (2 - sw.ndim)), y_true.shape)
+        axis = None if self.average == "micro" else 0
+        self._add(tp=(pred * y_true * w).sum(axis=axis),
+                  fp=(pred * (1 - y_true) * w).sum(axis=axis),
+                  fn=((1 - pred) * y_true * w).sum(axis=axis),
+                  support=(y_true * w).sum(axis=axis))
+
+    def result(self):
+        if self.state is None:
+            return 0.0
+        tp, fp, fn = self.state["tp"], self.state["fp"], self.state["fn"]
+        precision = tp / (tp + fp + EPSILON)
+        recall = tp / (tp + fn + EPSILON)
+        b2 = self.beta ** 2
+        score = precision * recall / (b2 * precision + recall + EPSILON) * (1 + b2)
+        if self.average == "weighted":
+            support = self.state["support"]
+            score = np.sum(score * support / (np.sum(support) + EPSILON))
+        elif self.average is not None:
+            score = np.mean(score)
+        score = np.asarray(score)
+        return float(score) if score.ndim == 0 else score
+
+    def get_config(self):
+        return {**super().get_config(), "average": self.average, "beta": self.beta,
+                "threshold": self.threshold}
+
+
+class F1Score(FBetaScore):
+    """FBetaScore with beta = 1."""
+    name = "f1_score"
+
+    def __init__(self, average=None, threshold=None, name=None, dtype=None):
+        super().__init__(average, 1.0, threshold, name, dtype)
+
+    def get_config(self):
+        cfg = super().get_config()
+        del cfg["beta"]
+        return cfg
+
+
+class R2Score(_SumsMetric):
+    """Keras's coefficient of determination: per output ``1 - SS_res / SS_tot``
+    (weighted), aggregated "uniform_average", "variance_weighted_average" or not
+    (None); ``num_regressors`` > 0 gives the adjusted score."""
+    name = "r2_score"
+
+    def __init__(self, class_aggregation="uniform_average", num_regressors=0, name=None,
+                 dtype=None):
+        if class_aggregation not in (None, "uniform_average", "variance_weighted_average"):
+            raise ValueError(f"class_aggregation: expected None, 'uniform_average' or "
+                             f"'variance_weighted_average', got {class_aggregation!r}")
+        if isinstance(num_regressors, bool) or not isinstance(
+                num_regressors, (int, np.integer)) or num_regressors < 0:
+            raise ValueError(f"num_regressors: expected an int >= 0, got "
+                             f"{num_regressors!r}")
+        self.class_aggregation = class_aggregation
+        self.num_regressors = int(num_regressors)
+        super().__init__(name, dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = np.asarray(y_true, dtype=np.float64)
+        y_pred = np.asarray(y_pred, dtype=np.float64)
+        if y_true.ndim == 1:
+            y_true = y_true[:, None]
+        if y_pred.ndim == 1:
+            y_pred = y_pred[:, None]
+        if y_true.shape != y_pred.shape:
+            raise ValueError(f"y_true: expected the shape of y_pred {y_pred.shape}, got "
+                             f"{y_true.shape}")
+        w = np.ones_like(y_true) if sample_weight is None else np.asarray(
+            sample_weight, dtype=np.float64)
+        if w.ndim == 1:
+            w = w[:, None]
+        w = np.broadcast_to(w, y_true.shape)
+        self._add(sum=(y_true * w).sum(axis=0), squared_sum=(y_true * y_true * w).sum(axis=0),
+                  total_mse=((y_true - y_pred) ** 2 * w).sum(axis=0), count=w.sum(axis=0),
+                  num_samples=np.array(float((w != 0).any(axis=-1).sum())))
+
+    def result(self):
+        if self.state is None:
+            return 0.0
+        st = self.state
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = st["sum"] / st["count"]
+            total = st["squared_sum"] - st["sum"] * mean
+            raw = 1 - st["total_mse"] / total
+        raw = np.where(np.isinf(raw), 0.0, raw)
+        if self.class_aggregation == "uniform_average":
+            score = np.mean(raw)
+        elif self.class_aggregation == "variance_weighted_average":
+            score = np.sum(total * raw) / np.sum(total)
+        else:
+            score = raw
+        n, p = float(st["num_samples"]), self.num_regressors
+        if p:
+            if p > n - 1:
+                warnings.warn("More independent predictors than datapoints in adjusted R2 "
+                              "score. Falling back to standard R2 score.", stacklevel=2)
+            elif p == n - 1:
+                warnings.warn("Division by zero in Adjusted R2 score. Falling back to "
+                              "standard R2 score.", stacklevel=2)
+            else:
+                score = 1 - (1 - score) * (n - 1) / (n - p - 1)
+        score = np.asarray(score)
+        return float(score) if score.ndim == 0 else score
+
+    def get_config(self):
+        return {**super().get_config(), "class_aggregation": self.class_aggregation,
+                "num_regressors": self.num_regressors}
+
+
 _CLASSES = {c.__name__: c for c in (Accuracy, BinaryAccuracy, CategoricalAccuracy,
                                     SparseCategoricalAccuracy, MeanSquaredError,
                                     MeanAbsoluteError, RootMeanSquaredError,
-                                    TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy)}
+                                    TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
+                                    Precision, Recall, FBetaScore, F1Score, R2Score)}
 _ALIASES = {
     "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
@@ -377,6 +673,8 @@ _ALIASES = {
     "root_mean_squared_error": RootMeanSquaredError,
     "top_k_categorical_accuracy": TopKCategoricalAccuracy,
     "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
+    "precision": Precision, "recall": Recall, "f1_score": F1Score,
+    "fbeta_score": FBetaScore, "r2_score": R2Score,
 }
 
 

@@ -231,7 +231,9 @@ class Trainer:
         total, count = (ops or self.backend.ops).acc_read(acc)
         logs = {"loss": total / count if count else 0.0}
         for m in self.metrics:
-            logs[m.name] = float(m.result())
+            value = np.asarray(m.result())
+            # a number, or (a per-class metric: F1Score(average=None)...) an array
+            logs[m.name] = float(value) if value.ndim == 0 else value
         return logs
 
     def _place(self, *arrays):
@@ -574,7 +576,7 @@ class Trainer:
         total, count = self.backend.ops.acc_read(self._loss_acc)
         state = {"epoch": int(epoch), "batch": int(batches_done),
                  "loss_sums": [total, count],
-                 "metric_sums": [list(map(float, m._sums())) for m in self.metrics]}
+                 "metric_states": [m._get_state() for m in self.metrics]}
         self._save(path, fit_state=state)
 
     def _restore_backup(self, path):
@@ -584,13 +586,12 @@ class Trainer:
         try:
             state = cfg["fit_state"]
             epoch, batch = state["epoch"], state["batch"]
-            sums = [state["loss_sums"]] + list(state["metric_sums"])
+            loss_sums, metric_states = state["loss_sums"], list(state["metric_states"])
             seed = cfg["seed"]
             lr = cfg["compile_config"]["optimizer"]["config"]["learning_rate"]
             if not all(type(v) is int and v >= 0 for v in (epoch, batch, seed)) or \
-                    len(sums) != 1 + len(self.metrics) or not all(
-                        len(p) == 2 and all(isinstance(v, (int, float)) for v in p)
-                        for p in sums):
+                    len(metric_states) != len(self.metrics) or len(loss_sums) != 2 or \
+                    not all(isinstance(v, (int, float)) for v in loss_sums):
                 raise ValueError("malformed fit state")
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"backup: {path!r} is not a backup of a fit in progress for "
@@ -608,14 +609,15 @@ class Trainer:
         for layer in self._layers:
             if hasattr(layer, "model_seed"):
                 layer.model_seed = seed
-        self._resume = {"epoch": epoch, "batch": batch, "sums": sums}
+        self._resume = {"epoch": epoch, "batch": batch, "loss_sums": loss_sums,
+                        "metric_states": metric_states}
 
     def _resume_sums(self, resume):
         """Restore the running sums of an epoch resumed mid-way; the batches done."""
-        (total, count), *metric_sums = resume["sums"]
+        total, count = resume["loss_sums"]
         self.backend.ops.acc_add(self._loss_acc, total, 1.0, count)
-        for m, (m_total, m_count) in zip(self.metrics, metric_sums):
-            m._set_sums(m_total, m_count)
+        for m, state in zip(self.metrics, resume["metric_states"]):
+            m._set_state(state)
         return resume["batch"]
 
     def reset_metrics(self):
