@@ -437,7 +437,9 @@ class _ConfusionMetric(_SumsMetric):
 
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
         self.init_thresholds = thresholds
-        self.thresholds = _thresholds(thresholds) or [0.5]
+        # Keras: 0.5 by default; with top_k and no thresholds, every kept one counts
+        self.thresholds = _thresholds(thresholds) or ([-1e10] if top_k is not None
+                                                      else [0.5])
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(
                 top_k, (int, np.integer)) or top_k < 1):
             raise ValueError(f"top_k: expected None or an int >= 1, got {top_k!r}")
@@ -459,9 +461,15 @@ class _ConfusionMetric(_SumsMetric):
                                  f"got {y_true.shape}")
         if ((y_true != 0) & (y_true != 1)).any():
             raise ValueError("y_true: expected labels of 0 and 1")
+        if self.class_id is not None and y_pred.ndim < 2:
+            raise ValueError(f"y_pred: expected (samples, classes) predictions with "
+                             f"class_id={self.class_id}, got shape {y_pred.shape}")
         if self.top_k is not None:
-            kth = -np.sort(-y_pred, axis=-1)[..., self.top_k - 1:self.top_k]
-            y_pred = np.where(y_pred >= kth, y_pred, -np.inf)
+            # exactly k per sample (ties: the lower index first, as Keras's top_k)
+            top = np.argsort(-y_pred, axis=-1, kind="stable")[..., :self.top_k]
+            kept = np.zeros(y_pred.shape, bool)
+            np.put_along_axis(kept, top, True, axis=-1)
+            y_pred = np.where(kept, y_pred, -np.inf)
         if self.class_id is not None:
             y_true, y_pred = y_true[..., self.class_id], y_pred[..., self.class_id]
         w = np.ones(y_pred.shape)
