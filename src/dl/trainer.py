@@ -549,8 +549,10 @@ class Trainer:
                 w = self._class_weights(class_weight, y)
             return x, y, w
         except (TypeError, ValueError) as exc:
-            head, _, rest = str(exc).partition(": ")
-            raise type(exc)(f"{name}: batch {index}: {rest or head}") from None
+            message = str(exc)        # "x: ..." of the batch's x, "y: ..." of its y
+            if message.startswith(name + ": "):
+                message = message[len(name) + 2:]
+            raise type(exc)(f"{name}: batch {index}: {message}") from None
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):

@@ -241,7 +241,8 @@ def test_a_bad_batch_is_named_by_its_index():
     def gen():
         yield x[:8], y[:8]
         yield x[8:16], np.full(8, 7)            # labels out of range
-    with pytest.raises(ValueError, match=r"^x: batch 1: expected class labels in \[0, 3\)"):
+    with pytest.raises(ValueError, match=r"^x: batch 1: y: expected class labels in "
+                                         r"\[0, 3\)"):
         model.fit(gen(), epochs=1, verbose=0)
 
     def nan_gen():
