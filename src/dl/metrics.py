@@ -517,6 +517,196 @@ class Recall(_ConfusionMetric):
         return self._ratio(tp, tp + fn)
 
 
+class AUC(_SumsMetric):
+    """Area under the ROC or precision-recall curve, approximated as Keras does: the
+    confusion counts at ``num_thresholds`` thresholds (evenly spaced in [0, 1], plus
+    one just below 0 and one just above 1; or the given ``thresholds``), then a Riemann
+    sum (``summation_method`` "interpolation", "minoring" or "majoring"; PR with
+    interpolation: Davis & Goadrich's interpolation).  ``curve``: "ROC", "PR" or
+    "PRGAIN" (precision-recall gain, Flach & Kull).  A label counts as positive when
+    it is not 0.  ``multi_label``: one curve per column of ``y_pred``, their AUCs
+    averaged (weighted by ``label_weights``); otherwise every entry is one sample and
+    ``label_weights`` weighs the columns.  ``from_logits``: a sigmoid first."""
+    name = "auc"
+
+    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation",
+                 name=None, dtype=None, thresholds=None, multi_label=False, num_labels=None,
+                 label_weights=None, from_logits=False):
+        if not isinstance(curve, str) or curve.upper() not in ("ROC", "PR", "PRGAIN"):
+            raise ValueError(f'Invalid AUC curve value: "{curve}". Expected values are '
+                             f'["PR", "ROC", "PRGAIN"]')
+        if not isinstance(summation_method, str) or summation_method.lower() not in (
+                "interpolation", "majoring", "minoring"):
+            raise ValueError(f'Invalid AUC summation method value: "{summation_method}". '
+                             f'Expected values are ["interpolation", "majoring", '
+                             f'"minoring"]')
+        self._init_from_thresholds = thresholds is not None
+        if thresholds is not None:
+            inner = sorted(_thresholds(thresholds))
+            self.num_thresholds = len(inner) + 2
+            # evenly spaced (Keras's is_evenly_distributed_thresholds): the bucketed
+            # update, as for the default thresholds
+            edges = np.array([0.0] + inner + [1.0])
+            even = np.arange(len(edges), dtype=np.float32) / (len(edges) - 1)
+            self._evenly = len(edges) >= 3 and np.allclose(edges, even, atol=1e-7)
+        else:
+            if (isinstance(num_thresholds, bool)
+                    or not isinstance(num_thresholds, (int, np.integer))
+                    or num_thresholds <= 1):
+                raise ValueError(f"Argument `num_thresholds` must be an integer > 1. "
+                                 f"Received: num_thresholds={num_thresholds}")
+            self.num_thresholds = int(num_thresholds)
+            inner = [(i + 1) * 1.0 / (self.num_thresholds - 1)
+                     for i in range(self.num_thresholds - 2)]
+            self._evenly = True
+        self._thresholds = np.array([0.0 - 1e-7] + inner + [1.0 + 1e-7])
+        self.curve = curve.upper()
+        self.summation_method = summation_method.lower()
+        if not isinstance(multi_label, (bool, np.bool_)):
+            raise TypeError(f"multi_label: expected True or False, got {describe(multi_label)}")
+        self.multi_label = bool(multi_label)
+        if num_labels is not None and not self.multi_label:
+            raise ValueError("`num_labels` is needed only when `multi_label` is True.")
+        self.num_labels = num_labels
+        self.label_weights = (None if label_weights is None
+                              else np.asarray(label_weights, dtype=np.float64))
+        if not isinstance(from_logits, (bool, np.bool_)):
+            raise TypeError(f"from_logits: expected True or False, got {describe(from_logits)}")
+        self._from_logits = bool(from_logits)
+        super().__init__(name, dtype)
+
+    direction = "up"
+
+    @property
+    def thresholds(self):
+        return list(self._thresholds)
+
+    def _count(self, key):
+        if self.state is None:
+            labels = self.num_labels or getattr(self, "_built_labels", None)
+            shape = (self.num_thresholds,) + (
+                (labels,) if self.multi_label and labels else ())
+            return np.zeros(shape)
+        return self.state[key]
+
+    # Keras's state variables, by name
+    true_positives = property(lambda self: self._count("tp"))
+    false_positives = property(lambda self: self._count("fp"))
+    true_negatives = property(lambda self: self._count("tn"))
+    false_negatives = property(lambda self: self._count("fn"))
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = np.asarray(y_true, dtype=np.float64)
+        y_pred = np.asarray(y_pred, dtype=np.float64)
+        if y_true.shape != y_pred.shape:
+            if y_true.size != y_pred.size:
+                raise ValueError(f"y_true: expected the shape of y_pred {y_pred.shape}, "
+                                 f"got {y_true.shape}")
+            y_true = y_true.reshape(y_pred.shape)
+        if self.multi_label and y_pred.ndim != 2:
+            raise ValueError(f"`y_pred` must have rank 2 when `multi_label=True`. Found "
+                             f"rank {y_pred.ndim}. Full shape received for `y_pred`: "
+                             f"{y_pred.shape}")
+        if self.multi_label:
+            self._built_labels = y_pred.shape[1]     # kept by reset_state, as Keras's
+        if self._from_logits:
+            y_pred = 1 / (1 + np.exp(-y_pred))
+        w = np.ones(y_pred.shape)
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+            while sw.ndim < w.ndim:
+                sw = sw[..., None]
+            w = w * sw
+        if self.label_weights is not None and not self.multi_label:
+            w = w * self.label_weights            # broadcast over the last axis
+        pos = (y_true != 0).astype(np.float64)
+        if not self.multi_label:
+            pos, y_pred, w = pos.reshape(-1, 1), y_pred.reshape(-1, 1), w.reshape(-1, 1)
+        t_w, f_w = pos * w, (1 - pos) * w         # (samples, labels)
+        T = self.num_thresholds
+        if self._evenly:
+            # Keras's bucketed update: positive at threshold i iff ceil(p (T-1)) - 1 >= i
+            p = np.clip(y_pred, 0.0, 1.0)
+            bucket = np.maximum(np.ceil(p * (T - 1)) - 1, 0).astype(np.int64)
+            tp = np.zeros((T, t_w.shape[1]))
+            fp = np.zeros((T, t_w.shape[1]))
+            cols = np.broadcast_to(np.arange(t_w.shape[1]), bucket.shape)
+            np.add.at(tp, (bucket, cols), t_w)
+            np.add.at(fp, (bucket, cols), f_w)
+            tp = np.flip(np.cumsum(np.flip(tp, 0), 0), 0)
+            fp = np.flip(np.cumsum(np.flip(fp, 0), 0), 0)
+        else:
+            above = y_pred[None, :, :] > self._thresholds[:, None, None]    # (T, n, L)
+            tp = (above * t_w[None]).sum(axis=1)
+            fp = (above * f_w[None]).sum(axis=1)
+        fn = t_w.sum(axis=0)[None, :] - tp
+        tn = f_w.sum(axis=0)[None, :] - fp
+        if not self.multi_label:
+            tp, fp, tn, fn = tp[:, 0], fp[:, 0], tn[:, 0], fn[:, 0]
+        self._add(tp=tp, fp=fp, tn=tn, fn=fn)
+
+    @staticmethod
+    def _div(num, den):
+        return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape),
+                         where=den != 0)
+
+    def _average(self, by_label):
+        if not self.multi_label:
+            return float(np.sum(by_label))
+        by_label = np.sum(by_label, axis=0)
+        if self.label_weights is None:
+            return float(np.mean(by_label))
+        total = float(np.sum(self.label_weights))
+        return float(np.sum(by_label * self.label_weights) / total) if total else 0.0
+
+    def result(self):
+        if self.state is None:
+            return 0.0
+        tp, fp, tn, fn = (self.state[k] for k in ("tp", "fp", "tn", "fn"))
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            # Davis & Goadrich: precision interpolated between the thresholds
+            dtp = tp[:-1] - tp[1:]
+            p = tp + fp
+            dp = p[:-1] - p[1:]
+            slope = self._div(dtp, np.maximum(dp, 0))
+            intercept = tp[1:] - slope * p[1:]
+            ratio = np.where((p[:-1] > 0) & (p[1:] > 0),
+                             self._div(p[:-1], np.maximum(p[1:], 0)), 1.0)
+            increments = self._div(slope * (dtp + intercept * np.log(ratio)),
+                                   np.maximum(tp[1:] + fn[1:], 0))
+            return self._average(increments)
+        recall = self._div(tp, tp + fn)
+        if self.curve == "ROC":
+            x, y = self._div(fp, fp + tn), recall
+        elif self.curve == "PR":
+            x, y = recall, self._div(tp, tp + fp)
+        else:
+            # gains scaled by P/N; no true positive: recall gain 0, precision gain 1;
+            # a negative recall gain (recall below the positives' share) is 0
+            scale = self._div(tp + fn, tn + fp)
+            recall_gain = np.where(tp == 0, 0.0, 1.0 - scale * self._div(fn, tp))
+            precision_gain = np.where(tp == 0, 1.0, 1.0 - scale * self._div(fp, tp))
+            x, y = np.maximum(recall_gain, 0.0), precision_gain
+        if self.summation_method == "interpolation":
+            heights = (y[:-1] + y[1:]) / 2
+        elif self.summation_method == "minoring":
+            heights = np.minimum(y[:-1], y[1:])
+        else:
+            heights = np.maximum(y[:-1], y[1:])
+        return self._average((x[:-1] - x[1:]) * heights)
+
+    def get_config(self):
+        cfg = {**super().get_config(), "num_thresholds": self.num_thresholds,
+               "curve": self.curve, "summation_method": self.summation_method,
+               "multi_label": self.multi_label, "num_labels": self.num_labels,
+               "label_weights": (None if self.label_weights is None
+                                 else self.label_weights.tolist()),
+               "from_logits": self._from_logits}
+        if self._init_from_thresholds:
+            cfg["thresholds"] = self.thresholds[1:-1]
+        return cfg
+
+
 class FBetaScore(_SumsMetric):
     """Keras's F-beta score of multi-label / one-hot predictions (n, classes):
     positive above ``threshold``, or (None) the row's highest prediction; per class
@@ -672,7 +862,7 @@ _CLASSES = {c.__name__: c for c in (Accuracy, BinaryAccuracy, CategoricalAccurac
                                     SparseCategoricalAccuracy, MeanSquaredError,
                                     MeanAbsoluteError, RootMeanSquaredError,
                                     TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
-                                    Precision, Recall, FBetaScore, F1Score, R2Score)}
+                                    Precision, Recall, AUC, FBetaScore, F1Score, R2Score)}
 _ALIASES = {
     "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
@@ -681,7 +871,7 @@ _ALIASES = {
     "root_mean_squared_error": RootMeanSquaredError,
     "top_k_categorical_accuracy": TopKCategoricalAccuracy,
     "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
-    "precision": Precision, "recall": Recall, "f1_score": F1Score,
+    "precision": Precision, "recall": Recall, "auc": AUC, "f1_score": F1Score,
     "fbeta_score": FBetaScore, "r2_score": R2Score,
 }
 
