@@ -58,6 +58,8 @@ def _gelu_d(z):
     return 0.5 * (1.0 + erf(z / math.sqrt(2.0))) + z * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
 
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
 ACT = {
     "linear": (lambda z: z, lambda z: np.ones_like(z)),
     "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
@@ -68,7 +70,25 @@ ACT = {
             lambda z: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0)))),
     "softplus": (lambda z: np.log1p(np.exp(z)), _sigmoid),
     "gelu": (_gelu, _gelu_d),
+    # written from Keras 3's documented formulas, independently of the kernels
+    "relu6": (lambda z: np.minimum(np.maximum(z, 0.0), 6.0),
+              lambda z: ((z > 0) & (z < 6)).astype(z.dtype)),
+    "selu": (lambda z: _SELU_SCALE * np.where(z > 0, z, _SELU_ALPHA * np.expm1(np.minimum(z, 0))),
+             lambda z: _SELU_SCALE * np.where(z > 0, 1.0, _SELU_ALPHA * np.exp(np.minimum(z, 0)))),
+    "silu": (lambda z: z * _sigmoid(z), lambda z: _sigmoid(z) * (1 + z * (1 - _sigmoid(z)))),
+    "hard_sigmoid": (lambda z: np.clip(z / 6 + 0.5, 0.0, 1.0),
+                     lambda z: np.where(np.abs(z) < 3, 1 / 6, 0.0)),
+    "hard_silu": (lambda z: z * np.clip(z / 6 + 0.5, 0.0, 1.0),
+                  lambda z: np.where(z <= -3, 0.0, np.where(z >= 3, 1.0, z / 3 + 0.5))),
+    "mish": (lambda z: z * np.tanh(np.log1p(np.exp(z))),
+             lambda z: (np.tanh(np.log1p(np.exp(z)))
+                        + z * _sigmoid(z) * (1 - np.tanh(np.log1p(np.exp(z))) ** 2))),
+    "exponential": (np.exp, np.exp),
+    "softsign": (lambda z: z / (1 + np.abs(z)), lambda z: 1 / (1 + np.abs(z)) ** 2),
 }
+# row activations: forward only (their derivative is not elementwise)
+ROW_ACT = {"log_softmax": lambda z: z - z.max(axis=-1, keepdims=True) - np.log(
+    np.exp(z - z.max(axis=-1, keepdims=True)).sum(axis=-1, keepdims=True))}
 
 
 def softmax(z):

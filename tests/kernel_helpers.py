@@ -117,6 +117,12 @@ TRANS = [(False, False), (True, False), (False, True), (True, True)]
 TRANS_IDS = ["NN", "TN", "NT", "TT"]
 
 
+def act_fp_context(name):
+    """What an activation's reference may raise: nothing (no_fp_warnings), except
+    exponential's overflow to inf, which is its value."""
+    return np.errstate(over="ignore") if name == "exponential" else no_fp_warnings()
+
+
 def no_fp_warnings():
     """Context: any NumPy floating-point overflow / invalid / divide warning fails."""
     class _Ctx:

@@ -46,7 +46,15 @@ _LOSS_KERNELS = {losses_module.MeanSquaredError: "mean_squared_error",
                  losses_module.MeanAbsoluteError: "mean_absolute_error",
                  losses_module.Huber: "huber",
                  losses_module.BinaryCrossentropy: "binary_crossentropy",
-                 losses_module.CategoricalCrossentropy: "categorical_crossentropy"}
+                 losses_module.CategoricalCrossentropy: "categorical_crossentropy",
+                 **{cls: cls.kernel for cls in (
+                     losses_module.Hinge, losses_module.SquaredHinge,
+                     losses_module.CategoricalHinge, losses_module.KLDivergence,
+                     losses_module.Poisson, losses_module.LogCosh,
+                     losses_module.MeanAbsolutePercentageError,
+                     losses_module.MeanSquaredLogarithmicError,
+                     losses_module.CosineSimilarity)}}
+_CROSS_ENTROPIES = (losses_module.BinaryCrossentropy, losses_module.CategoricalCrossentropy)
 
 
 def _loss_key(loss):
@@ -62,8 +70,7 @@ def _loss_key(loss):
         return None
     if kind is losses_module.Huber:
         return name, loss.delta, loss.reduction
-    if kind is not losses_module.MeanSquaredError and kind is not \
-            losses_module.MeanAbsoluteError:
+    if kind in _CROSS_ENTROPIES:
         if loss.label_smoothing:
             return None      # targets smoothed per batch: the checked step does it
         if loss.from_logits:

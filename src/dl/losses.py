@@ -427,9 +427,80 @@ class SparseCategoricalCrossentropy(_FromLogits):
         return backend.sparse_softmax_crossentropy(y_true, logits, out, **_weighted(w))
 
 
+class _Kernel(Loss):
+    """A loss with no parameters: its value and gradient are the backend's kernels of
+    the class's ``kernel`` name."""
+
+    def value(self, backend, y_true, y_pred, w=None):
+        return getattr(backend, self.kernel)(y_true, y_pred, **_weighted(w))
+
+    def gradient(self, backend, y_true, y_pred, out=None, w=None):
+        return getattr(backend, "backprop_" + self.kernel)(y_true, y_pred, out,
+                                                            **_weighted(w))
+
+
+class Hinge(_Kernel):
+    """``mean(max(1 - y_true * y_pred, 0))``; labels -1/1, or 0/1 (converted to -1/1
+    when every label is 0 or 1, as Keras does)."""
+    name = kernel = "hinge"
+
+
+class SquaredHinge(_Kernel):
+    """``mean(max(1 - y_true * y_pred, 0)^2)``; labels as for :class:`Hinge`."""
+    name = kernel = "squared_hinge"
+
+
+class CategoricalHinge(_Kernel):
+    """Per sample ``max(max((1 - y) * p) - sum(y * p) + 1, 0)``, y one-hot."""
+    name = kernel = "categorical_hinge"
+    broadcast_targets = False
+
+
+class KLDivergence(_Kernel):
+    """Per sample ``sum(y log(y / p))``, y and p clipped to [1e-7, 1]."""
+    name = kernel = "kl_divergence"
+
+
+class Poisson(_Kernel):
+    """``mean(y_pred - y_true * log(y_pred + 1e-7))``."""
+    name = kernel = "poisson"
+
+
+class LogCosh(_Kernel):
+    """``mean(log(cosh(y_pred - y_true)))``."""
+    name = kernel = "log_cosh"
+
+
+class MeanAbsolutePercentageError(_Kernel):
+    """``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7))``."""
+    name = kernel = "mean_absolute_percentage_error"
+
+
+class MeanSquaredLogarithmicError(_Kernel):
+    """``mean((log(max(y_pred, 1e-7) + 1) - log(max(y_true, 1e-7) + 1))^2)``."""
+    name = kernel = "mean_squared_logarithmic_error"
+
+
+class CosineSimilarity(_Kernel):
+    """Per sample ``-sum(l2_normalize(y_true) * l2_normalize(y_pred))`` along ``axis``
+    (the last: dl's outputs are (samples, values)); -1 for aligned vectors."""
+    name = kernel = "cosine_similarity"
+    broadcast_targets = False
+
+    def __init__(self, axis=-1, reduction="sum_over_batch_size", name=None, dtype=None):
+        super().__init__(name, reduction, dtype)
+        self.axis = _axis(axis)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
 _CLASSES = {c.__name__: c for c in (MeanSquaredError, MeanAbsoluteError, Huber,
                                     BinaryCrossentropy, CategoricalCrossentropy,
-                                    SparseCategoricalCrossentropy)}
+                                    SparseCategoricalCrossentropy, Hinge, SquaredHinge,
+                                    CategoricalHinge, KLDivergence, Poisson, LogCosh,
+                                    MeanAbsolutePercentageError,
+                                    MeanSquaredLogarithmicError, CosineSimilarity)}
 _ALIASES = {
     "mse": MeanSquaredError, "MSE": MeanSquaredError, "mean_squared_error": MeanSquaredError,
     "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
@@ -438,6 +509,14 @@ _ALIASES = {
     "binary_crossentropy": BinaryCrossentropy, "bce": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "hinge": Hinge, "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
+    "kl_divergence": KLDivergence, "kld": KLDivergence, "KLD": KLDivergence,
+    "kullback_leibler_divergence": KLDivergence, "poisson": Poisson,
+    "log_cosh": LogCosh, "logcosh": LogCosh, "cosine_similarity": CosineSimilarity,
+    "mape": MeanAbsolutePercentageError, "MAPE": MeanAbsolutePercentageError,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
+    "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
 }
 
 
@@ -480,8 +559,57 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
                                          axis=axis)(y_true, y_pred)
 
 
+def hinge(y_true, y_pred):
+    """Per-sample hinge loss."""
+    return Hinge(reduction=None)(y_true, y_pred)
+
+
+def squared_hinge(y_true, y_pred):
+    """Per-sample squared hinge loss."""
+    return SquaredHinge(reduction=None)(y_true, y_pred)
+
+
+def categorical_hinge(y_true, y_pred):
+    """Per-sample categorical hinge loss."""
+    return CategoricalHinge(reduction=None)(y_true, y_pred)
+
+
+def kl_divergence(y_true, y_pred):
+    """Per-sample Kullback-Leibler divergence."""
+    return KLDivergence(reduction=None)(y_true, y_pred)
+
+
+def poisson(y_true, y_pred):
+    """Per-sample Poisson loss."""
+    return Poisson(reduction=None)(y_true, y_pred)
+
+
+def log_cosh(y_true, y_pred):
+    """Per-sample mean of log(cosh(error))."""
+    return LogCosh(reduction=None)(y_true, y_pred)
+
+
+def mean_absolute_percentage_error(y_true, y_pred):
+    """Per-sample mean absolute percentage error."""
+    return MeanAbsolutePercentageError(reduction=None)(y_true, y_pred)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred):
+    """Per-sample mean squared logarithmic error."""
+    return MeanSquaredLogarithmicError(reduction=None)(y_true, y_pred)
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """Per-sample negative cosine similarity."""
+    return CosineSimilarity(axis=axis, reduction=None)(y_true, y_pred)
+
+
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
+mape = MAPE = mean_absolute_percentage_error
+msle = MSLE = mean_squared_logarithmic_error
+kld = KLD = kullback_leibler_divergence = kl_divergence
+logcosh = log_cosh
 
 
 def get(identifier):

@@ -188,6 +188,24 @@ def real(name, value, low=None, high=None, low_open=False, high_open=False):
     return value
 
 
+def relu_is_plain(negative_slope, max_value, threshold):
+    """Whether relu's parameters are their defaults, as plain Python numbers (the
+    compiled twins' fast path; anything else goes through relu_params)."""
+    return (max_value is None and type(negative_slope) in (float, int)
+            and type(threshold) in (float, int) and negative_slope == 0
+            and threshold == 0)
+
+
+def relu_params(negative_slope, max_value, threshold):
+    """relu's (negative_slope, max_value, threshold): finite, >= 0 (as Keras's ReLU layer
+    requires: its gradient is then a function of the output), max_value None or a number."""
+    negative_slope = real("negative_slope", negative_slope, low=0.0)
+    if max_value is not None:
+        max_value = real("max_value", max_value, low=0.0)
+    threshold = real("threshold", threshold, low=0.0)
+    return negative_slope, max_value, threshold
+
+
 def integer(name, value, low=None, high=None):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {describe(value)}")

@@ -42,7 +42,7 @@ def _spec(params, needs_input=False):
 
 ACTIVATION_SPECS = MappingProxyType({
     "linear": _spec({}),
-    "relu": _spec({}),
+    "relu": _spec({"negative_slope": 0.0, "max_value": None, "threshold": 0.0}),
     "leaky_relu": _spec({"negative_slope": 0.2}),
     "elu": _spec({"alpha": 1.0}),
     "sigmoid": _spec({}),
@@ -50,18 +50,34 @@ ACTIVATION_SPECS = MappingProxyType({
     "softmax": _spec({}),
     "softplus": _spec({}),
     "gelu": _spec({"approximate": False}, needs_input=True),
+    "relu6": _spec({}),
+    "selu": _spec({}),
+    "silu": _spec({}, needs_input=True),
+    "hard_sigmoid": _spec({}),
+    "hard_silu": _spec({}, needs_input=True),
+    "mish": _spec({}, needs_input=True),
+    "exponential": _spec({}),
+    "softsign": _spec({}),
+    "log_softmax": _spec({}),
 })
 ACTIVATIONS = tuple(ACTIVATION_SPECS)
 ACTIVATIONS_NEEDING_INPUT = tuple(n for n, s in ACTIVATION_SPECS.items() if s.needs_input)
+# The activations that work on whole rows (the last axis) rather than element by element.
+ROW_ACTIVATIONS = ("softmax", "log_softmax")
 # The compiled twins select an activation by id: its position here (the ACT_* enum of
 # kernels/cpu/elementwise.pxd, kernels.cuda.elementwise.ACT).  Past the public names
 # come the variants a parameter selects: "gelu_tanh" is gelu(approximate=True).
 ACTIVATION_KERNELS = ACTIVATIONS + ("gelu_tanh",)
 # The one real parameter a compiled activation takes (leaky_relu's negative_slope,
-# elu's alpha), at its default: what the fused dense passes apply.  0.0 for the others.
+# elu's alpha), at its default: what the fused dense passes apply.  0.0 for the others
+# (relu's three parameters, at their defaults, are plain relu: see relu()).
 ACTIVATION_DEFAULT_PARAM = {
-    name: next((float(v) for v in spec.params.values() if not isinstance(v, bool)), 0.0)
+    name: 0.0 if name == "relu" else
+    next((float(v) for v in spec.params.values() if not isinstance(v, bool)), 0.0)
     for name, spec in ACTIVATION_SPECS.items()}
+# SELU's constants (Klambauer et al. 2017, as Keras 3 spells them)
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
 
 # The losses with an elementwise or categorical compiled kernel, in the order of their
 # ids (the enum of kernels/cpu/losses.pxd, kernels.cuda.losses.LOSS_IDS);
@@ -69,7 +85,16 @@ ACTIVATION_DEFAULT_PARAM = {
 # cross-entropies are row kernels of their own.)
 LOSS_KERNELS = ("mean_squared_error", "mean_absolute_error", "huber",
                 "binary_crossentropy", "binary_crossentropy_logits",
-                "categorical_crossentropy", "categorical_crossentropy_logits")
+                "categorical_crossentropy", "categorical_crossentropy_logits",
+                "hinge", "squared_hinge", "poisson", "log_cosh",
+                "mean_absolute_percentage_error", "mean_squared_logarithmic_error",
+                "kl_divergence", "categorical_hinge", "cosine_similarity")
+# Of those, the ones whose per-sample loss is a sum over the last axis (so the loss is
+# divided by the number of rows, not of elements) and the ones computed row by row.
+LOSSES_SUMMED_PER_ROW = ("categorical_crossentropy", "categorical_crossentropy_logits",
+                         "kl_divergence", "categorical_hinge", "cosine_similarity")
+ROW_LOSSES = ("categorical_crossentropy", "categorical_crossentropy_logits",
+              "categorical_hinge", "cosine_similarity")
 
 
 def adam_step_size(learning_rate, beta_1, beta_2, step):
@@ -87,7 +112,11 @@ __all__ = [
     "linear", "backprop_linear", "relu", "backprop_relu", "leaky_relu",
     "backprop_leaky_relu", "elu", "backprop_elu", "sigmoid", "backprop_sigmoid",
     "tanh", "backprop_tanh", "softmax", "backprop_softmax", "softplus",
-    "backprop_softplus", "gelu", "backprop_gelu",
+    "backprop_softplus", "gelu", "backprop_gelu", "relu6", "backprop_relu6", "selu",
+    "backprop_selu", "silu", "backprop_silu", "hard_sigmoid", "backprop_hard_sigmoid",
+    "hard_silu", "backprop_hard_silu", "mish", "backprop_mish", "exponential",
+    "backprop_exponential", "softsign", "backprop_softsign", "log_softmax",
+    "backprop_log_softmax",
     "mean_squared_error", "backprop_mean_squared_error",
     "mean_absolute_error", "backprop_mean_absolute_error",
     "huber", "backprop_huber",
@@ -95,6 +124,12 @@ __all__ = [
     "categorical_crossentropy", "backprop_categorical_crossentropy",
     "sparse_categorical_crossentropy", "backprop_sparse_categorical_crossentropy",
     "softmax_crossentropy", "sparse_softmax_crossentropy",
+    "hinge", "backprop_hinge", "squared_hinge", "backprop_squared_hinge",
+    "categorical_hinge", "backprop_categorical_hinge", "kl_divergence",
+    "backprop_kl_divergence", "poisson", "backprop_poisson", "log_cosh", "backprop_log_cosh",
+    "cosine_similarity", "backprop_cosine_similarity",
+    "mean_absolute_percentage_error", "backprop_mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error", "backprop_mean_squared_logarithmic_error",
     "sgd_update", "adam_update", "adamw_update", "rmsprop_update", "adagrad_update",
 ]
 
@@ -166,16 +201,43 @@ def backprop_linear(dy, y, out=None):
     return _store(out, dy)
 
 
-def relu(x, out=None):
-    """``y = max(x, 0)``."""
+def relu(x, out=None, *, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Rectified linear unit, with Keras 3's three parameters (all >= 0, as Keras's
+    ``ReLU`` layer requires):
+
+    * ``x > threshold``: ``y = min(x, max_value)`` (``max_value`` None: no cap);
+    * ``x <= threshold``: ``y = negative_slope * (x - threshold)``.
+
+    At the defaults ``y = max(x, 0)``; with only ``negative_slope`` it is leaky_relu.
+    """
+    negative_slope, max_value, threshold = check.relu_params(negative_slope, max_value,
+                                                             threshold)
     out = _unary(x, out)
-    return _store(out, np.maximum(x, 0))
+    if negative_slope == 0.0 and max_value is None and threshold == 0.0:
+        return _store(out, np.maximum(x, 0))
+    high = x if max_value is None else np.minimum(x, max_value)
+    # slope 0: the low side is 0 (0 * (-inf - t) would be NaN); NaN stays NaN
+    low = (np.where(np.isnan(x), x, 0) if negative_slope == 0.0
+           else negative_slope * (x - threshold))
+    return _store(out, np.where(x > threshold, high, low))
 
 
-def backprop_relu(dy, y, out=None):
-    """``dx = dy * (y > 0)`` (the derivative at 0 is taken as 0, as Keras does)."""
+def backprop_relu(dy, y, out=None, *, negative_slope=0.0, max_value=None, threshold=0.0):
+    """``dx = dy * relu'(x)`` from the output ``y``: the parameters being >= 0, ``y > 0``
+    exactly above the threshold (derivative 1, or 0 at the cap ``y == max_value``) and
+    ``y < 0`` below it (derivative ``negative_slope``).  At ``y == 0`` the derivative
+    is taken as 0, as Keras does (``negative_slope`` for leaky_relu's form, with no cap
+    or threshold, as Keras's leaky_relu)."""
+    negative_slope, max_value, threshold = check.relu_params(negative_slope, max_value,
+                                                             threshold)
     out = _backprop_args(dy, y, out)
-    return _store(out, np.where(y > 0, dy, 0))
+    high = y > 0 if max_value is None else (y > 0) & (y < max_value)
+    leaky = max_value is None and threshold == 0.0
+    low = (y < 0) | (y == 0) if leaky else y < 0
+    d = np.where(high, dy, 0)
+    if negative_slope != 0.0:
+        d = np.where(low, negative_slope * dy, d)
+    return _store(out, d)
 
 
 def leaky_relu(x, out=None, *, negative_slope=0.2):
@@ -311,6 +373,144 @@ def backprop_gelu(dy, x, out=None, *, approximate=False):
         d = 0.5 * (1 + _erf(x * _INV_SQRT_2)) + np.where(
             np.isinf(x), 0, x * _INV_SQRT_2PI * np.exp(-0.5 * x * x))
     return _store(out, dy * d)
+
+
+def relu6(x, out=None):
+    """``y = min(max(x, 0), 6)``."""
+    out = _unary(x, out)
+    return _store(out, np.minimum(np.maximum(x, 0), 6))
+
+
+def backprop_relu6(dy, y, out=None):
+    """``dx = dy * (0 < y < 6)``."""
+    out = _backprop_args(dy, y, out)
+    return _store(out, np.where((y > 0) & (y < 6), dy, 0))
+
+
+def selu(x, out=None):
+    """``y = scale * (x if x > 0 else alpha * (exp(x) - 1))``, Keras's constants
+    ``SELU_ALPHA``, ``SELU_SCALE``."""
+    out = _unary(x, out)
+    neg = (SELU_SCALE * SELU_ALPHA) * np.expm1(np.minimum(x, 0))
+    return _store(out, np.where(x > 0, SELU_SCALE * x, neg))
+
+
+def backprop_selu(dy, y, out=None):
+    """``dx = dy * (scale if y > 0 else y + scale * alpha)``, since
+    ``scale * alpha * exp(x) = y + scale * alpha``."""
+    out = _backprop_args(dy, y, out)
+    return _store(out, np.where(y > 0, SELU_SCALE * dy, dy * (y + SELU_SCALE * SELU_ALPHA)))
+
+
+def _finite_below(x):
+    """x with -inf replaced by 0: for the ``x * g(x)`` activations (g -> 0 as x -> -inf),
+    whose value there is their limit 0 (not -inf * 0 = NaN)."""
+    return np.where(x == -np.inf, x.dtype.type(0), x)
+
+
+def silu(x, out=None):
+    """Swish: ``y = x * sigmoid(x)`` (0 at ``x = -inf``, its limit)."""
+    out = _unary(x, out)
+    x = _finite_below(x)
+    return _store(out, x * sigmoid(x))
+
+
+def backprop_silu(dy, x, out=None):
+    """``dx = dy * (s + x s (1 - s))``, ``s = sigmoid(x)``; takes the input ``x``.  The
+    second term is taken as 0 at ``x = +-inf`` (its limit; inf * 0 would be NaN)."""
+    out = _backprop_args(dy, x, out, y_name="x")
+    s = sigmoid(x)
+    return _store(out, dy * (s + np.where(np.isinf(x), 0, x * s * (1 - s))))
+
+
+def _hard_sigmoid(x):
+    t = x / x.dtype.type(6) + x.dtype.type(0.5)
+    return np.where(t <= 0, 0, np.where(t >= 1, 1, t)).astype(x.dtype, copy=False)
+
+
+def hard_sigmoid(x, out=None):
+    """``y = clip(x / 6 + 0.5, 0, 1)`` (Keras 3: 0 for ``x <= -3``, 1 for ``x >= 3``)."""
+    out = _unary(x, out)
+    return _store(out, _hard_sigmoid(x))
+
+
+def backprop_hard_sigmoid(dy, y, out=None):
+    """``dx = dy / 6`` where ``0 < y < 1``, else 0."""
+    out = _backprop_args(dy, y, out)
+    return _store(out, np.where((y > 0) & (y < 1), dy / dy.dtype.type(6), 0))
+
+
+def hard_silu(x, out=None):
+    """Hard swish: ``y = x * hard_sigmoid(x)`` (0 at ``x = -inf``, its limit)."""
+    out = _unary(x, out)
+    x = _finite_below(x)
+    return _store(out, x * _hard_sigmoid(x))
+
+
+def backprop_hard_silu(dy, x, out=None):
+    """``dx = dy * (0 if x <= -3, 1 if x >= 3, else x / 3 + 0.5)`` (``hard_sigmoid(x) +
+    x / 6`` inside); takes the input ``x``.  The regions are those of the forward pass's
+    ``t = x / 6 + 0.5``."""
+    out = _backprop_args(dy, x, out, y_name="x")
+    six = x.dtype.type(6)
+    t = x / six + x.dtype.type(0.5)
+    d = np.where(t <= 0, 0, np.where(t >= 1, 1, t + x / six))
+    return _store(out, dy * d)
+
+
+def mish(x, out=None):
+    """``y = x * tanh(softplus(x))`` (0 at ``x = -inf``, its limit)."""
+    out = _unary(x, out)
+    x = _finite_below(x)
+    return _store(out, x * np.tanh(softplus(x)))
+
+
+def backprop_mish(dy, x, out=None):
+    """``dx = dy * (t + x (1 - t^2) sigmoid(x))``, ``t = tanh(softplus(x))``; takes the
+    input ``x``.  The second term is taken as 0 at ``x = +-inf`` (its limit)."""
+    out = _backprop_args(dy, x, out, y_name="x")
+    t = np.tanh(softplus(x))
+    tail = np.where(np.isinf(x), 0, x * (1 - t * t) * sigmoid(x))
+    return _store(out, dy * (t + tail))
+
+
+def exponential(x, out=None):
+    """``y = exp(x)``."""
+    out = _unary(x, out)
+    return _store(out, np.exp(x))
+
+
+def backprop_exponential(dy, y, out=None):
+    """``dx = dy * y``."""
+    out = _backprop_args(dy, y, out)
+    return _store(out, dy * y)
+
+
+def softsign(x, out=None):
+    """``y = x / (1 + |x|)`` (NaN at ``+-inf``, as Keras's formula gives)."""
+    out = _unary(x, out)
+    return _store(out, x / (1 + np.abs(x)))
+
+
+def backprop_softsign(dy, y, out=None):
+    """``dx = dy / (1 + |x|)^2 = dy * (1 - |y|)^2``."""
+    out = _backprop_args(dy, y, out)
+    a = 1 - np.abs(y)
+    return _store(out, dy * (a * a))
+
+
+def log_softmax(x, out=None):
+    """Stable log-softmax along the last axis: ``y = (x - m) - log(sum(exp(x - m)))``,
+    ``m = max(x)``."""
+    out = _unary(x, out)
+    z = x - x.max(axis=-1, keepdims=True)
+    return _store(out, z - np.log(np.exp(z).sum(axis=-1, keepdims=True)))
+
+
+def backprop_log_softmax(dy, y, out=None):
+    """``dx = dy - exp(y) * sum(dy, axis=-1)`` (``exp(y)`` is the softmax)."""
+    out = _backprop_args(dy, y, out)
+    return _store(out, dy - np.exp(y) * dy.sum(axis=-1, keepdims=True))
 
 
 # the pairs of the table, by name (a name without its functions fails at import)
@@ -453,6 +653,14 @@ def per_sample_losses(kernel, y_true, y_pred, **params):
     elif kernel == "binary_crossentropy":
         terms = _bce_terms(y_true, y_pred, check.flag("from_logits",
                                                       params.get("from_logits", False)))
+    elif kernel in _MORE_LOSSES:
+        terms, _, per_row = _MORE_LOSSES[kernel]
+        if kernel in ROW_LOSSES:
+            check.loss_args(y_true, y_pred, ndim=2)
+            return terms(y_true, y_pred)
+        terms = terms(y_true, y_pred)
+        if per_row:
+            return terms if terms.ndim == 1 else terms.sum(axis=-1)
     else:
         raise ValueError(f"kernel: expected the name of a loss kernel, got {kernel!r}")
     return terms if terms.ndim == 1 else terms.mean(axis=-1)
@@ -660,6 +868,267 @@ def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_l
     w = check.sample_weights(sample_weight, y_pred, out)
     _sparse_xent(labels, y_pred, from_logits, out, w)
     return out
+
+
+# ------------------------------------------------- more of Keras's losses
+# Keras 3's formulas (keras/src/losses/losses.py), each a value kernel and its backprop
+# with the conventions above.  Elementwise losses average their terms over all
+# elements; kl_divergence sums its terms over the last axis (a sample's loss) and
+# averages over samples; categorical_hinge and cosine_similarity are row losses of
+# 2-D inputs.
+
+def _hinge_targets(y_true):
+    """Keras's convert_binary_labels_to_hinge: labels that are all 0 or 1 become -1/1;
+    any other labels are taken as they are (meant to be -1/1)."""
+    if np.all((y_true == 0) | (y_true == 1)):
+        return 2 * y_true - 1
+    return y_true
+
+
+def _hinge_terms(y_true, y_pred):
+    return np.maximum(1 - _hinge_targets(y_true) * y_pred, 0)
+
+
+def _hinge_grad(y_true, y_pred):
+    t = _hinge_targets(y_true)
+    return np.where(1 - t * y_pred > 0, -t, 0)
+
+
+def _squared_hinge_terms(y_true, y_pred):
+    return _hinge_terms(y_true, y_pred) ** 2
+
+
+def _squared_hinge_grad(y_true, y_pred):
+    t = _hinge_targets(y_true)
+    return -2 * t * np.maximum(1 - t * y_pred, 0)
+
+
+def _poisson_terms(y_true, y_pred):
+    return y_pred - y_true * np.log(y_pred + EPSILON)
+
+
+def _poisson_grad(y_true, y_pred):
+    return 1 - y_true / (y_pred + EPSILON)
+
+
+def _log_cosh_terms(y_true, y_pred):
+    e = y_pred - y_true          # log(cosh(e)) = e + softplus(-2e) - log(2), stably
+    u = -2 * e
+    return e + (np.maximum(u, 0) + np.log1p(np.exp(-np.abs(u)))) - math.log(2.0)
+
+
+def _log_cosh_grad(y_true, y_pred):
+    return np.tanh(y_pred - y_true)
+
+
+def _mape_terms(y_true, y_pred):
+    return 100 * np.abs((y_true - y_pred) / np.maximum(np.abs(y_true), EPSILON))
+
+
+def _mape_grad(y_true, y_pred):
+    return 100 * np.sign(y_pred - y_true) / np.maximum(np.abs(y_true), EPSILON)
+
+
+def _msle_logs(y_true, y_pred):
+    return (np.log(np.maximum(y_pred, EPSILON) + 1),
+            np.log(np.maximum(y_true, EPSILON) + 1))
+
+
+def _msle_terms(y_true, y_pred):
+    lp, lt = _msle_logs(y_true, y_pred)
+    return (lp - lt) ** 2
+
+
+def _msle_grad(y_true, y_pred):
+    lp, lt = _msle_logs(y_true, y_pred)
+    return np.where(y_pred > EPSILON, 2 * (lp - lt) / (y_pred + 1), 0)
+
+
+def _kld_terms(y_true, y_pred):
+    t = np.clip(y_true, EPSILON, 1)
+    return t * np.log(t / np.clip(y_pred, EPSILON, 1))
+
+
+def _kld_grad(y_true, y_pred):
+    t = np.clip(y_true, EPSILON, 1)
+    inside = (y_pred >= EPSILON) & (y_pred <= 1)
+    return np.where(inside, -t / np.where(inside, y_pred, 1), 0)
+
+
+def _categorical_hinge_rows(y_true, y_pred):
+    pos = (y_true * y_pred).sum(axis=-1)
+    neg = ((1 - y_true) * y_pred).max(axis=-1)
+    return np.maximum(neg - pos + 1, 0)
+
+
+def _categorical_hinge_grad(y_true, y_pred):
+    """``-t_j + (1 - t_j) [j = k]`` where the margin is positive, k the first index of
+    the largest ``(1 - t_j) p_j``; 0 elsewhere."""
+    pos = (y_true * y_pred).sum(axis=-1)
+    other = (1 - y_true) * y_pred
+    k = other.argmax(axis=-1)
+    active = (other.max(axis=-1) - pos + 1) > 0
+    g = -y_true.copy()
+    rows = np.arange(y_true.shape[0])
+    g[rows, k] += (1 - y_true)[rows, k]
+    return np.where(active[:, None], g, 0)
+
+
+_COS_EPS2 = EPSILON * EPSILON     # Keras's normalize clamps the squared norm at eps^2
+
+
+def _cosine_rows(y_true, y_pred):
+    it = 1 / np.sqrt(np.maximum((y_true * y_true).sum(axis=-1), _COS_EPS2))
+    ip = 1 / np.sqrt(np.maximum((y_pred * y_pred).sum(axis=-1), _COS_EPS2))
+    return -(y_true * y_pred).sum(axis=-1) * it * ip
+
+
+def _cosine_grad(y_true, y_pred):
+    """``-(t_j - (t.p) p_j / |p|^2) / (|t| |p|)`` (norms clamped as the loss does; where
+    |p|^2 is clamped, p's norm is a constant and the second term goes)."""
+    b = (y_pred * y_pred).sum(axis=-1, keepdims=True)
+    it = 1 / np.sqrt(np.maximum((y_true * y_true).sum(axis=-1, keepdims=True), _COS_EPS2))
+    ip = 1 / np.sqrt(np.maximum(b, _COS_EPS2))
+    d = (y_true * y_pred).sum(axis=-1, keepdims=True)
+    return -it * ip * (y_true - np.where(b > _COS_EPS2, d * ip * ip, 0) * y_pred)
+
+
+# name -> (terms or row losses, gradient before the reduction's scale, summed per row)
+_MORE_LOSSES = {
+    "hinge": (_hinge_terms, _hinge_grad, False),
+    "squared_hinge": (_squared_hinge_terms, _squared_hinge_grad, False),
+    "poisson": (_poisson_terms, _poisson_grad, False),
+    "log_cosh": (_log_cosh_terms, _log_cosh_grad, False),
+    "mean_absolute_percentage_error": (_mape_terms, _mape_grad, False),
+    "mean_squared_logarithmic_error": (_msle_terms, _msle_grad, False),
+    "kl_divergence": (_kld_terms, _kld_grad, True),
+    "categorical_hinge": (_categorical_hinge_rows, _categorical_hinge_grad, True),
+    "cosine_similarity": (_cosine_rows, _cosine_grad, True),
+}
+
+
+def _more_loss(name, y_true, y_pred, sample_weight):
+    terms, _, per_row = _MORE_LOSSES[name]
+    _pair(y_true, y_pred, ndim=2 if name in ROW_LOSSES else None)
+    w = check.sample_weights(sample_weight, y_pred)
+    values = terms(y_true, y_pred)
+    if name in ROW_LOSSES:
+        return _reduce(values, w, y_pred.dtype, per_row=True)
+    if per_row:
+        values = values if values.ndim == 1 else values.sum(axis=-1)
+        return _reduce(values, w, y_pred.dtype, per_row=True)
+    return _reduce(values, w, y_pred.dtype)
+
+
+def _more_backprop(name, y_true, y_pred, out, sample_weight):
+    _, grad, per_row = _MORE_LOSSES[name]
+    _pair(y_true, y_pred, ndim=2 if name in ROW_LOSSES else None)
+    out = check.loss_args(y_true, y_pred, out, ndim=2 if name in ROW_LOSSES else None,
+                          want_out=True)
+    w = check.sample_weights(sample_weight, y_pred, out)
+    scale = 1.0 / (y_pred.shape[0] if per_row else y_pred.size)
+    return _store(out, _weigh(grad(y_true, y_pred) * scale, w))
+
+
+def hinge(y_true, y_pred, *, sample_weight=None):
+    """Mean of ``max(1 - t * y_pred, 0)``; targets ``t`` are -1/1, or 0/1 labels
+    converted to -1/1 when every one of them is 0 or 1 (Keras)."""
+    return _more_loss("hinge", y_true, y_pred, sample_weight)
+
+
+def backprop_hinge(y_true, y_pred, out=None, *, sample_weight=None):
+    """``-t / size`` where ``1 - t * y_pred > 0``, else 0."""
+    return _more_backprop("hinge", y_true, y_pred, out, sample_weight)
+
+
+def squared_hinge(y_true, y_pred, *, sample_weight=None):
+    """Mean of ``max(1 - t * y_pred, 0)^2`` (targets as for hinge)."""
+    return _more_loss("squared_hinge", y_true, y_pred, sample_weight)
+
+
+def backprop_squared_hinge(y_true, y_pred, out=None, *, sample_weight=None):
+    """``-2 t max(1 - t * y_pred, 0) / size``."""
+    return _more_backprop("squared_hinge", y_true, y_pred, out, sample_weight)
+
+
+def poisson(y_true, y_pred, *, sample_weight=None):
+    """Mean of ``y_pred - y_true * log(y_pred + 1e-7)``."""
+    return _more_loss("poisson", y_true, y_pred, sample_weight)
+
+
+def backprop_poisson(y_true, y_pred, out=None, *, sample_weight=None):
+    """``(1 - y_true / (y_pred + 1e-7)) / size``."""
+    return _more_backprop("poisson", y_true, y_pred, out, sample_weight)
+
+
+def log_cosh(y_true, y_pred, *, sample_weight=None):
+    """Mean of ``log(cosh(e))``, ``e = y_pred - y_true``, as Keras evaluates it:
+    ``e + softplus(-2 e) - log(2)``."""
+    return _more_loss("log_cosh", y_true, y_pred, sample_weight)
+
+
+def backprop_log_cosh(y_true, y_pred, out=None, *, sample_weight=None):
+    """``tanh(y_pred - y_true) / size``."""
+    return _more_backprop("log_cosh", y_true, y_pred, out, sample_weight)
+
+
+def mean_absolute_percentage_error(y_true, y_pred, *, sample_weight=None):
+    """Mean of ``100 |y_true - y_pred| / max(|y_true|, 1e-7)``."""
+    return _more_loss("mean_absolute_percentage_error", y_true, y_pred, sample_weight)
+
+
+def backprop_mean_absolute_percentage_error(y_true, y_pred, out=None, *,
+                                            sample_weight=None):
+    """``100 sign(y_pred - y_true) / max(|y_true|, 1e-7) / size``."""
+    return _more_backprop("mean_absolute_percentage_error", y_true, y_pred, out,
+                          sample_weight)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred, *, sample_weight=None):
+    """Mean of ``(log(max(y_pred, 1e-7) + 1) - log(max(y_true, 1e-7) + 1))^2``."""
+    return _more_loss("mean_squared_logarithmic_error", y_true, y_pred, sample_weight)
+
+
+def backprop_mean_squared_logarithmic_error(y_true, y_pred, out=None, *,
+                                            sample_weight=None):
+    """``2 (lp - lt) / (y_pred + 1) / size`` where ``y_pred > 1e-7`` (0 where the max
+    is active)."""
+    return _more_backprop("mean_squared_logarithmic_error", y_true, y_pred, out,
+                          sample_weight)
+
+
+def kl_divergence(y_true, y_pred, *, sample_weight=None):
+    """Kullback-Leibler divergence: per sample ``sum(t log(t / p))`` over the last axis,
+    ``t`` and ``p`` clipped to ``[1e-7, 1]``; the mean over samples."""
+    return _more_loss("kl_divergence", y_true, y_pred, sample_weight)
+
+
+def backprop_kl_divergence(y_true, y_pred, out=None, *, sample_weight=None):
+    """``-t / y_pred / n`` where ``y_pred`` lies inside the clip range, else 0."""
+    return _more_backprop("kl_divergence", y_true, y_pred, out, sample_weight)
+
+
+def categorical_hinge(y_true, y_pred, *, sample_weight=None):
+    """Per row ``max(max((1 - t) * p) - sum(t * p) + 1, 0)``; the mean over rows."""
+    return _more_loss("categorical_hinge", y_true, y_pred, sample_weight)
+
+
+def backprop_categorical_hinge(y_true, y_pred, out=None, *, sample_weight=None):
+    """``(-t_j + (1 - t_j) [j = k]) / n`` on rows with a positive margin (k the first
+    index of the largest ``(1 - t_j) p_j``), else 0."""
+    return _more_backprop("categorical_hinge", y_true, y_pred, out, sample_weight)
+
+
+def cosine_similarity(y_true, y_pred, *, sample_weight=None):
+    """Per row ``-sum(t_hat * p_hat)``, ``x_hat = x / sqrt(max(sum(x^2), 1e-14))``
+    (Keras's normalize); the mean over rows (between -1 and 1; -1 when aligned)."""
+    return _more_loss("cosine_similarity", y_true, y_pred, sample_weight)
+
+
+def backprop_cosine_similarity(y_true, y_pred, out=None, *, sample_weight=None):
+    """``-(t_j - (t.p) p_j / |p|^2) / (|t| |p| n)`` with the loss's clamped norms."""
+    return _more_backprop("cosine_similarity", y_true, y_pred, out, sample_weight)
+
 
 
 def softmax_crossentropy(y_true, logits, out=None, *, sample_weight=None):

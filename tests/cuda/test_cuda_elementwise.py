@@ -21,6 +21,9 @@ from kernels import reference as ref
 ACTIVATIONS = list(ref.ACTIVATIONS)
 PARAMS = {"leaky_relu": {"negative_slope": 0.1}, "elu": {"alpha": 0.7},
           "gelu": {"approximate": True}}
+# relu with Keras's parameters away from their defaults (its own kernel pair)
+RELU_PARAMS = [{"negative_slope": 0.5}, {"max_value": 2.0}, {"threshold": 1.0},
+               {"negative_slope": 0.3, "max_value": 2.5, "threshold": 0.5}]
 
 
 def _run(code, env_extra=None, env_drop=()):
@@ -175,6 +178,21 @@ def test_backprop_matches_reference(cuda, rng, dtype, shape, name):
     assert_close(getattr(cuda, fn)(dy, saved, **kw), expected, dtype, err_msg=fn)
     got = getattr(cuda, fn)(to_device(dy), to_device(saved), **kw)
     assert_close(to_host(got), expected, dtype, err_msg=fn)
+
+
+@pytest.mark.parametrize("kw", RELU_PARAMS, ids=str)
+def test_relu_parameters_match_reference(cuda, rng, dtype, kw):
+    x = _data(rng, (5, 7), dtype)
+    x[0, :4] = [np.nan, np.inf, -np.inf, kw.get("threshold", 0.0)]
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    with np.errstate(all="ignore"):
+        y = ref.relu(x, **kw)
+        assert_close(cuda.relu(x, **kw), y, dtype)
+        assert_close(to_host(cuda.relu(to_device(x), **kw)), y, dtype)
+        expected = ref.backprop_relu(dy, y, **kw)
+    assert_close(cuda.backprop_relu(dy, y, **kw), expected, dtype)
+    assert_close(to_host(cuda.backprop_relu(to_device(dy), to_device(y), **kw)), expected,
+                 dtype)
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)

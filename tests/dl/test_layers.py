@@ -6,7 +6,7 @@ import pytest
 
 import dl
 from dl import (activations, layers, optimizers)
-from dl_helpers import ACT, both_backends, restore_dl_state  # noqa: F401  (autouse fixture)
+from dl_helpers import ACT, ROW_ACT, both_backends, restore_dl_state  # noqa: F401  (autouse fixture)
 
 from dl_helpers import xy as _xy
 
@@ -138,7 +138,8 @@ def test_activation_layer_matches_dense_activation(act, backend):
     z = x @ ws[0] + ws[1]
     np.testing.assert_allclose(b.predict(x, verbose=0), activations.get(act)(z), rtol=1e-12)
     if act != "softmax":
-        np.testing.assert_allclose(a.predict(x, verbose=0), ACT[act][0](z), rtol=1e-12)
+        formula = ACT[act][0] if act in ACT else ROW_ACT[act]
+        np.testing.assert_allclose(a.predict(x, verbose=0), formula(z), rtol=1e-12)
     y = rng.normal(size=(6, 4))
     for m in (a, b):
         m.compile("sgd", "mse")

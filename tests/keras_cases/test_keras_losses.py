@@ -1,12 +1,16 @@
 """Keras 3's ``keras/src/losses/losses_test.py``, ported for the losses dl provides
-(MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy,
-CategoricalCrossentropy, SparseCategoricalCrossentropy): the same inputs and expected
-values, run on dl.  Each test names the Keras test (class.method) it comes from.
+(MeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError,
+MeanSquaredLogarithmicError, Hinge, SquaredHinge, CategoricalHinge, CosineSimilarity,
+Huber, LogCosh, KLDivergence, Poisson, BinaryCrossentropy, CategoricalCrossentropy,
+SparseCategoricalCrossentropy): the same inputs and expected values, run on dl.  Each
+test names the Keras test (class.method) it comes from.
 
 Deliberate differences (docs/keras-differences.md), asserted as dl's behaviour:
 - dl's losses take (samples,) or (samples, values) arrays: Keras's "timestep" and
   segmentation cases (rank-3 predictions) raise a ValueError naming the argument;
-- dtypes are float32 and float64: ``dtype="bfloat16"`` is a ValueError;
+- dtypes are float32 and float64: ``dtype="bfloat16"`` is a TypeError naming dtype;
+- the class axis is the last (-1, or 1 of the 2-D outputs): CosineSimilarity(axis=2)
+  is a ValueError naming axis;
 - a loss called on arrays returns a Python float (Keras: a 0-d tensor), or the
   per-sample NumPy array with ``reduction=None``.
 """
@@ -407,3 +411,279 @@ def test_scce_segmentation():          # deliberately different: rank-3 refused
 def test_scce_dtype_arg():             # deliberately different: no bfloat16
     with pytest.raises(TypeError, match="^dtype: expected .float32., .float64. or None"):
         losses.SparseCategoricalCrossentropy(dtype="bfloat16")
+
+
+# ================================================ the losses of Keras's everyday vocabulary
+# (MeanAbsolutePercentageErrorTest ... PoissonTest): the same cases and values.
+
+# ---------------------------------------------- MeanAbsolutePercentageErrorTest
+def test_mape_config():
+    roundtrip(losses.MeanAbsolutePercentageError(name="mymape"))
+
+
+def test_mape_all_correct_unweighted():
+    y = np.array([[4, 8, 12], [8, 1, 3]])
+    almost(losses.MeanAbsolutePercentageError()(y, y), 0.0)
+
+
+def test_mape_unweighted():
+    almost(losses.MeanAbsolutePercentageError()(Y_TRUE, Y_PRED), 211.8518)
+
+
+def test_mape_scalar_weighted():
+    almost(losses.MeanAbsolutePercentageError()(Y_TRUE, Y_PRED, sample_weight=2.3), 487.259)
+
+
+def test_mape_sample_weighted():
+    almost(losses.MeanAbsolutePercentageError()(
+        Y_TRUE, Y_PRED, sample_weight=np.array([[1.2], [3.4]])), 422.8888)
+
+
+def test_mape_timestep_weighted():     # deliberately different: rank-3 refused
+    with pytest.raises(ValueError, match="^y_pred: expected"):
+        losses.MeanAbsolutePercentageError()(**TIMESTEP)
+
+
+def test_mape_zero_weighted():
+    almost(losses.MeanAbsolutePercentageError()(Y_TRUE, Y_PRED, sample_weight=0), 0.0)
+
+
+def test_mape_no_reduction():
+    almost(losses.MeanAbsolutePercentageError(reduction=None)(Y_TRUE, Y_PRED,
+                                                              sample_weight=2.3),
+           [621.8518, 352.6666])
+
+
+def test_mape_mean_with_sample_weight_reduction():
+    almost(losses.MeanAbsolutePercentageError(reduction="mean_with_sample_weight")(
+        Y_TRUE, Y_PRED, sample_weight=np.array([[1.2], [3.4]])), 183.865)
+
+
+def test_mape_dtype_arg():             # deliberately different: no bfloat16
+    with pytest.raises(TypeError, match="^dtype: expected"):
+        losses.MeanAbsolutePercentageError(dtype="bfloat16")
+
+
+# ---------------------------------------------- MeanSquaredLogarithmicErrorTest
+def test_msle_config():
+    roundtrip(losses.MeanSquaredLogarithmicError(name="mysloge"))
+
+
+def test_msle_unweighted():
+    almost(losses.MeanSquaredLogarithmicError()(Y_TRUE, Y_PRED), 1.4370)
+
+
+def test_msle_scalar_weighted():
+    almost(losses.MeanSquaredLogarithmicError()(Y_TRUE, Y_PRED, sample_weight=2.3), 3.3051)
+
+
+def test_msle_sample_weighted():
+    almost(losses.MeanSquaredLogarithmicError()(
+        Y_TRUE, Y_PRED, sample_weight=np.array([[1.2], [3.4]])), 3.7856)
+
+
+def test_msle_timestep_weighted():     # deliberately different: rank-3 refused
+    with pytest.raises(ValueError, match="^y_pred: expected"):
+        losses.MeanSquaredLogarithmicError()(**TIMESTEP)
+
+
+def test_msle_zero_weighted():
+    almost(losses.MeanSquaredLogarithmicError()(Y_TRUE, Y_PRED, sample_weight=0), 0.0)
+
+
+def test_msle_mean_with_sample_weight_reduction():
+    almost(losses.MeanSquaredLogarithmicError(reduction="mean_with_sample_weight")(
+        Y_TRUE, Y_PRED, sample_weight=np.array([[1.2], [3.4]])), 1.646)
+
+
+def test_msle_dtype_arg():             # deliberately different: no bfloat16
+    with pytest.raises(TypeError, match="^dtype: expected"):
+        losses.MeanSquaredLogarithmicError(dtype="bfloat16")
+
+
+# ------------------------------------------ HingeTest, SquaredHingeTest, CategoricalHingeTest
+HG_TRUE = np.array([[0.0, 1.0], [0.0, 0.0]])
+HG_PRED = np.array([[0.6, 0.4], [0.4, 0.6]])
+# Keras's values: (sum_over_batch_size, sum, per sample) unweighted and with weights [1, 0]
+HINGES = {
+    "Hinge": ((1.3, 2.6, [1.1, 1.5]), (0.55, 1.1, [1.1, 0.0])),
+    "SquaredHinge": ((1.86, 3.72, [1.46, 2.26]), (0.73, 1.46, [1.46, 0.0])),
+    "CategoricalHinge": ((1.4, 2.8, [1.2, 1.6]), (0.6, 1.2, [1.2, 0.0])),
+}
+
+
+@pytest.mark.parametrize("cls", list(HINGES))
+def test_hinges_unweighted(cls):
+    """HingeTest / SquaredHingeTest / CategoricalHingeTest.test_unweighted."""
+    loss_cls = getattr(losses, cls)
+    mean, total, per = HINGES[cls][0]
+    almost(loss_cls(reduction="sum_over_batch_size")(HG_TRUE, HG_PRED), mean)
+    almost(loss_cls(reduction="sum")(HG_TRUE, HG_PRED), total)
+    close(loss_cls(reduction=None)(HG_TRUE, HG_PRED), per)
+    with pytest.raises(ValueError, match="Invalid value for argument"):
+        loss_cls(reduction="abc")
+
+
+@pytest.mark.parametrize("cls", list(HINGES))
+def test_hinges_weighted(cls):
+    """HingeTest / SquaredHingeTest / CategoricalHingeTest.test_weighted."""
+    loss_cls = getattr(losses, cls)
+    mean, total, per = HINGES[cls][1]
+    w = [1, 0]
+    almost(loss_cls(reduction="sum_over_batch_size")(HG_TRUE, HG_PRED, sample_weight=w), mean)
+    almost(loss_cls(reduction="sum")(HG_TRUE, HG_PRED, sample_weight=w), total)
+    almost(loss_cls(reduction=None)(HG_TRUE, HG_PRED, sample_weight=w), per)
+
+
+@pytest.mark.parametrize("cls", list(HINGES))
+def test_hinges_zero_weighted(cls):
+    """HingeTest / SquaredHingeTest / CategoricalHingeTest.test_zero_weighted."""
+    assert getattr(losses, cls)()(HG_TRUE, HG_PRED, sample_weight=0.0) == 0.0
+
+
+@pytest.mark.parametrize("cls", list(HINGES))
+def test_hinges_dtype_arg(cls):        # deliberately different: no bfloat16
+    """HingeTest / SquaredHingeTest / CategoricalHingeTest.test_dtype_arg."""
+    with pytest.raises(TypeError, match="^dtype: expected"):
+        getattr(losses, cls)(dtype="bfloat16")
+    assert isinstance(getattr(losses, cls)(dtype="float64")(HG_TRUE, HG_PRED), float)
+
+
+# ------------------------------------------------------------- CosineSimilarityTest
+def _cosine_expected(axis=1):
+    def l2_norm(x):
+        return x / np.sqrt(np.maximum(np.sum(np.square(x), axis=axis, keepdims=True), 1e-12))
+    t = np.asarray([[1, 9, 2], [-5, -2, 6]], dtype=np.float32)
+    p = np.asarray([[4, 8, 12], [8, 1, 3]], dtype=np.float32)
+    return t, p, np.sum(l2_norm(t) * l2_norm(p), axis=axis)
+
+
+def test_cosine_config():
+    # Keras's case uses axis=2 (a rank-3 class axis): dl's outputs are 2-D, so the
+    # axis is -1 or 1 and axis=2 is a ValueError naming it (deliberately different)
+    with pytest.raises(ValueError, match="^axis: "):
+        losses.CosineSimilarity(axis=2, reduction="sum", name="cosine_loss")
+    cosine = losses.CosineSimilarity(axis=1, reduction="sum", name="cosine_loss")
+    assert cosine.name == "cosine_loss" and cosine.reduction == "sum"
+    assert cosine.get_config() == {"name": "cosine_loss", "reduction": "sum", "axis": 1}
+    roundtrip(cosine)
+
+
+def test_cosine_unweighted():
+    t, p, expected = _cosine_expected()
+    almost(losses.CosineSimilarity()(t, p), -np.mean(expected))
+
+
+def test_cosine_scalar_weighted():
+    t, p, expected = _cosine_expected()
+    almost(losses.CosineSimilarity()(t, p, sample_weight=2.3), -np.mean(expected * 2.3))
+
+
+def test_cosine_sample_weighted():
+    t, p, expected = _cosine_expected()
+    w = np.asarray([1.2, 3.4])
+    almost(losses.CosineSimilarity()(t, p, sample_weight=w), -np.mean(expected * w))
+
+
+def test_cosine_timestep_weighted():   # deliberately different: rank-3 refused
+    t, p, _ = _cosine_expected()
+    with pytest.raises(ValueError, match="^y_pred: expected"):
+        losses.CosineSimilarity()(t.reshape(2, 3, 1), p.reshape(2, 3, 1),
+                                  sample_weight=np.asarray([3, 6, 5, 0, 4, 2]).reshape(2, 3))
+
+
+def test_cosine_zero_weighted():
+    t, p, _ = _cosine_expected()
+    almost(losses.CosineSimilarity()(t, p, sample_weight=0), 0.0)
+
+
+def test_cosine_axis():
+    t, p, expected = _cosine_expected(axis=1)
+    almost(losses.CosineSimilarity(axis=1)(t, p), -np.mean(expected))
+
+
+def test_cosine_dtype_arg():           # deliberately different: no bfloat16
+    with pytest.raises(TypeError, match="^dtype: expected"):
+        losses.CosineSimilarity(dtype="bfloat16")
+
+
+# ------------------------------------------------ LogCoshTest, KLDivergenceTest, PoissonTest
+LC_TRUE = np.asarray([[1, 9, 2], [-5, -2, 6]], dtype=np.float32)
+LC_PRED = np.asarray([[4, 8, 12], [8, 1, 3]], dtype=np.float32)
+LC_ERR = LC_PRED - LC_TRUE
+LC_LOSSES = np.log((np.exp(LC_ERR) + np.exp(-LC_ERR)) / 2)
+KL_PRED = np.asarray([0.4, 0.9, 0.12, 0.36, 0.3, 0.4], dtype=np.float32).reshape((2, 3))
+KL_TRUE = np.asarray([0.5, 0.8, 0.12, 0.7, 0.43, 0.8], dtype=np.float32).reshape((2, 3))
+KL_LOSSES = KL_TRUE * np.log(KL_TRUE / KL_PRED)
+PO_PRED = np.asarray([1, 9, 2, 5, 2, 6], dtype=np.float32).reshape((2, 3))
+PO_TRUE = np.asarray([4, 8, 12, 8, 1, 3], dtype=np.float32).reshape((2, 3))
+PO_LOSSES = PO_PRED - PO_TRUE * np.log(PO_PRED)
+# class -> (y_true, y_pred, elementwise losses, the divisor Keras's expected values use)
+ELEMENTWISE = {
+    "LogCosh": (LC_TRUE, LC_PRED, LC_LOSSES, 6),
+    "KLDivergence": (KL_TRUE, KL_PRED, KL_LOSSES, 2),      # a sum per sample
+    "Poisson": (PO_TRUE, PO_PRED, PO_LOSSES, 6),
+}
+
+
+def test_logcosh_config():
+    loss = losses.LogCosh(reduction="sum", name="logcosh_loss")
+    assert loss.name == "logcosh_loss" and loss.reduction == "sum"
+    assert loss.get_config() == {"name": "logcosh_loss", "reduction": "sum"}
+
+
+@pytest.mark.parametrize("cls, name", [("KLDivergence", "kld"), ("Poisson", "poisson")])
+def test_kld_poisson_config(cls, name):
+    """KLDivergenceTest / PoissonTest.test_config."""
+    loss = getattr(losses, cls)(reduction="sum", name=name)
+    assert loss.name == name and loss.reduction == "sum"
+
+
+@pytest.mark.parametrize("cls", list(ELEMENTWISE))
+def test_elementwise_unweighted(cls):
+    """LogCoshTest / KLDivergenceTest / PoissonTest.test_unweighted."""
+    t, p, per, div = ELEMENTWISE[cls]
+    almost(getattr(losses, cls)()(t, p), np.sum(per) / div)
+
+
+@pytest.mark.parametrize("cls", list(ELEMENTWISE))
+def test_elementwise_scalar_weighted(cls):
+    """LogCoshTest / KLDivergenceTest / PoissonTest.test_scalar_weighted (and the same
+    output for the same input)."""
+    t, p, per, div = ELEMENTWISE[cls]
+    loss = getattr(losses, cls)()
+    value = loss(t, p, sample_weight=2.3)
+    almost(value, 2.3 * np.sum(per) / div)
+    almost(loss(t, p, sample_weight=2.3), value)
+
+
+@pytest.mark.parametrize("cls", list(ELEMENTWISE))
+def test_elementwise_sample_weighted(cls):
+    """LogCoshTest / KLDivergenceTest / PoissonTest.test_sample_weighted."""
+    t, p, per, div = ELEMENTWISE[cls]
+    w = np.asarray([1.2, 3.4], dtype=np.float32).reshape((2, 1))
+    expected = np.sum(per * np.asarray([1.2, 1.2, 1.2, 3.4, 3.4, 3.4]).reshape(2, 3)) / div
+    almost(getattr(losses, cls)()(t, p, sample_weight=w), expected)
+
+
+@pytest.mark.parametrize("cls", list(ELEMENTWISE))
+def test_elementwise_timestep_weighted(cls):     # deliberately different: rank-3 refused
+    """LogCoshTest / KLDivergenceTest / PoissonTest.test_timestep_weighted."""
+    t, p, _, _ = ELEMENTWISE[cls]
+    with pytest.raises(ValueError, match="^y_pred: expected"):
+        getattr(losses, cls)()(t.reshape(2, 3, 1), p.reshape(2, 3, 1),
+                               sample_weight=np.asarray([3, 6, 5, 0, 4, 2]).reshape(2, 3))
+
+
+@pytest.mark.parametrize("cls", list(ELEMENTWISE))
+def test_elementwise_zero_weighted(cls):
+    """LogCoshTest / KLDivergenceTest / PoissonTest.test_zero_weighted."""
+    t, p, _, _ = ELEMENTWISE[cls]
+    almost(getattr(losses, cls)()(t, p, sample_weight=0), 0.0)
+
+
+@pytest.mark.parametrize("cls", list(ELEMENTWISE))
+def test_elementwise_dtype_arg(cls):   # deliberately different: no bfloat16
+    """LogCoshTest / KLDivergenceTest / PoissonTest.test_dtype_arg."""
+    with pytest.raises(TypeError, match="^dtype: expected"):
+        getattr(losses, cls)(dtype="bfloat16")

@@ -14,12 +14,19 @@ ACT_CASES = [
     ("elu", {}), ("elu", {"alpha": 0.5}),
     ("sigmoid", {}), ("tanh", {}), ("softmax", {}), ("softplus", {}),
     ("gelu", {}), ("gelu", {"approximate": True}), ("gelu", {"approximate": False}),
+    # relu's Keras parameters: each alone, together, and the relu6 and leaky forms
+    ("relu", {"negative_slope": 0.5}), ("relu", {"max_value": 2.0}),
+    ("relu", {"threshold": 1.0}), ("relu", {"max_value": 6.0}),
+    ("relu", {"negative_slope": 0.3, "max_value": 2.5, "threshold": 0.5}),
+    ("relu", {"max_value": 0.0}),
+    ("relu6", {}), ("selu", {}), ("silu", {}), ("hard_sigmoid", {}), ("hard_silu", {}),
+    ("mish", {}), ("exponential", {}), ("softsign", {}), ("log_softmax", {}),
 ]
 ACT_IDS = [name + "".join(f"-{k}={v}" for k, v in kw.items()) for name, kw in ACT_CASES]
 
 
 def act_kind(name):
-    return "reduction" if name == "softmax" else "elementwise"
+    return "reduction" if name in ("softmax", "log_softmax") else "elementwise"
 
 
 LOSS_CASES = [
@@ -27,14 +34,36 @@ LOSS_CASES = [
     ("huber", {}), ("huber", {"delta": 0.3}), ("huber", {"delta": 2.5}),
     ("binary_crossentropy", {}), ("binary_crossentropy", {"from_logits": True}),
     ("categorical_crossentropy", {}), ("categorical_crossentropy", {"from_logits": True}),
+    ("hinge", {}), ("squared_hinge", {}), ("poisson", {}), ("log_cosh", {}),
+    ("mean_absolute_percentage_error", {}), ("mean_squared_logarithmic_error", {}),
+    ("kl_divergence", {}), ("categorical_hinge", {}), ("cosine_similarity", {}),
 ]
 LOSS_IDS = [name + "".join(f"-{k}={v}" for k, v in kw.items()) for name, kw in LOSS_CASES]
 
 
 def loss_inputs(rng, name, kw, shape, dtype):
     logits = kw.get("from_logits", False)
-    if name in ("mean_squared_error", "mean_absolute_error", "huber"):
+    if name in ("mean_squared_error", "mean_absolute_error", "huber", "log_cosh",
+                "mean_absolute_percentage_error", "cosine_similarity"):
         return normal(rng, shape, dtype, 2.0), normal(rng, shape, dtype, 2.0)
+    if name in ("hinge", "squared_hinge"):
+        # hinge: 0/1 labels (converted to -1/1); squared_hinge: -1/1 labels
+        y = rng.integers(0, 2, size=shape).astype(dtype)
+        y = y if name == "hinge" else 2 * y - 1
+        return y, normal(rng, shape, dtype, 1.5)
+    if name in ("poisson", "mean_squared_logarithmic_error"):
+        # counts-like targets; predictions with some below 1e-7 for msle's max
+        y = rng.uniform(0, 4, size=shape)
+        low = 0.01 if name == "poisson" else -0.5
+        return y.astype(dtype), rng.uniform(low, 4, size=shape).astype(dtype)
+    if name == "kl_divergence":
+        # probability-like, some outside [1e-7, 1] (the clip)
+        y = rng.uniform(0, 1, size=shape)
+        p = rng.uniform(-0.05, 1.05, size=shape)
+        return y.astype(dtype), p.astype(dtype)
+    if name == "categorical_hinge":
+        n, c = shape
+        return np.eye(c)[rng.integers(0, c, size=n)].astype(dtype), normal(rng, shape, dtype, 2.0)
     if name == "binary_crossentropy":
         # soft targets, with some exact 0 and 1 labels
         y = rng.uniform(0, 1, size=shape)

@@ -70,6 +70,12 @@ ACT_CASES = [
     ("linear", {}), ("relu", {}), ("leaky_relu", {}), ("leaky_relu", {"negative_slope": 0.05}),
     ("elu", {}), ("elu", {"alpha": 0.3}), ("sigmoid", {}), ("tanh", {}), ("softmax", {}),
     ("softplus", {}), ("gelu", {}), ("gelu", {"approximate": True}),
+    # relu's Keras parameters: kinks at the threshold (0.05) and the cap (2.0), which the
+    # inputs (|x| in [0.1, 3]) stay away from
+    ("relu", {"negative_slope": 0.5}), ("relu", {"threshold": 0.05, "max_value": 2.0}),
+    ("relu", {"negative_slope": 0.2, "max_value": 2.0, "threshold": 0.05}),
+    ("relu6", {}), ("selu", {}), ("silu", {}), ("hard_sigmoid", {}), ("hard_silu", {}),
+    ("mish", {}), ("exponential", {}), ("softsign", {}), ("log_softmax", {}),
 ]
 ACT_IDS = [name + "".join(f"-{k}={v}" for k, v in kw.items()) for name, kw in ACT_CASES]
 
@@ -93,11 +99,33 @@ LOSS_CASES = [
     ("huber", {}), ("huber", {"delta": 0.4}),
     ("binary_crossentropy", {}), ("binary_crossentropy", {"from_logits": True}),
     ("categorical_crossentropy", {}), ("categorical_crossentropy", {"from_logits": True}),
+    ("hinge", {}), ("squared_hinge", {}), ("poisson", {}), ("log_cosh", {}),
+    ("mean_absolute_percentage_error", {}), ("mean_squared_logarithmic_error", {}),
+    ("kl_divergence", {}), ("categorical_hinge", {}), ("cosine_similarity", {}),
 ]
 LOSS_IDS = [name + "".join(f"-{k}={v}" for k, v in kw.items()) for name, kw in LOSS_CASES]
 
 
 def _loss_inputs(rng, name, kw, shape):
+    if name in ("hinge", "squared_hinge"):
+        # -1/1 labels (hinge: 0/1, converted); 1 - t p at least 0.1 away from 0
+        t = rng.choice([-1.0, 1.0], size=shape)
+        p = t * (1 + _away_from_zero(rng, shape, 0.1, 2.0))
+        return ((t + 1) / 2 if name == "hinge" else t), p
+    if name in ("poisson", "mean_squared_logarithmic_error"):
+        return rng.uniform(0, 4, size=shape), rng.uniform(0.2, 4, size=shape)
+    if name == "log_cosh":
+        return rng.standard_normal(shape), rng.standard_normal(shape)
+    if name == "mean_absolute_percentage_error":
+        y_true = _away_from_zero(rng, shape, 0.5, 3.0)
+        return y_true, y_true + _away_from_zero(rng, shape, 0.05, 2.0)
+    if name == "kl_divergence":
+        return rng.uniform(0.05, 1, size=shape), rng.uniform(0.05, 0.95, size=shape)
+    if name == "cosine_similarity":
+        return rng.standard_normal(shape), rng.standard_normal(shape)
+    if name == "categorical_hinge":
+        n, c = shape
+        return np.eye(c)[rng.integers(0, c, size=n)], rng.standard_normal(shape) * 2
     if name in ("mean_squared_error", "mean_absolute_error", "huber"):
         y_true = rng.standard_normal(shape)
         delta = kw.get("delta", 1.0)
@@ -122,7 +150,8 @@ def _loss_inputs(rng, name, kw, shape):
 
 LOSS_PARAMS = [pytest.param(name, kw, shape, id=f"{lid}-{shape}")
                for (name, kw), lid in zip(LOSS_CASES, LOSS_IDS)
-               for shape in ([(3, 4)] if name == "categorical_crossentropy" else [(6,), (3, 4)])]
+               for shape in ([(3, 4)] if name in ("categorical_crossentropy",) + ref.ROW_LOSSES
+                             else [(6,), (3, 4)])]
 
 
 @pytest.mark.parametrize("name, kw, shape", LOSS_PARAMS)

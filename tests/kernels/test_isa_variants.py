@@ -15,7 +15,7 @@ from kernels import reference as ref
 
 from kernel_cases import (ACT_CASES, ACT_IDS, LOSS_CASES, LOSS_IDS, act_kind, det_cases,
                           flatten, loss_inputs, run_threads)
-from kernel_helpers import (assert_close, no_fp_warnings, normal, uniform, using_impl)
+from kernel_helpers import (act_fp_context, assert_close, no_fp_warnings, normal, uniform, using_impl)
 
 # ======================================================= elementwise ISA variants
 @pytest.fixture(params=_elementwise.available_impls())
@@ -51,13 +51,13 @@ def test_activation_every_ew_impl(cy, ew_impl, dtype, threads, rng, name, kw, sh
     if x.size > 8:   # subnormal, tiny, large and saturating inputs
         x.flat[1:8] = [np.finfo(dtype).smallest_subnormal, -1e-30, 1e-7, -20.0, 20.0,
                        -88.5, 95.0]
-    with no_fp_warnings():
+    with act_fp_context(name):
         expected = getattr(ref, name)(x, **kw)
     got = getattr(cy, name)(x, **kw)
     assert_close(got, expected, dtype, act_kind(name), err_msg=ew_impl)
     saved = x if name in ref.ACTIVATIONS_NEEDING_INPUT else expected
     dy = normal(rng, shape, dtype)
-    with no_fp_warnings():
+    with act_fp_context(name):
         d_expected = getattr(ref, "backprop_" + name)(dy, saved, **kw)
     d_got = getattr(cy, "backprop_" + name)(dy, saved, **kw)
     assert_close(d_got, d_expected, dtype, act_kind(name), err_msg=ew_impl)

@@ -25,6 +25,7 @@ _ACT = _elementwise.ACTIVATION_IDS
 _PUBLIC_ACT = {name: _ACT[name] for name in ACTIVATIONS}
 _fastargs.set_max_bytes(check.MAX_BYTES)
 _LOSS = _losses.LOSS_IDS
+_ROW_LOSSES = _reference.ROW_LOSSES
 
 # Every kernel of the specification, by the same names (the consistency test checks
 # the signatures match).
@@ -142,12 +143,27 @@ def backprop_linear(dy, y, out=None):
     return _backward("linear", 0.0, dy, y, out)
 
 
-def relu(x, out=None):
-    return _forward("relu", 0.0, x, out)
+def relu(x, out=None, *, negative_slope=0.0, max_value=None, threshold=0.0):
+    if check.relu_is_plain(negative_slope, max_value, threshold):
+        return _forward("relu", 0.0, x, out)
+    slope, cap, thr = check.relu_params(negative_slope, max_value, threshold)
+    out = check.unary(x, out)
+    target = _target(out)
+    _elementwise.relu_params_forward(slope, 0.0 if cap is None else cap, cap is not None,
+                                     thr, _c(x).reshape(-1), target.reshape(-1))
+    return _finish(out, target)
 
 
-def backprop_relu(dy, y, out=None):
-    return _backward("relu", 0.0, dy, y, out)
+def backprop_relu(dy, y, out=None, *, negative_slope=0.0, max_value=None, threshold=0.0):
+    if check.relu_is_plain(negative_slope, max_value, threshold):
+        return _backward("relu", 0.0, dy, y, out)
+    slope, cap, thr = check.relu_params(negative_slope, max_value, threshold)
+    out = check.backprop(dy, y, out)
+    target = _target(out)
+    _elementwise.relu_params_backward(slope, 0.0 if cap is None else cap, cap is not None,
+                                      thr, _c(dy).reshape(-1), _c(y).reshape(-1),
+                                      target.reshape(-1))
+    return _finish(out, target)
 
 
 def leaky_relu(x, out=None, *, negative_slope=0.2):
@@ -210,6 +226,78 @@ def gelu(x, out=None, *, approximate=False):
 def backprop_gelu(dy, x, out=None, *, approximate=False):
     approximate = check.flag("approximate", approximate)
     return _backward("gelu_tanh" if approximate else "gelu", 0.0, dy, x, out, "x")
+
+
+def relu6(x, out=None):
+    return _forward("relu6", 0.0, x, out)
+
+
+def backprop_relu6(dy, y, out=None):
+    return _backward("relu6", 0.0, dy, y, out)
+
+
+def selu(x, out=None):
+    return _forward("selu", 0.0, x, out)
+
+
+def backprop_selu(dy, y, out=None):
+    return _backward("selu", 0.0, dy, y, out)
+
+
+def hard_sigmoid(x, out=None):
+    return _forward("hard_sigmoid", 0.0, x, out)
+
+
+def backprop_hard_sigmoid(dy, y, out=None):
+    return _backward("hard_sigmoid", 0.0, dy, y, out)
+
+
+def exponential(x, out=None):
+    return _forward("exponential", 0.0, x, out)
+
+
+def backprop_exponential(dy, y, out=None):
+    return _backward("exponential", 0.0, dy, y, out)
+
+
+def softsign(x, out=None):
+    return _forward("softsign", 0.0, x, out)
+
+
+def backprop_softsign(dy, y, out=None):
+    return _backward("softsign", 0.0, dy, y, out)
+
+
+def log_softmax(x, out=None):
+    return _forward("log_softmax", 0.0, x, out)
+
+
+def backprop_log_softmax(dy, y, out=None):
+    return _backward("log_softmax", 0.0, dy, y, out)
+
+
+def silu(x, out=None):
+    return _forward("silu", 0.0, x, out)
+
+
+def backprop_silu(dy, x, out=None):
+    return _backward("silu", 0.0, dy, x, out, "x")
+
+
+def hard_silu(x, out=None):
+    return _forward("hard_silu", 0.0, x, out)
+
+
+def backprop_hard_silu(dy, x, out=None):
+    return _backward("hard_silu", 0.0, dy, x, out, "x")
+
+
+def mish(x, out=None):
+    return _forward("mish", 0.0, x, out)
+
+
+def backprop_mish(dy, x, out=None):
+    return _backward("mish", 0.0, dy, x, out, "x")
 
 
 # ------------------------------------------------------------------ dense layer
@@ -340,6 +428,34 @@ def backprop_categorical_crossentropy(y_true, y_pred, out=None, *, from_logits=F
     from_logits = check.flag("from_logits", from_logits)
     name = "categorical_crossentropy_logits" if from_logits else "categorical_crossentropy"
     return _loss_grad(name, 0.0, y_true, y_pred, out, sample_weight, ndim=2)
+
+
+# Keras's other losses: the same two entry points (their ids in the loss table)
+
+def _more(name):
+    ndim = 2 if name in _ROW_LOSSES else None
+
+    def value(y_true, y_pred, *, sample_weight=None):
+        return _loss(name, 0.0, y_true, y_pred, sample_weight, ndim=ndim)
+
+    def gradient(y_true, y_pred, out=None, *, sample_weight=None):
+        return _loss_grad(name, 0.0, y_true, y_pred, out, sample_weight, ndim=ndim)
+
+    value.__name__, gradient.__name__ = name, "backprop_" + name
+    return value, gradient
+
+
+hinge, backprop_hinge = _more("hinge")
+squared_hinge, backprop_squared_hinge = _more("squared_hinge")
+poisson, backprop_poisson = _more("poisson")
+log_cosh, backprop_log_cosh = _more("log_cosh")
+mean_absolute_percentage_error, backprop_mean_absolute_percentage_error = _more(
+    "mean_absolute_percentage_error")
+mean_squared_logarithmic_error, backprop_mean_squared_logarithmic_error = _more(
+    "mean_squared_logarithmic_error")
+kl_divergence, backprop_kl_divergence = _more("kl_divergence")
+categorical_hinge, backprop_categorical_hinge = _more("categorical_hinge")
+cosine_similarity, backprop_cosine_similarity = _more("cosine_similarity")
 
 
 def _labels64(labels):

@@ -15,8 +15,23 @@ cdef enum:
     ACT_SOFTMAX = 6
     ACT_SOFTPLUS = 7
     ACT_GELU = 8
-    ACT_GELU_TANH = 9
-    ACT_COUNT = 10
+    ACT_RELU6 = 9
+    ACT_SELU = 10
+    ACT_SILU = 11
+    ACT_HARD_SIGMOID = 12
+    ACT_HARD_SILU = 13
+    ACT_MISH = 14
+    ACT_EXPONENTIAL = 15
+    ACT_SOFTSIGN = 16
+    ACT_LOG_SOFTMAX = 17
+    ACT_GELU_TANH = 18
+    ACT_COUNT = 19
+
+
+cdef inline bint act_by_rows(int act) noexcept nogil:
+    """True for the activations computed on whole rows (softmax, log_softmax): a
+    block must hold complete rows to apply them (reference.ROW_ACTIVATIONS)."""
+    return act == ACT_SOFTMAX or act == ACT_LOG_SOFTMAX
 
 # y = act(x) over rows x cols elements (softmax works row by row); y may be x.
 cdef void activate_f32(int act, double param, const float* x, float* y,

@@ -157,5 +157,58 @@ ACTIVATION_COUNT = ACT_COUNT
 ACTIVATION_IDS = {
     "linear": ACT_LINEAR, "relu": ACT_RELU, "leaky_relu": ACT_LEAKY_RELU, "elu": ACT_ELU,
     "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH, "softmax": ACT_SOFTMAX,
-    "softplus": ACT_SOFTPLUS, "gelu": ACT_GELU, "gelu_tanh": ACT_GELU_TANH,
+    "softplus": ACT_SOFTPLUS, "gelu": ACT_GELU, "relu6": ACT_RELU6, "selu": ACT_SELU,
+    "silu": ACT_SILU, "hard_sigmoid": ACT_HARD_SIGMOID, "hard_silu": ACT_HARD_SILU,
+    "mish": ACT_MISH, "exponential": ACT_EXPONENTIAL, "softsign": ACT_SOFTSIGN,
+    "log_softmax": ACT_LOG_SOFTMAX, "gelu_tanh": ACT_GELU_TANH,
 }
+
+
+# ------------------------------------------- relu with Keras's three parameters
+# relu(x, negative_slope, max_value, threshold) away from its defaults (which take the
+# ACT_RELU kernel above).  Not an epilogue activation (the fused dense passes apply the
+# defaults), so plain loops here, compiled once; elementwise, so the same result for
+# any thread count.  See reference.relu for the formulas.
+
+from cython.parallel cimport prange
+from kernels.cpu._threads cimport threads_for
+
+
+cdef inline floating _relu_p(floating v, floating slope, floating cap, bint has_cap,
+                             floating thr) noexcept nogil:
+    if v > thr:
+        return (cap if v > cap else v) if has_cap else v
+    if slope == 0:
+        return v if v != v else 0       # NaN stays NaN; 0 * -inf would be NaN
+    return slope * (v - thr)
+
+
+cdef inline floating _relu_p_grad(floating d, floating y, floating slope, floating cap,
+                                  bint has_cap, bint leaky) noexcept nogil:
+    if y > 0:
+        return 0 if (has_cap and not y < cap) else d
+    if y < 0 or (leaky and y == 0):
+        return slope * d
+    return 0
+
+
+def relu_params_forward(double slope, double cap, bint has_cap, double thr,
+                        const floating[::1] x, floating[::1] out):
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef int nt = threads_for(n)
+    cdef floating s = <floating>slope, c = <floating>cap, t = <floating>thr
+    with nogil:
+        for i in prange(n, num_threads=nt, schedule="static"):
+            out[i] = _relu_p(x[i], s, c, has_cap, t)
+
+
+def relu_params_backward(double slope, double cap, bint has_cap, double thr,
+                         const floating[::1] dy, const floating[::1] y,
+                         floating[::1] out):
+    cdef Py_ssize_t i, n = dy.shape[0]
+    cdef int nt = threads_for(n)
+    cdef floating s = <floating>slope, c = <floating>cap
+    cdef bint leaky = not has_cap and thr == 0
+    with nogil:
+        for i in prange(n, num_threads=nt, schedule="static"):
+            out[i] = _relu_p_grad(dy[i], y[i], s, c, has_cap, leaky)

@@ -21,20 +21,35 @@
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, exp, expf
 from cpython.pycapsule cimport PyCapsule_New
 
 from kernels.cpu._threads cimport threads_for, CHUNK
 from kernels.cpu._fmath cimport (f_exp, f_expm1, f_log1p, f_tanh, f_erf, f_abs, f_sigmoid,
                              f_softplus)
-from kernels.cpu.elementwise cimport (ew_table, ACT_LINEAR, ACT_RELU, ACT_LEAKY_RELU,
-                                   ACT_ELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX,
-                                   ACT_SOFTPLUS, ACT_GELU, ACT_GELU_TANH)
+from kernels.cpu._fmath cimport f_log
+from kernels.cpu.elementwise cimport (ew_table, act_by_rows, ACT_LINEAR, ACT_RELU,
+                                   ACT_LEAKY_RELU, ACT_ELU, ACT_SIGMOID, ACT_TANH,
+                                   ACT_SOFTMAX, ACT_SOFTPLUS, ACT_GELU, ACT_GELU_TANH,
+                                   ACT_RELU6, ACT_SELU, ACT_SILU, ACT_HARD_SIGMOID,
+                                   ACT_HARD_SILU, ACT_MISH, ACT_EXPONENTIAL, ACT_SOFTSIGN,
+                                   ACT_LOG_SOFTMAX)
 
 cdef double SQRT_2_OVER_PI = 0.7978845608028654
 cdef double INV_SQRT_2 = 0.7071067811865476
 cdef double INV_SQRT_2PI = 0.3989422804014327
 cdef double GELU_C = 0.044715
+cdef double SELU_ALPHA = 1.6732632423543772848170429916717   # reference.SELU_ALPHA
+cdef double SELU_SCALE = 1.0507009873554804934193349852946   # reference.SELU_SCALE
+
+
+cdef inline floating _exp_full(floating x) noexcept nogil:
+    """exp over the whole range: f_exp's polynomial up to 88 (float32), libm beyond
+    (where f_exp stops at exp(88)), so that exp(x) overflows to inf where it should."""
+    if floating is float:
+        return f_exp(x) if x <= 88 else expf(x)
+    else:
+        return exp(x)
 
 
 # ------------------------------------------------------------------- forward
@@ -45,7 +60,7 @@ cdef void _activate_range(int act, floating param, const floating* x, floating* 
     """y[i] = act(x[i]) for i in [lo, hi), one loop per activation so each vectorises."""
     cdef Py_ssize_t i
     cdef floating v, c0 = <floating>SQRT_2_OVER_PI, c1 = <floating>GELU_C
-    cdef floating r2 = <floating>INV_SQRT_2
+    cdef floating r2 = <floating>INV_SQRT_2, sa, sc, u, ninf = -<floating>INFINITY
     if act == ACT_LINEAR:
         if x != y:
             for i in range(lo, hi):
@@ -79,6 +94,43 @@ cdef void _activate_range(int act, floating param, const floating* x, floating* 
         for i in range(lo, hi):
             v = x[i]
             y[i] = <floating>0.5 * v * (1 + f_tanh(c0 * (v + c1 * v * v * v)))
+    elif act == ACT_RELU6:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = 0 if v <= 0 else (6 if v > 6 else v)      # NaN stays NaN
+    elif act == ACT_SELU:
+        sa = <floating>(SELU_SCALE * SELU_ALPHA)
+        sc = <floating>SELU_SCALE
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = sc * v if v > 0 else sa * f_expm1(0 if v >= 0 else v)     # NaN kept
+    elif act == ACT_SILU:
+        for i in range(lo, hi):
+            v = x[i]
+            v = 0 if v == ninf else v           # its limit 0 at -inf (not -inf * 0)
+            y[i] = v * f_sigmoid(v)
+    elif act == ACT_HARD_SIGMOID:
+        for i in range(lo, hi):
+            v = x[i] / 6 + <floating>0.5
+            y[i] = 0 if v <= 0 else (1 if v >= 1 else v)
+    elif act == ACT_HARD_SILU:
+        for i in range(lo, hi):
+            u = x[i]
+            u = 0 if u == ninf else u
+            v = u / 6 + <floating>0.5
+            y[i] = u * (0 if v <= 0 else (1 if v >= 1 else v))
+    elif act == ACT_MISH:
+        for i in range(lo, hi):
+            v = x[i]
+            v = 0 if v == ninf else v
+            y[i] = v * f_tanh(f_softplus(v))
+    elif act == ACT_EXPONENTIAL:
+        for i in range(lo, hi):
+            y[i] = _exp_full(x[i])
+    elif act == ACT_SOFTSIGN:
+        for i in range(lo, hi):
+            v = x[i]
+            y[i] = v / (1 + f_abs(v))
 
 
 cdef enum:
@@ -168,17 +220,58 @@ cdef void _softmax_row(const floating* x, floating* y, Py_ssize_t cols) noexcept
         y[j] *= s
 
 
+cdef inline floating _lane_sum_exp(const floating* x, floating m,
+                                   Py_ssize_t cols) noexcept nogil:
+    """sum of exp(x[j] - m), in _lane_sum's order (nothing stored: x may be the output)."""
+    cdef Py_ssize_t j, k, nb = cols - cols % DLK_LANES
+    cdef floating s = 0
+    cdef floating sv[DLK_LANES]
+    if nb > 0:
+        for k in range(DLK_LANES):
+            sv[k] = f_exp(x[k] - m)
+        for j in range(DLK_LANES, nb, 16):
+            for k in range(DLK_LANES):
+                sv[k] += f_exp(x[j + k] - m)
+        for k in range(DLK_LANES // 2):
+            sv[k] += sv[k + DLK_LANES // 2]
+        for k in range(DLK_LANES // 4):
+            sv[k] += sv[k + DLK_LANES // 4]
+        for k in range(DLK_LANES // 8):
+            sv[k] += sv[k + DLK_LANES // 8]
+        s = sv[0] + sv[1]
+    for j in range(nb, cols):
+        s += f_exp(x[j] - m)
+    return s
+
+
+cdef void _log_softmax_row(const floating* x, floating* y, Py_ssize_t cols) noexcept nogil:
+    """y = (x - m) - log(sum(exp(x - m))), m the row's max (y may be x)."""
+    cdef Py_ssize_t j
+    cdef floating m = _row_max(x, cols)
+    cdef floating s = f_log(_lane_sum_exp(x, m, cols))
+    for j in range(cols):
+        y[j] = (x[j] - m) - s
+
+
+cdef inline void _row_act(int act, const floating* x, floating* y,
+                          Py_ssize_t cols) noexcept nogil:
+    if act == ACT_SOFTMAX:
+        _softmax_row(x, y, cols)
+    else:
+        _log_softmax_row(x, y, cols)
+
+
 cdef void _activate(int act, floating param, const floating* x, floating* y,
                     Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
     cdef Py_ssize_t n = rows * cols, nchunks, c, r
     cdef int nt = threads_for(n)
-    if act == ACT_SOFTMAX:
+    if act_by_rows(act):
         if nt == 1:
             for r in range(rows):
-                _softmax_row(x + r * cols, y + r * cols, cols)
+                _row_act(act, x + r * cols, y + r * cols, cols)
         else:
             for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
-                _softmax_row(x + r * cols, y + r * cols, cols)
+                _row_act(act, x + r * cols, y + r * cols, cols)
         return
     if nt == 1:
         _activate_range(act, param, x, y, 0, n)
@@ -203,9 +296,9 @@ cdef void _activate_rows(int act, floating param, const floating* x, Py_ssize_t 
                          Py_ssize_t cols) noexcept nogil:
     """act over a strided block of rows, on the calling thread (see activate_rows_*)."""
     cdef Py_ssize_t r
-    if act == ACT_SOFTMAX:
+    if act_by_rows(act):
         for r in range(rows):
-            _softmax_row(x + r * ldx, y + r * ldy, cols)
+            _row_act(act, x + r * ldx, y + r * ldy, cols)
     elif ldx == cols and ldy == cols:
         _activate_range(act, param, x, y, 0, rows * cols)
     else:
@@ -235,7 +328,7 @@ cdef void _backprop_range(int act, floating param, const floating* dy, const flo
     inf * 0, as in the reference: gelu'(+inf) = 1, gelu'(-inf) = 0, the limits."""
     cdef Py_ssize_t i
     cdef floating v, t, u, s2, c0 = <floating>SQRT_2_OVER_PI, c1 = <floating>GELU_C
-    cdef floating r2 = <floating>INV_SQRT_2, rpi = <floating>INV_SQRT_2PI
+    cdef floating r2 = <floating>INV_SQRT_2, rpi = <floating>INV_SQRT_2PI, sa, sc
     cdef floating inf = <floating>INFINITY
     if act == ACT_LINEAR:
         if dy != out:
@@ -275,6 +368,53 @@ cdef void _backprop_range(int act, floating param, const floating* dy, const flo
             s2 = 1 - t * t
             u = <floating>0.5 * v * s2 * c0 * (1 + 3 * c1 * v * v)
             out[i] = dy[i] * (<floating>0.5 * (1 + t) + (0 if s2 == 0 else u))
+    elif act == ACT_RELU6:
+        for i in range(lo, hi):
+            v = s[i]
+            out[i] = dy[i] if (v > 0 and v < 6) else 0
+    elif act == ACT_SELU:
+        sa = <floating>(SELU_SCALE * SELU_ALPHA)
+        sc = <floating>SELU_SCALE
+        for i in range(lo, hi):
+            v = s[i]
+            out[i] = sc * dy[i] if v > 0 else dy[i] * (v + sa)
+    elif act == ACT_SILU:
+        # s + x s (1 - s), the second term 0 at x = +-inf (its limit)
+        for i in range(lo, hi):
+            v = s[i]
+            t = f_sigmoid(v)
+            out[i] = dy[i] * (t + (0 if f_abs(v) == inf else v * t * (1 - t)))
+    elif act == ACT_HARD_SIGMOID:
+        for i in range(lo, hi):
+            v = s[i]
+            out[i] = dy[i] / 6 if (v > 0 and v < 1) else 0
+    elif act == ACT_HARD_SILU:
+        for i in range(lo, hi):
+            v = s[i]
+            t = v / 6 + <floating>0.5
+            out[i] = dy[i] * (0 if t <= 0 else (1 if t >= 1 else t + v / 6))
+    elif act == ACT_MISH:
+        for i in range(lo, hi):
+            v = s[i]
+            t = f_tanh(f_softplus(v))
+            out[i] = dy[i] * (t + (0 if f_abs(v) == inf else v * (1 - t * t) * f_sigmoid(v)))
+    elif act == ACT_EXPONENTIAL:
+        for i in range(lo, hi):
+            out[i] = dy[i] * s[i]
+    elif act == ACT_SOFTSIGN:
+        for i in range(lo, hi):
+            v = 1 - f_abs(s[i])
+            out[i] = dy[i] * (v * v)
+
+
+cdef void _backprop_log_softmax_row(const floating* dy, const floating* y, floating* out,
+                                    Py_ssize_t cols) noexcept nogil:
+    """out = dy - exp(y) * sum(dy) (out may be dy or y: each element read before it is
+    written, the sum complete first)."""
+    cdef Py_ssize_t j
+    cdef floating s = _lane_sum(dy, cols)
+    for j in range(cols):
+        out[j] = dy[j] - _exp_full(y[j]) * s
 
 
 cdef void _backprop_softmax_row(const floating* dy, const floating* y, floating* out,
@@ -301,17 +441,25 @@ cdef void _backprop_softmax_row(const floating* dy, const floating* y, floating*
         out[j] = y[j] * (dy[j] - s)
 
 
+cdef inline void _backprop_row(int act, const floating* dy, const floating* y,
+                               floating* out, Py_ssize_t cols) noexcept nogil:
+    if act == ACT_SOFTMAX:
+        _backprop_softmax_row(dy, y, out, cols)
+    else:
+        _backprop_log_softmax_row(dy, y, out, cols)
+
+
 cdef void _backprop(int act, floating param, const floating* dy, const floating* s,
                     floating* out, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
     cdef Py_ssize_t n = rows * cols, nchunks, c, r
     cdef int nt = threads_for(n)
-    if act == ACT_SOFTMAX:
+    if act_by_rows(act):
         if nt == 1:
             for r in range(rows):
-                _backprop_softmax_row(dy + r * cols, s + r * cols, out + r * cols, cols)
+                _backprop_row(act, dy + r * cols, s + r * cols, out + r * cols, cols)
         else:
             for r in prange(rows, nogil=True, num_threads=nt, schedule="static"):
-                _backprop_softmax_row(dy + r * cols, s + r * cols, out + r * cols, cols)
+                _backprop_row(act, dy + r * cols, s + r * cols, out + r * cols, cols)
         return
     if nt == 1:
         _backprop_range(act, param, dy, s, out, 0, n)
@@ -418,7 +566,7 @@ cdef void _backprop_colsum(int act, floating param, const floating* dy, const fl
     if db == NULL:
         _backprop(act, param, dy, s, dz, rows, cols)
         return
-    if act == ACT_SOFTMAX:
+    if act_by_rows(act):
         # needs whole rows: two passes
         _backprop(act, param, dy, s, dz, rows, cols)
         _column_sums(dz, db, rows, cols)

@@ -28,9 +28,9 @@ cdef inline bint _ep_act_pending(const _Ep* ep) noexcept nogil:
 
 
 cdef inline int _ep_result(const _Ep* ep, bint rows_ok) noexcept nogil:
-    """The driver's return value: 0 when a softmax was left to the caller (a block
+    """The driver's return value: 0 when a row activation (softmax) was left to the caller (a block
     did not hold whole lines), else 1."""
-    return 0 if ep != NULL and ep.act == ACT_SOFTMAX and not rows_ok else 1
+    return 0 if ep != NULL and act_by_rows(ep.act) and not rows_ok else 1
 
 
 cdef void _ep_lines(const _Ep* ep, floating* c, Py_ssize_t rsc, Py_ssize_t csc,

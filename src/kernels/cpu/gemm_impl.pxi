@@ -91,7 +91,7 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 # per tile (elementwise's dispatcher: the elementwise variant in use, the same code
 # as the separate activation pass).
 from kernels.cpu.elementwise cimport (activate_rows_f32, activate_rows_f64, ACT_LINEAR,
-                                      ACT_RELU, ACT_LEAKY_RELU, ACT_SOFTMAX)
+                                      ACT_RELU, ACT_LEAKY_RELU, act_by_rows)
 
 cdef extern from "dlk_gemm_team.h":
     void dlk_gemm_barrier() noexcept nogil

@@ -183,7 +183,7 @@ cdef void _gemm_loops(const _Job* job, floating* b_pack, int tid, int nthr) noex
     cdef const _Ep* ep = job.ep
     cdef const _Ep* ep_now
     cdef bint block_act = (ep != NULL and _ep_act_pending(ep)
-                           and (ep.act != ACT_SOFTMAX or job.ep_rows_ok))
+                           and (not act_by_rows(ep.act) or job.ep_rows_ok))
     cdef Py_ssize_t n_ic = job.n_ic, n_jg = job.n_jg, n_items = job.n_items
     cdef Py_ssize_t jb, pb, jc, pc, nc, kc, n_jp, jp, w, g, ib, ic, mc, jp0, jp1, lo, hi
 

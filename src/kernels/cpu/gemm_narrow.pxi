@@ -13,7 +13,7 @@ cdef void _dot_loops(const _Job* job, const floating* bt, Py_ssize_t kp, int tid
     cdef floating alpha = <floating>job.alpha, beta = <floating>job.beta
     cdef const _Ep* ep = job.ep
     cdef bint block_act = (ep != NULL and _ep_act_pending(ep)
-                           and (ep.act != ACT_SOFTMAX or job.ep_rows_ok))
+                           and (not act_by_rows(ep.act) or job.ep_rows_ok))
     cdef Py_ssize_t n_it = _ceil_div(m, DLK_DOT_RI), n_jt = _ceil_div(n, DLK_DOT_RJ)
     cdef Py_ssize_t ldr = n_jt * DLK_DOT_RJ
     cdef Py_ssize_t it, jt, i0, j0, i, q, mr
@@ -101,7 +101,7 @@ cdef void _rows_loops(const _Job* job, const floating* b_edge, int tid,
     cdef floating alpha = <floating>job.alpha, beta = <floating>job.beta
     cdef const _Ep* ep = job.ep
     cdef bint block_act = (ep != NULL and _ep_act_pending(ep)
-                           and (ep.act != ACT_SOFTMAX or job.ep_rows_ok))
+                           and (not act_by_rows(ep.act) or job.ep_rows_ok))
     cdef Py_ssize_t n_jb = _ceil_div(n, w), n_ch = _ceil_div(m, DLK_ROWS_MAX)
     cdef Py_ssize_t jb, j0, nc, ch, r0, r1, ldb
     cdef const floating* bp

@@ -14,7 +14,16 @@ cdef enum:
     BCE_LOGITS = 4
     CCE = 5
     CCE_LOGITS = 6
-    LOSS_ID_COUNT = 7
+    HINGE = 7
+    SQUARED_HINGE = 8
+    POISSON = 9
+    LOG_COSH = 10
+    MAPE = 11
+    MSLE = 12
+    KLD = 13
+    CAT_HINGE = 14
+    COSINE = 15
+    LOSS_ID_COUNT = 16
 
 # the kinds of row losses (loss_rows_*)
 cdef enum:
@@ -24,8 +33,8 @@ cdef enum:
 # Every entry takes w: NULL, or one weight per row (the loss kernels' sample_weight):
 # row r's loss and gradient row are multiplied by w[r].
 #
-# the mean loss of an elementwise (MSE ... BCE_LOGITS) or categorical (CCE, CCE_LOGITS)
-# loss over C-contiguous (rows, cols) targets t and predictions p
+# the mean loss of an elementwise (MSE ... KLD) or row (CCE, CCE_LOGITS, CAT_HINGE,
+# COSINE) loss over C-contiguous (rows, cols) targets t and predictions p
 ctypedef double (*loss_value_f32)(int loss, double param, const float* t, const float* p,
                                   const float* w, Py_ssize_t rows,
                                   Py_ssize_t cols) noexcept nogil

@@ -32,7 +32,11 @@ cdef loss_table* _tab = NULL
 LOSS_COUNT = LOSS_ID_COUNT
 LOSS_IDS = {"mean_squared_error": MSE, "mean_absolute_error": MAE, "huber": HUBER,
             "binary_crossentropy": BCE, "binary_crossentropy_logits": BCE_LOGITS,
-            "categorical_crossentropy": CCE, "categorical_crossentropy_logits": CCE_LOGITS}
+            "categorical_crossentropy": CCE, "categorical_crossentropy_logits": CCE_LOGITS,
+            "hinge": HINGE, "squared_hinge": SQUARED_HINGE, "poisson": POISSON,
+            "log_cosh": LOG_COSH, "mean_absolute_percentage_error": MAPE,
+            "mean_squared_logarithmic_error": MSLE, "kl_divergence": KLD,
+            "categorical_hinge": CAT_HINGE, "cosine_similarity": COSINE}
 
 
 def _install(capsule):

@@ -19,16 +19,84 @@
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from libc.math cimport NAN, INFINITY
+from libc.math cimport NAN, INFINITY, sqrt, log as c_log
 from libc.stdlib cimport malloc, free
 from cpython.pycapsule cimport PyCapsule_New
 
 from kernels.cpu._threads cimport threads_for, CHUNK
-from kernels.cpu._fmath cimport f_exp, f_log, f_log1p, f_abs, f_sigmoid
+from kernels.cpu._fmath cimport f_exp, f_log, f_log1p, f_abs, f_sigmoid, f_tanh, f_sqrt
 from kernels.cpu.losses cimport (loss_table, MSE, MAE, HUBER, BCE, BCE_LOGITS, CCE,
-                                  CCE_LOGITS, SPARSE_CROSSENTROPY)
+                                  CCE_LOGITS, HINGE, SQUARED_HINGE, POISSON, LOG_COSH, MAPE,
+                                  MSLE, KLD, CAT_HINGE, COSINE, SPARSE_CROSSENTROPY)
 
 cdef double EPS = 1e-7   # Keras's probability clip
+cdef double COS_EPS2 = 1e-14     # Keras's normalize: the squared norm clamped at eps^2
+cdef double LOG2 = 0.6931471805599453
+
+
+cdef inline bint _by_row(int loss) noexcept nogil:
+    """A row loss: computed a row at a time (reference.ROW_LOSSES)."""
+    return loss == CCE or loss == CCE_LOGITS or loss == CAT_HINGE or loss == COSINE
+
+
+cdef inline bint _summed_per_row(int loss) noexcept nogil:
+    """A sample's loss is a sum over its row: the mean divides by the rows
+    (reference.LOSSES_SUMMED_PER_ROW)."""
+    return _by_row(loss) or loss == KLD
+
+
+cdef floating _hinge_param(int loss, floating param, const floating* t,
+                           Py_ssize_t n) noexcept nogil:
+    """For hinge and squared_hinge: 1 when every target is 0 or 1 (Keras converts such
+    labels to -1/1), else 0; param unchanged for the other losses.  Read before any
+    output is written (out may be t)."""
+    cdef Py_ssize_t i
+    if loss != HINGE and loss != SQUARED_HINGE:
+        return param
+    for i in range(n):
+        if t[i] != 0 and t[i] != 1:
+            return 0
+    return 1
+
+
+cdef inline floating _hinge_t(floating t, floating convert) noexcept nogil:
+    return 2 * t - 1 if convert != 0 else t
+
+
+cdef inline floating _max0(floating v) noexcept nogil:
+    return 0 if v <= 0 else v          # NaN stays NaN, as np.maximum(v, 0)
+
+
+cdef inline floating _maxeps(floating v) noexcept nogil:
+    return <floating>EPS if v < <floating>EPS else v      # NaN stays NaN
+
+
+cdef inline floating _softplus(floating x) noexcept nogil:
+    return (x if x > 0 else 0) + f_log1p(f_exp(-f_abs(x)))
+
+
+cdef inline floating _loss_term(int loss, floating param, floating t,
+                                floating p) noexcept nogil:
+    """One element's term of the losses past BCE_LOGITS (param: hinge's conversion)."""
+    cdef floating d, lo = <floating>EPS
+    if loss == HINGE:
+        return _max0(1 - _hinge_t(t, param) * p)
+    if loss == SQUARED_HINGE:
+        d = _max0(1 - _hinge_t(t, param) * p)
+        return d * d
+    if loss == POISSON:
+        return p - t * f_log(p + lo)
+    if loss == LOG_COSH:
+        d = p - t
+        return d + _softplus(-2 * d) - <floating>LOG2
+    if loss == MAPE:
+        return 100 * f_abs((t - p) / _maxeps(f_abs(t)))
+    if loss == MSLE:
+        d = f_log(_maxeps(p) + 1) - f_log(_maxeps(t) + 1)
+        return d * d
+    # KLD: t, p clipped to [eps, 1]
+    d = lo if t < lo else (1 if t > 1 else t)
+    return d * f_log(d / (lo if p < lo else (1 if p > 1 else p)))
 
 # ------------------------------------------------------------- loss terms
 
@@ -125,13 +193,39 @@ cdef double _elem_sum(int loss, floating param, const floating* t, const floatin
         for i in range(nb, hi):
             d = p[i]
             s += (d if d > 0 else 0) - d * t[i] + f_log1p(f_exp(-f_abs(d)))
+    else:
+        for i in range(lo, nb, 8):
+            for k in range(LANES):
+                acc[k] += _loss_term(loss, param, t[i + k], p[i + k])
+        for i in range(nb, hi):
+            s += _loss_term(loss, param, t[i], p[i])
     return (((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))) + s
 
 
+cdef inline floating _clamp2(floating v) noexcept nogil:
+    return <floating>COS_EPS2 if v < <floating>COS_EPS2 else v       # NaN stays NaN
+
+
 cdef double _row_loss(int loss, const floating* t, const floating* p, Py_ssize_t cols) noexcept nogil:
-    """-sum_j t_j log q_j for one row (q = clipped normalised p, or softmax of logits)."""
+    """-sum_j t_j log q_j for one row (q = clipped normalised p, or softmax of logits);
+    categorical hinge; cosine similarity."""
     cdef Py_ssize_t j
-    cdef floating m, s = 0, tz = 0, ts = 0
+    cdef floating m, s = 0, tz = 0, ts = 0, v
+    if loss == CAT_HINGE:
+        # max((1 - t) p) - sum(t p) + 1, clamped at 0 (NaN kept)
+        m = (1 - t[0]) * p[0]
+        for j in range(cols):
+            tz += t[j] * p[j]
+            v = (1 - t[j]) * p[j]
+            if v > m or v != v:
+                m = v
+        return _max0(m - tz + 1)
+    if loss == COSINE:
+        for j in range(cols):
+            tz += t[j] * p[j]
+            ts += t[j] * t[j]
+            s += p[j] * p[j]
+        return -tz / f_sqrt(_clamp2(ts)) / f_sqrt(_clamp2(s))
     if loss == CCE:
         for j in range(cols):
             s += p[j]
@@ -156,7 +250,7 @@ cdef double _chunk_sum(int loss, floating param, const floating* t, const floati
     losses, and every loss with weights)."""
     cdef Py_ssize_t r, lo = c * per, hi
     cdef double s = 0
-    if loss == CCE or loss == CCE_LOGITS:
+    if _by_row(loss):
         hi = min(lo + per, rows)
         for r in range(lo, hi):
             if w == NULL:
@@ -175,7 +269,7 @@ cdef double _chunk_sum(int loss, floating param, const floating* t, const floati
 
 cdef double _loss(int loss, floating param, const floating* t, const floating* p,
                   const floating* w, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    cdef bint by_row = loss == CCE or loss == CCE_LOGITS
+    cdef bint by_row = _by_row(loss)
     cdef bint chunk_rows = by_row or w != NULL
     cdef Py_ssize_t per = max(1, CHUNK // cols) if chunk_rows else CHUNK
     cdef Py_ssize_t units = rows if chunk_rows else rows * cols
@@ -183,6 +277,7 @@ cdef double _loss(int loss, floating param, const floating* t, const floating* p
     cdef int nt = threads_for(rows * cols)
     cdef double total = 0
     cdef double* partial = NULL
+    param = _hinge_param(loss, param, t, rows * cols)
     if nt > 1 and nchunks > 1:
         partial = <double*>malloc(nchunks * sizeof(double))
     if partial == NULL:       # one thread (or no memory): the same chunk order, serially
@@ -194,8 +289,8 @@ cdef double _loss(int loss, floating param, const floating* t, const floating* p
         for c in range(nchunks):
             total += partial[c]
         free(partial)
-    # mean over samples of the per-sample mean (elementwise) or sum (cross-entropy)
-    return total / (rows if by_row else rows * cols)
+    # mean over samples of the per-sample mean (elementwise) or sum (cross-entropy...)
+    return total / (rows if _summed_per_row(loss) else rows * cols)
 
 
 # -------------------------------------------------------------- gradients
@@ -225,13 +320,80 @@ cdef void _elem_grad(int loss, floating param, const floating* t, const floating
     elif loss == BCE_LOGITS:
         for i in range(lo, hi):
             out[i] = (f_sigmoid(p[i]) - t[i]) * scale
+    elif loss == HINGE:
+        for i in range(lo, hi):
+            c = _hinge_t(t[i], param)
+            out[i] = -c * scale if 1 - c * p[i] > 0 else 0
+    elif loss == SQUARED_HINGE:
+        for i in range(lo, hi):
+            c = _hinge_t(t[i], param)
+            out[i] = -2 * c * _max0(1 - c * p[i]) * scale
+    elif loss == POISSON:
+        for i in range(lo, hi):
+            out[i] = (1 - t[i] / (p[i] + lo_c)) * scale
+    elif loss == LOG_COSH:
+        for i in range(lo, hi):
+            out[i] = f_tanh(p[i] - t[i]) * scale
+    elif loss == MAPE:
+        for i in range(lo, hi):
+            d = p[i] - t[i]
+            c = 100 * scale / _maxeps(f_abs(t[i]))
+            out[i] = c if d > 0 else (-c if d < 0 else d * c)     # 0, or NaN
+    elif loss == MSLE:
+        for i in range(lo, hi):
+            c = p[i]
+            if c > lo_c:
+                d = f_log(c + 1) - f_log(_maxeps(t[i]) + 1)
+                out[i] = 2 * d / (c + 1) * scale
+            else:
+                out[i] = 0    # max(p, eps) is active: no gradient through it
+    elif loss == KLD:
+        for i in range(lo, hi):
+            c = p[i]
+            d = t[i]
+            d = lo_c if d < lo_c else (1 if d > 1 else d)
+            out[i] = -d / c * scale if (c >= lo_c and c <= 1) else 0
 
 
 cdef void _row_grad(int loss, const floating* t, const floating* p, floating* out,
                     Py_ssize_t cols, floating scale) noexcept nogil:
     cdef Py_ssize_t j
-    cdef floating m, s = 0, ts = 0, q, g, dot = 0, inv
+    cdef floating m, s = 0, ts = 0, q, g, dot = 0, inv, it, ip
     cdef floating lo_c = <floating>EPS, hi_c = <floating>(1.0 - EPS)
+    cdef Py_ssize_t k
+    if loss == CAT_HINGE:
+        # -t_j + (1 - t_j) [j = k] where the margin is positive, k the first argmax of
+        # (1 - t) p; all of t and p read before out (which may be p) is written
+        k = 0
+        m = (1 - t[0]) * p[0]
+        for j in range(cols):
+            dot += t[j] * p[j]
+            q = (1 - t[j]) * p[j]
+            if q > m:
+                m = q
+                k = j
+        if m - dot + 1 > 0:
+            g = (1 - t[k]) * scale
+            for j in range(cols):
+                out[j] = -t[j] * scale
+            out[k] += g
+        else:
+            for j in range(cols):
+                out[j] = 0
+        return
+    if loss == COSINE:
+        # -(t_j - (t.p) p_j / |p|^2) / (|t| |p|), the norms clamped as in the loss
+        for j in range(cols):
+            dot += t[j] * p[j]
+            ts += t[j] * t[j]
+            s += p[j] * p[j]
+        it = 1 / f_sqrt(_clamp2(ts))
+        ip = 1 / f_sqrt(_clamp2(s))
+        g = dot * ip * ip if s > <floating>COS_EPS2 else 0
+        inv = -it * ip * scale
+        for j in range(cols):
+            out[j] = (t[j] - g * p[j]) * inv
+        return
     if loss == CCE:
         # q = p / s; g_j = -t_j / q_j inside the clip range; out = (g - sum(g q)) / (s n)
         for j in range(cols):
@@ -276,7 +438,8 @@ cdef void _grad(int loss, floating param, const floating* t, const floating* p,
     cdef Py_ssize_t n = rows * cols, r, c, nchunks, per
     cdef int nt = threads_for(n)
     cdef floating scale
-    if loss == CCE or loss == CCE_LOGITS:
+    param = _hinge_param(loss, param, t, n)
+    if _by_row(loss):
         if nt == 1:
             for r in range(rows):
                 _row_grad(loss, t + r * cols, p + r * cols, out + r * cols, cols,
@@ -290,13 +453,15 @@ cdef void _grad(int loss, floating param, const floating* t, const floating* p,
         per = max(1, CHUNK // cols)
         nchunks = (rows + per - 1) // per
         if nt == 1:
-            _weighted_elem_rows(loss, param, t, p, w, out, 1.0 / n, 0, rows, cols)
+            _weighted_elem_rows(loss, param, t, p, w, out,
+                                1.0 / (rows if loss == KLD else n), 0, rows, cols)
             return
         for c in prange(nchunks, nogil=True, num_threads=nt, schedule="static"):
-            _weighted_elem_rows(loss, param, t, p, w, out, 1.0 / n, c * per,
+            _weighted_elem_rows(loss, param, t, p, w, out,
+                                1.0 / (rows if loss == KLD else n), c * per,
                                 min((c + 1) * per, rows), cols)
         return
-    scale = <floating>(1.0 / n)
+    scale = <floating>(1.0 / (rows if loss == KLD else n))
     if nt == 1:
         _elem_grad(loss, param, t, p, out, scale, 0, n)
         return

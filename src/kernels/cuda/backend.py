@@ -21,7 +21,10 @@ from ._compile import launches  # noqa: E402,F401
 from .elementwise import (  # noqa: E402,F401
     backprop_elu, backprop_gelu, backprop_leaky_relu, backprop_linear, backprop_relu,
     backprop_sigmoid, backprop_softmax, backprop_softplus, backprop_tanh, bias_add,
-    column_sums, elu, gelu, leaky_relu, linear, relu, sigmoid, softmax, softplus, tanh)
+    column_sums, elu, gelu, leaky_relu, linear, relu, sigmoid, softmax, softplus, tanh,
+    relu6, backprop_relu6, selu, backprop_selu, silu, backprop_silu, hard_sigmoid,
+    backprop_hard_sigmoid, hard_silu, backprop_hard_silu, mish, backprop_mish, exponential,
+    backprop_exponential, softsign, backprop_softsign, log_softmax, backprop_log_softmax)
 from .dense import dense_backward, dense_forward  # noqa: E402,F401
 from .gemm import gemm  # noqa: E402,F401
 from .losses import (  # noqa: E402,F401
@@ -29,7 +32,13 @@ from .losses import (  # noqa: E402,F401
     backprop_mean_absolute_error, backprop_mean_squared_error,
     backprop_sparse_categorical_crossentropy, binary_crossentropy, categorical_crossentropy,
     huber, mean_absolute_error, mean_squared_error, softmax_crossentropy,
-    sparse_categorical_crossentropy, sparse_softmax_crossentropy)
+    sparse_categorical_crossentropy, sparse_softmax_crossentropy,
+    hinge, backprop_hinge, squared_hinge, backprop_squared_hinge, poisson, backprop_poisson,
+    log_cosh, backprop_log_cosh, mean_absolute_percentage_error,
+    backprop_mean_absolute_percentage_error, mean_squared_logarithmic_error,
+    backprop_mean_squared_logarithmic_error, kl_divergence, backprop_kl_divergence,
+    categorical_hinge, backprop_categorical_hinge, cosine_similarity,
+    backprop_cosine_similarity)
 from .optimizers import (  # noqa: E402,F401
     adagrad_update, adam_update, adamw_update, rmsprop_update, sgd_update)
 

@@ -1,8 +1,8 @@
 """The Dense layer on the GPU: forward and backward passes on the GEMM of ``gemm.py``.
 
 The forward pass is one launch (GEMM + bias + activation, the pre-activation
-optionally stored; softmax adds its row kernel); the backward pass is
-``backprop_colsum`` (dz and db in one pass; softmax: its row kernel then
+optionally stored; softmax and log_softmax add their row kernel); the backward pass
+is ``backprop_colsum`` (dz and db in one pass; a row activation: its row kernel then
 ``column_sums``), then ``dw = x^T dz`` and ``dx = dz w^T`` as transposed GEMM launches
 reading ``x``, ``w`` and a per-thread scratch ``dz`` in place.
 """
@@ -16,6 +16,7 @@ from ._arrays import Call
 from ._compile import kernels, launch_1d
 from .elementwise import _DEFAULT_PARAM, ACT, apply_activation, apply_backprop
 from .gemm import launch_gemm
+from ..reference import ROW_ACTIVATIONS
 
 
 def dense_forward(x, w, b=None, out=None, *, activation="linear", pre_activation=None):
@@ -24,16 +25,16 @@ def dense_forward(x, w, b=None, out=None, *, activation="linear", pre_activation
         c.v["x"], c.v["w"], c.v["b"], c.v["out"], activation, c.v["pre_activation"])
     dtype = out.dtype
     d_out = c.dev(out, name="out")
-    softmax = activation == "softmax"
+    rows = activation in ROW_ACTIVATIONS
     # one launch: z = x @ w (+ b), pre = z, out = activation(z) (softmax: out = z)
     launch_gemm(dtype, c.dev(c.v["x"], contiguous=False, name="x"),
                 c.dev(c.v["w"], contiguous=False, name="w"), d_out,
                 bias=c.dev(c.v["b"], contiguous=False, name="b"),
                 pre=c.dev(pre, contiguous=False, name="pre_activation"),
-                act=ACT["linear"] if softmax else ACT[activation],
+                act=ACT["linear"] if rows else ACT[activation],
                 param=_DEFAULT_PARAM.get(activation, 0.0))
-    if softmax:
-        apply_activation(dtype, "softmax", d_out, d_out)
+    if rows:
+        apply_activation(dtype, activation, d_out, d_out)
     c.write_back(out, pre)
     return c.result(out)
 
@@ -73,8 +74,8 @@ def dense_backward(dy, x, w, y, *, activation="linear", pre_activation=None,
     d_saved = c.dev(saved, name=saved_name)
     d_db = c.dev(db, name="db")
     dz = _scratch_buffer(saved.shape, dtype)
-    if activation == "softmax":
-        apply_backprop(dtype, "softmax", d_dy, d_saved, dz)
+    if activation in ROW_ACTIVATIONS:
+        apply_backprop(dtype, activation, d_dy, d_saved, dz)
         if d_db is not None:
             launch_1d(K.column_sums, dz.shape[1], dz, d_db)
     else:

@@ -22,6 +22,9 @@ ACT = {name: i for i, name in enumerate(reference.ACTIVATION_KERNELS)}
 RELU, LEAKY_RELU, ELU, SIGMOID, TANH, SOFTPLUS, GELU, GELU_TANH = (
     ACT["relu"], ACT["leaky_relu"], ACT["elu"], ACT["sigmoid"], ACT["tanh"],
     ACT["softplus"], ACT["gelu"], ACT["gelu_tanh"])
+RELU6, SELU, SILU, HARD_SIGMOID, HARD_SILU, MISH, EXPONENTIAL, SOFTSIGN = (
+    ACT["relu6"], ACT["selu"], ACT["silu"], ACT["hard_sigmoid"], ACT["hard_silu"],
+    ACT["mish"], ACT["exponential"], ACT["softsign"])
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
@@ -40,6 +43,22 @@ def activation_functions(dtype):
     c_s2pi, c_is2, c_is2pi, c_g, c_3g = (T(_SQRT_2_OVER_PI), T(_INV_SQRT_2),
                                          T(_INV_SQRT_2PI), T(_GELU_C), T(3 * _GELU_C))
     inf = T(np.inf)
+    six, sc, sa = T(6), T(reference.SELU_SCALE), T(reference.SELU_SCALE * reference.SELU_ALPHA)
+    log_max = T(np.log(np.finfo(dtype).max))      # exp overflows to inf past it
+
+    @_nb.jit(device=True)
+    def sigmoid(z):
+        e = math.exp(-abs(z))
+        return one / (one + e) if z >= zero else e / (one + e)
+
+    @_nb.jit(device=True)
+    def softplus(z):
+        return max(z, zero) + math.log1p(math.exp(-abs(z)))
+
+    @_nb.jit(device=True)
+    def hard(z):          # hard_sigmoid: clip(z / 6 + 0.5, 0, 1), NaN kept
+        t = z / six + half
+        return zero if t <= zero else (one if t >= one else t)
 
     @_nb.jit(device=True)
     def forward(act, z, p):
@@ -50,16 +69,32 @@ def activation_functions(dtype):
         if act == ELU:
             return z if z > zero else p * math.expm1(min(z, zero))
         if act == SIGMOID:
-            e = math.exp(-abs(z))
-            return one / (one + e) if z >= zero else e / (one + e)
+            return sigmoid(z)
         if act == TANH:
             return math.tanh(z)
         if act == SOFTPLUS:
-            return max(z, zero) + math.log1p(math.exp(-abs(z)))
+            return softplus(z)
         if act == GELU:
             return half * z * (one + math.erf(z * c_is2))
         if act == GELU_TANH:
             return half * z * (one + math.tanh(c_s2pi * (z + c_g * z * z * z)))
+        if act == RELU6:
+            return zero if z <= zero else (six if z > six else z)
+        if act == SELU:
+            return sc * z if z > zero else sa * math.expm1(zero if z >= zero else z)  # NaN kept
+        if act == SILU or act == HARD_SILU or act == MISH:
+            u = zero if z == -inf else z         # the limit 0 at -inf (not -inf * 0)
+            if act == SILU:
+                return u * sigmoid(u)
+            if act == HARD_SILU:
+                return u * hard(u)
+            return u * math.tanh(softplus(u))
+        if act == HARD_SIGMOID:
+            return hard(z)
+        if act == EXPONENTIAL:
+            return inf if z > log_max else math.exp(z)   # (the simulator's exp raises)
+        if act == SOFTSIGN:
+            return z / (one + abs(z))
         return z
 
     @_nb.jit(device=True)
@@ -87,6 +122,28 @@ def activation_functions(dtype):
             else:
                 tail = half * s * (one - t * t) * c_s2pi * (one + c_3g * s * s)
             return dy * (half * (one + t) + tail)
+        if act == RELU6:
+            return dy if (s > zero and s < six) else zero
+        if act == SELU:
+            return sc * dy if s > zero else dy * (s + sa)
+        if act == SILU:
+            g = sigmoid(s)
+            tail = zero if abs(s) == inf else s * g * (one - g)
+            return dy * (g + tail)
+        if act == HARD_SIGMOID:
+            return dy / six if (s > zero and s < one) else zero
+        if act == HARD_SILU:
+            t = s / six + half
+            return dy * (zero if t <= zero else (one if t >= one else t + s / six))
+        if act == MISH:
+            t = math.tanh(softplus(s))
+            tail = zero if abs(s) == inf else s * (one - t * t) * sigmoid(s)
+            return dy * (t + tail)
+        if act == EXPONENTIAL:
+            return dy * s
+        if act == SOFTSIGN:
+            a = one - abs(s)
+            return dy * (a * a)
         return dy
 
     return forward, backward
@@ -145,6 +202,75 @@ def _backprop_softmax_rows(dtype):
             for j in range(dy.shape[1]):
                 out[r, j] = y[r, j] * (dy[r, j] - dot)
     return backprop_softmax_rows
+
+
+@register("log_softmax_rows", "C2 C2")
+def _log_softmax_rows(dtype):
+    T = np.dtype(dtype).type
+    zero = T(0)
+
+    def log_softmax_rows(x, out):
+        for r in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+            mx = x[r, 0]
+            for j in range(1, x.shape[1]):
+                mx = max(mx, x[r, j])
+            total = zero
+            for j in range(x.shape[1]):
+                total += math.exp(x[r, j] - mx)
+            lse = math.log(total)
+            for j in range(x.shape[1]):
+                out[r, j] = (x[r, j] - mx) - lse
+    return log_softmax_rows
+
+
+@register("backprop_log_softmax_rows", "C2 C2 C2")
+def _backprop_log_softmax_rows(dtype):
+    T = np.dtype(dtype).type
+    zero = T(0)
+
+    def backprop_log_softmax_rows(dy, y, out):
+        for r in range(cuda.grid(1), dy.shape[0], cuda.gridsize(1)):
+            total = zero
+            for j in range(dy.shape[1]):
+                total += dy[r, j]
+            for j in range(dy.shape[1]):
+                out[r, j] = dy[r, j] - math.exp(y[r, j]) * total
+    return backprop_log_softmax_rows
+
+
+@register("relu_params", "C1 C1 F F B F")
+def _relu_params(dtype):
+    """relu with Keras's parameters away from their defaults (reference.relu)."""
+    T = np.dtype(dtype).type
+    zero = T(0)
+
+    def relu_params(x, out, slope, cap, has_cap, thr):
+        for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+            v = x[i]
+            if v > thr:
+                out[i] = min(v, cap) if has_cap else v
+            elif slope == zero:
+                out[i] = v if v != v else zero
+            else:
+                out[i] = slope * (v - thr)
+    return relu_params
+
+
+@register("backprop_relu_params", "C1 C1 C1 F F B B")
+def _backprop_relu_params(dtype):
+    T = np.dtype(dtype).type
+    zero = T(0)
+
+    def backprop_relu_params(dy, y, out, slope, cap, has_cap, leaky):
+        for i in range(cuda.grid(1), dy.shape[0], cuda.gridsize(1)):
+            v = y[i]
+            if v > zero:
+                out[i] = zero if (has_cap and not v < cap) else dy[i]
+            elif v < zero or (leaky and v == zero):
+                out[i] = slope * dy[i]
+            else:
+                out[i] = zero
+    return backprop_relu_params
 
 
 @register("bias_add", "C2 C1 C2")
@@ -216,9 +342,10 @@ def _act_id(name, approximate=False):
 def apply_activation(dtype, name, z, out, param=None, approximate=False):
     """out = activation(z) on C-contiguous device arrays (out may be z)."""
     K = kernels(dtype)
-    if name == "softmax":
+    if name in reference.ROW_ACTIVATIONS:
         rows = _rows(z)
-        launch_1d(K.softmax_rows, rows.shape[0], rows, _rows(out))
+        kernel = K.softmax_rows if name == "softmax" else K.log_softmax_rows
+        launch_1d(kernel, rows.shape[0], rows, _rows(out))
         return
     p = _DEFAULT_PARAM.get(name, 0.0) if param is None else param
     zf = _flat(z)
@@ -228,9 +355,11 @@ def apply_activation(dtype, name, z, out, param=None, approximate=False):
 def apply_backprop(dtype, name, dy, saved, out, param=None, approximate=False):
     """out = dy * activation'(.) from the saved output (input for gelu)."""
     K = kernels(dtype)
-    if name == "softmax":
+    if name in reference.ROW_ACTIVATIONS:
         rows = _rows(dy)
-        launch_1d(K.backprop_softmax_rows, rows.shape[0], rows, _rows(saved), _rows(out))
+        kernel = (K.backprop_softmax_rows if name == "softmax"
+                  else K.backprop_log_softmax_rows)
+        launch_1d(kernel, rows.shape[0], rows, _rows(saved), _rows(out))
         return
     p = _DEFAULT_PARAM.get(name, 0.0) if param is None else param
     dyf = _flat(dy)
@@ -264,12 +393,33 @@ def backprop_linear(dy, y, out=None):
     return _backward("linear", dy, y, out)
 
 
-def relu(x, out=None):
-    return _forward("relu", x, out)
+def relu(x, out=None, *, negative_slope=0.0, max_value=None, threshold=0.0):
+    if check.relu_is_plain(negative_slope, max_value, threshold):
+        return _forward("relu", x, out)
+    slope, cap, thr = check.relu_params(negative_slope, max_value, threshold)
+    c = Call(x=x, out=out)
+    out = check.unary(c.v["x"], c.v["out"])
+    K = kernels(out.dtype)
+    d_x = _flat(c.dev(c.v["x"], name="x"))
+    launch_1d(K.relu_params, d_x.shape[0], d_x, _flat(c.dev(out, name="out")), slope,
+              0.0 if cap is None else cap, cap is not None, thr)
+    c.write_back(out)
+    return c.result(out)
 
 
-def backprop_relu(dy, y, out=None):
-    return _backward("relu", dy, y, out)
+def backprop_relu(dy, y, out=None, *, negative_slope=0.0, max_value=None, threshold=0.0):
+    if check.relu_is_plain(negative_slope, max_value, threshold):
+        return _backward("relu", dy, y, out)
+    slope, cap, thr = check.relu_params(negative_slope, max_value, threshold)
+    c = Call(dy=dy, y=y, out=out)
+    out = check.backprop(c.v["dy"], c.v["y"], c.v["out"])
+    K = kernels(out.dtype)
+    d_dy = _flat(c.dev(c.v["dy"], name="dy"))
+    launch_1d(K.backprop_relu_params, d_dy.shape[0], d_dy, _flat(c.dev(c.v["y"], name="y")),
+              _flat(c.dev(out, name="out")), slope, 0.0 if cap is None else cap,
+              cap is not None, cap is None and thr == 0.0)
+    c.write_back(out)
+    return c.result(out)
 
 
 def leaky_relu(x, out=None, *, negative_slope=0.2):
@@ -332,6 +482,78 @@ def gelu(x, out=None, *, approximate=False):
 def backprop_gelu(dy, x, out=None, *, approximate=False):
     approximate = check.flag("approximate", approximate)
     return _backward("gelu", dy, x, out, approximate=approximate, y_name="x")
+
+
+def relu6(x, out=None):
+    return _forward("relu6", x, out)
+
+
+def backprop_relu6(dy, y, out=None):
+    return _backward("relu6", dy, y, out)
+
+
+def selu(x, out=None):
+    return _forward("selu", x, out)
+
+
+def backprop_selu(dy, y, out=None):
+    return _backward("selu", dy, y, out)
+
+
+def hard_sigmoid(x, out=None):
+    return _forward("hard_sigmoid", x, out)
+
+
+def backprop_hard_sigmoid(dy, y, out=None):
+    return _backward("hard_sigmoid", dy, y, out)
+
+
+def exponential(x, out=None):
+    return _forward("exponential", x, out)
+
+
+def backprop_exponential(dy, y, out=None):
+    return _backward("exponential", dy, y, out)
+
+
+def softsign(x, out=None):
+    return _forward("softsign", x, out)
+
+
+def backprop_softsign(dy, y, out=None):
+    return _backward("softsign", dy, y, out)
+
+
+def log_softmax(x, out=None):
+    return _forward("log_softmax", x, out)
+
+
+def backprop_log_softmax(dy, y, out=None):
+    return _backward("log_softmax", dy, y, out)
+
+
+def silu(x, out=None):
+    return _forward("silu", x, out)
+
+
+def backprop_silu(dy, x, out=None):
+    return _backward("silu", dy, x, out, y_name="x")
+
+
+def hard_silu(x, out=None):
+    return _forward("hard_silu", x, out)
+
+
+def backprop_hard_silu(dy, x, out=None):
+    return _backward("hard_silu", dy, x, out, y_name="x")
+
+
+def mish(x, out=None):
+    return _forward("mish", x, out)
+
+
+def backprop_mish(dy, x, out=None):
+    return _backward("mish", dy, x, out, y_name="x")
 
 
 def bias_add(x, b, out=None):

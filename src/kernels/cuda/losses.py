@@ -1,4 +1,4 @@
-"""Loss CUDA kernels: the reference's 14 losses and gradients, reduced on the device.
+"""Loss CUDA kernels: the reference's losses and gradients, reduced on the device.
 
 A loss value is a mean, formed without a host round trip and deterministically:
 
@@ -55,6 +55,13 @@ LOSS_IDS = {name: i for i, name in enumerate(reference.LOSS_KERNELS)}
 MSE, MAE, HUBER, BCE, BCE_LOGITS = (
     LOSS_IDS["mean_squared_error"], LOSS_IDS["mean_absolute_error"], LOSS_IDS["huber"],
     LOSS_IDS["binary_crossentropy"], LOSS_IDS["binary_crossentropy_logits"])
+HINGE, SQUARED_HINGE, POISSON, LOG_COSH, MAPE, MSLE, KLD, CAT_HINGE, COSINE = (
+    LOSS_IDS["hinge"], LOSS_IDS["squared_hinge"], LOSS_IDS["poisson"],
+    LOSS_IDS["log_cosh"], LOSS_IDS["mean_absolute_percentage_error"],
+    LOSS_IDS["mean_squared_logarithmic_error"], LOSS_IDS["kl_divergence"],
+    LOSS_IDS["categorical_hinge"], LOSS_IDS["cosine_similarity"])
+_LOG2 = math.log(2.0)
+_COS_EPS2 = EPSILON * EPSILON
 
 
 @functools.lru_cache(maxsize=None)
@@ -63,12 +70,80 @@ def loss_functions(dtype):
     probability clip, a NaN-propagating row maximum and the block sum."""
     T = np.dtype(dtype).type
     nbtype = _nb.NUMBA_FLOAT[np.dtype(dtype)]
-    zero, one, half = T(0), T(1), T(0.5)
+    zero, one, half, two, hundred = T(0), T(1), T(0.5), T(2), T(100)
     lo, hi = T(EPSILON), T(1 - EPSILON)
+    log2 = T(_LOG2)
 
     @_nb.jit(device=True)
     def clip(p):
         return lo if p < lo else (hi if p > hi else p)       # NaN stays NaN
+
+    @_nb.jit(device=True)
+    def max0(v):
+        return zero if v <= zero else v                      # NaN stays NaN
+
+    @_nb.jit(device=True)
+    def maxeps(v):
+        return lo if v < lo else v                           # NaN stays NaN
+
+    @_nb.jit(device=True)
+    def clip01(v):
+        return lo if v < lo else (one if v > one else v)     # KLD's clip, NaN kept
+
+    @_nb.jit(device=True)
+    def hinge_t(t, convert):
+        return two * t - one if convert != zero else t
+
+    @_nb.jit(device=True)
+    def more_term(kind, t, p, param):
+        """The terms of the losses past BCE_LOGITS (param: hinge's label conversion)."""
+        if kind == HINGE:
+            return max0(one - hinge_t(t, param) * p)
+        if kind == SQUARED_HINGE:
+            d = max0(one - hinge_t(t, param) * p)
+            return d * d
+        if kind == POISSON:
+            return p - t * math.log(p + lo)
+        if kind == LOG_COSH:
+            d = p - t
+            u = -two * d
+            return d + (max(u, zero) + math.log1p(math.exp(-abs(u)))) - log2
+        if kind == MAPE:
+            return hundred * abs((t - p) / maxeps(abs(t)))
+        if kind == MSLE:
+            d = math.log(maxeps(p) + one) - math.log(maxeps(t) + one)
+            return d * d
+        c = clip01(t)                                        # KLD
+        return c * math.log(c / clip01(p))
+
+    @_nb.jit(device=True)
+    def more_grad(kind, t, p, param, scale):
+        if kind == HINGE:
+            c = hinge_t(t, param)
+            return -c * scale if one - c * p > zero else zero
+        if kind == SQUARED_HINGE:
+            c = hinge_t(t, param)
+            return -two * c * max0(one - c * p) * scale
+        if kind == POISSON:
+            return (one - t / (p + lo)) * scale
+        if kind == LOG_COSH:
+            return math.tanh(p - t) * scale
+        if kind == MAPE:
+            d = p - t
+            c = hundred * scale / maxeps(abs(t))
+            if d > zero:
+                return c
+            if d < zero:
+                return -c
+            return d * c                                     # 0, or NaN
+        if kind == MSLE:
+            if p > lo:
+                d = math.log(p + one) - math.log(maxeps(t) + one)
+                return two * d / (p + one) * scale
+            return zero
+        if p >= lo and p <= one:                              # KLD
+            return -clip01(t) / p * scale
+        return zero
 
     @_nb.jit(device=True)
     def term(kind, t, p, param):
@@ -86,6 +161,8 @@ def loss_functions(dtype):
         if kind == BCE:
             c = clip(p)
             return -(t * math.log(c) + (one - t) * math.log(one - c))
+        if kind != BCE_LOGITS:
+            return more_term(kind, t, p, param)
         # BCE from logits: max(z, 0) - z y + log(1 + exp(-|z|)), NaN propagating
         pos = p if (p > zero or p != p) else zero
         return pos - p * t + math.log1p(math.exp(-abs(p)))
@@ -113,6 +190,8 @@ def loss_functions(dtype):
             if p >= lo and p <= hi:
                 return ((one - t) / (one - p) - t / p) * scale
             return zero                            # the clip is active (or p is NaN)
+        if kind != BCE_LOGITS:
+            return more_grad(kind, t, p, param, scale)
         e = math.exp(-abs(p))
         s = one / (one + e) if p >= zero else e / (one + e)
         return (s - t) * scale
@@ -276,6 +355,82 @@ def _xent_rows(dtype):
     return xent_rows
 
 
+@register("more_rows", "C2 C2 C2 C1 I B B F C1 B")
+def _more_rows(dtype):
+    """Categorical hinge and cosine similarity, one thread per row: the row loss into
+    the block's partial sum (``want_loss``) and/or its gradient into ``out`` (which may
+    be ``p``: a row is read in full before it is written)."""
+    T = np.dtype(dtype).type
+    zero, one = T(0), T(1)
+    eps2 = T(_COS_EPS2)
+    block_sum = loss_functions(dtype)[4]
+
+    def more_rows(t, p, out, partial, kind, want_loss, want_grad, scale, w, weighted):
+        cols = p.shape[1]
+        acc = zero
+        for r in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            wr = w[r] if weighted else one
+            sc = scale * wr
+            dot = zero
+            if kind == CAT_HINGE:
+                k = 0
+                m = (one - t[r, 0]) * p[r, 0]
+                mn = m                 # the max with NaN kept (the loss's), apart
+                for j in range(cols):
+                    dot += t[r, j] * p[r, j]
+                    v = (one - t[r, j]) * p[r, j]
+                    if v > m:
+                        m = v
+                        k = j
+                    if v > mn or v != v:
+                        mn = v
+                margin = mn - dot + one
+                if want_loss:
+                    acc += (zero if margin <= zero else margin) * wr
+                if want_grad:
+                    active = (m - dot + one) > zero
+                    g = (one - t[r, k]) * sc
+                    for j in range(cols):
+                        out[r, j] = -t[r, j] * sc if active else zero
+                    if active:
+                        out[r, k] += g
+            else:
+                a = zero
+                b = zero
+                for j in range(cols):
+                    dot += t[r, j] * p[r, j]
+                    a += t[r, j] * t[r, j]
+                    b += p[r, j] * p[r, j]
+                it = one / math.sqrt(eps2 if a < eps2 else a)
+                ip = one / math.sqrt(eps2 if b < eps2 else b)
+                if want_loss:
+                    acc -= dot * it * ip * wr
+                if want_grad:
+                    g = dot * ip * ip if b > eps2 else zero
+                    inv = -it * ip * sc
+                    for j in range(cols):
+                        out[r, j] = (t[r, j] - g * p[r, j]) * inv
+        if want_loss:
+            total = block_sum(acc)
+            if cuda.threadIdx.x == 0:
+                partial[cuda.blockIdx.x] = total
+    return more_rows
+
+
+@register("not_binary", "C1 C1")
+def _not_binary(dtype):
+    """flag[0] = 1 when some element of t is neither 0 nor 1 (flag zeroed before; every
+    writer writes the same value)."""
+    T = np.dtype(dtype).type
+    zero, one = T(0), T(1)
+
+    def not_binary(t, flag):
+        for i in range(cuda.grid(1), t.shape[0], cuda.gridsize(1)):
+            if t[i] != zero and t[i] != one:
+                flag[0] = one
+    return not_binary
+
+
 @register("sparse_xent_rows", "L1 C2 C2 C1 B B B F C1 B")
 def _sparse_xent_rows(dtype):
     """Sparse categorical cross-entropy, one thread per row with label ``k``: the row
@@ -390,6 +545,16 @@ def _weights(c, pred_name="y_pred", out=None):
     return c.dev(view, name="sample_weight"), True
 
 
+def _hinge_param(kind, t):
+    """Hinge's label conversion flag (1.0: every target is 0 or 1, Keras maps them to
+    -1/1), from the device targets ``t`` (one flag read back); 0.0 for other losses."""
+    if kind not in (HINGE, SQUARED_HINGE):
+        return 0.0
+    flag = _nb.to_device(np.zeros(1, t.dtype))
+    launch_1d(kernels(t.dtype).not_binary, t.shape[0], t, flag)
+    return 0.0 if flag.copy_to_host()[0] else 1.0
+
+
 def _elementwise_loss(kind, y_true, y_pred, sample_weight, param=0.0):
     c = Call(y_pred=y_pred, y_true=y_true, sample_weight=sample_weight)
     check.loss_args(c.v["y_true"], c.v["y_pred"])
@@ -399,11 +564,13 @@ def _elementwise_loss(kind, y_true, y_pred, sample_weight, param=0.0):
     p = _flat(c.dev(c.v["y_pred"], name="y_pred"))
     t = _flat(c.dev(c.v["y_true"], name="y_true"))
     n = p.shape[0]
+    param = _hinge_param(kind, t) if kind in (HINGE, SQUARED_HINGE) else param
     partial, blocks = _partials(dtype), _reduce_blocks((n + _ITEMS_PER_THREAD - 1)
                                                        // _ITEMS_PER_THREAD)
     launch(kernels(dtype).elementwise_loss_partials, blocks, THREADS, t, p, partial, kind,
            param, w, weighted, cols)
-    return c.scalar(_finish(dtype, partial, blocks, n), dtype)
+    # a sample's KL divergence is the sum of its row: the mean is over rows
+    return c.scalar(_finish(dtype, partial, blocks, n // cols if kind == KLD else n), dtype)
 
 
 def _elementwise_grad(kind, y_true, y_pred, out, sample_weight, param=0.0, factor=1.0):
@@ -416,7 +583,9 @@ def _elementwise_grad(kind, y_true, y_pred, out, sample_weight, param=0.0, facto
     t = _flat(c.dev(c.v["y_true"], name="y_true"))
     o = _flat(c.dev(out, name="out"))
     n = p.shape[0]
-    launch_1d(kernels(dtype).elementwise_loss_grad, n, t, p, o, kind, param, factor / n,
+    param = _hinge_param(kind, t) if kind in (HINGE, SQUARED_HINGE) else param
+    count = n // cols if kind == KLD else n
+    launch_1d(kernels(dtype).elementwise_loss_grad, n, t, p, o, kind, param, factor / count,
               w, weighted, cols)
     c.write_back(out)
     return c.result(out)
@@ -574,3 +743,61 @@ def backprop_sparse_categorical_crossentropy(y_true, y_pred, out=None, *, from_l
 def sparse_softmax_crossentropy(y_true, logits, out=None, *, sample_weight=None):
     return _sparse(y_true, logits, out, True, True, True, sample_weight,
                    pred_name="logits")
+
+
+# ---------------------------------------------------- Keras's other losses
+
+def _rows_loss(kind, y_true, y_pred, out, want_loss, want_grad, sample_weight):
+    """Categorical hinge or cosine similarity: (loss or None, out or None)."""
+    c = Call(y_pred=y_pred, y_true=y_true, out=out, sample_weight=sample_weight)
+    v_pred, v_true = c.v["y_pred"], c.v["y_true"]
+    if want_grad:
+        out = check.loss_args(v_true, v_pred, c.v["out"], ndim=2, want_out=True)
+    else:
+        check.loss_args(v_true, v_pred, ndim=2)
+    w, weighted = _weights(c, out=out if want_grad else None)
+    dtype = v_pred.dtype
+    p = c.dev(v_pred, name="y_pred")
+    t = c.dev(v_true, name="y_true")
+    o = c.dev(out, name="out") if want_grad else p     # p is not written without want_grad
+    rows = p.shape[0]
+    partial = _partials(dtype) if want_loss else _flat(p)
+    blocks = _reduce_blocks(rows) if want_loss else blocks_for(rows)
+    launch(kernels(dtype).more_rows, blocks, THREADS, t, p, o, partial, kind, want_loss,
+           want_grad, 1.0 / rows, w, weighted)
+    loss = c.scalar(_finish(dtype, partial, blocks, rows), dtype) if want_loss else None
+    if want_grad:
+        c.write_back(out)
+        out = c.result(out)
+    return loss, out
+
+
+def _more(name):
+    kind = LOSS_IDS[name]
+    if name in reference.ROW_LOSSES:
+        def value(y_true, y_pred, *, sample_weight=None):
+            return _rows_loss(kind, y_true, y_pred, None, True, False, sample_weight)[0]
+
+        def gradient(y_true, y_pred, out=None, *, sample_weight=None):
+            return _rows_loss(kind, y_true, y_pred, out, False, True, sample_weight)[1]
+    else:
+        def value(y_true, y_pred, *, sample_weight=None):
+            return _elementwise_loss(kind, y_true, y_pred, sample_weight)
+
+        def gradient(y_true, y_pred, out=None, *, sample_weight=None):
+            return _elementwise_grad(kind, y_true, y_pred, out, sample_weight)
+    value.__name__, gradient.__name__ = name, "backprop_" + name
+    return value, gradient
+
+
+hinge, backprop_hinge = _more("hinge")
+squared_hinge, backprop_squared_hinge = _more("squared_hinge")
+poisson, backprop_poisson = _more("poisson")
+log_cosh, backprop_log_cosh = _more("log_cosh")
+mean_absolute_percentage_error, backprop_mean_absolute_percentage_error = _more(
+    "mean_absolute_percentage_error")
+mean_squared_logarithmic_error, backprop_mean_squared_logarithmic_error = _more(
+    "mean_squared_logarithmic_error")
+kl_divergence, backprop_kl_divergence = _more("kl_divergence")
+categorical_hinge, backprop_categorical_hinge = _more("categorical_hinge")
+cosine_similarity, backprop_cosine_similarity = _more("cosine_similarity")
