@@ -1,5 +1,5 @@
 """Activations and their backprops: elementwise ones on 128x256 and 1024x1024,
-softmax on rows of 10 and of 256 classes.
+softmax and log_softmax on rows of 10 and of 256 classes.
 
 Forward: ``f(x, out)``.  Backprop: ``backprop_f(dy, y, out)`` from the saved output
 ``y`` (gelu takes its input ``x`` instead).  Results go to a preallocated ``out``.
@@ -7,14 +7,14 @@ Forward: ``f(x, out)``.  Backprop: ``backprop_f(dy, y, out)`` from the saved out
 import numpy as np
 import pytest
 
-ELEMENTWISE = ["relu", "sigmoid", "tanh", "gelu"]
+ELEMENTWISE = ["relu", "sigmoid", "tanh", "gelu", "silu", "mish", "selu", "hard_silu"]
 ELEMENTWISE_SHAPES = [(128, 256), (1024, 1024)]
 SOFTMAX_SHAPES = [(128, 10), (4096, 10), (128, 256), (4096, 256)]
 
 CASES = ([pytest.param(name, shape, id=f"{name}-{shape[0]}x{shape[1]}")
           for name in ELEMENTWISE for shape in ELEMENTWISE_SHAPES]
-         + [pytest.param("softmax", shape, id=f"softmax-{shape[0]}x{shape[1]}")
-            for shape in SOFTMAX_SHAPES])
+         + [pytest.param(name, shape, id=f"{name}-{shape[0]}x{shape[1]}")
+            for name in ("softmax", "log_softmax") for shape in SOFTMAX_SHAPES])
 
 RTOL, ATOL = 2e-5, 1e-6  # float32: a few ulps of values of order 1
 

@@ -100,3 +100,39 @@ def test_sparse_softmax_crossentropy(benchmark, backend, describe, ref, classifi
     describe("sparse_softmax_crossentropy", shape)
     result = benchmark(backend.sparse_softmax_crossentropy, labels, logits, out)
     _check(tuple(result), ref.sparse_softmax_crossentropy(labels, logits))
+
+
+# Keras's other losses: value and gradient (hinge on 0/1 labels, so its label
+# conversion check runs too; kl_divergence on probabilities; the row losses
+# categorical_hinge and cosine_similarity on one-hot targets)
+MORE = ["hinge", "log_cosh", "poisson", "kl_divergence", "categorical_hinge",
+        "cosine_similarity"]
+
+
+@pytest.fixture
+def more_inputs(probabilities, classification):
+    def make(name, shape):
+        if name in ("categorical_hinge", "cosine_similarity"):
+            _, one_hot, logits = classification(shape)
+            return one_hot, logits
+        return probabilities(shape)
+    return make
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", MORE)
+def test_more_losses(benchmark, backend, describe, ref, more_inputs, name, shape):
+    y_true, y_pred = more_inputs(name, shape)
+    describe(name, shape)
+    result = benchmark(getattr(backend, name), y_true, y_pred)
+    _check(result, getattr(ref, name)(y_true, y_pred))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", MORE)
+def test_more_losses_backprop(benchmark, backend, describe, ref, more_inputs, name, shape):
+    y_true, y_pred = more_inputs(name, shape)
+    out = np.empty_like(y_pred)
+    describe("backprop_" + name, shape)
+    result = benchmark(getattr(backend, "backprop_" + name), y_true, y_pred, out)
+    _check(result, getattr(ref, "backprop_" + name)(y_true, y_pred))

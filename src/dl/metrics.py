@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 
 from . import _serial, config
+from kernels import reference
 from kernels.checks import describe, real
 from ._args import optional_str
 
@@ -236,6 +237,77 @@ class MeanAbsoluteError(Metric):
 
     def device_kind(self, y_true, y_pred):
         return "mean_absolute_error" if tuple(y_true.shape) == tuple(y_pred.shape) else None
+
+
+class _LossMetric(Metric):
+    """The running mean of a loss's per-sample values (Keras's metrics of the same
+    formulas: Hinge, KLDivergence, LogCoshError...), computed on the host in double
+    precision by the reference's per-sample losses."""
+    kernel = None
+    direction = "down"
+    sign = 1.0
+
+    def per_sample(self, y_true, y_pred):
+        n = y_pred.shape[0]
+        p = np.asarray(y_pred, dtype=np.float64).reshape(n, -1)
+        t = np.asarray(y_true, dtype=np.float64)
+        if t.size == n and p.shape[1] > 1 and self.kernel not in reference.ROW_LOSSES:
+            t = np.broadcast_to(t.reshape(n, 1), p.shape)     # one target per sample
+        if t.size != p.size:
+            raise ValueError(f"y_true: expected one target per prediction, shape "
+                             f"{np.shape(y_pred)}, got shape {np.shape(y_true)}")
+        t = np.ascontiguousarray(t.reshape(p.shape))
+        return self.sign * reference.per_sample_losses(self.kernel, t, p)
+
+
+class Hinge(_LossMetric):
+    name = kernel = "hinge"
+
+
+class SquaredHinge(_LossMetric):
+    name = kernel = "squared_hinge"
+
+
+class CategoricalHinge(_LossMetric):
+    name = kernel = "categorical_hinge"
+
+
+class KLDivergence(_LossMetric):
+    name = kernel = "kl_divergence"
+
+
+class Poisson(_LossMetric):
+    name = kernel = "poisson"
+
+
+class LogCoshError(_LossMetric):
+    name = "logcosh"
+    kernel = "log_cosh"
+
+
+class MeanAbsolutePercentageError(_LossMetric):
+    name = kernel = "mean_absolute_percentage_error"
+
+
+class MeanSquaredLogarithmicError(_LossMetric):
+    name = kernel = "mean_squared_logarithmic_error"
+
+
+class CosineSimilarity(_LossMetric):
+    """The mean cosine similarity of the samples (1 when aligned: the loss's negative)."""
+    name = kernel = "cosine_similarity"
+    direction = "up"
+    sign = -1.0
+
+    def __init__(self, name=None, dtype=None, axis=-1):
+        if isinstance(axis, (bool, np.bool_)) or axis not in (-1, 1):
+            raise ValueError(f"axis: only the last axis (-1) holds the values of dl's "
+                             f"(samples, values) outputs, got {axis!r}")
+        self.axis = int(axis)
+        super().__init__(name, dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
 
 
 class Accuracy(Metric):
@@ -862,7 +934,10 @@ _CLASSES = {c.__name__: c for c in (Accuracy, BinaryAccuracy, CategoricalAccurac
                                     SparseCategoricalAccuracy, MeanSquaredError,
                                     MeanAbsoluteError, RootMeanSquaredError,
                                     TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
-                                    Precision, Recall, AUC, FBetaScore, F1Score, R2Score)}
+                                    Precision, Recall, AUC, FBetaScore, F1Score, R2Score,
+                                    Hinge, SquaredHinge, CategoricalHinge, KLDivergence,
+                                    Poisson, LogCoshError, MeanAbsolutePercentageError,
+                                    MeanSquaredLogarithmicError, CosineSimilarity)}
 _ALIASES = {
     "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
@@ -873,6 +948,14 @@ _ALIASES = {
     "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
     "precision": Precision, "recall": Recall, "auc": AUC, "f1_score": F1Score,
     "fbeta_score": FBetaScore, "r2_score": R2Score,
+    "hinge": Hinge, "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
+    "kl_divergence": KLDivergence, "kld": KLDivergence, "poisson": Poisson,
+    "logcosh": LogCoshError, "log_cosh": LogCoshError,
+    "mape": MeanAbsolutePercentageError,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "msle": MeanSquaredLogarithmicError,
+    "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
+    "cosine_similarity": CosineSimilarity,
 }
 
 

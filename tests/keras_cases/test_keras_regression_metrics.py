@@ -1,6 +1,7 @@
 """Keras 3's ``keras/src/metrics/regression_metrics_test.py``, ported for the regression
-metrics dl provides (MeanSquaredError, MeanAbsoluteError, RootMeanSquaredError,
-R2Score): the same inputs and expected values, run on dl.  Each test names the Keras
+metrics dl provides (MeanSquaredError, CosineSimilarity, MeanAbsoluteError,
+MeanAbsolutePercentageError, MeanSquaredLogarithmicError, RootMeanSquaredError,
+LogCoshError, R2Score): the same inputs and expected values, run on dl.  Each test names the Keras
 test (Class.method) it comes from.
 
 Deliberate differences (docs/keras-differences.md), asserted as dl's behaviour:
@@ -13,9 +14,11 @@ Deliberate differences (docs/keras-differences.md), asserted as dl's behaviour:
 - error messages are dl's own (the argument first); the exception types are Keras's.
 
 Not ported: ``MeanSquaredErrorTest.test_config`` is an empty TODO in Keras (dl's MSE
-config is checked with MAE's case anyway); CosineSimilarityTest,
-MeanAbsolutePercentageErrorTest, MeanSquaredLogarithmicErrorTest and LogCoshErrorTest:
-dl has no such metrics yet.
+config is checked with MAE's case anyway).
+
+CosineSimilarityTest.test_config uses axis=2 (a rank-3 axis): dl's outputs are 2-D,
+so its axis is -1 or 1 and axis=2 is a ValueError naming ``axis`` (deliberately
+different, as for the loss).
 """
 import numpy as np
 import pytest
@@ -170,3 +173,107 @@ def test_r2_errors_1d_inputs():                     # deliberately different: 1-
     assert r2.result() == 1.0
     close(metrics.R2Score()([0.0, 1.0, 3.0], [0.5, 1.0, 2.0]),
           metrics.R2Score()([[0.0], [1.0], [3.0]], [[0.5], [1.0], [2.0]]))
+
+
+# ============================================ the metrics of the losses' formulas
+CS_TRUE = np.asarray([[1, 9, 2], [-5, -2, 6]], dtype=np.float32)
+CS_PRED = np.asarray([[4, 8, 12], [8, 1, 3]], dtype=np.float32)
+
+
+def _cosines():
+    def l2(x):
+        return x / np.sqrt(np.maximum(np.sum(np.square(x), axis=1, keepdims=True), 1e-12))
+    return np.sum(l2(CS_TRUE) * l2(CS_PRED), axis=1)
+
+
+def test_cosine_config():
+    # CosineSimilarityTest.test_config: axis=2 and dtype="int32" are both deliberately
+    # different (2-D outputs, float dtypes): each a ValueError naming its argument
+    with pytest.raises(ValueError, match="^axis: "):
+        metrics.CosineSimilarity(axis=2, name="my_cos")
+    with pytest.raises(ValueError, match="^dtype: expected float32 or float64"):
+        metrics.CosineSimilarity(axis=1, name="my_cos", dtype="int32")
+    obj = metrics.CosineSimilarity(axis=1, name="my_cos", dtype="float64")
+    again = metrics.CosineSimilarity.from_config(obj.get_config())
+    assert again.name == "my_cos" and again.dtype == "float64" and again.axis == 1
+
+
+def test_cosine_unweighted():
+    # CosineSimilarityTest.test_unweighted
+    np.testing.assert_almost_equal(metrics.CosineSimilarity()(CS_TRUE, CS_PRED),
+                                   np.mean(_cosines()), decimal=3)
+
+
+def test_cosine_weighted():
+    # CosineSimilarityTest.test_weighted
+    w = np.asarray([1.2, 3.4])
+    np.testing.assert_almost_equal(metrics.CosineSimilarity()(CS_TRUE, CS_PRED,
+                                                              sample_weight=w),
+                                   np.sum(_cosines() * w) / np.sum(w), decimal=3)
+
+
+def test_cosine_axis():
+    # CosineSimilarityTest.test_axis
+    np.testing.assert_almost_equal(metrics.CosineSimilarity(axis=1)(CS_TRUE, CS_PRED),
+                                   np.mean(_cosines()), decimal=3)
+
+
+@pytest.mark.parametrize("cls, name", [
+    (metrics.MeanAbsolutePercentageError, "my_mape"),       # ...ErrorTest.test_config
+    (metrics.MeanSquaredLogarithmicError, "my_msle"),
+    (metrics.LogCoshError, "logcosh")])
+def test_loss_metric_config(cls, name):   # deliberately different: float dtypes only
+    with pytest.raises(ValueError, match="^dtype: expected float32 or float64, got int32"):
+        cls(name=name, dtype="int32")
+    obj = cls(name=name, dtype="float64")
+    again = cls.from_config(obj.get_config())
+    assert again.name == name and again.dtype == "float64"
+
+
+BIN_PRED = np.array([[0, 0, 1, 1, 0], [1, 1, 1, 1, 1], [0, 1, 0, 1, 0], [1, 1, 1, 1, 1]],
+                    dtype="float32")
+W4 = np.array([1.0, 1.5, 2.0, 2.5])
+
+
+def test_mape_unweighted():
+    # MeanAbsolutePercentageErrorTest.test_unweighted
+    close(metrics.MeanAbsolutePercentageError()(Y_TRUE, BIN_PRED), 35e7, atol=1e-5)
+
+
+def test_mape_weighted():
+    # MeanAbsolutePercentageErrorTest.test_weighted
+    close(metrics.MeanAbsolutePercentageError()(Y_TRUE, BIN_PRED, sample_weight=W4), 40e7,
+          atol=1e-5)
+
+
+def test_msle_unweighted():
+    # MeanSquaredLogarithmicErrorTest.test_unweighted
+    obj = metrics.MeanSquaredLogarithmicError()
+    obj.update_state(Y_TRUE, BIN_PRED.astype(int))
+    close(obj.result(), 0.24022, atol=1e-5, rtol=0)
+
+
+def test_msle_weighted():
+    # MeanSquaredLogarithmicErrorTest.test_weighted
+    close(metrics.MeanSquaredLogarithmicError()(Y_TRUE, BIN_PRED.astype(int),
+                                                sample_weight=W4), 0.26082,
+          atol=1e-5, rtol=0)
+
+
+LC_ERR = CS_PRED - CS_TRUE
+LC_LOSSES = np.log((np.exp(LC_ERR) + np.exp(-LC_ERR)) / 2)
+
+
+def test_logcosh_unweighted():
+    # LogCoshErrorTest.test_unweighted
+    obj = metrics.LogCoshError()
+    obj.update_state(CS_TRUE, CS_PRED)
+    close(obj.result(), np.sum(LC_LOSSES) / 6, atol=1e-3)
+
+
+def test_logcosh_weighted():
+    # LogCoshErrorTest.test_weighted
+    result = metrics.LogCoshError(dtype="float32")(CS_TRUE, CS_PRED,
+                                                   sample_weight=np.array([[1.2], [3.4]]))
+    w = np.asarray([1.2, 1.2, 1.2, 3.4, 3.4, 3.4]).reshape((2, 3))
+    close(result, np.sum(LC_LOSSES * w) / np.sum(w), atol=1e-3)

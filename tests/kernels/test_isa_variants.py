@@ -15,7 +15,7 @@ from kernels import reference as ref
 
 from kernel_cases import (ACT_CASES, ACT_IDS, LOSS_CASES, LOSS_IDS, act_kind, det_cases,
                           flatten, loss_inputs, run_threads)
-from kernel_helpers import (act_fp_context, assert_close, no_fp_warnings, normal, uniform, using_impl)
+from kernel_helpers import act_fp_context, assert_close, normal, uniform, using_impl
 
 # ======================================================= elementwise ISA variants
 @pytest.fixture(params=_elementwise.available_impls())
