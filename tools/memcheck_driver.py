@@ -59,14 +59,20 @@ def make_cases(dtype, rows, cols, k):
                                   dx=None, dw=dw, db=None, need_dx=False, use_bias=False),
     ]
     for act in ("linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax",
-                "softplus", "gelu"):
+                "softplus", "gelu", "relu6", "selu", "silu", "hard_sigmoid", "hard_silu",
+                "mish", "exponential", "softsign", "log_softmax"):
         fwd, bwd = getattr(be, act), getattr(be, "backprop_" + act)
         calls.append(lambda fwd=fwd: fwd(y))
         calls.append(lambda fwd=fwd: fwd(y, out))
         calls.append(lambda fwd=fwd: fwd(y, strided))
         calls.append(lambda bwd=bwd: bwd(dy, y))
         calls.append(lambda bwd=bwd: bwd(dy, y, out))
-    for name in ("mean_squared_error", "mean_absolute_error", "huber"):
+    calls += [lambda: be.relu(y, negative_slope=0.1, max_value=0.5, threshold=0.2),
+              lambda: be.backprop_relu(dy, y, out, negative_slope=0.1, max_value=0.5)]
+    for name in ("mean_squared_error", "mean_absolute_error", "huber", "hinge",
+                 "squared_hinge", "poisson", "log_cosh", "mean_absolute_percentage_error",
+                 "mean_squared_logarithmic_error", "kl_divergence", "categorical_hinge",
+                 "cosine_similarity"):
         calls.append(lambda f=getattr(be, name): f(onehot, y))
         calls.append(lambda f=getattr(be, "backprop_" + name): f(onehot, y, out))
     for logits in (False, True):

@@ -127,7 +127,7 @@ class _DenseStep:
         layer = self.layer
         i = self.identity
         return (layer.kernel is i[0] and layer.bias is i[1] and layer.d_kernel is i[2]
-                and layer.d_bias is i[3] and layer.activation is i[4]
+                and layer.d_bias is i[3] and layer._activation is i[4]
                 and layer.trainable is i[5] and layer.use_bias is i[6]
                 and layer.kernel_regularizer is i[7] and layer.bias_regularizer is i[8]
                 and layer.fuse_softmax_loss is i[9] and layer.kernel_constraint is i[10]

@@ -332,7 +332,9 @@ def _three_layer(act, out_units, out_act, loss, seed, n_in=4, extra=(), backend=
     return model
 
 
-HIDDEN = ["relu", "tanh", "sigmoid", "elu", "gelu", "softplus", "leaky_relu", "linear"]
+HIDDEN = ["relu", "tanh", "sigmoid", "elu", "gelu", "softplus", "leaky_relu", "linear",
+          "relu6", "selu", "silu", "hard_sigmoid", "hard_silu", "mish", "exponential",
+          "softsign"]
 
 
 @pytest.mark.parametrize("backend", both_backends())

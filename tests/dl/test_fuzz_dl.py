@@ -401,7 +401,9 @@ LAYER_CLASSES = {"Dense": dl.layers.Dense, "Dropout": dl.layers.Dropout,
 BASE_PARAMS = {"name", "dtype", "input_shape", "input_dim", "trainable"}
 
 ACT_OK = st.sampled_from([None, "relu", "linear", "tanh", "sigmoid", "softmax", "gelu", "elu",
-                          "leaky_relu", "softplus", dl.activations.relu,
+                          "leaky_relu", "softplus", dl.activations.relu, "relu6", "selu",
+                          "swish", "hard_sigmoid", "hard_swish", "mish", "softsign",
+                          "log_softmax", {"name": "relu", "max_value": 6.0},
                           {"name": "leaky_relu", "negative_slope": 0.1},
                           {"class_name": "Activation", "config": {"name": "elu", "alpha": 0.5}},
                           {"name": "gelu", "approximate": True}])
