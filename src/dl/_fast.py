@@ -291,6 +291,7 @@ class FastStep:
         self.loss_weight = model._loss_weight
         self.reweighs = model.loss.reweighs or self.loss_weight != 1.0
         self.metric_plan = model._metric_plan
+        self.run = self._make_run()
 
     @staticmethod
     def _loss_step(uk, key, fused):
@@ -325,34 +326,46 @@ class FastStep:
                 return False
         return True
 
-    def run(self, xb, yb, wb=None):
-        """One training step on a batch of ``self.rows`` rows of fit's x, y and
-        weights: the same operations, in the same order, as
-        :meth:`Trainer._train_step`."""
-        uk = self.uk
-        model = self.model
-        self.used = True
-        h = xb
-        for s in self.steps:
-            h = s.forward(uk, h)
-        last = self.steps[-1]
-        kw = (self.loss.kernel_weights(self.ops, wb, self.rows, model.dtype,
-                                       self.loss_weight) if self.reweighs else wb)
-        loss = self.loss_step(yb, last.pre if last.fused else h, self.grad, kw)
-        dy = self.grad
-        for s in self.backward:
-            dy = s.backward(uk, dy, xb if s.x is None else s.x)
-        for layer in self.penalized:
-            layer.add_regularization_gradients()
-        n = float(self.rows)
-        acc = model._loss_acc
-        self.ops.acc_add(acc, loss, n, n)
-        for layer in self.penalized:
-            layer.add_penalty(acc, n)
-        opt = self.optimizer
-        if self.clip:
-            opt._clip(self.grads)
-        self.update()
-        opt.iterations += 1
-        for m, weighted in self.metric_plan:
-            m.update_on(self.ops, yb, h, wb if weighted else None)
+    def _make_run(self):
+        """:meth:`run` for this plan: a closure over what the plan fixed at build time
+        (its steps, buffers, loss and optimizer entries), so that a step spends no
+        time looking them up (the seed program's step is a few microseconds)."""
+        uk, model, ops = self.uk, self.model, self.ops
+        steps, backward = tuple(self.steps), tuple(self.backward)
+        penalized = tuple(self.penalized)
+        last = steps[-1]
+        fused = last.fused
+        loss_step, grad, rows = self.loss_step, self.grad, self.rows
+        n = float(rows)
+        acc_add = ops.acc_add
+        opt, clip, grads, update = self.optimizer, self.clip, self.grads, self.update
+        metric_plan = tuple(self.metric_plan)
+        reweighs, loss, loss_weight = self.reweighs, self.loss, self.loss_weight
+        plan = self
+
+        def run(xb, yb, wb=None):
+            """One training step on a batch of ``rows`` rows of fit's x, y and weights:
+            the same operations, in the same order, as :meth:`Trainer._train_step`."""
+            plan.used = True
+            h = xb
+            for s in steps:
+                h = s.forward(uk, h)
+            kw = (loss.kernel_weights(ops, wb, rows, model.dtype, loss_weight) if reweighs
+                  else wb)
+            value = loss_step(yb, last.pre if fused else h, grad, kw)
+            dy = grad
+            for s in backward:
+                dy = s.backward(uk, dy, xb if s.x is None else s.x)
+            for layer in penalized:
+                layer.add_regularization_gradients()
+            acc = model._loss_acc
+            acc_add(acc, value, n, n)
+            for layer in penalized:
+                layer.add_penalty(acc, n)
+            if clip:
+                opt._clip(grads)
+            update()
+            opt.iterations += 1
+            for m, weighted in metric_plan:
+                m.update_on(ops, yb, h, wb if weighted else None)
+        return run

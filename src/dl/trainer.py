@@ -375,9 +375,10 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics(ops)
             done = 0
-            if resume is not None and resume["batch"]:
-                done = self._resume_sums(resume)
-            resume = None
+            if resume is not None:
+                if resume["batch"]:
+                    done = self._resume_sums(resume)
+                resume = None
             cb.on_epoch_begin(epoch, {})
             step = None
             if execution == 1:
@@ -403,14 +404,15 @@ class Trainer:
                     first = step - step % execution
                     cb.on_train_batch_end(first + execution - 1, self._logs(
                         self._loss_acc, ops) if batch_logs else {})
-            ran = 0 if step is None else step + 1 - done
-            if may_run_out and feed.ran_out(ran + done):
-                warnings.warn("Your input ran out of data; interrupting training. Make sure "
-                              "that your dataset or generator can generate at least "
-                              "`steps_per_epoch * epochs` batches.", stacklevel=3)
-                self.stop_training = True
-                if ran == 0:
-                    break
+            if may_run_out:
+                ran = 0 if step is None else step + 1 - done
+                if feed.ran_out(ran + done):
+                    warnings.warn("Your input ran out of data; interrupting training. Make "
+                                  "sure that your dataset or generator can generate at least "
+                                  "`steps_per_epoch * epochs` batches.", stacklevel=3)
+                    self.stop_training = True
+                    if ran == 0:
+                        break
             logs = self._logs(self._loss_acc, ops)
             if val is not None and (epoch + 1) % validation_freq == 0:
                 # as Keras's evaluate(callbacks=callbacks): the on_test_* hooks run
