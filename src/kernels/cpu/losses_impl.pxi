@@ -19,7 +19,7 @@
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from libc.math cimport NAN, INFINITY, sqrt, log as c_log
+from libc.math cimport NAN, INFINITY
 from libc.stdlib cimport malloc, free
 from cpython.pycapsule cimport PyCapsule_New
 

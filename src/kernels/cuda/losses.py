@@ -72,7 +72,7 @@ def loss_functions(dtype):
     nbtype = _nb.NUMBA_FLOAT[np.dtype(dtype)]
     zero, one, half, two, hundred = T(0), T(1), T(0.5), T(2), T(100)
     lo, hi = T(EPSILON), T(1 - EPSILON)
-    log2 = T(_LOG2)
+    log2, inf, nan = T(_LOG2), T(np.inf), T(np.nan)
 
     @_nb.jit(device=True)
     def clip(p):
@@ -103,7 +103,9 @@ def loss_functions(dtype):
             d = max0(one - hinge_t(t, param) * p)
             return d * d
         if kind == POISSON:
-            return p - t * math.log(p + lo)
+            q = p + lo        # log of a non-positive q as the GPU gives it (the simulator's
+            lq = math.log(q) if q > zero else (-inf if q == zero else nan)  # math raises)
+            return p - t * lq
         if kind == LOG_COSH:
             d = p - t
             u = -two * d
