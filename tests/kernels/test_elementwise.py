@@ -220,3 +220,20 @@ def test_column_sums(cy, dtype, threads, rng, shape, x_layout):
 def test_column_sums_by_hand(backend, dtype):
     x = np.array([[1, 2, 3], [4, 5, 6]], dtype)
     np.testing.assert_array_equal(backend.column_sums(x), np.array([5, 7, 9], dtype))
+
+
+def test_exp_of_large_inputs_overflows_as_the_reference(cy, dtype, threads):
+    """exponential and backprop_log_softmax take libm's exp for inputs past 88 (the
+    float32 polynomial stops at exp(88)), and the vectorised polynomial otherwise."""
+    x = np.array([[1.0, 87.9, 88.5, 89.0, 700.0, 710.0, -3.0, 0.0]] * 3, dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.testing.assert_array_equal(np.isinf(cy.exponential(x)),
+                                      np.isinf(ref.exponential(x)))
+        assert_close(cy.exponential(x), ref.exponential(x), dtype)
+        dy = np.full_like(x, 0.5)
+        dy[:, 0] = 0.0           # sum(dy) != 0: exp(y) * sum(dy) overflows where exp does
+        expected = ref.backprop_log_softmax(dy, x)
+        got = cy.backprop_log_softmax(dy, x)
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(expected))
+    finite = np.isfinite(expected)
+    assert_close(got[finite], expected[finite], dtype, "reduction")

@@ -43,6 +43,16 @@ cdef double SELU_ALPHA = 1.6732632423543772848170429916717   # reference.SELU_AL
 cdef double SELU_SCALE = 1.0507009873554804934193349852946   # reference.SELU_SCALE
 
 
+cdef inline bint _any_above(const floating* x, Py_ssize_t lo, Py_ssize_t hi,
+                            floating bound) noexcept nogil:
+    """Whether some x[i] of [lo, hi) exceeds bound (a vectorised count, no early exit)."""
+    cdef Py_ssize_t i
+    cdef int n = 0
+    for i in range(lo, hi):
+        n += x[i] > bound
+    return n != 0
+
+
 cdef inline floating _exp_full(floating x) noexcept nogil:
     """exp over the whole range: f_exp's polynomial up to 88 (float32), libm beyond
     (where f_exp stops at exp(88)), so that exp(x) overflows to inf where it should."""
@@ -125,8 +135,12 @@ cdef void _activate_range(int act, floating param, const floating* x, floating* 
             v = 0 if v == ninf else v
             y[i] = v * f_tanh(f_softplus(v))
     elif act == ACT_EXPONENTIAL:
-        for i in range(lo, hi):
-            y[i] = _exp_full(x[i])
+        if _any_above(x, lo, hi, 88):      # exp overflows past ~88.7: libm's, exactly
+            for i in range(lo, hi):
+                y[i] = _exp_full(x[i])
+        else:                              # the vectorised polynomial
+            for i in range(lo, hi):
+                y[i] = f_exp(x[i])
     elif act == ACT_SOFTSIGN:
         for i in range(lo, hi):
             v = x[i]
@@ -413,8 +427,12 @@ cdef void _backprop_log_softmax_row(const floating* dy, const floating* y, float
     written, the sum complete first)."""
     cdef Py_ssize_t j
     cdef floating s = _lane_sum(dy, cols)
-    for j in range(cols):
-        out[j] = dy[j] - _exp_full(y[j]) * s
+    if _any_above(y, 0, cols, 88):    # not a log_softmax output (those are <= 0)
+        for j in range(cols):
+            out[j] = dy[j] - _exp_full(y[j]) * s
+    else:                              # the vectorised polynomial
+        for j in range(cols):
+            out[j] = dy[j] - f_exp(y[j]) * s
 
 
 cdef void _backprop_softmax_row(const floating* dy, const floating* y, floating* out,
