@@ -47,6 +47,7 @@ BASE_MODULES = [
     "losses_base",
     "losses",
     "optimizers",
+    "normalization",
     "dense",
     "_fastargs",
 ]

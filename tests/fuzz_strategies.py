@@ -558,7 +558,8 @@ def _mutation(draw, call, params):
 
 
 def _family(name):
-    if name in ("gemm", "bias_add", "column_sums", "dense_forward", "dense_backward"):
+    if name in ("gemm", "bias_add", "column_sums", "dense_forward", "dense_backward",
+                "layer_norm_forward", "layer_norm_backward"):
         return name
     if name.startswith("backprop_") and name[9:] in ref.ACTIVATIONS:
         return "act_backward"
@@ -819,10 +820,50 @@ def _valid_optimizer(draw, name, dt, regime, hyper):
     return vals, {}
 
 
+def _valid_layer_norm_forward(draw, name, dt, regime, hyper):
+    shp = draw(shape(1, 3))
+    x = _v(draw, shp, dt, regime)
+    vals, meta = {"x": x}, {}
+    for p in ("gamma", "beta"):
+        if draw(st.booleans()):
+            vals[p] = _v(draw, shp[-1:], dt, regime)
+    how = draw(st.sampled_from(["none", "new", "inplace"]))
+    if how == "new":
+        vals["out"] = draw(values(shp, dt))
+    elif how == "inplace":
+        vals["out"] = x
+        meta["aliases"] = ("out",)
+    if draw(st.booleans()):
+        vals["epsilon"] = draw(_hyper("epsilon", hyper))
+    return vals, meta
+
+
+def _valid_layer_norm_backward(draw, name, dt, regime, hyper):
+    shp = draw(shape(1, 3))
+    dy, x = _v(draw, shp, dt, regime), _v(draw, shp, dt, regime)
+    vals, meta = {"dy": dy, "x": x}, {}
+    if draw(st.booleans()):
+        vals["gamma"] = _v(draw, shp[-1:], dt, regime)
+    for p, s in (("dgamma", shp[-1:]), ("dbeta", shp[-1:])):
+        if draw(st.booleans()):
+            vals[p] = draw(values(s, dt))
+    how = draw(st.sampled_from(["none", "new", "dy", "x"]))
+    if how == "new":
+        vals["dx"] = draw(values(shp, dt))
+    elif how in ("dy", "x"):
+        vals["dx"] = vals[how]
+        meta["aliases"] = ("dx",)
+    if draw(st.booleans()):
+        vals["epsilon"] = draw(_hyper("epsilon", hyper))
+    return vals, meta
+
+
 _VALID = {"gemm": _valid_gemm, "bias_add": _valid_bias_add, "column_sums": _valid_column_sums,
           "dense_forward": _valid_dense_forward, "dense_backward": _valid_dense_backward,
           "act_forward": _valid_act_forward, "act_backward": _valid_act_backward,
-          "loss": _valid_loss, "optimizer": _valid_optimizer}
+          "loss": _valid_loss, "optimizer": _valid_optimizer,
+          "layer_norm_forward": _valid_layer_norm_forward,
+          "layer_norm_backward": _valid_layer_norm_backward}
 
 def written_params(name):
     """The arguments kernel ``name`` may write; all others it must only read."""
@@ -832,6 +873,8 @@ def written_params(name):
         return {"out", "pre_activation"}
     if name == "dense_backward":
         return {"dx", "dw", "db"}
+    if name == "layer_norm_backward":
+        return {"dx", "dgamma", "dbeta"}
     return {"out"}
 
 

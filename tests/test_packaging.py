@@ -60,7 +60,7 @@ def test_the_top_of_kernels_is_small():
 
 
 def test_the_twins_have_the_same_families():
-    families = {"gemm", "dense", "elementwise", "losses", "optimizers"}
+    families = {"gemm", "dense", "elementwise", "losses", "optimizers", "normalization"}
     cpu = {os.path.splitext(e)[0] for e in os.listdir(CPU_DIR) if e.endswith(".pyx")}
     cuda = {os.path.splitext(e)[0] for e in os.listdir(os.path.join(KERNELS_DIR, "cuda"))
             if e.endswith(".py")}

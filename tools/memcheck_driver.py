@@ -67,6 +67,11 @@ def make_cases(dtype, rows, cols, k):
         calls.append(lambda fwd=fwd: fwd(y, strided))
         calls.append(lambda bwd=bwd: bwd(dy, y))
         calls.append(lambda bwd=bwd: bwd(dy, y, out))
+    gam, bet = u(cols), u(cols)
+    calls += [lambda: be.layer_norm_forward(y, gam, bet),
+              lambda: be.layer_norm_forward(y, None, None, out),
+              lambda: be.layer_norm_backward(dy, y, gam),
+              lambda: be.layer_norm_backward(dy, y, None, out)]
     calls += [lambda: be.relu(y, negative_slope=0.1, max_value=0.5, threshold=0.2),
               lambda: be.backprop_relu(dy, y, out, negative_slope=0.1, max_value=0.5)]
     for name in ("mean_squared_error", "mean_absolute_error", "huber", "hinge",

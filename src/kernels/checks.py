@@ -331,6 +331,44 @@ def column_sums_args(x, out):
     return output("out", out, (x.shape[1],), x.dtype, inputs=(("x", x),))
 
 
+def _norm_param(name, v, x):
+    if v is None:
+        return None
+    array(name, v, ndim=1, dtype=x.dtype)
+    same_shape(name, v, (x.shape[-1],), "the last axis of x")
+    return v
+
+
+def layer_norm_forward_args(x, gamma, beta, out, epsilon):
+    """Returns (out, epsilon): x of rank >= 1 normalised over its last axis; gamma and
+    beta None or of shape (features,); out may be x (in place)."""
+    array("x", x, min_ndim=1)
+    _norm_param("gamma", gamma, x)
+    _norm_param("beta", beta, x)
+    epsilon = real("epsilon", epsilon, low=0.0, low_open=True)
+    out = output("out", out, x.shape, x.dtype, inputs=tuple(
+        (n, v) for n, v in (("gamma", gamma), ("beta", beta)) if v is not None),
+        may_alias=(("x", x),))
+    return out, epsilon
+
+
+def layer_norm_backward_args(dy, x, gamma, dx, dgamma, dbeta, epsilon):
+    """Returns (dx, dgamma, dbeta, epsilon); dx may be dy or x (in place)."""
+    array("dy", dy, min_ndim=1)
+    array("x", x, dtype=dy.dtype)
+    same_shape("x", x, dy.shape, "dy")
+    _norm_param("gamma", gamma, x)
+    epsilon = real("epsilon", epsilon, low=0.0, low_open=True)
+    reads = (("dy", dy), ("x", x)) + ((("gamma", gamma),) if gamma is not None else ())
+    d = (x.shape[-1],)
+    dgamma = output("dgamma", dgamma, d, x.dtype, inputs=reads)
+    dbeta = output("dbeta", dbeta, d, x.dtype, inputs=reads + (("dgamma", dgamma),))
+    dx = output("dx", dx, x.shape, x.dtype,
+                inputs=(("dgamma", dgamma), ("dbeta", dbeta)) + reads[2:],
+                may_alias=(("dy", dy), ("x", x)))
+    return dx, dgamma, dbeta, epsilon
+
+
 def dense_forward_args(x, w, b, out, activation, pre_activation):
     """Returns (out, pre_activation, activation)."""
     array("x", x, ndim=2)

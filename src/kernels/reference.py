@@ -130,6 +130,7 @@ __all__ = [
     "cosine_similarity", "backprop_cosine_similarity",
     "mean_absolute_percentage_error", "backprop_mean_absolute_percentage_error",
     "mean_squared_logarithmic_error", "backprop_mean_squared_logarithmic_error",
+    "layer_norm_forward", "layer_norm_backward",
     "sgd_update", "adam_update", "adamw_update", "rmsprop_update", "adagrad_update",
 ]
 
@@ -1129,6 +1130,48 @@ def backprop_cosine_similarity(y_true, y_pred, out=None, *, sample_weight=None):
     """``-(t_j - (t.p) p_j / |p|^2) / (|t| |p| n)`` with the loss's clamped norms."""
     return _more_backprop("cosine_similarity", y_true, y_pred, out, sample_weight)
 
+
+
+# ---------------------------------------------------------------- normalisation
+
+def layer_norm_forward(x, gamma=None, beta=None, out=None, *, epsilon=1e-3):
+    """Layer normalisation over the last axis (Keras 3's LayerNormalization, axis -1):
+    per row, ``mean`` and the biased ``var``, ``inv = gamma / sqrt(var + epsilon)``
+    (``gamma`` None: 1) and ``y = x * inv + (beta - mean * inv)`` (``beta`` None: 0),
+    Keras's order of operations.  ``x`` of rank >= 1; ``gamma``, ``beta`` of shape
+    ``(features,)``; ``out`` may be ``x``."""
+    out, epsilon = check.layer_norm_forward_args(x, gamma, beta, out, epsilon)
+    mean = x.mean(axis=-1, keepdims=True)
+    var = np.square(x - mean).mean(axis=-1, keepdims=True)
+    inv = 1 / np.sqrt(var + x.dtype.type(epsilon))
+    if gamma is not None:
+        inv = inv * gamma
+    shift = -mean * inv if beta is None else beta - mean * inv
+    return _store(out, x * inv + shift)
+
+
+def layer_norm_backward(dy, x, gamma=None, dx=None, dgamma=None, dbeta=None, *,
+                        epsilon=1e-3):
+    """Gradients of :func:`layer_norm_forward` from ``dy`` and its input ``x``: returns
+    ``(dx, dgamma, dbeta)``.  With ``r = 1 / sqrt(var + epsilon)``, ``xhat = (x - mean)
+    r`` and ``g = dy * gamma`` per row: ``dx = r (g - mean(g) - xhat mean(g xhat))``;
+    ``dgamma = sum(dy * xhat)`` and ``dbeta = sum(dy)`` over every row (each column
+    summed in row order).  ``dx`` may be ``dy`` or ``x``."""
+    dx, dgamma, dbeta, epsilon = check.layer_norm_backward_args(dy, x, gamma, dx, dgamma,
+                                                                dbeta, epsilon)
+    d = x.shape[-1]
+    x2, dy2 = x.reshape(-1, d), dy.reshape(-1, d)
+    mean = x2.mean(axis=-1, keepdims=True)
+    r = 1 / np.sqrt(np.square(x2 - mean).mean(axis=-1, keepdims=True)
+                    + x.dtype.type(epsilon))
+    xhat = (x2 - mean) * r
+    g = dy2 if gamma is None else dy2 * gamma
+    grad = r * (g - g.mean(axis=-1, keepdims=True)
+                - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    _store(dgamma, (dy2 * xhat).sum(axis=0))
+    _store(dbeta, dy2.sum(axis=0))
+    _store(dx, grad.reshape(x.shape))
+    return dx, dgamma, dbeta
 
 
 def softmax_crossentropy(y_true, logits, out=None, *, sample_weight=None):

@@ -44,6 +44,10 @@ def valid_call(name, dt, rng):
         return [f(3, 4), f(3, 4)], {}
     if name in ref.ACTIVATIONS:
         return [f(3, 4)], {}
+    if name == "layer_norm_forward":
+        return [f(3, 4), f(4), f(4)], {"epsilon": 1e-3}
+    if name == "layer_norm_backward":
+        return [f(3, 4), f(3, 4), f(4)], {"epsilon": 1e-3}
     if "sparse" in name:
         return [rng.integers(0, 4, 3), p(3, 4)], {}
     if name.endswith("_update"):

@@ -182,6 +182,25 @@ CASES = [
     ("log-softmax-empty", lambda B: B.log_softmax(np.zeros((0, 3))), ValueError, "x"),
     ("backprop-log-softmax-out-dtype", lambda B: B.backprop_log_softmax(
         A(2, 3), A(2, 3), A(2, 3, dtype=F32)), TypeError, "out"),
+    # layer normalisation
+    ("layer-norm-int", lambda B: B.layer_norm_forward(np.arange(6).reshape(2, 3)), TypeError,
+     "x"),
+    ("layer-norm-gamma-length", lambda B: B.layer_norm_forward(A(2, 3), A(4)), ValueError,
+     "gamma"),
+    ("layer-norm-beta-dtype", lambda B: B.layer_norm_forward(A(2, 3), None, A(3, dtype=F32)),
+     TypeError, "beta"),
+    ("layer-norm-epsilon-zero", lambda B: B.layer_norm_forward(A(2, 3), epsilon=0.0),
+     ValueError, "epsilon"),
+    ("layer-norm-out-is-gamma", lambda B: (lambda g: B.layer_norm_forward(
+        A(1, 3), g, None, g.reshape(1, 3)))(A(3)), ValueError, "out"),
+    ("layer-norm-backward-shape", lambda B: B.layer_norm_backward(A(2, 3), A(3, 2)),
+     ValueError, "x"),
+    ("layer-norm-backward-dgamma-shape", lambda B: B.layer_norm_backward(
+        A(2, 3), A(2, 3), None, None, A(4)), ValueError, "dgamma"),
+    ("layer-norm-backward-dbeta-is-dgamma", lambda B: (lambda g: B.layer_norm_backward(
+        A(2, 3), A(2, 3), None, None, g, g))(A(3)), ValueError, "dbeta"),
+    ("layer-norm-backward-epsilon-str", lambda B: B.layer_norm_backward(
+        A(2, 3), A(2, 3), epsilon="1e-3"), TypeError, "epsilon"),
     # ------------------------------------------------------------ dense layer
     ("dense-w-rows", lambda B: B.dense_forward(A(3, 4), A(5, 2)), ValueError, "w"),
     ("dense-w-1d", lambda B: B.dense_forward(A(3, 4), A(4)), ValueError, "w"),

@@ -297,3 +297,23 @@ def test_checker_rejects_gelu_backprop_given_the_output(backend, rng):
     wrong = backend.backprop_gelu(dy, backend.gelu(x))
     with pytest.raises(AssertionError):
         check_gradient(lambda: np.sum(dy * backend.gelu(x)), x, wrong)
+
+
+# ===================================================================== normalisation
+@pytest.mark.parametrize("params", ["gamma-beta", "none"])
+@pytest.mark.parametrize("shape", [(3, 5), (2, 2, 4)], ids=str)
+def test_layer_norm_backward_is_derivative(backend, rng, shape, params):
+    x = rng.standard_normal(shape) * 2 + 0.5
+    dy = rng.standard_normal(shape)
+    d = shape[-1]
+    gamma = rng.uniform(0.5, 2.0, d) if params != "none" else None
+    beta = rng.standard_normal(d) if params != "none" else None
+
+    def loss():
+        return np.sum(dy * backend.layer_norm_forward(x, gamma, beta, epsilon=1e-2))
+
+    dx, dgamma, dbeta = backend.layer_norm_backward(dy, x, gamma, epsilon=1e-2)
+    check_gradient(loss, x, dx, what=f"{backend.name} layer_norm dx")
+    if gamma is not None:
+        check_gradient(loss, gamma, dgamma, what=f"{backend.name} layer_norm dgamma")
+        check_gradient(loss, beta, dbeta, what=f"{backend.name} layer_norm dbeta")

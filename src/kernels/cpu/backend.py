@@ -15,7 +15,7 @@ from ..reference import (ACTIVATION_DEFAULT_PARAM as _DEFAULT_PARAM, ACTIVATIONS
                          ACTIVATIONS_NEEDING_INPUT)
 from . import _fastargs
 from . import dense as _dense, elementwise as _elementwise, gemm as _gemm
-from . import losses as _losses, optimizers as _optimizers
+from . import losses as _losses, normalization as _normalization, optimizers as _optimizers
 
 # compiled ids by kernel name (the C enums; tests/kernels/test_tables.py checks them
 # against the reference's tables)
@@ -495,6 +495,35 @@ def sparse_softmax_crossentropy(y_true, logits, out=None, *, sample_weight=None)
     target = _target(out)
     loss = _losses.sparse_crossentropy(True, _labels64(labels), _c(logits), target, w)
     return logits.dtype.type(loss), _finish(out, target)
+
+
+# ------------------------------------------------------------------ normalisation
+
+def _last_axis_rows(a):
+    """A C-contiguous array of rank >= 1 as 2-D (rows, its last axis)."""
+    return a.reshape(-1, a.shape[-1])
+
+
+def layer_norm_forward(x, gamma=None, beta=None, out=None, *, epsilon=1e-3):
+    out, epsilon = check.layer_norm_forward_args(x, gamma, beta, out, epsilon)
+    target = _target(out)
+    _normalization.forward(_last_axis_rows(_c(x)), None if gamma is None else _c(gamma),
+                              None if beta is None else _c(beta), epsilon,
+                              _last_axis_rows(target))
+    return _finish(out, target)
+
+
+def layer_norm_backward(dy, x, gamma=None, dx=None, dgamma=None, dbeta=None, *,
+                        epsilon=1e-3):
+    dx, dgamma, dbeta, epsilon = check.layer_norm_backward_args(dy, x, gamma, dx, dgamma,
+                                                                dbeta, epsilon)
+    targets = [_target(a) for a in (dx, dgamma, dbeta)]
+    _normalization.backward(_last_axis_rows(_c(dy)), _last_axis_rows(_c(x)),
+                                       None if gamma is None else _c(gamma), epsilon,
+                                       _last_axis_rows(targets[0]), targets[1], targets[2])
+    for a, t in zip((dx, dgamma, dbeta), targets):
+        _finish(a, t)
+    return dx, dgamma, dbeta
 
 
 # -------------------------------------------------------------------- optimizers

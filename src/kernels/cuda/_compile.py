@@ -90,7 +90,8 @@ def kernels(dtype):
 
 def definitions():
     """(name, dtype, python function, signature) of every registered kernel."""
-    from . import devops, elementwise, gemm, losses, optimizers  # noqa: F401 -- register
+    from . import (devops, elementwise, gemm, losses, normalization,  # noqa: F401
+                   optimizers)   # (imported: they register their kernels)
     for name in sorted(_FACTORIES):
         factory, _ = _FACTORIES[name]
         for dtype in DTYPES:
