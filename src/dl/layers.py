@@ -1,4 +1,5 @@
-"""Layers: Dense, Activation, Dropout, Flatten and the Input placeholder.
+"""Layers: Dense, Activation, Dropout, Flatten, LayerNormalization and the Input
+placeholder.
 
 A layer holds its weights (Keras's shapes and order: a Dense kernel is (n_in, units),
 then the bias) and runs its forward and backward passes through the model's kernels
@@ -106,6 +107,11 @@ class Layer:
     def gradients(self):
         """Gradient arrays matching :attr:`weights`, written by :meth:`backward`."""
         return []
+
+    @property
+    def weight_names(self):
+        """The names of :attr:`weights` (Keras's variable names: "kernel", "gamma"...)."""
+        return ()
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))
@@ -397,6 +403,10 @@ class Dense(Layer):
             return []
         return [self.d_kernel, self.d_bias] if self.use_bias else [self.d_kernel]
 
+    @property
+    def weight_names(self):
+        return ("kernel", "bias") if self.use_bias else ("kernel",)
+
     def constrained(self):
         pairs = []
         if self.kernel_constraint is not None:
@@ -631,7 +641,142 @@ class Flatten(Layer):
         return dy.reshape(self._in_shape) if need_dx else None
 
 
-_CLASSES = {c.__name__: c for c in (InputLayer, Dense, Activation, Dropout, Flatten)}
+class LayerNormalization(Layer):
+    """Keras's LayerNormalization over the last axis: per sample,
+    ``(x - mean) / sqrt(var + epsilon) * gamma + beta`` (the variance biased), with
+    Keras's order of operations (``kernels.reference.layer_norm_forward``).
+
+    Args:
+        axis: the normalised axis: -1 (or 1, the last of dl's (batch, features)).
+        epsilon: added to the variance (Keras's default 1e-3).
+        center, scale: whether to learn ``beta`` / ``gamma``.
+        beta_initializer, gamma_initializer: Keras's "zeros" and "ones".
+        beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint: as
+            Dense's.
+        rms_scaling: refused (not provided; see docs/keras-differences.md).
+
+    Weights, in Keras's order: ``gamma`` (when ``scale``), then ``beta`` (when
+    ``center``), each of shape ``(features,)``.
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
+                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)) and len(axis) == 1:
+            axis = axis[0]
+        if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"axis: expected an int, got {describe(axis)}")
+        if axis not in (-1, 1):
+            raise ValueError(f"axis: only the last axis (-1) of dl's (batch, features) "
+                             f"inputs, got {axis} (see docs/keras-differences.md)")
+        self.axis = int(axis)
+        from kernels.checks import real
+        self.epsilon = real("epsilon", epsilon, low=0.0, low_open=True)
+        self.center = flag("center", center)
+        self.scale = flag("scale", scale)
+        if flag("rms_scaling", rms_scaling):
+            raise ValueError("rms_scaling: not provided by dl (see docs/keras-differences.md)")
+        self.beta_initializer = _named("beta_initializer", initializers.get, beta_initializer)
+        self.gamma_initializer = _named("gamma_initializer", initializers.get,
+                                        gamma_initializer)
+        self.beta_regularizer = _named("beta_regularizer", regularizers.get, beta_regularizer)
+        self.gamma_regularizer = _named("gamma_regularizer", regularizers.get,
+                                        gamma_regularizer)
+        self.beta_constraint = _named("beta_constraint", constraints.get, beta_constraint)
+        self.gamma_constraint = _named("gamma_constraint", constraints.get, gamma_constraint)
+        self.gamma = self.beta = None
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(f"{self.name}: expected inputs of shape (batch, features), got "
+                             f"(batch, {', '.join(map(str, input_shape))})")
+        return tuple(input_shape)
+
+    def _build(self, input_shape, backend, dtype):
+        super()._build(input_shape, backend, dtype)
+        ops = backend.ops
+        d = (self.input_shape[0],)
+        self.gamma = (ops.to_device(self.gamma_initializer(d, self.dtype)) if self.scale
+                      else None)
+        self.beta = (ops.to_device(self.beta_initializer(d, self.dtype)) if self.center
+                     else None)
+        # the kernels compute both parameters' gradients: scratch for an absent one
+        self.d_gamma = ops.zeros(d, self.dtype)
+        self.d_beta = ops.zeros(d, self.dtype)
+
+    @property
+    def weights(self):
+        if not self.built:
+            return []
+        return [w for w in (self.gamma, self.beta) if w is not None]
+
+    @property
+    def gradients(self):
+        if not self.built:
+            return []
+        return [g for w, g in ((self.gamma, self.d_gamma), (self.beta, self.d_beta))
+                if w is not None]
+
+    @property
+    def weight_names(self):
+        return tuple(n for n, on in (("gamma", self.scale), ("beta", self.center)) if on)
+
+    def constrained(self):
+        return [(w, c) for w, c in ((self.gamma, self.gamma_constraint),
+                                    (self.beta, self.beta_constraint))
+                if w is not None and c is not None]
+
+    def forward(self, x, training=False, step=0):
+        out = self._buffer("y", x.shape) if training else None
+        y = self.backend.layer_norm_forward(x, self.gamma, self.beta, out,
+                                            epsilon=self.epsilon)
+        if training:
+            self._x = x
+        return y
+
+    def backward(self, dy, need_dx=True):
+        dx = self._buffer("dx", dy.shape)
+        self.backend.layer_norm_backward(dy, self._x, self.gamma, dx, self.d_gamma,
+                                         self.d_beta, epsilon=self.epsilon)
+        return dx if need_dx else None
+
+    def _regularized(self):
+        return [(r, w, g) for r, w, g in ((self.gamma_regularizer, self.gamma, self.d_gamma),
+                                          (self.beta_regularizer, self.beta, self.d_beta))
+                if r is not None and w is not None]
+
+    def has_penalty(self):
+        return bool(self._regularized())
+
+    def add_penalty(self, acc, weight=1.0):
+        for reg, w, _ in self._regularized():
+            reg.add_penalty(self.backend.ops, acc, w, weight)
+
+    def regularization_penalty(self):
+        ops = self.backend.ops
+        acc = ops.acc_new()
+        self.add_penalty(acc)
+        return ops.acc_read(acc)[0]
+
+    def add_regularization_gradients(self):
+        for reg, w, g in self._regularized():
+            reg.add_gradient_on(self.backend.ops, w, g)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale, "rms_scaling": False,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint)}
+
+
+_CLASSES = {c.__name__: c for c in (InputLayer, Dense, Activation, Dropout, Flatten,
+                                    LayerNormalization)}
 
 
 def deserialize(cfg):

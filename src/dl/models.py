@@ -471,10 +471,25 @@ def load_model(filepath, compile=True, backend=None):
 
 def _check_stored_weights(layer_configs, input_shape, weights):
     """Check, without building anything, that the stored arrays are exactly the Dense
-    kernels and biases the layer configs declare (in order, chained shapes)."""
+    kernels and biases and the LayerNormalization gammas and betas the layer configs
+    declare (in order, chained shapes)."""
     features = math.prod(int(d) for d in input_shape)
     i = 0
     for lc in layer_configs:
+        if lc.get("class_name") == "LayerNormalization":
+            c = lc["config"]
+            for what in ("scale", "center"):
+                if c.get(what, True):
+                    if i >= len(weights):
+                        raise ValueError(f"the config declares more weight arrays than "
+                                         f"the {len(weights)} stored")
+                    if weights[i].shape != (features,):
+                        name = "gamma" if what == "scale" else "beta"
+                        raise ValueError(f"weights[{i}]: the config declares a {name} of "
+                                         f"shape {(features,)}, the file stores "
+                                         f"{weights[i].shape}")
+                    i += 1
+            continue
         if lc.get("class_name") != "Dense":
             continue
         c = lc["config"]

@@ -190,7 +190,7 @@ class Trainer:
                 # variable paths, "<layer>/kernel"
                 self.optimizer._param_names = {
                     id(w): f"{layer.name}/{name}" for layer in self._layers
-                    for w, name in zip(layer.weights, ("kernel", "bias"))}
+                    for w, name in zip(layer.weights, layer.weight_names)}
             self.optimizer._apply(self.backend, params, grads)
             for i in self._trainable_layers():       # Keras: after the update
                 self._layers[i].apply_constraints()
