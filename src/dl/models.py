@@ -7,6 +7,7 @@ call on one kernels backend object (``model.backend``).
 """
 import math
 import os
+import textwrap
 
 import numpy as np
 from kernels.checks import flag, short_repr
@@ -244,7 +245,11 @@ class Sequential(Trainer):
         print_fn(line("Layer (type)", "Output Shape", "Param #").replace("│", "┃"))
         print_fn("┡" + "╇".join("━" * n for n in w) + "┩")
         for row in rows:
-            print_fn(line(*row))
+            # a cell longer than its column wraps onto more lines (at spaces), as Keras's
+            cells = [textwrap.wrap(text, n - 2, break_on_hyphens=False) or [""]
+                     for text, n in zip(row, w)]
+            for k in range(max(len(c) for c in cells)):
+                print_fn(line(*(c[k] if k < len(c) else "" for c in cells)))
         print_fn("└" + "┴".join("─" * n for n in w) + "┘")
         total = self.count_params() if self.built else 0
         trainable = sum(w.size for w in self.trainable_weights) if self.built else 0

@@ -153,3 +153,12 @@ def test_save_and_load(tmp_path):
     loaded = dl.models.load_model(path)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert [w.shape for w in loaded.layers[1].get_weights()] == [(4,)]
+
+
+def test_summary_wraps_a_long_layer_cell():
+    model = dl.Sequential([layers.Dense(8, input_shape=(6,)), layers.LayerNormalization()])
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert len({len(line) for line in lines[1:-3]}) == 1        # the table stays aligned
+    i = next(k for k, line in enumerate(lines) if "layer_normalization" in line)
+    assert "(LayerNormalization)" in lines[i + 1] and "16" in lines[i]
