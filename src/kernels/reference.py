@@ -1134,16 +1134,24 @@ def backprop_cosine_similarity(y_true, y_pred, out=None, *, sample_weight=None):
 
 # ---------------------------------------------------------------- normalisation
 
+def _row_stats(x, epsilon):
+    """Each row's mean and ``1 / sqrt(var + epsilon)`` (biased variance), computed in
+    float64 and rounded to x's dtype (so a constant row's ``x - mean`` is exactly 0)."""
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=-1, keepdims=True)
+    var = np.square(x64 - mean).mean(axis=-1, keepdims=True)
+    return mean.astype(x.dtype), (1 / np.sqrt(var + epsilon)).astype(x.dtype)
+
+
 def layer_norm_forward(x, gamma=None, beta=None, out=None, *, epsilon=1e-3):
     """Layer normalisation over the last axis (Keras 3's LayerNormalization, axis -1):
-    per row, ``mean`` and the biased ``var``, ``inv = gamma / sqrt(var + epsilon)``
+    per row, ``mean`` and the biased ``var`` (in float64, rounded to the dtype),
+    ``inv = gamma / sqrt(var + epsilon)``
     (``gamma`` None: 1) and ``y = x * inv + (beta - mean * inv)`` (``beta`` None: 0),
     Keras's order of operations.  ``x`` of rank >= 1; ``gamma``, ``beta`` of shape
     ``(features,)``; ``out`` may be ``x``."""
     out, epsilon = check.layer_norm_forward_args(x, gamma, beta, out, epsilon)
-    mean = x.mean(axis=-1, keepdims=True)
-    var = np.square(x - mean).mean(axis=-1, keepdims=True)
-    inv = 1 / np.sqrt(var + x.dtype.type(epsilon))
+    mean, inv = _row_stats(x, epsilon)
     if gamma is not None:
         inv = inv * gamma
     shift = -mean * inv if beta is None else beta - mean * inv
@@ -1161,9 +1169,7 @@ def layer_norm_backward(dy, x, gamma=None, dx=None, dgamma=None, dbeta=None, *,
                                                                 dbeta, epsilon)
     d = x.shape[-1]
     x2, dy2 = x.reshape(-1, d), dy.reshape(-1, d)
-    mean = x2.mean(axis=-1, keepdims=True)
-    r = 1 / np.sqrt(np.square(x2 - mean).mean(axis=-1, keepdims=True)
-                    + x.dtype.type(epsilon))
+    mean, r = _row_stats(x2, epsilon)
     xhat = (x2 - mean) * r
     g = dy2 if gamma is None else dy2 * gamma
     grad = r * (g - g.mean(axis=-1, keepdims=True)
