@@ -47,6 +47,7 @@ BASE_MODULES = [
     "losses_base",
     "losses",
     "optimizers",
+    "normalization_base",
     "normalization",
     "dense",
     "_fastargs",
@@ -63,6 +64,8 @@ SIMD_MODULES = [
     ("elementwise_avx512", AVX512_FLAGS),
     ("losses_avx2", AVX2_FLAGS),
     ("losses_avx512", AVX512_FLAGS),
+    ("normalization_avx2", AVX2_FLAGS),
+    ("normalization_avx512", AVX512_FLAGS),
 ]
 # The GEMM variants' hot loops start on a 64-byte line (-falign-loops=64): with gcc's
 # default 16, where the same instructions landed within the lines depended on the

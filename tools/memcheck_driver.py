@@ -138,7 +138,8 @@ if __name__ == "__main__":
         print(f"kernel_loop: {len(calls)} calls x {sys.argv[2]} done, "
               f"gemm_impl={kernels.build_info().get('gemm_impl')} "
               f"ew_impl={kernels.build_info().get('ew_impl')} "
-              f"loss_impl={kernels.build_info().get('loss_impl')}")
+              f"loss_impl={kernels.build_info().get('loss_impl')} "
+              f"norm_impl={kernels.build_info().get('norm_impl')}")
     else:                                     # rss: warm-up W, then R more
         warm, more = int(sys.argv[2]), int(sys.argv[3])
         run(calls, warm)

@@ -65,9 +65,9 @@ def get_adaptive_threads():
 
 
 def build_info():
-    """What this build and this CPU offer: OpenMP, SIMD GEMM, elementwise and loss
-    variants, the ones in use."""
-    from .cpu import _threads, elementwise, gemm, losses
+    """What this build and this CPU offer: OpenMP, SIMD GEMM, elementwise, loss and
+    normalisation variants, the ones in use."""
+    from .cpu import _threads, elementwise, gemm, losses, normalization
     return {
         "openmp": _threads.openmp_enabled(),
         "num_threads": _threads.get_num_threads(),
@@ -79,4 +79,6 @@ def build_info():
         "ew_impl": elementwise.current_impl(),
         "loss_impls": losses.available_impls(),
         "loss_impl": losses.current_impl(),
+        "norm_impls": normalization.available_impls(),
+        "norm_impl": normalization.current_impl(),
     }

@@ -11,6 +11,7 @@ import pytest
 
 import kernels
 from kernels.cpu import elementwise as _elementwise, losses as _losses
+from kernels.cpu import normalization as _normalization
 from kernels import reference as ref
 
 from kernel_cases import (ACT_CASES, ACT_IDS, LOSS_CASES, LOSS_IDS, act_kind, det_cases,
@@ -200,3 +201,30 @@ def test_loss_gradient_vector_body_and_tail_bit_identical(cy, loss_impl, dtype, 
                                                     np.roll(z, shift, axis=1), **kw)
             np.testing.assert_array_equal(moved, np.roll(whole, shift, axis=1),
                                           err_msg=f"{loss_impl} {name}")
+
+
+# ======================================================= normalisation ISA variants
+
+@pytest.fixture(params=_normalization.available_impls())
+def norm_impl(request):
+    """Every normalisation variant this CPU runs; the one in use is restored after."""
+    with using_impl(_normalization, request.param) as name:
+        yield name
+
+
+def test_norm_impls_listed():
+    impls = _normalization.available_impls()
+    assert impls[0] == "base" and _normalization.current_impl() == impls[-1]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (5, 37), (64, 300)], ids=str)
+def test_layer_norm_every_norm_impl(cy, norm_impl, dtype, threads, rng, shape):
+    x = normal(rng, shape, dtype, scale=3.0) + dtype.type(2.0)
+    dy = normal(rng, shape, dtype)
+    gamma, beta = normal(rng, shape[-1:], dtype), normal(rng, shape[-1:], dtype)
+    assert_close(cy.layer_norm_forward(x, gamma, beta), ref.layer_norm_forward(x, gamma, beta),
+                 dtype, "reduction", err_msg=norm_impl)
+    for got, exp in zip(cy.layer_norm_backward(dy, x, gamma),
+                        ref.layer_norm_backward(dy, x, gamma)):
+        assert_close(got, exp, dtype, "reduction", err_msg=norm_impl,
+                     scale=float(np.sqrt(shape[0])))

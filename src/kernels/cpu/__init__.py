@@ -20,7 +20,9 @@ Layout (each family has the name of its twin in ``kernels/cuda/``):
     losses.pyx/.pxd   the losses' dispatcher, ids and entry points; losses_impl.pxi
                       compiled into losses_base/_avx2/_avx512.pyx
     optimizers.pyx    SGD, Adam(W), RMSprop, Adagrad, one pass over memory each
-    normalization.pyx layer normalisation, forward and backward (baseline build only)
+    normalization.pyx/.pxd  the normalisation dispatcher (layer normalisation,
+                      forward and backward); normalization_impl.pxi compiled into
+                      normalization_base/_avx2/_avx512.pyx
     _threads.pyx/.pxd the thread count, its parallel threshold and adaptive cap
     _isa.pyx          the CPU's features; loading the per-ISA variants it can run
     _fmath.pxd        exp, log, tanh... for both widths (float32: our polynomials)

@@ -3,9 +3,10 @@
 """Choosing, at import, which per-ISA build of a compiled module runs here.
 
 The GEMM core (``gemm_base/_avx2/_avx512``), the elementwise kernels
-(``elementwise_base/_avx2/_avx512``) and the losses (``losses_base/_avx2/_avx512``) are
-each one source compiled once per instruction set.  Their dispatchers (``gemm.pyx``,
-``elementwise.pyx``, ``losses.pyx``) hold the function pointers; this module holds what
+(``elementwise_base/_avx2/_avx512``), the losses (``losses_base/_avx2/_avx512``) and the
+normalisation kernels (``normalization_base/_avx2/_avx512``) are each one source
+compiled once per instruction set.  Their dispatchers (``gemm.pyx``,
+``elementwise.pyx``, ``losses.pyx``, ``normalization.pyx``) hold the function pointers; this module holds what
 they share: the CPU's features (detected once, here: compiled for the baseline, it
 imports nothing of ours, so no dispatcher depends on another), which variants need
 which features, loading only the variants this CPU can run and that were built,

@@ -1,152 +1,61 @@
-"""Normalisation kernels, float32 and float64: layer normalisation over the last axis
-(forward, and backward with the parameters' gradients).
+"""Normalisation kernels (layer normalisation over the last axis), float32 and float64.
 
-Rows are independent: the forward pass and dx split rows among OpenMP threads.  A
-row's mean and variance are summed in double precision, in fixed partial sums.  dgamma and dbeta
-are column sums over the rows: each column is summed by one thread with the rows in
-order (as ``column_sums``), so every result is the same for any thread count.
-Arguments arrive validated and C-contiguous (2-D: rows x features) from
-``kernels.cpu.backend``; ``gamma``/``beta`` may be None.
+The kernels themselves are in ``normalization_impl.pxi``, compiled once per
+instruction set like the other families:
+
+    base    normalization_base    baseline flags, always present
+    avx2    normalization_avx2    -mavx2 -mfma
+    avx512  normalization_avx512  -mavx512f -mavx512dq -mavx512vl -mavx512bw -mavx2 -mfma
+
+This module is the dispatcher: its Python entry points forward to the table of the
+best variant this CPU supports (``kernels.cpu._isa``).  DLKERNELS_NORM_IMPL (base /
+avx2 / avx512) forces a variant at import; ``use_impl()`` switches at run time.
+Variants may differ in the last bits (fma), never in which thread computes what: each
+gives the same result for any thread count.  Arguments arrive validated and
+C-contiguous (2-D: rows x features) from ``kernels.cpu.backend``; ``gamma``/``beta``
+may be None.
 """
+import importlib
+
 from cython cimport floating
-from cython.parallel cimport prange
-from libc.math cimport sqrt
-from libc.stdlib cimport malloc, free
+from cpython.pycapsule cimport PyCapsule_GetPointer
 
-from kernels.cpu._threads cimport threads_for
+_PACKAGE = __name__.rpartition(".")[0] or "kernels.cpu"
+_isa = importlib.import_module(f"{_PACKAGE}._isa")
 
-
-cdef enum:
-    LANES = 8       # partial sums of a row (the loops step by 8: keep equal)
+cdef norm_table* _tab = NULL
 
 
-cdef inline double _combine(double* acc) noexcept nogil:
-    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+def _install(capsule):
+    global _tab
+    _tab = <norm_table*>PyCapsule_GetPointer(capsule, "kernels.norm_table")
 
 
-cdef inline void _stats(const floating* x, Py_ssize_t d, double eps, floating* mean,
-                        floating* r) noexcept nogil:
-    """A row's mean and 1 / sqrt(biased variance + eps): two passes, sums in double in
-    LANES strided partial sums combined in a fixed order (a loop gcc vectorises), then
-    the last d % LANES terms in order."""
-    cdef Py_ssize_t j, k, nb = d - d % LANES
-    cdef double acc[LANES]
-    cdef double s = 0, v = 0, t, m
-    for k in range(LANES):
-        acc[k] = 0
-    for j in range(0, nb, 8):
-        for k in range(LANES):
-            acc[k] += x[j + k]
-    for j in range(nb, d):
-        s += x[j]
-    m = (_combine(acc) + s) / d
-    for k in range(LANES):
-        acc[k] = 0
-    for j in range(0, nb, 8):
-        for k in range(LANES):
-            t = x[j + k] - m
-            acc[k] += t * t
-    for j in range(nb, d):
-        t = x[j] - m
-        v += t * t
-    mean[0] = <floating>m
-    r[0] = <floating>(1.0 / sqrt((_combine(acc) + v) / d + eps))
+_variants = _isa.Variants(_PACKAGE, "normalization", "DLKERNELS_NORM_IMPL",
+                          lambda mod: mod.capsule(), _install)
 
 
-cdef void _forward_row(const floating* x, const floating* gamma, const floating* beta,
-                       floating* y, Py_ssize_t d, double eps) noexcept nogil:
-    """y = x * inv + (beta - mean * inv), inv = r * gamma (Keras's order); y may be x.
-    One loop per case of gamma/beta given, so that each vectorises."""
-    cdef Py_ssize_t j
-    cdef floating m, r, inv
-    _stats(x, d, eps, &m, &r)
-    if gamma != NULL and beta != NULL:
-        for j in range(d):
-            inv = r * gamma[j]
-            y[j] = x[j] * inv + (beta[j] - m * inv)
-    elif gamma != NULL:
-        for j in range(d):
-            inv = r * gamma[j]
-            y[j] = x[j] * inv + (-m * inv)
-    elif beta != NULL:
-        for j in range(d):
-            y[j] = x[j] * r + (beta[j] - m * r)
-    else:
-        for j in range(d):
-            y[j] = x[j] * r + (-m * r)
+def available_impls():
+    """Normalisation variants both built and supported by this CPU."""
+    return _variants.names()
 
 
-cdef void _dx_row(const floating* dy, const floating* x, const floating* gamma,
-                  floating m, floating r, floating* dx, Py_ssize_t d) noexcept nogil:
-    """dx = r (g - mean(g) - xhat mean(g xhat)), g = dy * gamma; dx may be dy or x
-    (both sums are complete before it is written, element j read before written).  The
-    sums in double, in LANES partial sums as _stats."""
-    cdef Py_ssize_t j, k, nb = d - d % LANES
-    cdef double ag[LANES]
-    cdef double agx[LANES]
-    cdef double sg = 0, sgx = 0
-    cdef floating g, xh, mg, mgx
-    for k in range(LANES):
-        ag[k] = 0
-        agx[k] = 0
-    if gamma != NULL:
-        for j in range(0, nb, 8):
-            for k in range(LANES):
-                g = dy[j + k] * gamma[j + k]
-                ag[k] += g
-                agx[k] += g * ((x[j + k] - m) * r)
-        for j in range(nb, d):
-            g = dy[j] * gamma[j]
-            sg += g
-            sgx += g * ((x[j] - m) * r)
-    else:
-        for j in range(0, nb, 8):
-            for k in range(LANES):
-                g = dy[j + k]
-                ag[k] += g
-                agx[k] += g * ((x[j + k] - m) * r)
-        for j in range(nb, d):
-            g = dy[j]
-            sg += g
-            sgx += g * ((x[j] - m) * r)
-    mg = <floating>((_combine(ag) + sg) / d)
-    mgx = <floating>((_combine(agx) + sgx) / d)
-    if gamma != NULL:
-        for j in range(d):
-            xh = (x[j] - m) * r
-            dx[j] = r * (dy[j] * gamma[j] - mg - xh * mgx)
-    else:
-        for j in range(d):
-            xh = (x[j] - m) * r
-            dx[j] = r * (dy[j] - mg - xh * mgx)
+def current_impl():
+    """Name of the normalisation variant in use."""
+    return _variants.current
 
 
-cdef void _param_grads(const floating* dy, const floating* x, const floating* mean,
-                       const floating* rr, floating* dgamma, floating* dbeta,
-                       Py_ssize_t n, Py_ssize_t d, Py_ssize_t lo,
-                       Py_ssize_t hi) noexcept nogil:
-    """dgamma[j] = sum_i dy[i, j] xhat[i, j], dbeta[j] = sum_i dy[i, j] for the columns
-    j in [lo, hi), the rows added in order."""
-    cdef Py_ssize_t i, j
-    cdef floating t
-    for j in range(lo, hi):
-        dgamma[j] = 0
-        dbeta[j] = 0
-    for i in range(n):
-        for j in range(lo, hi):
-            t = dy[i * d + j]
-            dgamma[j] += t * ((x[i * d + j] - mean[i]) * rr[i])
-            dbeta[j] += t
+def use_impl(name):
+    """Make the normalisation kernels use the variant `name` (one of
+    available_impls()).  Not to be called while another thread runs a kernel."""
+    _variants.use(name)
 
 
-def forward(const floating[:, ::1] x, gamma, beta, double epsilon,
-               floating[:, ::1] out):
-    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], i
+def forward(const floating[:, ::1] x, gamma, beta, double epsilon, floating[:, ::1] out):
     cdef const floating[::1] gv
     cdef const floating[::1] bv
     cdef const floating* g = NULL
     cdef const floating* b = NULL
-    cdef int nt = threads_for(n * d)
     if gamma is not None:
         gv = gamma
         g = &gv[0]
@@ -154,48 +63,26 @@ def forward(const floating[:, ::1] x, gamma, beta, double epsilon,
         bv = beta
         b = &bv[0]
     with nogil:
-        if nt == 1:
-            for i in range(n):
-                _forward_row(&x[i, 0], g, b, &out[i, 0], d, epsilon)
+        if floating is float:
+            _tab.forward_f32(&x[0, 0], g, b, &out[0, 0], x.shape[0], x.shape[1], epsilon)
         else:
-            for i in prange(n, num_threads=nt, schedule="static"):
-                _forward_row(&x[i, 0], g, b, &out[i, 0], d, epsilon)
+            _tab.forward_f64(&x[0, 0], g, b, &out[0, 0], x.shape[0], x.shape[1], epsilon)
 
 
-def backward(const floating[:, ::1] dy, const floating[:, ::1] x, gamma,
-                        double epsilon, floating[:, ::1] dx, floating[::1] dgamma,
-                        floating[::1] dbeta):
-    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], i, c
-    cdef Py_ssize_t block = 64, nblocks = (d + 63) // 64
+def backward(const floating[:, ::1] dy, const floating[:, ::1] x, gamma, double epsilon,
+             floating[:, ::1] dx, floating[::1] dgamma, floating[::1] dbeta):
     cdef const floating[::1] gv
     cdef const floating* g = NULL
-    cdef int nt = threads_for(n * d)
-    cdef floating* mean = <floating*>malloc(2 * n * sizeof(floating))
-    cdef floating* rr
-    if mean == NULL:
-        raise MemoryError("layer_norm_backward: no memory for the row statistics")
-    rr = mean + n
+    cdef int status
     if gamma is not None:
         gv = gamma
         g = &gv[0]
-    try:
-        with nogil:
-            # the rows' statistics, then the parameters' gradients (before dx, which may
-            # be dy or x), then dx
-            if nt == 1:
-                for i in range(n):
-                    _stats(&x[i, 0], d, epsilon, &mean[i], &rr[i])
-                _param_grads(&dy[0, 0], &x[0, 0], mean, rr, &dgamma[0], &dbeta[0], n, d,
-                             0, d)
-                for i in range(n):
-                    _dx_row(&dy[i, 0], &x[i, 0], g, mean[i], rr[i], &dx[i, 0], d)
-            else:
-                for i in prange(n, num_threads=nt, schedule="static"):
-                    _stats(&x[i, 0], d, epsilon, &mean[i], &rr[i])
-                for c in prange(nblocks, num_threads=nt, schedule="static"):
-                    _param_grads(&dy[0, 0], &x[0, 0], mean, rr, &dgamma[0], &dbeta[0], n,
-                                 d, c * block, min((c + 1) * block, d))
-                for i in prange(n, num_threads=nt, schedule="static"):
-                    _dx_row(&dy[i, 0], &x[i, 0], g, mean[i], rr[i], &dx[i, 0], d)
-    finally:
-        free(mean)
+    with nogil:
+        if floating is float:
+            status = _tab.backward_f32(&dy[0, 0], &x[0, 0], g, &dx[0, 0], &dgamma[0],
+                                       &dbeta[0], x.shape[0], x.shape[1], epsilon)
+        else:
+            status = _tab.backward_f64(&dy[0, 0], &x[0, 0], g, &dx[0, 0], &dgamma[0],
+                                       &dbeta[0], x.shape[0], x.shape[1], epsilon)
+    if status != 0:
+        raise MemoryError("layer_norm_backward: no memory for the row statistics")
