@@ -9,15 +9,16 @@
 Names, defaults and numerics follow Keras 3; every computation runs on one
 ``kernels`` backend (``dl.set_backend("numpy" | "cython" | "cuda")``).
 """
-from . import (activations, callbacks, config, constraints, data, initializers, layers,
-               losses, metrics, models, optimizers, regularizers, saving, utils)
+from . import (activations, callbacks, config, constraints, data, functional,
+               initializers, layers, losses, metrics, models, optimizers, regularizers,
+               saving, utils)
 from .config import get_backend, set_backend
 from .layers import Input
-from .models import Sequential, load_model
+from .models import Model, Sequential, load_model
 
 __version__ = "0.1.0"
 
-__all__ = ["Input", "Sequential", "activations", "callbacks", "config", "constraints", "data",
-           "get_backend",
+__all__ = ["Input", "Model", "Sequential", "activations", "callbacks", "config",
+           "constraints", "data", "functional", "get_backend",
            "initializers", "layers", "load_model", "losses", "metrics", "models",
            "optimizers", "regularizers", "saving", "set_backend", "utils"]

@@ -223,6 +223,8 @@ class FastStep:
 
     def __init__(self, model, backend, uk, x, y, w, rows):
         layers = list(model._layers)
+        if not model._is_chain:
+            raise _Unsupported          # a functional graph: the checked step runs it
         if not layers or any(type(layer) is not layers_module.Dense or not layer.built
                              or not layer.activation.is_default
                              or (layer.fuse_softmax_loss and layer is not layers[-1])

@@ -139,13 +139,29 @@ class Layer:
             ops.copy_from_host(w, np.ascontiguousarray(c(ops.to_host(w)), dtype=w.dtype))
 
     # passes ------------------------------------------------------------------------
+    # What a training forward keeps for the backward (attribute names).  A layer called
+    # more than once in a model (shared weights) runs its calls one after the other:
+    # the model saves these after each call's forward and restores them before that
+    # call's backward, and sets ``_call_index`` so each call has its own buffers.
+    _SAVED = ()
+    _call_index = 0
+
     def _buffer(self, key, shape):
-        """A reusable array for ``key`` and ``shape`` (training only)."""
-        full = (key, shape)
+        """A reusable array for ``key`` and ``shape`` (training only), one per call of
+        the layer in its model."""
+        full = (key, shape) if not self._call_index else (key, shape, self._call_index)
         buf = self._buffers.get(full)
         if buf is None:
             buf = self._buffers[full] = self.backend.ops.empty(shape, self.dtype)
         return buf
+
+    def _save_call(self):
+        """What this call's backward needs (see ``_SAVED``)."""
+        return tuple(getattr(self, name, None) for name in self._SAVED)
+
+    def _restore_call(self, saved):
+        for name, value in zip(self._SAVED, saved):
+            setattr(self, name, value)
 
     def forward(self, x, training=False, step=0):
         raise NotImplementedError
@@ -153,13 +169,23 @@ class Layer:
     def backward(self, dy, need_dx=True):
         raise NotImplementedError
 
+    # merge layers take a list of inputs (forward(xs), backward -> one dx per input)
+    _multi_input = False
+
     def __call__(self, x, training=False):
         """Apply the layer to an array, building it on first use; ``training=True``
         applies it as in training (Dropout drops, a new mask each call).  Returns a
-        NumPy array whatever the backend."""
+        NumPy array whatever the backend.  On symbolic tensors (``dl.Input`` and what
+        layers made of them) it adds the call to a graph instead and returns the
+        symbolic output (see ``dl.Model``)."""
+        from . import _symbolic
+        if _symbolic.is_symbolic(x):
+            return _symbolic.call_layer(self, x, training)
         if not isinstance(training, (bool, np.bool_)) and training is not None:
             raise TypeError(f"training: expected True, False or None, got "
                             f"{describe(training)}")
+        if self._multi_input:
+            return self._eager_multi(x, training)
         x = np.asarray(x)
         fits_in_memory("x", x.shape, max(x.itemsize, 4), "an array")
         if x.dtype not in (np.float32, np.float64):
@@ -174,6 +200,28 @@ class Layer:
             step = self._eager_steps = getattr(self, "_eager_steps", -1) + 1
         y = self.forward(ops.to_device(x.astype(self.dtype, copy=False)),
                          training=bool(training), step=step)
+        return np.array(ops.to_host(y), copy=True)
+
+    def _eager_multi(self, xs, training):
+        """``__call__`` of a layer taking a list of arrays (the merge layers)."""
+        if not isinstance(xs, (list, tuple)):
+            raise TypeError(f"inputs: {self.name} expected a list of arrays, got "
+                            f"{describe(xs)}")
+        arrays = []
+        for i, a in enumerate(xs):
+            a = np.asarray(a)
+            fits_in_memory(f"inputs[{i}]", a.shape, max(a.itemsize, 4), "an array")
+            if a.ndim < 1:
+                raise ValueError(f"inputs[{i}]: expected a batch of samples, got a scalar")
+            arrays.append(a.astype(a.dtype if a.dtype in (np.float32, np.float64)
+                                   else self.dtype or config.floatx(), copy=False))
+        dtype = self.dtype or arrays[0].dtype if arrays else self.dtype
+        shapes = [tuple(a.shape[1:]) for a in arrays]
+        if not self.built or self.backend is None or self.input_shape != shapes:
+            self._build(shapes, config.get_backend(), config.resolve_dtype(dtype))
+        ops = self.backend.ops
+        y = self.forward([ops.to_device(a.astype(self.dtype, copy=False)) for a in arrays],
+                         training=bool(training), step=0)
         return np.array(ops.to_host(y), copy=True)
 
     def get_weights(self):
@@ -251,7 +299,8 @@ def _shape(shape, what):
 
 
 class InputLayer(Layer):
-    """The input placeholder of a Sequential model (what ``dl.Input`` returns)."""
+    """A model's input: the placeholder a Sequential starts with, and the source of a
+    functional model's symbolic input (``dl.Input`` returns its ``output``)."""
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, input_shape=None,
                  **kwargs):
@@ -277,6 +326,17 @@ class InputLayer(Layer):
                                  f"{short_repr(batch_size)}")
             batch_size = int(batch_size)
         self.batch_size = batch_size
+        self._output = None
+
+    @property
+    def output(self):
+        """The symbolic tensor this input stands for (made once)."""
+        if self._output is None:
+            from ._symbolic import Node
+            node = Node(self, [], self.input_spec_shape, self.dtype or config.floatx())
+            node.output.name = self.name
+            self._output = node.output
+        return self._output
 
     def get_config(self):
         return {"shape": list(self.input_spec_shape), "batch_size": self.batch_size,
@@ -289,8 +349,11 @@ class InputLayer(Layer):
 
 
 def Input(shape=None, batch_size=None, dtype=None, name=None):
-    """``dl.Input(shape=(n,))``: declares the input of a Sequential model."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
+    """``dl.Input(shape=(n,))``: a symbolic tensor of samples of ``shape`` (the batch
+    dimension is None), the start of a functional model (``dl.Model(inputs,
+    outputs)``), or the first entry of a Sequential."""
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
+    return layer.output
 
 
 def _named(argument, getter, identifier):
@@ -316,9 +379,12 @@ class Dense(Layer):
         kernel_constraint, bias_constraint: None, names or ``dl.constraints`` objects,
             applied to the weights after every optimizer step.
 
-    Input shape ``(batch, n_in)``; kernel ``(n_in, units)``; bias ``(units,)``;
-    output ``(batch, units)``.
+    Input shape ``(batch, ..., n_in)``; kernel ``(n_in, units)``; bias ``(units,)``;
+    output ``(batch, ..., units)``: on inputs of rank > 2 the layer applies to the
+    last axis (every other axis is rows of one product), as Keras's.
     """
+
+    _SAVED = ("_x", "_z", "_y")
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
@@ -363,17 +429,18 @@ class Dense(Layer):
                                   "linear" if value is None else value)
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 1:
-            raise ValueError(f"{self.name}: expected inputs of shape (batch, features), got "
-                             f"(batch, {', '.join(map(str, input_shape))}); add a Flatten layer")
-        return (self.units,)
+        if len(input_shape) < 1:
+            raise ValueError(f"{self.name}: expected inputs of shape (batch, ..., "
+                             f"features), got (batch,): one number per sample has no "
+                             f"feature axis")
+        return tuple(input_shape[:-1]) + (self.units,)
 
     def _build(self, input_shape, backend, dtype):
         input_shape = tuple(input_shape)
         self.compute_output_shape(input_shape)
         # Before allocating: the kernel, the bias and their gradients must fit in memory
         # (an input of 2**40 features would need terabytes).
-        n_in = input_shape[0]
+        n_in = input_shape[-1]
         itemsize = np.dtype(self.dtype if self.dtype is not None else dtype).itemsize
         nbytes = 2 * (n_in + 1) * self.units * itemsize
         if nbytes > MAX_BYTES:
@@ -382,7 +449,7 @@ class Dense(Layer):
                              f"got {n_in} features: a ({n_in}, {self.units}) kernel, the bias "
                              f"and their gradients need {nbytes} bytes")
         super()._build(input_shape, backend, dtype)
-        n_in = self.input_shape[0]
+        n_in = self.input_shape[-1]
         ops = backend.ops
         # initialised on the host (the same numbers on every backend), then placed
         self.kernel = ops.to_device(self.kernel_initializer((n_in, self.units), self.dtype))
@@ -423,6 +490,9 @@ class Dense(Layer):
         # unfused, so the logits z are kept; the model's loss kernel takes z and does
         # softmax and cross-entropy at once, y only feeds the metrics).
         be, act = self.backend, self.activation
+        lead = x.shape[:-1]
+        if x.ndim != 2:       # rank > 2: the last axis against rows of everything else
+            x = x.reshape(-1, x.shape[-1])
         n = x.shape[0]
         shape = (n, self.units)
         out = self._buffer("y", shape) if training else None
@@ -438,7 +508,7 @@ class Dense(Layer):
             y = act.forward(be, z, out)
         if training:
             self._x, self._z, self._y = x, z, y
-        return y
+        return y if len(lead) == 1 else y.reshape(lead + (self.units,))
 
     def backward(self, dy, need_dx=True):
         # The forward's three paths: fused (one dense_backward: the activation's
@@ -446,6 +516,9 @@ class Dense(Layer):
         # into dz, then a linear dense_backward); softmax-fused (dy is already
         # dL/dlogits from the fused loss: a linear dense_backward).
         be, act = self.backend, self.activation
+        shape = dy.shape
+        if dy.ndim != 2:
+            dy = dy.reshape(-1, dy.shape[-1])
         dx = self._buffer("dx", self._x.shape) if need_dx else None
         if self.fuse_softmax_loss:
             dz = dy                          # the fused loss gave dL/dlogits already
@@ -453,13 +526,15 @@ class Dense(Layer):
             be.dense_backward(dy, self._x, self.kernel, self._y, activation=act.name,
                               pre_activation=self._z, dx=dx, dw=self.d_kernel,
                               db=self.d_bias, need_dx=need_dx, use_bias=self.use_bias)
-            return dx
+            return dx if dx is None or len(shape) == 2 else dx.reshape(
+                shape[:-1] + (self._x.shape[1],))
         else:
             dz = act.backward(be, dy, self._z, self._y, self._buffer("dz", dy.shape))
         be.dense_backward(dz, self._x, self.kernel, dz, activation="linear", dx=dx,
                           dw=self.d_kernel, db=self.d_bias, need_dx=need_dx,
                           use_bias=self.use_bias)
-        return dx
+        return dx if dx is None or len(shape) == 2 else dx.reshape(
+            shape[:-1] + (self._x.shape[1],))
 
     def _regularized(self):
         pairs = []
@@ -503,6 +578,8 @@ class Dense(Layer):
 class Activation(Layer):
     """Applies an activation: ``output = activation(input)``, any input shape."""
 
+    _SAVED = ("_x", "_y")
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = _named("activation", activations_module.get, activation)
@@ -537,6 +614,8 @@ class Dropout(Layer):
         seed: makes the masks reproducible on their own; otherwise they derive from
             the model's seed (``dl.utils.set_random_seed``) and the training step.
     """
+
+    _SAVED = ("_mask",)
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -586,6 +665,8 @@ class Dropout(Layer):
             raise ValueError(f"noise_shape: expected None, 1 or the batch size "
                              f"({x.shape[0]}) as its first entry, got {self.noise_shape[0]}")
         seed = [self.seed] if self.seed is not None else [self.model_seed, _layer_id(self)]
+        if self._call_index:         # a layer called twice in a model: other masks
+            seed.append(10**6 + self._call_index)
         rng = np.random.default_rng(seed + [step])
         shape = x.shape if self.noise_shape is None else tuple(
             x.shape[i] if d is None else d for i, d in enumerate(self.noise_shape))
@@ -625,6 +706,8 @@ def _layer_id(layer):
 class Flatten(Layer):
     """Flattens each sample: ``(batch, d1, d2, ...) -> (batch, d1 * d2 * ...)``."""
 
+    _SAVED = ("_in_shape",)
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.built = True        # no weights: ready at construction, as Keras's
@@ -658,6 +741,8 @@ class LayerNormalization(Layer):
     Weights, in Keras's order: ``gamma`` (when ``scale``), then ``beta`` (when
     ``center``), each of shape ``(features,)``.
     """
+
+    _SAVED = ("_x",)
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
                  beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
@@ -775,8 +860,14 @@ class LayerNormalization(Layer):
                 "gamma_constraint": constraints.serialize(self.gamma_constraint)}
 
 
+from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum,  # noqa: E402
+                      Multiply, Subtract)
+from .reshaping import Identity, Permute, RepeatVector, Reshape  # noqa: E402
+
 _CLASSES = {c.__name__: c for c in (InputLayer, Dense, Activation, Dropout, Flatten,
-                                    LayerNormalization)}
+                                    LayerNormalization, Add, Subtract, Multiply, Average,
+                                    Maximum, Minimum, Concatenate, Dot, Identity, Reshape,
+                                    Permute, RepeatVector)}
 
 
 def deserialize(cfg):

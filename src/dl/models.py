@@ -17,27 +17,31 @@ from . import metrics as metrics_module, optimizers as optimizers_module, saving
 from .trainer import Trainer
 
 
-class Sequential(Trainer):
-    """A linear stack of layers.
+class Model(Trainer):
+    """A model: layers wired into a graph, trained by :class:`dl.trainer.Trainer`.
 
-    Args:
-        layers: a list of layers (optionally starting with ``dl.Input(shape)``).
-        name: the model's name.
-        backend: the kernels backend for this model ("numpy", "cython", "cuda"); by
-            default the one set with ``dl.set_backend``, else the fastest available.
-
-    >>> model = dl.Sequential([dl.layers.Dense(1, input_shape=(2,))])
-    >>> model.compile(optimizer="sgd", loss="mean_squared_error")
-    >>> model.fit(x, y, epochs=1000)
+    ``dl.Model(inputs, outputs)`` builds a functional model from symbolic tensors
+    (``dl.Input`` and the layer calls on it: see :mod:`dl.functional`);
+    :class:`Sequential` is a Model whose graph is a chain.  What they share lives here:
+    weights, compile, summary, saving.
     """
 
-    def __init__(self, layers=None, name=None, backend=None, trainable=True):
-        self.name = layers_module._name(name) or layers_module._unique_name("sequential")
+    def __new__(cls, *args, **kwargs):
+        if cls is Model:
+            if args or "inputs" in kwargs or "outputs" in kwargs:
+                from .functional import Functional
+                return super().__new__(Functional)
+            raise TypeError("Model: expected dl.Model(inputs=..., outputs=...) (tensors "
+                            "from dl.Input and layer calls), or a subclass of dl.Model")
+        return super().__new__(cls)
+
+    def _init_state(self, name, default_name, backend, trainable):
+        """The state every model starts with."""
+        self.name = layers_module._name(name) or layers_module._unique_name(default_name)
         self._backend_name = backend
         if backend is not None:
             config.get_backend(backend)     # fail now if it cannot load
         self.trainable = flag("trainable", trainable)
-        self._input = None
         self._layers = []
         self._sample_shape = None       # one sample's shape (input_shape without batch)
         self.built = False
@@ -56,138 +60,47 @@ class Sequential(Trainer):
         self._keep_finite_weights = False
         self._resume = None          # a BackupAndRestore backup fit resumes from
         self._nonfinite_step = False
-        if layers is not None and not isinstance(layers, (list, tuple)):
-            raise TypeError(f"layers: expected a list of layers, got {type(layers).__name__}")
-        for layer in layers or []:
-            self.add(layer)
+
+    # ---------------------------------------------------------------- execution
+    _is_chain = True        # the layers run one after the other (see below)
+
+    # A chain of layers (a Sequential, or a functional model whose graph is one):
+    # Trainer's steps call these; dl.functional.Functional overrides them for graphs.
+    def _output_layer(self):
+        """The layer whose output is the model's prediction."""
+        return self._layers[-1]
+
+    def _output_sample_shape(self):
+        return tuple(self._layers[-1].output_shape)
+
+    def _run_forward(self, x, step):
+        """The training forward pass of a batch: the prediction (a layer's buffer)."""
+        h = x
+        for layer in self._layers:
+            h = layer.forward(h, training=True, step=step)
+        return h
+
+    def _run_backward(self, grad, trainable):
+        """The backward pass from ``grad = dL/dy_pred``, down to the first trainable
+        layer (``trainable``: the indices of the trainable layers, in order), which is
+        asked for no dx."""
+        first = trainable[0]
+        dy = grad
+        for i in range(len(self._layers) - 1, first - 1, -1):
+            dy = self._layers[i].backward(dy, need_dx=i > first)
+
+    def _forward(self, x):
+        """The inference forward pass of a batch."""
+        h = x
+        for layer in self._layers:
+            h = layer.forward(h, training=False)
+        return h
 
     # ---------------------------------------------------------------- structure
-    @property
-    def layers(self):
-        return list(self._layers)
-
-    def add(self, layer):
-        """Append a layer (or set the input with ``dl.Input``)."""
-        if isinstance(layer, layers_module.InputLayer):
-            if self._input is not None or self._layers:
-                raise ValueError("layer: an Input can only be the first entry of a Sequential")
-            self._input = layer
-            return
-        if not isinstance(layer, layers_module.Layer) or type(layer) is layers_module.Layer:
-            raise TypeError(f"layer: expected a dl.layers layer (Dense, Dropout...), got "
-                            f"{type(layer).__name__}")
-        # input_shape/input_dim on a later layer: ignored, as Keras's Sequential does
-        # (only the first layer's declares the model's input)
-        if any(other.name == layer.name for other in self._layers):
-            raise ValueError(f"layer: All layers added to a Sequential model should have "
-                             f"unique names. Name {layer.name!r} is already the name of a "
-                             f"layer in this model. Update the `name` argument to pass a "
-                             f"unique name.")
-        self._layers.append(layer)
-        try:
-            if self.built:            # extend a built model: build the new layer in place
-                prev = (self._layers[-2].output_shape if len(self._layers) > 1
-                        else self._sample_shape)
-                self._build_layer(layer, len(self._layers) - 1, prev)
-            elif self._declared_input_shape() is not None:
-                self.build()      # as Keras 3: weights exist once the input shape is known
-        except BaseException:
-            self._layers.pop()    # a layer that cannot be built is not added
-            raise
-        self._configure_fusion()
-
-    def pop(self):
-        """Remove the last layer."""
-        if not self._layers:
-            raise ValueError("pop: the model has no layers to remove")
-        layer = self._layers.pop()
-        self._configure_fusion()
-        return layer
-
-    def _declared_input_shape(self):
-        if self._input is not None:
-            return self._input.input_spec_shape
-        if self._layers and self._layers[0].input_spec_shape is not None:
-            return self._layers[0].input_spec_shape
-        return None
-
     @property
     def backend(self):
         """The kernels backend object this model computes with."""
         return config.get_backend(self._backend_name)
-
-    def build(self, input_shape=None):
-        """Create every layer's weights.  ``input_shape`` includes the batch
-        dimension, as in Keras (``model.build((None, 2))``); by default the declared
-        input shape is used."""
-        if input_shape is None:
-            shape = self._declared_input_shape()
-            if shape is None:
-                raise ValueError("input_shape: the model has no declared input shape; pass "
-                                 "input_shape=(None, n) or give the first layer input_shape")
-        else:
-            shape = layers_module._shape(input_shape, "input_shape")[1:]
-        if any(d is None for d in shape):
-            raise ValueError(f"input_shape: expected known sample dimensions (dl builds the "
-                             f"weights from them), got {(None,) + tuple(shape)}")
-        if not self._layers:
-            raise ValueError("layers: the model has no layers; add some before building, "
-                             "training or predicting")
-        if self.seed is None:
-            self.seed = int(utils.global_rng().integers(2**62))
-        dtype = None
-        if self._input is not None:
-            dtype = self._input.dtype
-        self.dtype = config.resolve_dtype(dtype or self._layers[0].dtype)
-        self._sample_shape = tuple(shape)
-        current = self._sample_shape
-        for i, layer in enumerate(self._layers):
-            current = self._build_layer(layer, i, current)
-        self.built = True
-        self._configure_fusion()
-
-    def _build_layer(self, layer, index, input_shape):
-        layer.index_in_model = index
-        if hasattr(layer, "model_seed"):
-            layer.model_seed = self.seed
-        if not layer.built or not layer.weights:     # (weightless layers: cheap, shapes)
-            layer._build(input_shape, self.backend, self.dtype)
-        else:
-            layer.backend = self.backend
-        if tuple(layer.input_shape) != tuple(input_shape):
-            raise ValueError(f"{layer.name}: built for inputs of shape {layer.input_shape}, "
-                             f"but the previous layer gives {tuple(input_shape)}")
-        return layer.output_shape
-
-    def _ensure_built(self, x):
-        if not self.built:
-            shape = self._declared_input_shape()
-            self.build((None,) + (tuple(shape) if shape is not None else tuple(x.shape[1:])))
-
-    @property
-    def input_shape(self):
-        """The model's input shape with Keras's batch dimension, e.g. ``(None, 2)``."""
-        if not self.built:
-            raise AttributeError("input_shape: the model is not built yet (build it, or "
-                                 "give its first layer input_shape)")
-        return (None,) + self._sample_shape
-
-    @property
-    def output_shape(self):
-        """The model's output shape with Keras's batch dimension, e.g. ``(None, 1)``."""
-        if not self._layers or self._layers[-1].output_shape is None:
-            raise AttributeError("output_shape: the model has no built layers yet")
-        return (None,) + tuple(self._layers[-1].output_shape)
-
-    def compute_output_shape(self, input_shape):
-        """The output shape for inputs of ``input_shape`` (with the batch dimension),
-        layer after layer, without building anything."""
-        shape = layers_module._shape(tuple(input_shape)[1:], "input_shape")
-        if not self._layers:
-            raise ValueError("compute_output_shape: the model has no layers")
-        for layer in self._layers:
-            shape = layer.compute_output_shape(shape)
-        return (tuple(input_shape)[0],) + tuple(shape)
 
     @property
     def weights(self):
@@ -317,7 +230,7 @@ class Sequential(Trainer):
                                  f"output), got {len(loss_weights)}")
             value = loss_weights[0]
         elif isinstance(loss_weights, dict):
-            names = [self._layers[-1].name] if self._layers else []
+            names = [self._output_layer().name] if self._layers else []
             if len(loss_weights) != 1 or (names and list(loss_weights) != names):
                 raise ValueError(f"loss_weights: expected {{{names[0] if names else 'output'}"
                                  f"!r: weight}} (the model's one output), got "
@@ -337,8 +250,9 @@ class Sequential(Trainer):
                 layer.fuse_softmax_loss = False
         if not (self.compiled and self._layers):
             return
-        last = self._layers[-1]
+        last = self._output_layer()
         fusable = (isinstance(last, layers_module.Dense) and last.activation.name == "softmax"
+                   and (last.output_shape is None or len(last.output_shape) == 1)
                    and isinstance(self.loss, (losses_module.CategoricalCrossentropy,
                                               losses_module.SparseCategoricalCrossentropy))
                    and not self.loss.from_logits)
@@ -362,25 +276,6 @@ class Sequential(Trainer):
                                      for m in self.metrics[split:]]}
 
     # ------------------------------------------------------------------- saving
-    def get_config(self):
-        layers = [layers_module.serialize(layer) for layer in self._layers]
-        if self._input is not None:
-            layers.insert(0, layers_module.serialize(self._input))
-        return {"name": self.name, "layers": layers, "trainable": self.trainable}
-
-    @classmethod
-    def from_config(cls, cfg, backend=None):
-        layers = [layers_module.deserialize(c) for c in cfg.get("layers", [])]
-        return cls(layers, name=cfg.get("name"), backend=backend,
-                   trainable=cfg.get("trainable", True))
-
-    def _file_config(self):
-        return {"class_name": "Sequential", "config": self.get_config(),
-                "compile_config": self.get_compile_config(),
-                "build": {"input_shape": list(self._sample_shape),
-                          "dtype": str(np.dtype(self.dtype))} if self.built else None,
-                "seed": self.seed, "stop_training": False}
-
     def save(self, filepath, overwrite=True):
         """Save architecture, compile settings, weights and optimizer state to one file,
         atomically (see ``dl.saving``).  Reload with ``dl.models.load_model``."""
@@ -410,6 +305,179 @@ class Sequential(Trainer):
             self.set_weights(weights)
         except ValueError as exc:
             raise ValueError(f"filepath: {filepath!r} does not fit this model: {exc}") from None
+
+
+
+class Sequential(Model):
+    """A linear stack of layers.
+
+    Args:
+        layers: a list of layers (optionally starting with ``dl.Input(shape)``).
+        name: the model's name.
+        backend: the kernels backend for this model ("numpy", "cython", "cuda"); by
+            default the one set with ``dl.set_backend``, else the fastest available.
+
+    >>> model = dl.Sequential([dl.layers.Dense(1, input_shape=(2,))])
+    >>> model.compile(optimizer="sgd", loss="mean_squared_error")
+    >>> model.fit(x, y, epochs=1000)
+    """
+
+    def __init__(self, layers=None, name=None, backend=None, trainable=True):
+        self._init_state(name, "sequential", backend, trainable)
+        self._input = None
+        if layers is not None and not isinstance(layers, (list, tuple)):
+            raise TypeError(f"layers: expected a list of layers, got {type(layers).__name__}")
+        for layer in layers or []:
+            self.add(layer)
+    # ---------------------------------------------------------------- structure
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def add(self, layer):
+        """Append a layer (or set the input with ``dl.Input``)."""
+        from ._symbolic import KerasTensor
+        if isinstance(layer, KerasTensor):
+            if not isinstance(layer.node.layer, layers_module.InputLayer):
+                raise TypeError(f"layer: a Sequential takes layers (and dl.Input first), "
+                                f"got the symbolic output of {layer.node.layer.name!r}; "
+                                f"use dl.Model(inputs, outputs) for a graph")
+            layer = layer.node.layer
+        if isinstance(layer, layers_module.InputLayer):
+            if self._input is not None or self._layers:
+                raise ValueError("layer: an Input can only be the first entry of a Sequential")
+            self._input = layer
+            return
+        if not isinstance(layer, layers_module.Layer) or type(layer) is layers_module.Layer:
+            raise TypeError(f"layer: expected a dl.layers layer (Dense, Dropout...), got "
+                            f"{type(layer).__name__}")
+        # input_shape/input_dim on a later layer: ignored, as Keras's Sequential does
+        # (only the first layer's declares the model's input)
+        if any(other.name == layer.name for other in self._layers):
+            raise ValueError(f"layer: All layers added to a Sequential model should have "
+                             f"unique names. Name {layer.name!r} is already the name of a "
+                             f"layer in this model. Update the `name` argument to pass a "
+                             f"unique name.")
+        self._layers.append(layer)
+        try:
+            if self.built:            # extend a built model: build the new layer in place
+                prev = (self._layers[-2].output_shape if len(self._layers) > 1
+                        else self._sample_shape)
+                self._build_layer(layer, len(self._layers) - 1, prev)
+            elif self._declared_input_shape() is not None:
+                self.build()      # as Keras 3: weights exist once the input shape is known
+        except BaseException:
+            self._layers.pop()    # a layer that cannot be built is not added
+            raise
+        self._configure_fusion()
+
+    def pop(self):
+        """Remove the last layer."""
+        if not self._layers:
+            raise ValueError("pop: the model has no layers to remove")
+        layer = self._layers.pop()
+        self._configure_fusion()
+        return layer
+
+    def _declared_input_shape(self):
+        if self._input is not None:
+            return self._input.input_spec_shape
+        if self._layers and self._layers[0].input_spec_shape is not None:
+            return self._layers[0].input_spec_shape
+        return None
+
+    def build(self, input_shape=None):
+        """Create every layer's weights.  ``input_shape`` includes the batch
+        dimension, as in Keras (``model.build((None, 2))``); by default the declared
+        input shape is used."""
+        if input_shape is None:
+            shape = self._declared_input_shape()
+            if shape is None:
+                raise ValueError("input_shape: the model has no declared input shape; pass "
+                                 "input_shape=(None, n) or give the first layer input_shape")
+        else:
+            shape = layers_module._shape(input_shape, "input_shape")[1:]
+        if any(d is None for d in shape):
+            raise ValueError(f"input_shape: expected known sample dimensions (dl builds the "
+                             f"weights from them), got {(None,) + tuple(shape)}")
+        if not self._layers:
+            raise ValueError("layers: the model has no layers; add some before building, "
+                             "training or predicting")
+        if self.seed is None:
+            self.seed = int(utils.global_rng().integers(2**62))
+        dtype = None
+        if self._input is not None:
+            dtype = self._input.dtype
+        self.dtype = config.resolve_dtype(dtype or self._layers[0].dtype)
+        self._sample_shape = tuple(shape)
+        current = self._sample_shape
+        for i, layer in enumerate(self._layers):
+            current = self._build_layer(layer, i, current)
+        self.built = True
+        self._configure_fusion()
+
+    def _build_layer(self, layer, index, input_shape):
+        layer.index_in_model = index
+        if hasattr(layer, "model_seed"):
+            layer.model_seed = self.seed
+        if not layer.built or not layer.weights:     # (weightless layers: cheap, shapes)
+            layer._build(input_shape, self.backend, self.dtype)
+        else:
+            layer.backend = self.backend
+        if tuple(layer.input_shape) != tuple(input_shape):
+            raise ValueError(f"{layer.name}: built for inputs of shape {layer.input_shape}, "
+                             f"but the previous layer gives {tuple(input_shape)}")
+        return layer.output_shape
+
+    def _ensure_built(self, x):
+        if not self.built:
+            shape = self._declared_input_shape()
+            self.build((None,) + (tuple(shape) if shape is not None else tuple(x.shape[1:])))
+
+    @property
+    def input_shape(self):
+        """The model's input shape with Keras's batch dimension, e.g. ``(None, 2)``."""
+        if not self.built:
+            raise AttributeError("input_shape: the model is not built yet (build it, or "
+                                 "give its first layer input_shape)")
+        return (None,) + self._sample_shape
+
+    @property
+    def output_shape(self):
+        """The model's output shape with Keras's batch dimension, e.g. ``(None, 1)``."""
+        if not self._layers or self._layers[-1].output_shape is None:
+            raise AttributeError("output_shape: the model has no built layers yet")
+        return (None,) + tuple(self._layers[-1].output_shape)
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for inputs of ``input_shape`` (with the batch dimension),
+        layer after layer, without building anything."""
+        shape = layers_module._shape(tuple(input_shape)[1:], "input_shape")
+        if not self._layers:
+            raise ValueError("compute_output_shape: the model has no layers")
+        for layer in self._layers:
+            shape = layer.compute_output_shape(shape)
+        return (tuple(input_shape)[0],) + tuple(shape)
+
+    # ------------------------------------------------------------------- saving
+    def get_config(self):
+        layers = [layers_module.serialize(layer) for layer in self._layers]
+        if self._input is not None:
+            layers.insert(0, layers_module.serialize(self._input))
+        return {"name": self.name, "layers": layers, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, cfg, backend=None):
+        layers = [layers_module.deserialize(c) for c in cfg.get("layers", [])]
+        return cls(layers, name=cfg.get("name"), backend=backend,
+                   trainable=cfg.get("trainable", True))
+
+    def _file_config(self):
+        return {"class_name": "Sequential", "config": self.get_config(),
+                "compile_config": self.get_compile_config(),
+                "build": {"input_shape": list(self._sample_shape),
+                          "dtype": str(np.dtype(self.dtype))} if self.built else None,
+                "seed": self.seed, "stop_training": False}
 
 
 def _metric_list(metrics, name):

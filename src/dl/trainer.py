@@ -102,7 +102,7 @@ class Trainer:
                              f"shape {arr.shape}")
         fits_in_memory(name, arr.shape, self._itemsize(arr))
         self._check_finite(arr, name)      # before the loss reshapes or casts them
-        return self.loss.prepare_targets(arr, (n,) + tuple(self._layers[-1].output_shape),
+        return self.loss.prepare_targets(arr, (n,) + self._output_sample_shape(),
                                          self.dtype)
 
     @staticmethod
@@ -136,12 +136,8 @@ class Trainer:
         be = self.backend
         yl, kw = self.loss.batch_inputs(be.ops, yb, wb, xb.shape[0], self.dtype,
                                         self._loss_weight)
-        step = self.optimizer.iterations
-        h = xb
-        for layer in self._layers:
-            h = layer.forward(h, training=True, step=step)
-        y_pred = h
-        last = self._layers[-1]
+        y_pred = self._run_forward(xb, self.optimizer.iterations)
+        last = self._output_layer()
         grad_buf = last._buffer("dloss", tuple(y_pred.shape))
         if getattr(last, "fuse_softmax_loss", False):
             loss, grad = self.loss.fused(be, yl, last._z, grad_buf, kw)
@@ -150,10 +146,7 @@ class Trainer:
             grad = self.loss.gradient(be, yl, y_pred, grad_buf, kw)
         trainable = self._trainable_layers()
         if trainable:
-            first = trainable[0]
-            dy = grad
-            for i in range(len(self._layers) - 1, first - 1, -1):
-                dy = self._layers[i].backward(dy, need_dx=i > first)
+            self._run_backward(grad, trainable)
             for i in trainable:
                 self._layers[i].add_regularization_gradients()
         return loss, y_pred
@@ -640,12 +633,6 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
     # --------------------------------------------------------------- evaluation
-    def _forward(self, x):
-        h = x
-        for layer in self._layers:
-            h = layer.forward(h, training=False)
-        return h
-
     def _evaluate_batches(self, batches, cb):
         """Loss and metrics over placed batches ``(x, y, w)`` (``w`` the sample weights
         or None); a callback may end the loop with ``model.stop_evaluating``."""
@@ -749,7 +736,7 @@ class Trainer:
         batch_size = _batch_size(batch_size)
         x = self._as_x(x)
         n = x.shape[0]
-        out_shape = (n,) + tuple(self._layers[-1].output_shape)
+        out_shape = (n,) + self._output_sample_shape()
         nbytes = math.prod(out_shape) * np.dtype(self.dtype).itemsize
         if nbytes > MAX_BYTES:
             raise ValueError(f"x: expected inputs whose predictions fit in memory (at most "
@@ -811,7 +798,7 @@ class Trainer:
             feed.close()
         cb.on_predict_end({})
         if not outs:
-            return np.empty((0,) + tuple(self._layers[-1].output_shape), self.dtype)
+            return np.empty((0,) + self._output_sample_shape(), self.dtype)
         return np.concatenate(outs)
 
     def predict_on_batch(self, x):

@@ -104,3 +104,51 @@ def affine(x, a, b, out):
     np.multiply(x, out.dtype.type(a), out=out)
     out += out.dtype.type(b)
     return out
+
+
+# ---------------------------------------------------------------- graph operations
+# What dl's merge and shape layers compute (Add, Maximum, Concatenate, Permute,
+# RepeatVector...): elementwise arithmetic of same-shaped arrays, the gradients of
+# maximum/minimum, copying blocks of columns and permuting axes.  ``out`` is always
+# given and returned; arrays are C-contiguous.
+
+BINARY_OPS = ("add", "subtract", "multiply", "maximum", "minimum")
+_BINARY = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply,
+           "maximum": np.maximum, "minimum": np.minimum}
+
+
+def binary(op, a, b, out):
+    """out = a <op> b elementwise, ``op`` one of :data:`BINARY_OPS` (same shapes; out
+    may be a or b).  maximum and minimum propagate NaN."""
+    return _BINARY[op](a, b, out=out)
+
+
+def select_grad(a, b, dy, da, db):
+    """The gradients of ``maximum(a, b)``: ``da`` gets dy where a > b, ``db`` where
+    a < b, each half of it where a == b (PyTorch's rule, which Keras's torch backend
+    follows); NaN compares false, so its dy goes to b.  For ``minimum(a, b)`` call it
+    with (b, a, dy, da, db): a then gets dy where b > a."""
+    t = dy.dtype.type
+    np.multiply(dy, np.where(a > b, t(1), np.where(a == b, t(0.5), t(0))), out=da)
+    np.subtract(dy, da, out=db)
+    return da, db
+
+
+def place_cols(src, dst, offset):
+    """dst[:, offset:offset + src.shape[1]] = src (2-D arrays, the same rows):
+    Concatenate's forward, RepeatVector's."""
+    dst[:, offset:offset + src.shape[1]] = src
+    return dst
+
+
+def take_cols(src, offset, dst):
+    """dst = src[:, offset:offset + dst.shape[1]] (2-D arrays, the same rows):
+    Concatenate's backward."""
+    dst[...] = src[:, offset:offset + dst.shape[1]]
+    return dst
+
+
+def permute(x, axes, out):
+    """out = x transposed by ``axes`` (a permutation of x's axes), C-contiguous."""
+    out[...] = np.transpose(x, axes)
+    return out

@@ -24,7 +24,21 @@ LAYER_CASES = [
     lambda: layers.Activation(activations.Activation("elu", alpha=0.5)),
     lambda: layers.Dropout(0.3, noise_shape=(None, 1), seed=7),
     lambda: layers.Flatten(input_shape=(2, 3)),
-    lambda: dl.Input(shape=(5,), dtype="float64", name="inp"),
+    lambda: layers.InputLayer(shape=(5,), dtype="float64", name="inp"),
+    lambda: dl.Input(shape=(5,), dtype="float64", name="inp2").node.layer,
+    lambda: layers.Add(name="add"),
+    lambda: layers.Subtract(),
+    lambda: layers.Multiply(),
+    lambda: layers.Average(),
+    lambda: layers.Maximum(),
+    lambda: layers.Minimum(),
+    lambda: layers.Concatenate(axis=1),
+    lambda: layers.Dot(axes=(2, 1)),
+    lambda: layers.Dot(axes=1),
+    lambda: layers.Identity(),
+    lambda: layers.Reshape((2, -1)),
+    lambda: layers.Permute((2, 1)),
+    lambda: layers.RepeatVector(3),
 ]
 
 

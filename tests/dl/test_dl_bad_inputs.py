@@ -327,7 +327,8 @@ def test_fit_arguments_named(kwargs, exc, start):
 def test_input_layer_shape_spellings():
     assert layers.InputLayer(input_dim=3).input_spec_shape == (3,)
     assert layers.InputLayer(input_shape=[5]).input_spec_shape == (5,)
-    assert dl.Input(np.int64(4)).input_spec_shape == (4,)
+    assert dl.Input(np.int64(4)).shape == (None, 4)
+    assert dl.Input(np.int64(4)).node.layer.input_spec_shape == (4,)
 
 
 def test_huge_batch_size_is_one_batch():

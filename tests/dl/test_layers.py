@@ -116,8 +116,12 @@ def test_flatten_on_images():
         np.testing.assert_allclose(out, x.reshape(5, 64) @ w + b, rtol=1e-5, atol=1e-6)
         model.compile("sgd", "sparse_categorical_crossentropy")
         model.fit(x, np.array([0, 1, 2, 0, 1]), epochs=1, verbose=0)
-    with pytest.raises(ValueError):
-        dl.Sequential([layers.Dense(3, input_shape=(8, 8))]).build()
+    # without Flatten, Dense applies to the last axis (as Keras's): (8, 8) -> (8, 3)
+    model = dl.Sequential([layers.Dense(3, input_shape=(8, 8))])
+    w, b = model.get_weights()
+    assert w.shape == (8, 3)
+    np.testing.assert_allclose(model.predict(x, verbose=0), x @ w + b, rtol=1e-5,
+                               atol=1e-6)
 
 
 @pytest.mark.parametrize("backend", both_backends())

@@ -80,14 +80,17 @@ def test_dense_basics():                            # DenseTest.test_dense_basic
 
 
 def test_dense_basics_3d():                         # DenseTest.test_dense_basics (3D case)
-    # deliberately different until issue 13 (the functional API) lands: Keras applies
-    # the kernel to the last axis of a (2, 3, 4) input; dl's Dense takes
-    # (batch, features) and names what to add (docs/keras-differences.md)
+    # Keras applies the kernel to the last axis of a (2, 3, 4) input
     layer = layers.Dense(units=5, activation="sigmoid", kernel_regularizer="l2",
                          bias_regularizer="l2")
     config_roundtrip(layer)
-    with pytest.raises(ValueError, match=r"expected inputs of shape \(batch, features\)"):
-        layer(np.random.default_rng(0).random((2, 3, 4)))
+    x = np.random.default_rng(0).random((2, 3, 4)).astype(np.float32)
+    y = layer(x)
+    assert y.shape == (2, 3, 5)
+    assert len(layer.weights) == 2 and layer.kernel.shape == (4, 5)
+    w, b = layer.get_weights()
+    close(y, 1 / (1 + np.exp(-(x @ w + b))))
+    assert layer.has_penalty()          # Keras's expected_num_losses=2: both penalised
 
 
 @pytest.mark.parametrize("units", [0, -3, 2.5, None, "64"],

@@ -226,6 +226,86 @@ def _finite_flag(dtype):
     return finite_flag
 
 
+# Graph operations (dl's merge and shape layers); the op codes follow BINARY_OPS.
+BINARY_OPS = ("add", "subtract", "multiply", "maximum", "minimum")
+
+
+@register("binary", "C1 C1 C1 I")
+def _binary(dtype):
+    def binary(a, b, out, op):
+        for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+            x = a[i]
+            y = b[i]
+            if op == 0:
+                r = x + y
+            elif op == 1:
+                r = x - y
+            elif op == 2:
+                r = x * y
+            elif op == 3:
+                r = x if (x > y or x != x) else y      # NaN propagates, as np.maximum
+            else:
+                r = x if (x < y or x != x) else y
+            out[i] = r
+    return binary
+
+
+@register("select_grad", "C1 C1 C1 C1 C1")
+def _select_grad(dtype):
+    T = np.dtype(dtype).type
+
+    def select_grad(a, b, dy, da, db):
+        for i in range(cuda.grid(1), dy.shape[0], cuda.gridsize(1)):
+            g = dy[i]
+            if a[i] > b[i]:
+                s = g
+            elif a[i] == b[i]:
+                s = g * T(0.5)
+            else:
+                s = T(0)
+            da[i] = s
+            db[i] = g - s
+    return select_grad
+
+
+@register("place_cols", "C2 C2 I")
+def _place_cols(dtype):
+    def place_cols(src, dst, offset):
+        cols = src.shape[1]
+        for i in range(cuda.grid(1), src.shape[0] * cols, cuda.gridsize(1)):
+            r = i // cols
+            c = i - r * cols
+            dst[r, offset + c] = src[r, c]
+    return place_cols
+
+
+@register("take_cols", "C2 I C2")
+def _take_cols(dtype):
+    def take_cols(src, offset, dst):
+        cols = dst.shape[1]
+        for i in range(cuda.grid(1), dst.shape[0] * cols, cuda.gridsize(1)):
+            r = i // cols
+            c = i - r * cols
+            dst[r, c] = src[r, offset + c]
+    return take_cols
+
+
+@register("permute", "C1 C1 L1 L1")
+def _permute(dtype):
+    def permute(x, out, out_shape, src_strides):
+        rank = out_shape.shape[0]
+        for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+            rest = i
+            src = 0
+            for k in range(rank - 1, -1, -1):
+                d = out_shape[k]
+                q = rest // d
+                src += (rest - q * d) * src_strides[k]
+                rest = q
+            out[i] = x[src]
+    return permute
+
+
 # ------------------------------------------------------------------- operations
 
 def _flat(d):
@@ -397,4 +477,40 @@ def multiply(x, m, out):
 def affine(x, a, b, out):
     """out = x * a + b (a, b numbers, rounded to the dtype first, as the host's)."""
     launch_1d(kernels(x.dtype).affine, x.size, _flat(x), float(a), float(b), _flat(out))
+    return out
+
+
+def binary(op, a, b, out):
+    """out = a <op> b elementwise, ``op`` one of :data:`BINARY_OPS`."""
+    launch_1d(kernels(out.dtype).binary, out.size, _flat(a), _flat(b), _flat(out),
+              BINARY_OPS.index(op))
+    return out
+
+
+def select_grad(a, b, dy, da, db):
+    """The gradients of ``maximum(a, b)`` (see ``kernels._hostops.select_grad``)."""
+    launch_1d(kernels(dy.dtype).select_grad, dy.size, _flat(a), _flat(b), _flat(dy),
+              _flat(da), _flat(db))
+    return da, db
+
+
+def place_cols(src, dst, offset):
+    """dst[:, offset:offset + src.shape[1]] = src (2-D device arrays)."""
+    launch_1d(kernels(dst.dtype).place_cols, src.size, src, dst, int(offset))
+    return dst
+
+
+def take_cols(src, offset, dst):
+    """dst = src[:, offset:offset + dst.shape[1]] (2-D device arrays)."""
+    launch_1d(kernels(dst.dtype).take_cols, dst.size, src, int(offset), dst)
+    return dst
+
+
+def permute(x, axes, out):
+    """out = x transposed by ``axes``, C-contiguous (device arrays)."""
+    strides = [int(np.prod(x.shape[k + 1:], dtype=np.int64)) for k in range(x.ndim)]
+    shape = np.array(out.shape, np.int64)
+    src = np.array([strides[a] for a in axes], np.int64)
+    launch_1d(kernels(out.dtype).permute, out.size, _flat(x), _flat(out),
+              _nb.to_device(shape), _nb.to_device(src))
     return out

@@ -1,0 +1,334 @@
+"""Functional models: ``dl.Model(inputs, outputs)`` over a graph of layer calls.
+
+The graph is what :mod:`dl._symbolic` recorded while layers were called on
+``dl.Input`` tensors: nodes (a layer, its input tensors, its output tensor) in creation
+order, which is a topological order.  A :class:`Functional` model keeps the nodes that
+lead from its inputs to its outputs and runs them in that order:
+
+- **forward**: each node's layer computes from the values of its input tensors; a
+  layer called by several nodes (shared weights) runs once per node, with its own
+  buffers per call (``Layer._call_index``), and what its backward needs is saved per
+  node (``Layer._save_call``);
+- **backward**: nodes in reverse order; the gradients reaching a tensor from several
+  consumers are summed (into buffers of the model); a shared layer's weight gradients
+  are the sum over its calls; nodes that cannot reach a trainable weight are skipped.
+
+When the graph is a plain chain (one input, one output, each layer called once on the
+previous one's output) the model runs exactly as a Sequential of those layers: the same
+code, the validated-once training step included.
+"""
+import numpy as np
+
+from kernels.checks import short_repr
+
+from . import config, layers as layers_module, utils
+from ._symbolic import KerasTensor
+from .models import Model
+
+
+def _structure(value, what):
+    """A model's ``inputs`` / ``outputs`` argument as (list of tensors, keys): keys is
+    None for one tensor, "list" for a list or tuple, the dict's keys for a dict."""
+    if isinstance(value, KerasTensor):
+        return [value], None
+    if isinstance(value, (list, tuple)) and value and all(
+            isinstance(t, KerasTensor) for t in value):
+        return list(value), "list"
+    if isinstance(value, dict) and value and all(
+            isinstance(t, KerasTensor) for t in value.values()):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"{what}: expected str keys, got {short_repr(list(value))}")
+        return list(value.values()), list(value)
+    raise TypeError(f"{what}: expected a symbolic tensor (dl.Input or a layer's output), "
+                    f"or a non-empty list or dict of them, got {short_repr(value)}")
+
+
+class Functional(Model):
+    """A model over the graph from ``inputs`` to ``outputs`` (what
+    ``dl.Model(inputs=..., outputs=...)`` returns).
+
+    Args:
+        inputs: a tensor from ``dl.Input``, or a list or dict of them.
+        outputs: a tensor made from the inputs by layer calls, or a list or dict of
+            them.
+        name, backend, trainable: as Sequential's.
+
+    The layers' weights are created here, on the model's backend, in graph order.
+    """
+
+    def __init__(self, inputs=None, outputs=None, name=None, backend=None, trainable=True):
+        self._init_state(name, "functional", backend, trainable)
+        if inputs is None or outputs is None:
+            raise ValueError(f"{'inputs' if inputs is None else 'outputs'}: "
+                             f"dl.Model(inputs=..., outputs=...) needs both, got None")
+        self._inputs, self._input_keys = _structure(inputs, "inputs")
+        self._outputs, self._output_keys = _structure(outputs, "outputs")
+        for i, t in enumerate(self._inputs):
+            if t.node is None or not isinstance(t.node.layer, layers_module.InputLayer):
+                raise ValueError(f"inputs: expected tensors made by dl.Input, got "
+                                 f"{t.name}, the output of layer {t.node.layer.name!r}")
+        if len({id(t) for t in self._inputs}) != len(self._inputs):
+            raise ValueError("inputs: the same dl.Input is given twice")
+        self._nodes = self._collect_nodes()
+        layers, seen = [], set()
+        for node in self._nodes:
+            if id(node.layer) not in seen:
+                seen.add(id(node.layer))
+                layers.append(node.layer)
+        names = [layer.name for layer in layers] + [t.node.layer.name for t in self._inputs]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"layers: the name {dup[0]!r} is used by more than one layer "
+                             f"of the model; all layer names should be unique")
+        self._layers = layers
+        counts = {}
+        for node in self._nodes:
+            counts[id(node.layer)] = counts.get(id(node.layer), 0) + 1
+        self._shared = {lid for lid, c in counts.items() if c > 1}
+        self._is_chain = self._chain_check()
+        self._grad_bufs = {}
+        self._needs_cache = None
+        self._build_graph()
+        self._configure_fusion()
+
+    # ------------------------------------------------------------- structure
+    def _collect_nodes(self):
+        """The nodes from the inputs to the outputs, in creation (topological) order;
+        a graph that needs an input the model was not given is refused, naming it."""
+        given = {id(t) for t in self._inputs}
+        nodes, seen, stack = [], set(), list(self._outputs)
+        while stack:
+            t = stack.pop()
+            if id(t) in given:
+                continue
+            node = t.node
+            if isinstance(node.layer, layers_module.InputLayer):
+                raise ValueError(f"outputs: Graph disconnected: cannot obtain the value of "
+                                 f"the input {t.name!r} ({t.shape}): it is not among the "
+                                 f"model's inputs")
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            nodes.append(node)
+            stack.extend(node.inputs)
+        for t in self._outputs:
+            if id(t) in given:
+                raise ValueError(f"outputs: {t.name} is one of the model's inputs; add a "
+                                 f"layer (dl.layers.Identity()) to output it")
+        return sorted(nodes, key=lambda n: n.id)
+
+    def _chain_check(self):
+        if len(self._inputs) != 1 or len(self._outputs) != 1 or self._shared:
+            return False
+        prev = self._inputs[0]
+        for node in self._nodes:
+            if node.layer._multi_input or node.inputs != [prev]:
+                return False
+            prev = node.output
+        return prev is self._outputs[0]
+
+    def _build_graph(self):
+        """Create every layer's weights on the model's backend, in graph order."""
+        dtypes = {t.dtype for t in self._inputs}
+        if len(dtypes) > 1:
+            raise TypeError(f"inputs: expected one dtype for every input (dl models compute "
+                            f"in one), got {', '.join(sorted(d.name for d in dtypes))}")
+        self.dtype = config.resolve_dtype(self._inputs[0].dtype)
+        if self.seed is None:
+            self.seed = int(utils.global_rng().integers(2**62))
+        self._sample_shape = tuple(self._inputs[0].sample_shape)
+        backend = self.backend
+        built = set()
+        for i, layer in enumerate(self._layers):
+            layer.index_in_model = i
+            if hasattr(layer, "model_seed"):
+                layer.model_seed = self.seed
+        for node in self._nodes:
+            layer = node.layer
+            if id(layer) in built:
+                continue
+            built.add(id(layer))
+            shapes = ([tuple(t.sample_shape) for t in node.inputs] if layer._multi_input
+                      else tuple(node.inputs[0].sample_shape))
+            if not layer.built or not layer.weights or layer.backend is None:
+                layer._build(shapes, backend, self.dtype)
+            else:
+                layer.backend = backend
+        self.built = True
+
+    @property
+    def layers(self):
+        """The model's layers: its InputLayers, then the others in graph order."""
+        return [t.node.layer for t in self._inputs] + list(self._layers)
+
+    @property
+    def inputs(self):
+        return list(self._inputs)
+
+    @property
+    def outputs(self):
+        return list(self._outputs)
+
+    @property
+    def input(self):
+        return self._inputs[0] if self._input_keys is None else self._structured(
+            self._inputs, self._input_keys)
+
+    @property
+    def output(self):
+        return self._outputs[0] if self._output_keys is None else self._structured(
+            self._outputs, self._output_keys)
+
+    @staticmethod
+    def _structured(values, keys):
+        if keys is None:
+            return values[0]
+        if keys == "list":
+            return list(values)
+        return dict(zip(keys, values))
+
+    @property
+    def input_shape(self):
+        shapes = [t.shape for t in self._inputs]
+        return shapes[0] if self._input_keys is None else self._structured(
+            shapes, self._input_keys)
+
+    @property
+    def output_shape(self):
+        shapes = [t.shape for t in self._outputs]
+        return shapes[0] if self._output_keys is None else self._structured(
+            shapes, self._output_keys)
+
+    def get_layer(self, name=None, index=None):
+        """The layer named ``name`` (or at ``index`` of :attr:`layers`)."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer: expected exactly one of name and index")
+        layers = self.layers
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or \
+                    not -len(layers) <= index < len(layers):
+                raise ValueError(f"index: expected an int in [0, {len(layers)}), got "
+                                 f"{short_repr(index)}")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"name: no layer named {name!r} in the model; its layers: "
+                         f"{', '.join(layer.name for layer in layers)}")
+
+    def _ensure_built(self, x):
+        pass        # built with the graph
+
+    def build(self, input_shape=None):
+        pass
+
+    # -------------------------------------------------------------- execution
+    def _output_layer(self):
+        return self._outputs[0].node.layer
+
+    def _output_sample_shape(self):
+        return tuple(self._outputs[0].sample_shape)
+
+    def _graph_forward(self, xs, training, step):
+        values = dict(zip(map(id, self._inputs), xs))
+        shared = self._shared
+        for node in self._nodes:
+            layer = node.layer
+            is_shared = id(layer) in shared
+            if is_shared:
+                layer._call_index = node.call_index
+            if layer._multi_input:
+                args = [values[id(t)] for t in node.inputs]
+            else:
+                args = values[id(node.inputs[0])]
+            values[id(node.output)] = layer.forward(args, training=training, step=step)
+            if training and is_shared:
+                node.saved = layer._save_call()
+        return [values[id(t)] for t in self._outputs]
+
+    def _needs_grad(self, trainable):
+        """The tensors whose gradient leads to a trainable weight (ids)."""
+        key = tuple(trainable)
+        if self._needs_cache is not None and self._needs_cache[0] == key:
+            return self._needs_cache[1]
+        train_layers = {id(self._layers[i]) for i in trainable}
+        needs = set()
+        for node in self._nodes:
+            if id(node.layer) in train_layers or any(id(t) in needs for t in node.inputs):
+                needs.add(id(node.output))
+        self._needs_cache = (key, needs)
+        return needs
+
+    def _gbuf(self, key, shape):
+        buf = self._grad_bufs.get((key, shape))
+        if buf is None:
+            buf = self._grad_bufs[(key, shape)] = self.backend.ops.empty(shape, self.dtype)
+        return buf
+
+    def _graph_backward(self, grads_out, trainable):
+        ops = self.backend.ops
+        needs = self._needs_grad(trainable)
+        train_layers = {id(self._layers[i]) for i in trainable}
+        grads = {}
+
+        def add_grad(t, d):
+            cur = grads.get(id(t))
+            if cur is None:
+                grads[id(t)] = d
+                return
+            buf = self._gbuf(("sum", t.id), tuple(d.shape))
+            ops.binary("add", cur, d, buf)
+            grads[id(t)] = buf
+
+        for t, g in zip(self._outputs, grads_out):
+            add_grad(t, g)
+        done = set()
+        for node in reversed(self._nodes):
+            g = grads.pop(id(node.output), None)
+            if g is None:
+                continue
+            layer = node.layer
+            need_dx = any(id(t) in needs for t in node.inputs)
+            has_w = id(layer) in train_layers
+            if not (need_dx or has_w):
+                continue
+            if id(layer) in self._shared:
+                layer._call_index = node.call_index
+                layer._restore_call(node.saved)
+            stash = None
+            if has_w and id(layer) in done:   # a shared layer: keep the other calls' sum
+                stash = []
+                for k, grad in enumerate(layer.gradients):
+                    s = self._gbuf(("stash", id(layer), k), tuple(grad.shape))
+                    ops.affine(grad, 1.0, 0.0, s)
+                    stash.append(s)
+            dx = layer.backward(g, need_dx=need_dx)
+            if stash is not None:
+                for grad, s in zip(layer.gradients, stash):
+                    ops.binary("add", grad, s, grad)
+            done.add(id(layer))
+            if need_dx:
+                dxs = dx if layer._multi_input else [dx]
+                for t, d in zip(node.inputs, dxs):
+                    if id(t) in needs and d is not None:
+                        add_grad(t, d)
+        for i in trainable:          # a trainable layer no loss reaches: no gradient
+            layer = self._layers[i]
+            if id(layer) not in done:
+                for grad in layer.gradients:
+                    ops.copy_from_host(grad, np.zeros(grad.shape, grad.dtype))
+
+    def _run_forward(self, x, step):
+        if self._is_chain:
+            return Model._run_forward(self, x, step)
+        return self._graph_forward([x], True, step)[0]
+
+    def _run_backward(self, grad, trainable):
+        if self._is_chain:
+            return Model._run_backward(self, grad, trainable)
+        self._graph_backward([grad], trainable)
+
+    def _forward(self, x):
+        if self._is_chain:
+            return Model._forward(self, x)
+        return self._graph_forward([x], False, 0)[0]
