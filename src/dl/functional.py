@@ -63,7 +63,7 @@ class Functional(Model):
                              f"dl.Model(inputs=..., outputs=...) needs both, got None")
         self._inputs, self._input_keys = _structure(inputs, "inputs")
         self._outputs, self._output_keys = _structure(outputs, "outputs")
-        for i, t in enumerate(self._inputs):
+        for t in self._inputs:
             if t.node is None or not isinstance(t.node.layer, layers_module.InputLayer):
                 raise ValueError(f"inputs: expected tensors made by dl.Input, got "
                                  f"{t.name}, the output of layer {t.node.layer.name!r}")
@@ -332,3 +332,126 @@ class Functional(Model):
         if self._is_chain:
             return Model._forward(self, x)
         return self._graph_forward([x], False, 0)[0]
+
+    # ---------------------------------------------------------------- config
+    def _node_refs(self):
+        """{id(tensor): [layer name, node index, 0]}: each tensor of the graph named as
+        Keras's configs name them (a layer's node index counts its calls in this
+        model)."""
+        refs, counts = {}, {}
+        for t in self._inputs:
+            refs[id(t)] = [t.node.layer.name, 0, 0]
+        for node in self._nodes:
+            k = counts.get(id(node.layer), 0)
+            counts[id(node.layer)] = k + 1
+            refs[id(node.output)] = [node.layer.name, k, 0]
+        return refs
+
+    def get_config(self):
+        """Keras's functional config: the layers with their inbound nodes, and the
+        model's input and output tensors."""
+        refs = self._node_refs()
+        entries = []
+        for t in self._inputs:
+            layer = t.node.layer
+            entries.append({"class_name": "InputLayer", "name": layer.name,
+                            "config": layer.get_config(), "inbound_nodes": []})
+        by_layer = {}
+        for layer in self._layers:
+            entry = {**layers_module.serialize(layer), "name": layer.name,
+                     "inbound_nodes": []}
+            by_layer[id(layer)] = entry
+            entries.append(entry)
+        for node in self._nodes:
+            by_layer[id(node.layer)]["inbound_nodes"].append(
+                [refs[id(t)] for t in node.inputs])
+
+        def struct(tensors, keys):
+            named = [refs[id(t)] for t in tensors]
+            if keys is None or keys == "list":
+                return named
+            return dict(zip(keys, named))
+        return {"name": self.name, "trainable": self.trainable, "layers": entries,
+                "input_layers": struct(self._inputs, self._input_keys),
+                "output_layers": struct(self._outputs, self._output_keys),
+                "single_input": self._input_keys is None,
+                "single_output": self._output_keys is None}
+
+    @classmethod
+    def from_config(cls, cfg, backend=None):
+        """The model :meth:`get_config` describes, with new weights."""
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("layers"), list):
+            raise ValueError(f"config: expected a functional model's config (a dict with "
+                             f"'layers'), got {short_repr(cfg)}")
+        created, tensors, pending = {}, {}, []
+        for entry in cfg["layers"]:
+            if not isinstance(entry, dict):
+                raise ValueError(f"config: expected a layer entry (dict), got "
+                                 f"{short_repr(entry)}")
+            layer = layers_module.deserialize(entry)
+            created[layer.name] = layer
+            if isinstance(layer, layers_module.InputLayer):
+                tensors[(layer.name, 0)] = layer.output
+            for k, inbound in enumerate(entry.get("inbound_nodes", [])):
+                pending.append((layer, k, inbound))
+
+        def tensor(ref):
+            if not (isinstance(ref, list) and len(ref) == 3):
+                raise ValueError(f"config: expected a tensor reference [layer, node, "
+                                 f"0], got {short_repr(ref)}")
+            return tensors.get((ref[0], ref[1]))
+
+        while pending:       # call each layer once its inputs exist
+            progress = []
+            for item in pending:
+                layer, k, inbound = item
+                ins = [tensor(ref) for ref in inbound]
+                if any(t is None for t in ins):
+                    continue
+                out = layer(ins if layer._multi_input else ins[0])
+                tensors[(layer.name, k)] = out
+                progress.append(item)
+            if not progress:
+                raise ValueError(f"config: the layers' inbound nodes do not form a graph "
+                                 f"(unresolved: {', '.join(p[0].name for p in pending)})")
+            pending = [p for p in pending if p not in progress]
+
+        def struct(value, single):
+            if isinstance(value, dict):
+                return {key: tensor(ref) for key, ref in value.items()}
+            items = [tensor(ref) for ref in value]
+            if any(t is None for t in items):
+                raise ValueError(f"config: a model input or output refers to no tensor "
+                                 f"({short_repr(value)})")
+            return items[0] if single and len(items) == 1 else items
+        inputs = struct(cfg["input_layers"], cfg.get("single_input", True))
+        outputs = struct(cfg["output_layers"], cfg.get("single_output", True))
+        return cls(inputs, outputs, name=cfg.get("name"), backend=backend,
+                   trainable=cfg.get("trainable", True))
+
+    def _file_config(self):
+        return {"class_name": "Functional", "config": self.get_config(),
+                "compile_config": self.get_compile_config(),
+                "build": {"dtype": str(np.dtype(self.dtype))},
+                "seed": self.seed, "stop_training": False}
+
+    # --------------------------------------------------------------- summary
+    def summary(self, print_fn=None, line_length=None):
+        """Keras's functional summary: each layer's output shape, parameters and the
+        layers it is connected to (``name[node][0]``)."""
+        print_fn = print_fn or print
+        refs = self._node_refs()
+        rows = []
+        for t in self._inputs:
+            layer = t.node.layer
+            rows.append((f"{layer.name} ({type(layer).__name__})", str(t.shape), "0", "-"))
+        for layer in self._layers:
+            nodes = [n for n in self._nodes if n.layer is layer]
+            shapes = [str(n.output.shape) for n in nodes]
+            links = [f"{r[0]}[{r[1]}][{r[2]}]" for n in nodes
+                     for r in (refs[id(t)] for t in n.inputs)]
+            rows.append((f"{layer.name} ({type(layer).__name__})",
+                         shapes[0] if len(set(shapes)) == 1 else ", ".join(shapes),
+                         f"{layer.count_params():,}", ", ".join(links)))
+        self._print_table(print_fn, ("Layer (type)", "Output Shape", "Param #",
+                                     "Connected to"), rows, (30, 22, 11, 24))

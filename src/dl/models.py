@@ -139,7 +139,7 @@ class Model(Trainer):
         for w, new in zip(current, arrays):
             ops.copy_from_host(w, new)
 
-    def summary(self, print_fn=None):
+    def summary(self, print_fn=None, line_length=None):
         """Print the layers, their output shapes and parameter counts."""
         print_fn = print_fn or print
         if not self.built:
@@ -151,14 +151,22 @@ class Model(Trainer):
                  str((None,) + tuple(layer.output_shape)) if layer.built else "?",
                  f"{layer.count_params():,}" if layer.built else "0 (unbuilt)")
                 for layer in self._layers]
-        w = (33, 24, 15)
-        line = lambda a, b, c: f"│ {a:<{w[0] - 2}} │ {b:<{w[1] - 2}} │ {c:>{w[2] - 2}} │"
+        self._print_table(print_fn, ("Layer (type)", "Output Shape", "Param #"), rows,
+                          (33, 24, 15))
+
+    def _print_table(self, print_fn, header, rows, w):
+        """Keras's summary table (columns of widths ``w``, the parameter count right-
+        aligned) and the parameter totals."""
+        def line(*cells):
+            return "│" + "│".join(f" {c:>{n - 2}} " if k == 2 else f" {c:<{n - 2}} "
+                                  for k, (c, n) in enumerate(zip(cells, w))) + "│"
         print_fn(f'Model: "{self.name}"')
         print_fn("┏" + "┳".join("━" * n for n in w) + "┓")
-        print_fn(line("Layer (type)", "Output Shape", "Param #").replace("│", "┃"))
+        print_fn(line(*header).replace("│", "┃"))
         print_fn("┡" + "╇".join("━" * n for n in w) + "┩")
         for row in rows:
-            # a cell longer than its column wraps onto more lines (at spaces), as Keras's
+            # a cell longer than its column wraps onto more lines (at spaces, else
+            # anywhere), as Keras's
             cells = [textwrap.wrap(text, n - 2, break_on_hyphens=False) or [""]
                      for text, n in zip(row, w)]
             for k in range(max(len(c) for c in cells)):
@@ -217,6 +225,23 @@ class Model(Trainer):
         self.compiled = True
         self.reset_metrics()
         self._configure_fusion()
+
+    @classmethod
+    def from_config(cls, cfg, backend=None):
+        """A functional model from its config (``dl.Model.from_config``)."""
+        from .functional import Functional
+        return Functional.from_config(cfg, backend=backend)
+
+    def _compile_from(self, cc, opt_state):
+        """compile from a saved compile config, then restore the optimizer's state."""
+        self.compile(optimizer=cc["optimizer"], loss=cc["loss"], metrics=cc["metrics"],
+                     weighted_metrics=cc.get("weighted_metrics"),
+                     loss_weights=cc.get("loss_weights"),
+                     steps_per_execution=cc.get("steps_per_execution", 1))
+        if opt_state:
+            self.optimizer.set_state(opt_state, [w for layer in self._layers
+                                                 if layer.trainable for w in layer.weights],
+                                     self.backend.ops)
 
     def _loss_weight_arg(self, loss_weights):
         """compile's ``loss_weights`` for the model's one output: None (1), a number, a
@@ -504,10 +529,13 @@ def load_model(filepath, compile=True, backend=None):
     the compile settings and optimizer state, so training continues exactly where it
     stopped.  Never unpickles; a damaged or foreign file raises ValueError."""
     cfg, weights, opt_state, kind = saving.unpack(filepath)
-    if not isinstance(cfg, dict) or cfg.get("class_name") != "Sequential":
+    if not isinstance(cfg, dict) or cfg.get("class_name") not in ("Sequential",
+                                                                   "Functional"):
         got = cfg.get("class_name") if isinstance(cfg, dict) else type(cfg).__name__
-        raise ValueError(f"filepath: {filepath!r}: expected a saved Sequential model, got "
-                         f"{got!r}")
+        raise ValueError(f"filepath: {filepath!r}: expected a saved Sequential or "
+                         f"functional model, got {got!r}")
+    if cfg["class_name"] == "Functional":
+        return _load_functional(filepath, cfg, weights, opt_state, compile, backend)
     try:
         seed = cfg.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
@@ -527,15 +555,28 @@ def load_model(filepath, compile=True, backend=None):
             model.build((None,) + tuple(build["input_shape"]))
             model.set_weights(weights)
         if compile and cfg.get("compile_config"):
-            cc = cfg["compile_config"]
-            model.compile(optimizer=cc["optimizer"], loss=cc["loss"], metrics=cc["metrics"],
-                          weighted_metrics=cc.get("weighted_metrics"),
-                          loss_weights=cc.get("loss_weights"),
-                          steps_per_execution=cc.get("steps_per_execution", 1))
-            if opt_state and build is not None:
-                model.optimizer.set_state(opt_state, [w for layer in model._layers
-                                                      if layer.trainable for w in layer.weights],
-                                          model.backend.ops)
+            model._compile_from(cfg["compile_config"], opt_state if build is not None
+                                else None)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ValueError(f"filepath: {filepath!r} holds an invalid model "
+                         f"({type(exc).__name__}: {exc})") from None
+    return model
+
+
+def _load_functional(filepath, cfg, weights, opt_state, compile, backend):
+    """load_model's functional part: the graph from its config (each layer checks its
+    own sizes before allocating), then the stored arrays, shape by shape."""
+    from .functional import Functional
+    try:
+        seed = cfg.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                                 or seed < 0):
+            raise ValueError(f"seed: expected a non-negative int or null, got {seed!r}")
+        model = Functional.from_config(cfg["config"], backend=backend)
+        model.seed = seed
+        model.set_weights(weights)
+        if compile and cfg.get("compile_config"):
+            model._compile_from(cfg["compile_config"], opt_state)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise ValueError(f"filepath: {filepath!r} holds an invalid model "
                          f"({type(exc).__name__}: {exc})") from None
