@@ -19,7 +19,7 @@ code, the validated-once training step included.
 """
 import numpy as np
 
-from kernels.checks import short_repr
+from kernels.checks import fits_in_memory, short_repr
 
 from . import config, layers as layers_module, utils
 from ._symbolic import KerasTensor
@@ -86,6 +86,15 @@ class Functional(Model):
             counts[id(node.layer)] = counts.get(id(node.layer), 0) + 1
         self._shared = {lid for lid, c in counts.items() if c > 1}
         self._is_chain = self._chain_check()
+        # several inputs travel through fit as one packed array (n, their columns
+        # side by side): shuffling, batching, validation splits and device placement
+        # stay those of one array; each batch is unpacked into the inputs' buffers
+        self._packed = len(self._inputs) > 1
+        self._in_layout, offset = [], 0
+        for t in self._inputs:
+            width = int(np.prod(t.sample_shape))
+            self._in_layout.append((offset, width, tuple(t.sample_shape)))
+            offset += width
         self._grad_bufs = {}
         self._needs_cache = None
         self._build_graph()
@@ -136,7 +145,8 @@ class Functional(Model):
         self.dtype = config.resolve_dtype(self._inputs[0].dtype)
         if self.seed is None:
             self.seed = int(utils.global_rng().integers(2**62))
-        self._sample_shape = tuple(self._inputs[0].sample_shape)
+        self._sample_shape = (tuple(self._inputs[0].sample_shape) if not self._packed
+                              else (sum(w for _, w, _ in self._in_layout),))
         backend = self.backend
         built = set()
         for i, layer in enumerate(self._layers):
@@ -318,10 +328,75 @@ class Functional(Model):
                 for grad in layer.gradients:
                     ops.copy_from_host(grad, np.zeros(grad.shape, grad.dtype))
 
+    # ------------------------------------------------------- several inputs
+    def _input_parts(self, x, name):
+        """``x`` for several inputs (a list in the inputs' order, or a dict keyed by
+        the model's input keys or the Input names) as [(label, value)] in order."""
+        names = [t.node.layer.name for t in self._inputs]
+        keys = self._input_keys if isinstance(self._input_keys, list) else names
+        if isinstance(x, dict):
+            for key in x:
+                if key not in keys and key not in names:
+                    raise ValueError(f"{name}: unexpected key {key!r}; the model's inputs "
+                                     f"are {', '.join(map(repr, keys))}")
+            parts = []
+            for key, input_name in zip(keys, names):
+                if key in x:
+                    parts.append((f"{name}[{key!r}]", x[key]))
+                elif input_name in x:
+                    parts.append((f"{name}[{input_name!r}]", x[input_name]))
+                else:
+                    raise ValueError(f"{name}: missing the input {key!r} (the model's "
+                                     f"inputs are {', '.join(map(repr, keys))})")
+            return parts
+        if isinstance(x, (list, tuple)) and len(x) == len(self._inputs):
+            return [(f"{name}[{i}]", v) for i, v in enumerate(x)]
+        raise ValueError(f"{name}: the model has {len(self._inputs)} inputs; expected a "
+                         f"list of {len(self._inputs)} arrays or a dict keyed by "
+                         f"{', '.join(map(repr, keys))}, got {short_repr(x)}")
+
+    def _as_x(self, x, name="x"):
+        if not self._packed:
+            return super()._as_x(x, name)
+        arrays, n = [], None
+        for (label, value), (_, _, shape) in zip(self._input_parts(x, name),
+                                                    self._in_layout):
+            arr = self._numeric(value, label, "input data")
+            if arr.ndim == 1 and shape == (1,):
+                arr = arr.reshape(-1, 1)
+            if arr.ndim == 0 or tuple(arr.shape[1:]) != shape:
+                raise ValueError(f"{label}: expected samples of shape {shape}, got data "
+                                 f"of shape {arr.shape}")
+            if n is not None and arr.shape[0] != n:
+                raise ValueError(f"{label}: expected {n} samples (as the first input), "
+                                 f"got {arr.shape[0]}")
+            n = arr.shape[0]
+            if n == 0:
+                raise ValueError(f"{label}: expected at least one sample, got shape "
+                                 f"{arr.shape}")
+            arrays.append(arr)
+        fits_in_memory(name, (n, self._sample_shape[0]), np.dtype(self.dtype).itemsize)
+        packed = np.empty((n,) + self._sample_shape, self.dtype)
+        for arr, (offset, width, _) in zip(arrays, self._in_layout):
+            packed[:, offset:offset + width] = arr.reshape(n, width)
+        return packed
+
+    def _unpack(self, xb, training):
+        """The inputs of a packed batch, each C-contiguous in its sample shape."""
+        ops, rows = self.backend.ops, xb.shape[0]
+        xs = []
+        for k, (offset, width, shape) in enumerate(self._in_layout):
+            buf = (self._gbuf(("in", k), (rows, width)) if training
+                   else ops.empty((rows, width), self.dtype))
+            ops.take_cols(xb, offset, buf)
+            xs.append(buf.reshape((rows,) + shape))
+        return xs
+
     def _run_forward(self, x, step):
         if self._is_chain:
             return Model._run_forward(self, x, step)
-        return self._graph_forward([x], True, step)[0]
+        xs = self._unpack(x, True) if self._packed else [x]
+        return self._graph_forward(xs, True, step)[0]
 
     def _run_backward(self, grad, trainable):
         if self._is_chain:
@@ -331,7 +406,27 @@ class Functional(Model):
     def _forward(self, x):
         if self._is_chain:
             return Model._forward(self, x)
-        return self._graph_forward([x], False, 0)[0]
+        xs = self._unpack(x, False) if self._packed else [x]
+        return self._graph_forward(xs, False, 0)[0]
+
+    def _single_output(self, what):
+        if len(self._outputs) > 1:
+            raise ValueError(f"{what}: a model with {len(self._outputs)} outputs is built "
+                             f"and saved, but training, evaluating and predicting with "
+                             f"several outputs are not provided yet (see "
+                             f"docs/keras-differences.md)")
+
+    def compile(self, *args, **kwargs):
+        self._single_output("compile")
+        super().compile(*args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._single_output("predict")
+        return super().predict(x, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        self._single_output("predict_on_batch")
+        return super().predict_on_batch(x)
 
     # ---------------------------------------------------------------- config
     def _node_refs(self):

@@ -391,3 +391,63 @@ def test_functional_summary_shows_connections():
     assert "(None, 3)" in row and "h[0][0], skip[0][0]" in row
     assert any(line.startswith("│ x (InputLayer)") and "-" in line for line in lines)
     assert f"Total params: {model.count_params():,}" in text
+
+
+# ------------------------------------------------------------------ several inputs
+
+def _two_input_model(be, dtype="float64"):
+    dl.utils.set_random_seed(11)
+    num = dl.Input((3,), name="num", dtype=dtype)
+    img = dl.Input((2, 2), name="img", dtype=dtype)
+    flat = layers.Flatten()(img)
+    h = layers.Concatenate()([layers.Dense(4, activation="relu", dtype=dtype)(num), flat])
+    out = layers.Dense(2, dtype=dtype, name="out")(h)
+    model = dl.Model(inputs={"num": num, "img": img}, outputs=out, backend=be)
+    model.compile("adam", "mse")
+    return model
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_two_inputs_train_from_lists_and_dicts(be):
+    _backend(be)
+    rng = np.random.default_rng(12)
+    num, img = rng.normal(size=(20, 3)), rng.normal(size=(20, 2, 2))
+    y = rng.normal(size=(20, 2))
+    model = _two_input_model(be)
+    assert model._packed and model.input_shape == {"num": (None, 3), "img": (None, 2, 2)}
+    ref = _two_input_model("numpy")
+    ref.set_weights(model.get_weights())
+    w = model.get_weights()
+    expected = np.concatenate([np.maximum(num @ w[0] + w[1], 0), img.reshape(20, 4)],
+                              axis=1) @ w[2] + w[3]
+    for x in ({"num": num, "img": img}, [num, img], {"img": img, "num": num}):
+        np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-12)
+    h0 = ref.fit({"num": num, "img": img}, y, epochs=3, batch_size=8, verbose=0)
+    h1 = model.fit([num, img], y, epochs=3, batch_size=8, verbose=0,
+                   validation_split=0.25)
+    assert h1.history["loss"][-1] < h1.history["loss"][0]
+    assert "val_loss" in h1.history
+    assert len(h0.history["loss"]) == 3
+
+
+def test_two_input_gradients_and_errors():
+    rng = np.random.default_rng(13)
+    model = _two_input_model("cython")
+    x = {"num": rng.normal(size=(4, 3)), "img": rng.normal(size=(4, 2, 2))}
+    _fd_check(model, x, rng.normal(size=(4, 2)))
+    with pytest.raises(ValueError, match=r"x\['img'\]: expected samples of shape \(2, 2\)"):
+        model.predict({"num": np.zeros((4, 3)), "img": np.zeros((4, 4))}, verbose=0)
+    with pytest.raises(ValueError, match=r"x: missing the input 'img'"):
+        model.predict({"num": np.zeros((4, 3))}, verbose=0)
+    with pytest.raises(ValueError, match=r"x\[1\]: expected 4 samples"):
+        model.predict([np.zeros((4, 3)), np.zeros((5, 2, 2))], verbose=0)
+    with pytest.raises(ValueError, match=r"x: the model has 2 inputs"):
+        model.predict(np.zeros((4, 3)), verbose=0)
+
+
+def test_several_outputs_are_refused_clearly_for_now():
+    x = dl.Input((3,))
+    model = dl.Model(x, [layers.Dense(1)(x), layers.Dense(2)(x)])
+    assert model.output_shape == [(None, 1), (None, 2)]
+    with pytest.raises(ValueError, match="several outputs are not provided yet"):
+        model.compile("sgd", "mse")
