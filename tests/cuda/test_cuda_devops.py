@@ -122,3 +122,50 @@ def test_all_finite_and_multiply(dev, dtype):
     out = dev.empty((3, 3), dtype)
     dev.multiply(dev.to_device(a * 3), dev.to_device(a * 0.5), out)
     np.testing.assert_array_equal(dev.to_host(out), a * 1.5)
+
+
+@pytest.mark.parametrize("op", host.BINARY_OPS)
+def test_binary_ops(dev, dtype, op):
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(6, 5)).astype(dtype), rng.normal(size=(6, 5)).astype(dtype)
+    a[0, 0] = b[0, 0]
+    a[1, 1] = np.nan
+    b[2, 2] = np.nan
+    want = host.binary(op, a, b, np.empty_like(a))
+    got = dev.to_host(dev.binary(op, to_device(a), to_device(b), dev.empty(a.shape, dtype)))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_select_grad(dev, dtype):
+    rng = np.random.default_rng(4)
+    a, b, dy = (rng.normal(size=(4, 7)).astype(dtype) for _ in range(3))
+    a[0, :3] = b[0, :3]                  # ties: half each
+    a[1, 0] = np.nan                     # NaN: all to b
+    da, db = host.select_grad(a, b, dy, np.empty_like(a), np.empty_like(a))
+    np.testing.assert_array_equal(da[0, :3], dy[0, :3] * np.dtype(dtype).type(0.5))
+    assert da[1, 0] == 0 and db[1, 0] == dy[1, 0]
+    np.testing.assert_array_equal(da + db, dy)
+    d_da, d_db = dev.empty(a.shape, dtype), dev.empty(a.shape, dtype)
+    dev.select_grad(to_device(a), to_device(b), to_device(dy), d_da, d_db)
+    np.testing.assert_array_equal(dev.to_host(d_da), da)
+    np.testing.assert_array_equal(dev.to_host(d_db), db)
+
+
+def test_columns_and_permute(dev, dtype):
+    rng = np.random.default_rng(5)
+    src = rng.normal(size=(3, 4)).astype(dtype)
+    dst = np.zeros((3, 9), dtype)
+    host.place_cols(src, dst, 2)
+    d_dst = to_device(np.zeros((3, 9), dtype))
+    dev.place_cols(to_device(src), d_dst, 2)
+    np.testing.assert_array_equal(dev.to_host(d_dst), dst)
+    np.testing.assert_array_equal(dst[:, 2:6], src)
+    back = dev.take_cols(d_dst, 2, dev.empty((3, 4), dtype))
+    np.testing.assert_array_equal(dev.to_host(back), src)
+    x = rng.normal(size=(2, 3, 4, 5)).astype(dtype)
+    for axes in [(0, 2, 1, 3), (0, 3, 1, 2), (3, 2, 1, 0)]:
+        want = np.ascontiguousarray(np.transpose(x, axes))
+        out = host.permute(x, axes, np.empty(want.shape, dtype))
+        np.testing.assert_array_equal(out, want)
+        got = dev.permute(to_device(x), axes, dev.empty(want.shape, dtype))
+        np.testing.assert_array_equal(dev.to_host(got), want)
