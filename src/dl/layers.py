@@ -492,7 +492,8 @@ class Dense(Layer):
         be, act = self.backend, self.activation
         lead = x.shape[:-1]
         if x.ndim != 2:       # rank > 2: the last axis against rows of everything else
-            x = x.reshape(-1, x.shape[-1])
+            # (device arrays take neither negative indices into shape nor -1)
+            x = x.reshape(x.size // self.input_shape[-1], self.input_shape[-1])
         n = x.shape[0]
         shape = (n, self.units)
         out = self._buffer("y", shape) if training else None
@@ -518,7 +519,7 @@ class Dense(Layer):
         be, act = self.backend, self.activation
         shape = dy.shape
         if dy.ndim != 2:
-            dy = dy.reshape(-1, dy.shape[-1])
+            dy = dy.reshape(dy.size // self.units, self.units)
         dx = self._buffer("dx", self._x.shape) if need_dx else None
         if self.fuse_softmax_loss:
             dz = dy                          # the fused loss gave dL/dlogits already
