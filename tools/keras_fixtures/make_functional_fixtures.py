@@ -72,7 +72,8 @@ def history_dict(history):
 def run(model, x, y):
     init = weights_by_layer(model)
     hist = model.fit(x, y, epochs=EPOCHS, batch_size=N, shuffle=False, verbose=0)
-    return init, history_dict(hist), weights_by_layer(model), model.predict(x, batch_size=N, verbose=0)
+    pred = model.predict(x, batch_size=N, verbose=0)
+    return init, history_dict(hist), weights_by_layer(model), pred
 
 
 # ----------------------------------------------------------------- graphs
@@ -247,12 +248,14 @@ def main(argv):
         h = rec["history"]
         print(
             "%s: keras %s (%s) -> %s (%d bytes)"
-            % (name, rec["keras_version"], rec["backend"], os.path.relpath(path, REPO), os.path.getsize(path))
+            % (name, rec["keras_version"], rec["backend"], os.path.relpath(path, REPO),
+               os.path.getsize(path))
         )
         print("  history keys:", sorted(h), " loss %.6g -> %.6g" % (h["loss"][0], h["loss"][-1]))
         if "history_list_form" in rec:
             h2 = rec["history_list_form"]
-            print("  list-form keys:", sorted(h2), " loss %.6g -> %.6g" % (h2["loss"][0], h2["loss"][-1]))
+            print("  list-form keys:", sorted(h2),
+                  " loss %.6g -> %.6g" % (h2["loss"][0], h2["loss"][-1]))
 
 
 if __name__ == "__main__":
