@@ -49,6 +49,7 @@ BASE_MODULES = [
     "optimizers",
     "normalization_base",
     "normalization",
+    "embedding",
     "dense",
     "_fastargs",
 ]

@@ -290,3 +290,26 @@ def reference_fit(weights, acts, x, y, loss, optimizer, epochs, batch_size=None,
             total += value * (hi - lo)
         history.append(total / n)
     return history, weights
+
+
+def fd_check(model, x, y, rel=1e-5, abs_=1e-9):
+    """Every weight's gradient of a compiled ``model`` (``compute_gradients``, float64)
+    against central differences of its loss; returns the gradients."""
+    _, grads = model.compute_gradients(x, y)
+    weights = model.get_weights()
+    assert len(grads) == len(weights)
+    eps = 1e-6
+    for k, w in enumerate(weights):
+        for i in range(w.size):
+            plus = [a.copy() for a in weights]
+            minus = [a.copy() for a in weights]
+            plus[k].flat[i] += eps
+            minus[k].flat[i] -= eps
+            model.set_weights(plus)
+            lp = model.compute_gradients(x, y)[0]
+            model.set_weights(minus)
+            lm = model.compute_gradients(x, y)[0]
+            assert grads[k].flat[i] == pytest.approx((lp - lm) / (2 * eps), rel=rel,
+                                                      abs=abs_), (k, i)
+    model.set_weights(weights)
+    return grads

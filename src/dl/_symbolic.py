@@ -183,7 +183,15 @@ def call_layer(layer, inputs, training=None):
     if len(dtypes) > 1:
         raise TypeError(f"inputs: {layer.name} expected inputs of one dtype, got "
                         f"{', '.join(sorted(d.name for d in dtypes))}")
-    dtype = layer.dtype if layer.dtype is not None else tensors[0].dtype
+    from . import config
+    if tensors[0].dtype.kind != "f":
+        if not getattr(layer, "_accepts_ids", False):
+            raise TypeError(f"inputs: {layer.name} ({type(layer).__name__}) computes on "
+                            f"floats, got the {tensors[0].dtype.name} tensor "
+                            f"{tensors[0].name}; integer inputs feed an Embedding")
+        dtype = layer.dtype if layer.dtype is not None else np.dtype(config.floatx())
+    else:
+        dtype = layer.dtype if layer.dtype is not None else tensors[0].dtype
     first = getattr(layer, "_graph_input_shape", None)
     if first is not None and first != shapes:
         full = (lambda s: [(None,) + tuple(x) for x in s]) if layer._multi_input else (
@@ -191,12 +199,11 @@ def call_layer(layer, inputs, training=None):
         raise ValueError(f"{layer.name}: called on inputs of shape {full(shapes)}, but it "
                          f"was first called on {full(first)} (a layer called again shares "
                          f"its weights, so its inputs must keep their shape)")
-    if layer.built and layer.weights and layer.input_shape is not None and \
-            tuple(layer.input_shape) != tuple(shapes if not layer._multi_input else ()):
-        if not layer._multi_input:
-            raise ValueError(f"{layer.name}: built for inputs of shape "
-                             f"{(None,) + tuple(layer.input_shape)}, called on "
-                             f"{(None,) + tuple(shapes)}")
+    if (not layer._multi_input and layer.built and layer.weights
+            and layer.input_shape is not None and tuple(layer.input_shape) != shapes):
+        raise ValueError(f"{layer.name}: built for inputs of shape "
+                         f"{(None,) + tuple(layer.input_shape)}, called on "
+                         f"{(None,) + tuple(shapes)}")
     try:
         out_shape = layer.compute_output_shape(
             [tuple(s) for s in shapes] if layer._multi_input else tuple(shapes))
@@ -206,8 +213,6 @@ def call_layer(layer, inputs, training=None):
             message = f"{layer.name}: {message}"
         raise ValueError(message) from None
     layer._graph_input_shape = shapes
-    if layer.dtype is None:
-        layer._graph_dtype = dtype
     node = Node(layer, tensors, out_shape, dtype)
     node.output.name = layer.name if node.call_index == 0 else \
         f"{layer.name}_{node.call_index}"

@@ -21,7 +21,7 @@ import numpy as np
 
 from kernels.checks import fits_in_memory, short_repr
 
-from . import config, layers as layers_module, utils
+from . import config, data as data_module, layers as layers_module, utils
 from ._symbolic import KerasTensor
 from .models import Model
 
@@ -138,11 +138,13 @@ class Functional(Model):
 
     def _build_graph(self):
         """Create every layer's weights on the model's backend, in graph order."""
-        dtypes = {t.dtype for t in self._inputs}
+        dtypes = {t.dtype for t in self._inputs if t.dtype.kind == "f"}
         if len(dtypes) > 1:
-            raise TypeError(f"inputs: expected one dtype for every input (dl models compute "
-                            f"in one), got {', '.join(sorted(d.name for d in dtypes))}")
-        self.dtype = config.resolve_dtype(self._inputs[0].dtype)
+            raise TypeError(f"inputs: expected one float dtype for every input (dl models "
+                            f"compute in one), got "
+                            f"{', '.join(sorted(d.name for d in dtypes))}")
+        # integer inputs (ids) travel as the model's floats, checked exact by _as_x
+        self.dtype = config.resolve_dtype(dtypes.pop() if dtypes else None)
         if self.seed is None:
             self.seed = int(utils.global_rng().integers(2**62))
         self._sample_shape = (tuple(self._inputs[0].sample_shape) if not self._packed
@@ -355,8 +357,25 @@ class Functional(Model):
                          f"list of {len(self._inputs)} arrays or a dict keyed by "
                          f"{', '.join(map(repr, keys))}, got {short_repr(x)}")
 
+    def _check_ids(self, arr, t, label):
+        """An integer input's values: whole numbers the model's float dtype holds
+        exactly (they travel through fit as floats)."""
+        limit = 2 ** (24 if np.dtype(self.dtype) == np.float32 else 53)
+        a = np.asarray(arr)
+        if a.dtype.kind == "f":
+            if not np.all(np.isfinite(a)) or not np.array_equal(a, np.round(a)):
+                raise ValueError(f"{label}: expected whole-number ids for the "
+                                 f"{t.dtype.name} input {t.node.layer.name!r}, got "
+                                 f"fractions, NaN or inf")
+        if a.size and (a.min() < -limit or a.max() > limit):
+            bad = a[(a < -limit) | (a > limit)].flat[0]
+            raise ValueError(f"{label}: expected ids within +-{limit} (they travel as "
+                             f"{np.dtype(self.dtype).name}), got {bad}")
+
     def _as_x(self, x, name="x"):
         if not self._packed:
+            if self._inputs[0].dtype.kind != "f" and not data_module.is_stream(x):
+                self._check_ids(self._numeric(x, name, "input data"), self._inputs[0], name)
             return super()._as_x(x, name)
         arrays, n = [], None
         for (label, value), (_, _, shape) in zip(self._input_parts(x, name),
@@ -374,6 +393,9 @@ class Functional(Model):
             if n == 0:
                 raise ValueError(f"{label}: expected at least one sample, got shape "
                                  f"{arr.shape}")
+            t = self._inputs[len(arrays)]
+            if t.dtype.kind != "f":
+                self._check_ids(arr, t, label)
             arrays.append(arr)
         fits_in_memory(name, (n, self._sample_shape[0]), np.dtype(self.dtype).itemsize)
         packed = np.empty((n,) + self._sample_shape, self.dtype)

@@ -298,6 +298,8 @@ _CLASSES = {c.__name__: c for c in (
 _ALIASES = {
     "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
     "random_uniform": RandomUniform, "truncated_normal": TruncatedNormal,
+    # Keras 3's short aliases (Embedding's default is "uniform")
+    "uniform": RandomUniform, "normal": RandomNormal, "one": Ones, "zero": Zeros,
     "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform,
     "glorot_normal": GlorotNormal, "he_uniform": HeUniform, "he_normal": HeNormal,
     "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal,

@@ -314,8 +314,18 @@ class InputLayer(Layer):
             raise ValueError("shape: expected the shape of one sample, e.g. (784,), got None")
         (what, shape), = given.items()
         shape = _shape(_input_dim(shape) if what == "input_dim" else shape, what)
-        super().__init__(name=_name(name) or _unique_name("input_layer"), dtype=dtype,
+        # integer inputs carry ids for an Embedding; everything else computes in floats
+        int_dtype = None
+        if isinstance(dtype, (str, type, np.dtype)):
+            try:
+                int_dtype = np.dtype(dtype) if np.dtype(dtype).kind in "iu" else None
+            except TypeError:
+                int_dtype = None
+        super().__init__(name=_name(name) or _unique_name("input_layer"),
+                         dtype=None if int_dtype is not None else dtype,
                          input_shape=shape, **kwargs)
+        if int_dtype is not None:
+            self.dtype = int_dtype
         if batch_size is not None:
             if isinstance(batch_size, (bool, np.bool_)) or not isinstance(
                     batch_size, (int, np.integer)):
@@ -864,11 +874,12 @@ class LayerNormalization(Layer):
 from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum,  # noqa: E402
                       Multiply, Subtract)
 from .reshaping import Identity, Permute, RepeatVector, Reshape  # noqa: E402
+from .embedding import Embedding  # noqa: E402
 
 _CLASSES = {c.__name__: c for c in (InputLayer, Dense, Activation, Dropout, Flatten,
                                     LayerNormalization, Add, Subtract, Multiply, Average,
                                     Maximum, Minimum, Concatenate, Dot, Identity, Reshape,
-                                    Permute, RepeatVector)}
+                                    Permute, RepeatVector, Embedding)}
 
 
 def deserialize(cfg):

@@ -277,6 +277,7 @@ class Model(Trainer):
             return
         last = self._output_layer()
         fusable = (isinstance(last, layers_module.Dense) and last.activation.name == "softmax"
+                   and id(last) not in getattr(self, "_shared", ())  # one call of it
                    and (last.output_shape is None or len(last.output_shape) == 1)
                    and isinstance(self.loss, (losses_module.CategoricalCrossentropy,
                                               losses_module.SparseCategoricalCrossentropy))
@@ -368,6 +369,10 @@ class Sequential(Model):
                                 f"got the symbolic output of {layer.node.layer.name!r}; "
                                 f"use dl.Model(inputs, outputs) for a graph")
             layer = layer.node.layer
+        if isinstance(layer, layers_module.Layer) and layer._multi_input:
+            raise TypeError(f"layer: {layer.name} ({type(layer).__name__}) combines a list "
+                            f"of tensors; a Sequential passes one from layer to layer: use "
+                            f"dl.Model(inputs, outputs)")
         if isinstance(layer, layers_module.InputLayer):
             if self._input is not None or self._layers:
                 raise ValueError("layer: an Input can only be the first entry of a Sequential")
@@ -431,7 +436,8 @@ class Sequential(Model):
         if self.seed is None:
             self.seed = int(utils.global_rng().integers(2**62))
         dtype = None
-        if self._input is not None:
+        if self._input is not None and self._input.dtype is not None and \
+                self._input.dtype.kind == "f":      # (integer ids: the model's floatx)
             dtype = self._input.dtype
         self.dtype = config.resolve_dtype(dtype or self._layers[0].dtype)
         self._sample_shape = tuple(shape)

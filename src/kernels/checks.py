@@ -29,7 +29,8 @@ __all__ = [
     "row_matrix", "same_memory", "same_shape",
     # the argument groups of the public kernels
     "adagrad_args", "adam_args", "backprop", "bias_args", "column_sums_args",
-    "decay_factor", "dense_backward_args", "dense_forward_args", "gemm_args", "loss_args",
+    "decay_factor", "dense_backward_args", "dense_forward_args", "embedding_backward_args",
+    "embedding_forward_args", "embedding_ids", "gemm_args", "loss_args",
     "rmsprop_args", "sample_weights", "sgd_args", "sparse_args", "unary", "update_arrays",
 ]
 
@@ -367,6 +368,67 @@ def layer_norm_backward_args(dy, x, gamma, dx, dgamma, dbeta, epsilon):
                 inputs=(("dgamma", dgamma), ("dbeta", dbeta)) + reads[2:],
                 may_alias=(("dy", dy), ("x", x)))
     return dx, dgamma, dbeta, epsilon
+
+
+def embedding_ids(name, ids, n_rows):
+    """Embedding ids: an integer array, or a float array of whole numbers (Keras casts
+    them), of any shape, each in [0, n_rows).  Returns them flattened as a C-contiguous
+    ``intp`` array."""
+    if not isinstance(ids, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray of integer row ids, got "
+                        f"{describe(ids)}")
+    if type(ids) is not np.ndarray and (isinstance(ids, _REJECTED_SUBCLASSES)
+                                        or _overrides_numpy(type(ids))):
+        raise TypeError(f"{name}: expected a plain numpy.ndarray, got "
+                        f"{type(ids).__name__} (convert it with np.asarray)")
+    if ids.size == 0:
+        raise ValueError(f"{name}: expected at least one id, got shape {ids.shape}")
+    flat = ids.reshape(-1)
+    if ids.dtype.kind == "u" and flat.max() >= n_rows:       # before a cast wraps
+        raise ValueError(f"{name}: expected ids in [0, {n_rows}), got "
+                         f"{flat[flat >= n_rows][0]}")
+    if ids.dtype.kind in "iu":
+        out = flat.astype(np.intp, copy=False)
+    elif ids.dtype.kind == "f":
+        if not np.all(np.isfinite(flat)):
+            raise ValueError(f"{name}: expected finite ids, got NaN or inf")
+        if flat.min() < 0 or flat.max() >= n_rows:            # before any cast overflows
+            bad = flat[(flat < 0) | (flat >= n_rows)][0]
+            raise ValueError(f"{name}: expected ids in [0, {n_rows}), got {bad}")
+        out = flat.astype(np.intp)
+        if not np.array_equal(out, flat):
+            raise ValueError(f"{name}: expected whole-number ids, got fractions")
+    else:
+        raise TypeError(f"{name}: expected an integer dtype, got {ids.dtype}")
+    if out.min() < 0 or out.max() >= n_rows:
+        bad = out[(out < 0) | (out >= n_rows)][0]
+        raise ValueError(f"{name}: expected ids in [0, {n_rows}), got {bad}")
+    return np.ascontiguousarray(out)
+
+
+def embedding_forward_args(ids, table, out):
+    """Returns (flat intp ids, out): out of shape ids.shape + (output_dim,)."""
+    array("table", table, ndim=2)
+    flat = embedding_ids("ids", ids, table.shape[0])
+    out = output("out", out, tuple(ids.shape) + (table.shape[1],), table.dtype,
+                 inputs=(("table", table), ("ids", ids)))
+    return flat, out
+
+
+def embedding_backward_args(dy, ids, dtable):
+    """Returns (flat intp ids, dtable): dy of shape ids.shape + (output_dim,), dtable
+    (required: its rows are the table's) of shape (input_dim, output_dim)."""
+    array("dy", dy, min_ndim=1)
+    if not isinstance(dtable, np.ndarray):
+        raise TypeError(f"dtable: expected a numpy.ndarray of shape (input_dim, "
+                        f"output_dim) (the table's rows), got {describe(dtable)}")
+    array("dtable", dtable, ndim=2, dtype=dy.dtype)
+    flat = embedding_ids("ids", ids, dtable.shape[0])
+    same_shape("dy", dy, tuple(ids.shape) + (dtable.shape[1],),
+               "ids.shape + (output_dim,)")
+    dtable = output("dtable", dtable, dtable.shape, dy.dtype,
+                    inputs=(("dy", dy), ("ids", ids)))
+    return flat, dtable
 
 
 def dense_forward_args(x, w, b, out, activation, pre_activation):

@@ -131,6 +131,7 @@ __all__ = [
     "mean_absolute_percentage_error", "backprop_mean_absolute_percentage_error",
     "mean_squared_logarithmic_error", "backprop_mean_squared_logarithmic_error",
     "layer_norm_forward", "layer_norm_backward",
+    "embedding_forward", "embedding_backward",
     "sgd_update", "adam_update", "adamw_update", "rmsprop_update", "adagrad_update",
 ]
 
@@ -1178,6 +1179,33 @@ def layer_norm_backward(dy, x, gamma=None, dx=None, dgamma=None, dbeta=None, *,
     _store(dbeta, dy2.sum(axis=0))
     _store(dx, grad.reshape(x.shape))
     return dx, dgamma, dbeta
+
+
+# --------------------------------------------------------------------- embedding
+
+def embedding_forward(ids, table, out=None):
+    """An embedding lookup (Keras 3's Embedding): ``out[..., :] = table[ids[...]]``.
+
+    ``ids``: row numbers of any shape, an integer array or a float array of whole
+    numbers (Keras casts them), each in ``[0, input_dim)`` (else ValueError);
+    ``table``: ``(input_dim, output_dim)``; ``out``: ``ids.shape + (output_dim,)``.
+    """
+    flat, out = check.embedding_forward_args(ids, table, out)
+    out.reshape(-1, table.shape[1])[...] = table[flat]
+    return out
+
+
+def embedding_backward(dy, ids, dtable):
+    """The gradient of :func:`embedding_forward` with respect to the table:
+    ``dtable[r] = sum of dy[p] over the positions p with ids[p] == r``, each row's
+    terms added in position order (so every backend, and every thread count, gives the
+    same bits); rows no id names are zero.  ``dtable`` (required: its shape is the
+    table's) is written and returned."""
+    flat, dtable = check.embedding_backward_args(dy, ids, dtable)
+    rows = dy.reshape(-1, dtable.shape[1])
+    acc = np.zeros(dtable.shape, dtable.dtype)
+    np.add.at(acc, flat, rows)             # unbuffered, one position after the other
+    return _store(dtable, acc)
 
 
 def softmax_crossentropy(y_true, logits, out=None, *, sample_weight=None):

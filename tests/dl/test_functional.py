@@ -7,7 +7,7 @@ import pytest
 import dl
 from dl import layers
 
-from dl_helpers import restore_dl_state  # noqa: F401  (autouse fixture)
+from dl_helpers import fd_check as _fd_check, restore_dl_state  # noqa: F401  (autouse)
 
 BACKENDS = ["numpy", "cython", "cuda"]
 
@@ -18,28 +18,6 @@ def _backend(name):
     except ImportError as exc:      # pragma: no cover - cuda without Numba
         pytest.skip(f"{name}: {exc}")
     return name
-
-
-def _fd_check(model, x, y, rel=1e-5, abs_=1e-9):
-    """Every weight's gradient (compute_gradients) against central differences."""
-    _, grads = model.compute_gradients(x, y)
-    weights = model.get_weights()
-    assert len(grads) == len(weights)
-    eps = 1e-6
-    for k, w in enumerate(weights):
-        for i in range(w.size):
-            plus = [a.copy() for a in weights]
-            minus = [a.copy() for a in weights]
-            plus[k].flat[i] += eps
-            minus[k].flat[i] -= eps
-            model.set_weights(plus)
-            lp = model.compute_gradients(x, y)[0]
-            model.set_weights(minus)
-            lm = model.compute_gradients(x, y)[0]
-            assert grads[k].flat[i] == pytest.approx((lp - lm) / (2 * eps), rel=rel,
-                                                      abs=abs_), (k, i)
-    model.set_weights(weights)
-    return grads
 
 
 # ------------------------------------------------------------------ graph building
@@ -451,3 +429,27 @@ def test_several_outputs_are_refused_clearly_for_now():
     assert model.output_shape == [(None, 1), (None, 2)]
     with pytest.raises(ValueError, match="several outputs are not provided yet"):
         model.compile("sgd", "mse")
+
+
+def test_sequential_refuses_merge_layers():
+    with pytest.raises(TypeError, match=r"layer: add_m \(Add\) combines a list of tensors"):
+        dl.Sequential([dl.Input((3,)), layers.Add(name="add_m")])
+
+
+@pytest.mark.parametrize("be", ["numpy", "cython"])
+def test_shared_softmax_output_is_not_fused(be):
+    """A softmax Dense called twice, its last call the output: the fused softmax
+    cross-entropy would hand its first call dL/dlogits; the graph's gradients must be
+    the finite differences' (and the fusion off)."""
+    rng = np.random.default_rng(14)
+    x = dl.Input((3,), dtype="float64")
+    sm = layers.Dense(3, activation="softmax", dtype="float64", name="sm")
+    model = dl.Model(x, sm(sm(x)), backend=be)
+    model.compile("sgd", "categorical_crossentropy")
+    assert not model.get_layer("sm").fuse_softmax_loss
+    y = np.eye(3)[rng.integers(0, 3, size=5)]
+    _fd_check(model, rng.normal(size=(5, 3)), y)
+    single = dl.Model(x, layers.Dense(3, activation="softmax", dtype="float64",
+                                      name="sm1")(x))
+    single.compile("sgd", "categorical_crossentropy")
+    assert single.get_layer("sm1").fuse_softmax_loss

@@ -201,6 +201,36 @@ CASES = [
         A(2, 3), A(2, 3), None, None, g, g))(A(3)), ValueError, "dbeta"),
     ("layer-norm-backward-epsilon-str", lambda B: B.layer_norm_backward(
         A(2, 3), A(2, 3), epsilon="1e-3"), TypeError, "epsilon"),
+    # embedding
+    ("embedding-id-too-large", lambda B: B.embedding_forward(np.array([0, 4]), A(4, 2)),
+     ValueError, "ids"),
+    ("embedding-id-negative", lambda B: B.embedding_forward(np.array([[-1]]), A(4, 2)),
+     ValueError, "ids"),
+    ("embedding-id-fraction", lambda B: B.embedding_forward(np.array([0.5]), A(4, 2)),
+     ValueError, "ids"),
+    ("embedding-id-nan", lambda B: B.embedding_forward(np.array([np.nan]), A(4, 2)),
+     ValueError, "ids"),
+    ("embedding-id-huge-uint", lambda B: B.embedding_forward(
+        np.array([2**64 - 1], np.uint64), A(4, 2)), ValueError, "ids"),
+    ("embedding-ids-str", lambda B: B.embedding_forward(np.array(["a"]), A(4, 2)),
+     TypeError, "ids"),
+    ("embedding-ids-list", lambda B: B.embedding_forward([0, 1], A(4, 2)), TypeError, "ids"),
+    ("embedding-ids-empty", lambda B: B.embedding_forward(np.zeros(0, int), A(4, 2)),
+     ValueError, "ids"),
+    ("embedding-table-1d", lambda B: B.embedding_forward(np.array([0]), A(4)), ValueError,
+     "table"),
+    ("embedding-out-shape", lambda B: B.embedding_forward(np.array([0, 1]), A(4, 2), A(2, 3)),
+     ValueError, "out"),
+    ("embedding-backward-dy-shape", lambda B: B.embedding_backward(
+        A(3, 2), np.array([0, 1]), A(4, 2)), ValueError, "dy"),
+    ("embedding-backward-dtable-none", lambda B: B.embedding_backward(
+        A(2, 2), np.array([0, 1]), None), TypeError, "dtable"),
+    ("embedding-backward-dtable-dtype", lambda B: B.embedding_backward(
+        A(2, 2), np.array([0, 1]), A(4, 2, dtype=F32)), TypeError, "dtable"),
+    ("embedding-backward-id-range", lambda B: B.embedding_backward(
+        A(2, 2), np.array([0, 4]), A(4, 2)), ValueError, "ids"),
+    ("embedding-backward-dtable-is-dy", lambda B: (lambda t: B.embedding_backward(
+        t, np.array([0, 1, 2, 3]), t))(A(4, 2)), ValueError, "dtable"),
     # ------------------------------------------------------------ dense layer
     ("dense-w-rows", lambda B: B.dense_forward(A(3, 4), A(5, 2)), ValueError, "w"),
     ("dense-w-1d", lambda B: B.dense_forward(A(3, 4), A(4)), ValueError, "w"),

@@ -15,7 +15,8 @@ from ..reference import (ACTIVATION_DEFAULT_PARAM as _DEFAULT_PARAM, ACTIVATIONS
                          ACTIVATIONS_NEEDING_INPUT)
 from . import _fastargs
 from . import dense as _dense, elementwise as _elementwise, gemm as _gemm
-from . import losses as _losses, normalization as _normalization, optimizers as _optimizers
+from . import embedding as _embedding, losses as _losses, normalization as _normalization
+from . import optimizers as _optimizers
 
 # compiled ids by kernel name (the C enums; tests/kernels/test_tables.py checks them
 # against the reference's tables)
@@ -524,6 +525,22 @@ def layer_norm_backward(dy, x, gamma=None, dx=None, dgamma=None, dbeta=None, *,
     for a, t in zip((dx, dgamma, dbeta), targets):
         _finish(a, t)
     return dx, dgamma, dbeta
+
+
+# --------------------------------------------------------------------- embedding
+
+def embedding_forward(ids, table, out=None):
+    flat, out = check.embedding_forward_args(ids, table, out)
+    target = _target(out)
+    _embedding.forward(flat, _c(table), target.reshape(-1, table.shape[1]))
+    return _finish(out, target)
+
+
+def embedding_backward(dy, ids, dtable):
+    flat, dtable = check.embedding_backward_args(dy, ids, dtable)
+    target = _target(dtable)
+    _embedding.backward(_c(dy).reshape(-1, dtable.shape[1]), flat, target)
+    return _finish(dtable, target)
 
 
 # -------------------------------------------------------------------- optimizers

@@ -39,6 +39,7 @@ from .losses import (  # noqa: E402,F401
     backprop_mean_squared_logarithmic_error, kl_divergence, backprop_kl_divergence,
     categorical_hinge, backprop_categorical_hinge, cosine_similarity,
     backprop_cosine_similarity)
+from .embedding import embedding_backward, embedding_forward  # noqa: E402,F401
 from .normalization import layer_norm_backward, layer_norm_forward  # noqa: E402,F401
 from .optimizers import (  # noqa: E402,F401
     adagrad_update, adam_update, adamw_update, rmsprop_update, sgd_update)
