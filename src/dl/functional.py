@@ -21,7 +21,9 @@ import numpy as np
 
 from kernels.checks import fits_in_memory, short_repr
 
-from . import config, data as data_module, layers as layers_module, utils
+from . import config, data as data_module, layers as layers_module
+from . import losses as losses_module, metrics as metrics_module
+from . import optimizers as optimizers_module, utils
 from ._symbolic import KerasTensor
 from .models import Model
 
@@ -95,6 +97,12 @@ class Functional(Model):
             width = int(np.prod(t.sample_shape))
             self._in_layout.append((offset, width, tuple(t.sample_shape)))
             offset += width
+        self._out_layout, offset = [], 0
+        for t in self._outputs:
+            width = int(np.prod(t.sample_shape))
+            self._out_layout.append((offset, width, tuple(t.sample_shape)))
+            offset += width
+        self._out_accs = {}
         self._grad_bufs = {}
         self._needs_cache = None
         self._build_graph()
@@ -239,6 +247,8 @@ class Functional(Model):
         return self._outputs[0].node.layer
 
     def _output_sample_shape(self):
+        if len(self._outputs) > 1:       # predictions travel packed, as inputs do
+            return (sum(w for _, w, _ in self._out_layout),)
         return tuple(self._outputs[0].sample_shape)
 
     def _graph_forward(self, xs, training, step):
@@ -429,26 +439,14 @@ class Functional(Model):
         if self._is_chain:
             return Model._forward(self, x)
         xs = self._unpack(x, False) if self._packed else [x]
-        return self._graph_forward(xs, False, 0)[0]
-
-    def _single_output(self, what):
-        if len(self._outputs) > 1:
-            raise ValueError(f"{what}: a model with {len(self._outputs)} outputs is built "
-                             f"and saved, but training, evaluating and predicting with "
-                             f"several outputs are not provided yet (see "
-                             f"docs/keras-differences.md)")
-
-    def compile(self, *args, **kwargs):
-        self._single_output("compile")
-        super().compile(*args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        self._single_output("predict")
-        return super().predict(x, *args, **kwargs)
-
-    def predict_on_batch(self, x):
-        self._single_output("predict_on_batch")
-        return super().predict_on_batch(x)
+        outs = self._graph_forward(xs, False, 0)
+        if len(outs) == 1:
+            return outs[0]
+        ops, rows = self.backend.ops, x.shape[0]
+        packed = ops.empty((rows,) + self._output_sample_shape(), self.dtype)
+        for out, (offset, width, _) in zip(outs, self._out_layout):
+            ops.place_cols(out.reshape(rows, width), packed, offset)
+        return packed
 
     # ---------------------------------------------------------------- config
     def _node_refs(self):
@@ -572,3 +570,382 @@ class Functional(Model):
                          f"{layer.count_params():,}", ", ".join(links)))
         self._print_table(print_fn, ("Layer (type)", "Output Shape", "Param #",
                                      "Connected to"), rows, (30, 22, 11, 24))
+
+    # ------------------------------------------------------- several outputs
+    # Targets and predictions of several outputs travel as one packed array (columns
+    # side by side; sparse labels as one float column), as inputs do; compile keeps a
+    # loss, a loss weight and metrics per output, the logs name them as Keras 3:
+    # "<output>_loss" (unweighted), "<output>_<metric>", "loss" the weighted sum.
+
+    def _output_names(self):
+        """Keras's names of the outputs: the dict's keys, else the output layers'."""
+        if isinstance(self._output_keys, list):
+            return list(self._output_keys)
+        return [t.node.layer.name for t in self._outputs]
+
+    def _per_output(self, value, what):
+        """A compile argument given per output (a list in output order, or a dict by
+        output name) as a list; None when it is one value for every output."""
+        names = self._output_names()
+        if isinstance(value, dict):
+            unknown = [key for key in value if key not in names]
+            if unknown:
+                raise ValueError(f"{what}: unknown output {unknown[0]!r}; the model's "
+                                 f"outputs are {', '.join(map(repr, names))}")
+            return [value.get(name) for name in names]
+        if isinstance(value, (list, tuple)):
+            if len(value) != len(names):
+                raise ValueError(f"{what}: expected one entry per output ({len(names)}: "
+                                 f"{', '.join(map(repr, names))}), got {len(value)}")
+            return list(value)
+        return None
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True):
+        if len(self._outputs) == 1:
+            return super().compile(optimizer, loss, metrics, loss_weights,
+                                   weighted_metrics, run_eagerly, steps_per_execution,
+                                   jit_compile, auto_scale_loss)
+        names = self._output_names()
+        k = len(names)
+        if isinstance(steps_per_execution, bool) or not isinstance(
+                steps_per_execution, (int, np.integer)) or steps_per_execution < 1:
+            raise ValueError(f"steps_per_execution: expected an int >= 1, got "
+                             f"{short_repr(steps_per_execution)}")
+        if loss is None:
+            raise ValueError("loss: expected a loss (for every output), or a list or dict "
+                             "of them, got None")
+        if optimizer is None:
+            raise ValueError("optimizer: expected an optimizer name, config or object, got "
+                             "None")
+        per_loss = self._per_output(loss, "loss")
+        if per_loss is None:
+            per_loss = [loss] * k        # one loss for every output, as Keras
+        out_losses = []
+        for name, spec in zip(names, per_loss):
+            if spec is None:
+                out_losses.append(None)  # an output without a loss: not trained on
+                continue
+            obj = losses_module.get(spec)
+            if not obj.trains:
+                raise ValueError(f"loss: the loss of {name!r} has reduction="
+                                 f"{obj.reduction!r} and cannot be trained on")
+            out_losses.append(obj)
+        if all(x is None for x in out_losses):
+            raise ValueError("loss: expected a loss for at least one output, got None for "
+                             "every output")
+        if loss_weights is None:
+            weights = [1.0] * k
+        else:
+            weights = self._per_output(loss_weights, "loss_weights")
+            if weights is None:
+                raise ValueError(f"loss_weights: expected a list or a dict of weights for "
+                                 f"the {k} outputs, got {short_repr(loss_weights)}")
+            weights = [1.0 if w is None else w for w in weights]
+        for name, w in zip(names, weights):
+            if isinstance(w, (bool, np.bool_)) or not isinstance(
+                    w, (int, float, np.integer, np.floating)) or not np.isfinite(w):
+                raise ValueError(f"loss_weights: expected a finite number for {name!r}, "
+                                 f"got {short_repr(w)}")
+        plan, names_out, objects = [], [], []
+        for arg, weighted in ((metrics, False), (weighted_metrics, True)):
+            if arg is None:
+                continue
+            per = self._per_output(arg, "weighted_metrics" if weighted else "metrics")
+            if per is None:
+                raise ValueError(f"{'weighted_metrics' if weighted else 'metrics'}: a model "
+                                 f"with {k} outputs takes its metrics as a list with one "
+                                 f"entry per output (a metric, a list of them or None) or "
+                                 f"a dict by output name, got {short_repr(arg)}")
+            for j, entry in enumerate(per):
+                entries = [] if entry is None else (
+                    list(entry) if isinstance(entry, (list, tuple)) else [entry])
+                for spec in entries:
+                    m = metrics_module.get(spec)
+                    label = f"{names[j]}_{m.name}"
+                    if weighted and label in names_out:
+                        label = f"{names[j]}_weighted_{m.name}"
+                    plan.append((m, weighted, j))
+                    names_out.append(label)
+                    objects.append(m)
+        self.optimizer = optimizers_module.get(optimizer)
+        self._out_losses = out_losses
+        self._out_weights = [float(w) for w in weights]
+        self.loss = next(x for x in out_losses if x is not None)
+        self._loss_weight = 1.0
+        self.metrics = objects
+        self._metric_names = names_out
+        self._metric_plan = tuple(plan)
+        self._weighted_metric_count = sum(1 for _, weighted, _ in plan if weighted)
+        self._compile_spec = {"loss": [None if x is None else losses_module.serialize(x)
+                                       for x in out_losses],
+                              "loss_weights": list(self._out_weights),
+                              "metrics": self._metric_specs(plan, False),
+                              "weighted_metrics": self._metric_specs(plan, True)}
+        self._steps_per_execution = int(steps_per_execution)
+        self.compiled = True
+        self.reset_metrics()
+        self._configure_fusion()
+
+    def _metric_specs(self, plan, weighted):
+        specs = [[] for _ in self._outputs]
+        for m, w, j in plan:
+            if w == weighted:
+                specs[j].append(metrics_module.serialize(m))
+        return specs
+
+    def get_compile_config(self):
+        if not self.compiled or len(self._outputs) == 1:
+            return super().get_compile_config()
+        return {"optimizer": optimizers_module.serialize(self.optimizer),
+                "steps_per_execution": self._steps_per_execution, **self._compile_spec}
+
+    def _multi(self):
+        return len(self._outputs) > 1
+
+    def _configure_fusion(self):
+        if not self._multi():
+            return super()._configure_fusion()
+        for layer in self._layers:
+            if isinstance(layer, layers_module.Dense):
+                layer.fuse_softmax_loss = False
+        if not self.compiled:
+            return
+        consumed = {id(t) for node in self._nodes for t in node.inputs}
+        for t, loss in zip(self._outputs, self._out_losses):
+            layer = t.node.layer
+            layer.fuse_softmax_loss = bool(
+                isinstance(layer, layers_module.Dense) and layer.activation.name == "softmax"
+                and len(layer.output_shape) == 1 and id(layer) not in self._shared
+                and id(t) not in consumed
+                and isinstance(loss, (losses_module.CategoricalCrossentropy,
+                                      losses_module.SparseCategoricalCrossentropy))
+                and not loss.from_logits)
+
+    def _output_parts(self, y, name):
+        names = self._output_names()
+        if isinstance(y, dict):
+            for key in y:
+                if key not in names:
+                    raise ValueError(f"{name}: unexpected key {key!r}; the model's outputs "
+                                     f"are {', '.join(map(repr, names))}")
+            return [(f"{name}[{key!r}]", y.get(key)) for key in names]
+        if isinstance(y, (list, tuple)) and len(y) == len(names):
+            return [(f"{name}[{i}]", v) for i, v in enumerate(y)]
+        raise ValueError(f"{name}: the model has {len(names)} outputs; expected a list of "
+                         f"{len(names)} target arrays or a dict keyed by "
+                         f"{', '.join(map(repr, names))}, got {short_repr(y)}")
+
+    def _as_y(self, y, n, name="y"):
+        if not self._multi():
+            return super()._as_y(y, n, name)
+        self._y_layout, parts, offset = [], [], 0
+        limit = 2 ** (24 if np.dtype(self.dtype) == np.float32 else 53)
+        measured = {k for _, _, k in self._metric_plan}
+        for k, ((label, value), t, loss) in enumerate(zip(
+                self._output_parts(y, name), self._outputs, self._out_losses)):
+            if value is None or (loss is None and k not in measured):
+                if loss is not None or k in measured:
+                    raise ValueError(f"{label}: expected the targets of output "
+                                     f"{t.node.layer.name!r} (it has a loss or metrics), "
+                                     f"got None")
+                self._y_layout.append(None)
+                continue
+            if loss is None:     # metrics only: labels as they come, else values
+                a = np.asarray(value)
+                sparse = a.dtype.kind in "iu" and a.ndim <= 2 and a.shape[1:] in ((), (1,)) \
+                    and t.sample_shape != (1,)
+                loss = losses_module.get("sparse_categorical_crossentropy" if sparse
+                                         else "mse")
+            arr = self._numeric(value, label, "targets")
+            if arr.ndim == 0 or arr.shape[0] != n:
+                raise ValueError(f"{label}: expected {n} targets (one per sample of x), "
+                                 f"got shape {arr.shape}")
+            self._check_finite(arr, label)
+            try:
+                prepared = loss.prepare_targets(arr, (n,) + tuple(t.sample_shape),
+                                                self.dtype)
+            except (TypeError, ValueError) as exc:
+                message = str(exc)
+                raise type(exc)(f"{label}: {message.partition(': ')[2] or message}") \
+                    from None
+            labels = prepared.dtype.kind in "iu"
+            if labels and prepared.size and (prepared.min() < 0 or prepared.max() > limit):
+                raise ValueError(f"{label}: expected class labels in [0, {limit}] (they "
+                                 f"travel as {np.dtype(self.dtype).name})")
+            width = 1 if labels else int(np.prod(prepared.shape[1:]))
+            self._y_layout.append((offset, width, tuple(prepared.shape[1:]), labels))
+            parts.append(prepared.reshape(n, width))
+            offset += width
+        packed = np.empty((n, offset), self.dtype)
+        col = 0
+        for part in parts:
+            packed[:, col:col + part.shape[1]] = part
+            col += part.shape[1]
+        return packed
+
+    def _class_weights(self, class_weight, y):
+        if self._multi():
+            raise ValueError("class_weight: not supported for a model with several "
+                             "outputs (as Keras); pass sample_weight")
+        return super()._class_weights(class_weight, y)
+
+    def _unpack_y(self, yb, training):
+        """Each output's targets from a packed batch (labels as int64), None for an
+        output without a loss."""
+        ops, rows = self.backend.ops, yb.shape[0]
+        ys = []
+        for k, lay in enumerate(self._y_layout):
+            if lay is None:
+                ys.append(None)
+                continue
+            offset, width, shape, labels = lay
+            buf = (self._gbuf(("y", k), (rows, width)) if training
+                   else ops.empty((rows, width), self.dtype))
+            ops.take_cols(yb, offset, buf)
+            if labels:
+                key = ("labels", k, rows)
+                lab = self._grad_bufs.get(key) if training else None
+                if lab is None:
+                    lab = ops.empty((rows,), np.int64)
+                    if training:
+                        self._grad_bufs[key] = lab
+                ops.to_labels(buf.reshape(rows), lab)
+                ys.append(lab)
+            else:
+                ys.append(buf.reshape((rows,) + shape))
+        return ys
+
+    def _unpack_outputs(self, packed):
+        """The outputs of a packed prediction (views for host arrays, copies on a
+        device)."""
+        ops, rows = self.backend.ops, packed.shape[0]
+        outs = []
+        for offset, width, shape in self._out_layout:
+            buf = ops.empty((rows, width), self.dtype)
+            ops.take_cols(packed, offset, buf)
+            outs.append(buf.reshape((rows,) + shape))
+        return outs
+
+    def _output_losses(self, ys, preds, wb, n, training):
+        """[(weighted loss, unweighted loss) or None per output] and, in training, the
+        gradients ([dL/dy_pred or None])."""
+        be, ops = self.backend, self.backend.ops
+        losses, grads = [], []
+        for k, (loss, lw) in enumerate(zip(self._out_losses, self._out_weights)):
+            if loss is None:
+                losses.append(None)
+                grads.append(None)
+                continue
+            y_pred = preds[k]
+            yl, kw = loss.batch_inputs(ops, ys[k], wb, n, self.dtype, lw)
+            layer = self._outputs[k].node.layer
+            if training:
+                gbuf = self._gbuf(("dloss", k), tuple(y_pred.shape))
+                if getattr(layer, "fuse_softmax_loss", False):
+                    value, grad = loss.fused(be, yl, layer._z, gbuf, kw)
+                else:
+                    value = loss.value(be, yl, y_pred, kw)
+                    grad = loss.gradient(be, yl, y_pred, gbuf, kw)
+                grads.append(grad)
+            else:
+                value = loss.value(be, yl, y_pred, kw)
+            raw = value
+            if lw != 1.0:         # the logs show each output's loss unweighted
+                yl1, kw1 = loss.batch_inputs(ops, ys[k], wb, n, self.dtype, 1.0)
+                raw = loss.value(be, yl1, y_pred, kw1)
+            losses.append((value, raw))
+        return losses, grads
+
+    def _forward_backward(self, xb, yb, wb=None):
+        if not self._multi():
+            return super()._forward_backward(xb, yb, wb)
+        xs = self._unpack(xb, True) if self._packed else [xb]
+        preds = self._graph_forward(xs, True, self.optimizer.iterations)
+        ys = self._unpack_y(yb, True)
+        losses, grads = self._output_losses(ys, preds, wb, xb.shape[0], True)
+        trainable = self._trainable_layers()
+        if trainable:
+            self._graph_backward(grads, trainable)
+            for i in trainable:
+                self._layers[i].add_regularization_gradients()
+        return losses, preds
+
+    def _out_acc(self, acc, k):
+        accs = self._out_accs.get(id(acc))
+        if accs is None:
+            ops = self.backend.ops
+            accs = self._out_accs[id(acc)] = [ops.acc_new() for _ in self._outputs]
+        return accs[k]
+
+    def _add_loss(self, acc, loss, n):
+        if not isinstance(loss, list):
+            return super()._add_loss(acc, loss, n)
+        ops, first = self.backend.ops, True
+        for k, item in enumerate(loss):
+            if item is None:
+                continue
+            value, raw = item
+            ops.acc_add(acc, value, n, n if first else 0.0)
+            first = False
+            ops.acc_add(self._out_acc(acc, k), raw, n, n)
+
+    def _eval_loss(self, acc, yb, y_pred, wb, rows):
+        if not self._multi():
+            return super()._eval_loss(acc, yb, y_pred, wb, rows)
+        losses, _ = self._output_losses(self._unpack_y(yb, False),
+                                        self._unpack_outputs(y_pred), wb, rows, False)
+        self._add_loss(acc, losses, float(rows))
+
+    def _update_metrics(self, ops, yb, y_pred, wb):
+        if not self._multi():
+            return super()._update_metrics(ops, yb, y_pred, wb)
+        if not self._metric_plan:
+            return
+        ys = self._unpack_y(yb, False)
+        preds = y_pred if isinstance(y_pred, list) else self._unpack_outputs(y_pred)
+        for m, weighted, k in self._metric_plan:
+            m.update_on(ops, ys[k], preds[k], wb if weighted else None)
+
+    def _reset_metrics(self, ops):
+        super()._reset_metrics(ops)
+        self._out_accs = {}
+
+    def _evaluate_batches(self, batches, cb):
+        # the training sums stay; those of earlier evaluations go
+        train = id(getattr(self, "_loss_acc", None))
+        self._out_accs = {key: v for key, v in self._out_accs.items() if key == train}
+        return super()._evaluate_batches(batches, cb)
+
+    def _logs(self, acc, ops=None):
+        if not self._multi():
+            return super()._logs(acc, ops)
+        ops = ops or self.backend.ops
+        total, count = ops.acc_read(acc)
+        logs = {"loss": total / count if count else 0.0}
+        for name, loss, k in zip(self._output_names(), self._out_losses,
+                                 range(len(self._outputs))):
+            if loss is not None:
+                t, c = ops.acc_read(self._out_acc(acc, k))
+                logs[f"{name}_loss"] = t / c if c else 0.0
+        for m, name in zip(self.metrics, self._metric_names):
+            value = np.asarray(m.result())
+            logs[name] = float(value) if value.ndim == 0 else value
+        return logs
+
+    def _structured_outputs(self, packed):
+        """predict's result in the structure of the model's outputs."""
+        outs, rows = [], packed.shape[0]
+        for offset, width, shape in self._out_layout:
+            outs.append(np.ascontiguousarray(packed[:, offset:offset + width]).reshape(
+                (rows,) + shape))
+        return self._structured(outs, self._output_keys)
+
+    def predict(self, x, *args, **kwargs):
+        out = super().predict(x, *args, **kwargs)
+        return self._structured_outputs(out) if self._multi() else out
+
+    def predict_on_batch(self, x):
+        out = super().predict_on_batch(x)
+        return self._structured_outputs(out) if self._multi() else out

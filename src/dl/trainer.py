@@ -170,12 +170,12 @@ class Trainer:
             grads.extend(self._layers[i].gradients)
         if self._keep_finite_weights:
             step_acc = ops.acc_new()
-            ops.acc_add(step_acc, loss, 1.0, 1.0)
+            self._add_loss(step_acc, loss, 1.0)
             self._add_penalty(step_acc, 1.0)
             if not (math.isfinite(ops.acc_read(step_acc)[0]) and ops.all_finite(grads)):
                 params = []    # TerminateOnNaN is watching: keep the last finite weights
                 self._nonfinite_step = True
-        ops.acc_add(self._loss_acc, loss, float(n), float(n))
+        self._add_loss(self._loss_acc, loss, float(n))
         self._add_penalty(self._loss_acc, float(n))    # of the weights before the step
         if params:
             if getattr(self.optimizer, "_exclude_names", None):
@@ -188,6 +188,17 @@ class Trainer:
             for i in self._trainable_layers():       # Keras: after the update
                 self._layers[i].apply_constraints()
         self._update_metrics(ops, yb, y_pred, wb)
+
+    def _add_loss(self, acc, loss, n):
+        """``acc += n * loss`` (and n samples): a batch's loss, as the step returned it,
+        into a running sum."""
+        self.backend.ops.acc_add(acc, loss, n, n)
+
+    def _eval_loss(self, acc, yb, y_pred, wb, rows):
+        """An evaluation batch's loss (of its ``rows`` samples) into ``acc``."""
+        be = self.backend
+        yl, kw = self.loss.batch_inputs(be.ops, yb, wb, rows, self.dtype, self._loss_weight)
+        be.ops.acc_add(acc, self.loss.value(be, yl, y_pred, kw), float(rows), float(rows))
 
     def _update_metrics(self, ops, yb, y_pred, wb):
         """Every compiled metric on a batch: ``weighted_metrics`` with the sample
@@ -205,7 +216,7 @@ class Trainer:
         ops = self.backend.ops
         loss, _ = self._forward_backward(ops.to_device(x), ops.to_device(y))
         acc = ops.acc_new()
-        ops.acc_add(acc, loss, 1.0, 1.0)
+        self._add_loss(acc, loss, 1.0)
         self._add_penalty(acc, 1.0)
         grads = [np.array(ops.to_host(g), copy=True)
                  for i in self._trainable_layers() for g in self._layers[i].gradients]
@@ -653,9 +664,7 @@ class Trainer:
             rows = xb.shape[0]
             total += rows
             y_pred = self._forward(xb)
-            yl, kw = self.loss.batch_inputs(ops, yb, wb, rows, self.dtype,
-                                            self._loss_weight)
-            ops.acc_add(acc, self.loss.value(be, yl, y_pred, kw), float(rows), float(rows))
+            self._eval_loss(acc, yb, y_pred, wb, rows)
             self._update_metrics(ops, yb, y_pred, wb)
             if cb is not None and step % execution == execution - 1:
                 cb.on_test_batch_end(first + execution - 1, self._eval_logs(acc, batch_logs))

@@ -152,3 +152,10 @@ def permute(x, axes, out):
     """out = x transposed by ``axes`` (a permutation of x's axes), C-contiguous."""
     out[...] = np.transpose(x, axes)
     return out
+
+
+def to_labels(x, out):
+    """out (int64) = x (floats holding whole numbers: class labels that travelled in a
+    float array)."""
+    out[...] = x
+    return out

@@ -423,12 +423,88 @@ def test_two_input_gradients_and_errors():
         model.predict(np.zeros((4, 3)), verbose=0)
 
 
-def test_several_outputs_are_refused_clearly_for_now():
-    x = dl.Input((3,))
-    model = dl.Model(x, [layers.Dense(1)(x), layers.Dense(2)(x)])
-    assert model.output_shape == [(None, 1), (None, 2)]
-    with pytest.raises(ValueError, match="several outputs are not provided yet"):
-        model.compile("sgd", "mse")
+def _two_output_model(be="cython", dtype="float64"):
+    dl.utils.set_random_seed(21)
+    x = dl.Input((4,), name="x", dtype=dtype)
+    h = layers.Dense(5, activation="tanh", dtype=dtype, name="h")(x)
+    reg = layers.Dense(2, dtype=dtype, name="reg")(h)
+    cls = layers.Dense(3, activation="softmax", dtype=dtype, name="cls")(h)
+    return dl.Model(x, [reg, cls], backend=be)
+
+
+def test_two_outputs_gradients_with_loss_weights():
+    rng = np.random.default_rng(22)
+    model = _two_output_model()
+    model.compile("sgd", ["mse", "sparse_categorical_crossentropy"], loss_weights=[0.3, 2.0])
+    assert model.get_layer("cls").fuse_softmax_loss
+    x = rng.normal(size=(6, 4))
+    y = [rng.normal(size=(6, 2)), rng.integers(0, 3, size=6)]
+    loss, _ = model.compute_gradients(x, y)
+    reg, cls = model.predict(x, verbose=0)
+    mse = np.mean((reg - y[0]) ** 2)
+    xent = -np.mean(np.log(cls[np.arange(6), y[1]]))
+    assert loss == pytest.approx(0.3 * mse + 2.0 * xent, rel=1e-12)
+    _fd_check(model, x, y)
+
+
+def test_two_outputs_logs_evaluate_predict_and_errors(tmp_path):
+    rng = np.random.default_rng(23)
+    model = _two_output_model()
+    model.compile("adam", {"reg": "mse", "cls": "sparse_categorical_crossentropy"},
+                  metrics={"cls": ["accuracy"], "reg": "mae"},
+                  weighted_metrics={"cls": "accuracy"}, loss_weights={"cls": 0.5})
+    x = rng.normal(size=(20, 4))
+    y = {"reg": rng.normal(size=(20, 2)), "cls": rng.integers(0, 3, size=20)}
+    history = model.fit(x, y, epochs=2, batch_size=8, validation_split=0.25,
+                        verbose=0).history
+    assert sorted(history) == sorted(
+        ["loss", "reg_loss", "cls_loss", "reg_mae", "cls_accuracy", "cls_weighted_accuracy"]
+        + ["val_" + k for k in ("loss", "reg_loss", "cls_loss", "reg_mae", "cls_accuracy",
+                                "cls_weighted_accuracy")])
+    logs = model.evaluate(x, y, verbose=0, return_dict=True)
+    reg, cls = model.predict(x, verbose=0)
+    mse = np.mean((reg - y["reg"]) ** 2)
+    xent = -np.mean(np.log(cls[np.arange(20), y["cls"]]))
+    assert logs["reg_loss"] == pytest.approx(mse, rel=1e-10)
+    assert logs["cls_loss"] == pytest.approx(xent, rel=1e-10)
+    assert logs["loss"] == pytest.approx(mse + 0.5 * xent, rel=1e-10)
+    assert logs["reg_mae"] == pytest.approx(np.mean(np.abs(reg - y["reg"])), rel=1e-10)
+    assert logs["cls_accuracy"] == pytest.approx(np.mean(cls.argmax(1) == y["cls"]))
+    # save and load: the per-output compile settings come back
+    model.save(tmp_path / "two.dlk")
+    loaded = dl.load_model(tmp_path / "two.dlk")
+    assert loaded.evaluate(x, y, verbose=0, return_dict=True) == pytest.approx(logs)
+    # errors, named
+    with pytest.raises(ValueError, match=r"loss: unknown output 'nope'"):
+        model.compile("sgd", {"nope": "mse"})
+    with pytest.raises(ValueError, match=r"loss: expected one entry per output \(2"):
+        model.compile("sgd", ["mse"])
+    with pytest.raises(ValueError, match=r"metrics: a model with 2 outputs takes"):
+        model.compile("sgd", "mse", metrics="mae")
+    model.compile("sgd", ["mse", "sparse_categorical_crossentropy"])
+    with pytest.raises(ValueError, match=r"y: the model has 2 outputs"):
+        model.fit(x, y["reg"], verbose=0)
+    with pytest.raises(ValueError, match=r"y\[1\]: expected 20 targets"):
+        model.fit(x, [y["reg"], y["cls"][:5]], verbose=0)
+    with pytest.raises(ValueError, match="class_weight: not supported for a model with "
+                                         "several outputs"):
+        model.fit(x, [y["reg"], y["cls"]], class_weight={0: 1.0}, verbose=0)
+
+
+def test_an_output_without_a_loss_is_not_trained_on():
+    rng = np.random.default_rng(24)
+    model = _two_output_model("numpy")
+    model.compile("sgd", [None, "sparse_categorical_crossentropy"],
+                  metrics=[["mae"], None])
+    x = rng.normal(size=(6, 4))
+    y = [rng.normal(size=(6, 2)), rng.integers(0, 3, size=6)]
+    reg_before = model.get_layer("reg").get_weights()
+    history = model.fit(x, y, epochs=2, verbose=0).history
+    assert sorted(history) == ["cls_loss", "loss", "reg_mae"]
+    for a, b in zip(reg_before, model.get_layer("reg").get_weights()):
+        np.testing.assert_array_equal(a, b)           # no loss reaches it
+    assert history["loss"] == history["cls_loss"]
+
 
 
 def test_sequential_refuses_merge_layers():

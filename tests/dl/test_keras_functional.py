@@ -108,3 +108,68 @@ def test_functional_graph_trains_as_keras(graph, be):
                                        atol=1e-5, err_msg=name)
     np.testing.assert_allclose(model.predict(x, verbose=0), np.asarray(data["predict"]),
                                rtol=1e-4, atol=1e-5)
+
+
+def _two_in_two_out(form):
+    num = dl.Input((3,), name="num")
+    cat = dl.Input((1,), dtype="int32", name="cat")
+    e = layers.Embedding(10, 4, name="emb")(cat)
+    ef = layers.Flatten(name="emb_flat")(e)
+    c = layers.Concatenate(name="cat_all")([num, ef])
+    h = layers.Dense(8, activation="relu", name="h")(c)
+    price = layers.Dense(1, name="price")(h)
+    kind = layers.Dense(3, activation="softmax", name="kind")(h)
+    if form == "dict":
+        model = dl.Model(inputs={"num": num, "cat": cat},
+                         outputs={"price": price, "kind": kind})
+        model.compile(optimizer=dl.optimizers.Adam(0.01),
+                      loss={"price": "mse", "kind": "sparse_categorical_crossentropy"},
+                      loss_weights={"price": 1.0, "kind": 0.5},
+                      metrics={"kind": ["accuracy"]})
+    else:
+        model = dl.Model(inputs=[num, cat], outputs=[price, kind])
+        model.compile(optimizer=dl.optimizers.Adam(0.01),
+                      loss=["mse", "sparse_categorical_crossentropy"],
+                      loss_weights=[1.0, 0.5], metrics=[[], ["accuracy"]])
+    return model
+
+
+@pytest.mark.parametrize("be", ["numpy", "cython", "cuda"])
+@pytest.mark.parametrize("form", ["dict", "list"])
+def test_two_inputs_two_outputs_train_as_keras(form, be):
+    """Keras's wide model: a numeric input and an Embedding of a categorical one, a
+    regression output (mse) and a classification output (sparse cross-entropy, fused
+    with its softmax) weighted 1 and 0.5, accuracy on the second."""
+    try:
+        dl.set_backend(be)
+    except ImportError as exc:      # pragma: no cover - cuda without Numba
+        pytest.skip(f"{be}: {exc}")
+    data = _fixture("two_in_two_out")
+    model = _two_in_two_out(form)
+    assert model.get_layer("kind").fuse_softmax_loss
+    _set_by_name(model, data["initial_weights"])
+    x = {"num": np.asarray(data["x"]["num"], np.float32),
+         "cat": np.asarray(data["x"]["cat"], np.int32)}
+    y = {"price": np.asarray(data["y"]["price"], np.float32),
+         "kind": np.asarray(data["y"]["kind"], np.int64)}
+    if form == "list":
+        x, y = [x["num"], x["cat"]], [y["price"], y["kind"]]
+    history = model.fit(x, y, epochs=data["epochs"], batch_size=data["batch_size"],
+                        shuffle=False, verbose=0).history
+    expected = data["history"] if form == "dict" else data["history_list_form"]
+    assert sorted(history) == sorted(expected)
+    for key, values in expected.items():
+        np.testing.assert_allclose(history[key], values, rtol=1e-4, atol=1e-6, err_msg=key)
+    if form == "dict":
+        for name, arrays in data["final_weights"].items():
+            for got, want in zip(model.get_layer(name).get_weights(), arrays):
+                np.testing.assert_allclose(got, np.asarray(want, np.float32), rtol=1e-4,
+                                           atol=1e-5, err_msg=name)
+        pred = model.predict(x, verbose=0)
+        assert isinstance(pred, dict) and sorted(pred) == ["kind", "price"]
+        for key in ("price", "kind"):
+            np.testing.assert_allclose(pred[key], np.asarray(data["predict"][key]),
+                                       rtol=1e-4, atol=1e-5)
+    else:
+        pred = model.predict(x, verbose=0)
+        assert isinstance(pred, list) and [p.shape for p in pred] == [(32, 1), (32, 3)]

@@ -306,6 +306,14 @@ def _permute(dtype):
     return permute
 
 
+@register("to_labels", "C1 L1")
+def _to_labels(dtype):
+    def to_labels(x, out):
+        for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+            out[i] = int(x[i])
+    return to_labels
+
+
 # ------------------------------------------------------------------- operations
 
 def _flat(d):
@@ -513,4 +521,10 @@ def permute(x, axes, out):
     src = np.array([strides[a] for a in axes], np.int64)
     launch_1d(kernels(out.dtype).permute, out.size, _flat(x), _flat(out),
               _nb.to_device(shape), _nb.to_device(src))
+    return out
+
+
+def to_labels(x, out):
+    """out (int64 device array) = x (floats holding whole numbers)."""
+    launch_1d(kernels(x.dtype).to_labels, x.size, _flat(x), _flat(out))
     return out
