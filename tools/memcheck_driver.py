@@ -72,6 +72,24 @@ def make_cases(dtype, rows, cols, k):
               lambda: be.layer_norm_forward(y, None, None, out),
               lambda: be.layer_norm_backward(dy, y, gam),
               lambda: be.layer_norm_backward(dy, y, None, out)]
+    # embedding: rows * 14 positions (threaded at the large size), ids of rank 1 and 2,
+    # int64, int32 and whole-number float ids; the table's last row is never looked up
+    # (an empty bucket in the backward's counting sort)
+    table, dtable = u(k, cols), np.empty((k, cols), dtype)
+    ids2 = rng.integers(0, k - 1, (rows, 14))
+    ids1, n_ids = ids2.reshape(-1), ids2.size
+    ids1_i32, ids2_f = ids1.astype(np.int32), ids2.astype(dtype)
+    e_out, e_dy = np.empty((n_ids, cols), dtype), u(n_ids, cols)
+    e_out2, e_dy2 = np.empty((rows, 14, cols), dtype), u(rows, 14, cols)
+    e_strided = np.empty((n_ids, 2 * cols), dtype)[:, ::2]
+    dtable_strided = np.empty((k, 2 * cols), dtype)[:, ::2]
+    calls += [lambda: be.embedding_forward(ids1, table),
+              lambda: be.embedding_forward(ids1_i32, table, e_out),
+              lambda: be.embedding_forward(ids2_f, table, e_out2),
+              lambda: be.embedding_forward(ids1, table, e_strided),
+              lambda: be.embedding_backward(e_dy, ids1, dtable),
+              lambda: be.embedding_backward(e_dy2, ids2_f, dtable),
+              lambda: be.embedding_backward(e_dy, ids1_i32, dtable_strided)]
     calls += [lambda: be.relu(y, negative_slope=0.1, max_value=0.5, threshold=0.2),
               lambda: be.backprop_relu(dy, y, out, negative_slope=0.1, max_value=0.5)]
     for name in ("mean_squared_error", "mean_absolute_error", "huber", "hinge",

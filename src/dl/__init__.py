@@ -10,8 +10,8 @@ Names, defaults and numerics follow Keras 3; every computation runs on one
 ``kernels`` backend (``dl.set_backend("numpy" | "cython" | "cuda")``).
 """
 from . import (activations, callbacks, config, constraints, data, functional,
-               initializers, layers, losses, metrics, models, optimizers, regularizers,
-               saving, utils)
+               initializers, layers, losses, metrics, models, ops, optimizers,
+               regularizers, saving, utils)
 from .config import get_backend, set_backend
 from .layers import Input
 from .models import Model, Sequential, load_model
@@ -20,5 +20,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Input", "Model", "Sequential", "activations", "callbacks", "config",
            "constraints", "data", "functional", "get_backend",
-           "initializers", "layers", "load_model", "losses", "metrics", "models",
+           "initializers", "layers", "load_model", "losses", "metrics", "models", "ops",
            "optimizers", "regularizers", "saving", "set_backend", "utils"]

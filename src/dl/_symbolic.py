@@ -60,9 +60,16 @@ class KerasTensor:
     # arithmetic: merge layers ----------------------------------------------------
     def _merge(self, other, cls, reverse=False):
         if not isinstance(other, KerasTensor):
+            from . import ops
+            name = {"Add": "add", "Subtract": "subtract", "Multiply": "multiply"}.get(
+                cls.__name__)
+            if name is not None and isinstance(other, (int, float, np.integer,
+                                                       np.floating)) and \
+                    not isinstance(other, (bool, np.bool_)):
+                return ops._scalar_op(self, other, name, reverse)
             raise TypeError(f"{cls.__name__.lower()}: a symbolic tensor combines with "
-                            f"another symbolic tensor (dl.Input or a layer's output), "
-                            f"got {describe(other)}")
+                            f"another symbolic tensor (dl.Input or a layer's output) or "
+                            f"a Python number, got {describe(other)}")
         pair = [other, self] if reverse else [self, other]
         return cls()(pair)
 
@@ -89,6 +96,30 @@ class KerasTensor:
     def __rmul__(self, other):
         from .merging import Multiply
         return self._merge(other, Multiply, reverse=True)
+
+    def __truediv__(self, other):
+        from . import ops
+        return ops._scalar_op(self, other, "divide")
+
+    def __neg__(self):
+        from . import ops
+        return ops._scalar_op(self, -1.0, "multiply")
+
+    def __gt__(self, other):
+        from . import ops
+        return ops.greater(self, other)
+
+    def __lt__(self, other):
+        from . import ops
+        return ops.less(self, other)
+
+    def __ge__(self, other):
+        from . import ops
+        return ops.greater_equal(self, other)
+
+    def __le__(self, other):
+        from . import ops
+        return ops.less_equal(self, other)
 
     def __matmul__(self, other):
         from .merging import MatMul
@@ -154,7 +185,7 @@ def call_layer(layer, inputs, training=None):
     """``layer(inputs)`` on symbolic tensors: checks, infers the output shape, records a
     Node and returns its output tensor."""
     from . import layers as layers_module
-    if training is not None and training is not False:
+    if training is not None and training is not False and training is not TRAINING:
         raise ValueError(f"training: {layer.name} called on symbolic tensors runs in the "
                          f"model's mode (training in fit, inference in predict); a fixed "
                          f"training=True is not provided, got {training!r}")
@@ -217,3 +248,57 @@ def call_layer(layer, inputs, training=None):
     node.output.name = layer.name if node.call_index == 0 else \
         f"{layer.name}_{node.call_index}"
     return node.output
+
+
+class _TrainingFlag:
+    """What a traced ``call`` receives as ``training``: the graph is traced once for
+    both modes (layers such as Dropout act by the mode the model runs in), so Python
+    code cannot branch on it."""
+
+    def __bool__(self):
+        raise TypeError("training: dl traces call() once for training and inference; "
+                        "pass training on to layers (layer(x, training=training)) "
+                        "instead of branching on it in Python")
+
+    def __repr__(self):
+        return "<training: the mode the model runs in>"
+
+
+TRAINING = _TrainingFlag()
+
+
+def _user_line(exc, model):
+    """Where in the model's code (the deepest frame outside dl) ``exc`` was raised."""
+    import os
+    import traceback
+    here = os.path.dirname(os.path.abspath(__file__))
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not os.path.abspath(f.filename).startswith(here + os.sep)]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" (in {type(model).__name__}.call, {f.filename}:{f.lineno}: {f.line})"
+
+
+def trace_call(model, inputs):
+    """``model.call(inputs)`` on symbolic inputs: the symbolic outputs (a tensor, a
+    list or a dict of them).  An error while tracing names the line of ``call`` that
+    raised it."""
+    import inspect
+    try:
+        params = inspect.signature(model.call).parameters
+    except (TypeError, ValueError):
+        params = {}
+    kwargs = {"training": TRAINING} if "training" in params else {}
+    try:
+        outputs = model.call(inputs, **kwargs)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise type(exc)(f"call: cannot trace {type(model).__name__}.call on symbolic "
+                        f"inputs: {exc}{_user_line(exc, model)}") from None
+    values = (list(outputs.values()) if isinstance(outputs, dict) else
+              list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
+    if not values or not all(isinstance(t, KerasTensor) for t in values):
+        raise TypeError(f"call: {type(model).__name__}.call must return what dl layers "
+                        f"and dl.ops make of its inputs (a tensor, or a list or dict of "
+                        f"them), got {describe(outputs)}")
+    return outputs

@@ -60,6 +60,11 @@ class Functional(Model):
 
     def __init__(self, inputs=None, outputs=None, name=None, backend=None, trainable=True):
         self._init_state(name, "functional", backend, trainable)
+        self._init_graph(inputs, outputs)
+
+    def _init_graph(self, inputs, outputs):
+        """The graph from ``inputs`` to ``outputs``, its layers built (what a traced
+        subclassed model gets too)."""
         if inputs is None or outputs is None:
             raise ValueError(f"{'inputs' if inputs is None else 'outputs'}: "
                              f"dl.Model(inputs=..., outputs=...) needs both, got None")
@@ -545,10 +550,19 @@ class Functional(Model):
                    trainable=cfg.get("trainable", True))
 
     def _file_config(self):
-        return {"class_name": "Functional", "config": self.get_config(),
-                "compile_config": self.get_compile_config(),
-                "build": {"dtype": str(np.dtype(self.dtype))},
-                "seed": self.seed, "stop_training": False}
+        cfg = {"class_name": "Functional", "config": Functional.get_config(self),
+               "compile_config": self.get_compile_config(),
+               "build": {"dtype": str(np.dtype(self.dtype))},
+               "seed": self.seed, "stop_training": False}
+        if getattr(self, "_subclassed", False):
+            # the traced graph is what loads; with its class in load_model's
+            # custom_objects, the subclass itself (when it has a get_config)
+            own = type(self).get_config is not Functional.get_config
+            cfg["subclass"] = {"class_name": type(self).__name__,
+                               "config": self.get_config() if own else None,
+                               "input_shapes": [list(t.sample_shape) for t in self._inputs],
+                               "input_keys": self._input_keys}
+        return cfg
 
     # --------------------------------------------------------------- summary
     def summary(self, print_fn=None, line_length=None):

@@ -55,7 +55,8 @@ class Layer:
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
                             f"{', '.join(sorted(kwargs))}")
-        self.name = _name(name) or _unique_name(_snake(type(self).__name__))
+        self.name = _name(name) or _unique_name(getattr(self, "_base_name", None)
+                                                or _snake(type(self).__name__))
         self.dtype = config.resolve_dtype(dtype) if dtype is not None else None
         what = "input_shape"
         if input_dim is not None:
@@ -875,11 +876,14 @@ from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum,  # noqa:
                       Multiply, Subtract)
 from .reshaping import Identity, Permute, RepeatVector, Reshape  # noqa: E402
 from .embedding import Embedding  # noqa: E402
+from .merging import _MatMul  # noqa: E402
+from .ops import _Affine, _Compare, _CompareConst, _Reduce, _Unary, _Where  # noqa: E402
 
 _CLASSES = {c.__name__: c for c in (InputLayer, Dense, Activation, Dropout, Flatten,
                                     LayerNormalization, Add, Subtract, Multiply, Average,
                                     Maximum, Minimum, Concatenate, Dot, Identity, Reshape,
-                                    Permute, RepeatVector, Embedding)}
+                                    Permute, RepeatVector, Embedding, _MatMul, _Affine,
+                                    _Unary, _Reduce, _Compare, _CompareConst, _Where)}
 
 
 def deserialize(cfg):

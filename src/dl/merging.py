@@ -376,6 +376,8 @@ def MatMul():
 
 
 class _MatMul(Dot):
+    _base_name = "matmul"
+
     def compute_output_shape(self, input_shape):
         shapes = [tuple(s) for s in input_shape]
         if any(len(s) != 2 for s in shapes):

@@ -35,6 +35,110 @@ class Model(Trainer):
                             "from dl.Input and layer calls), or a subclass of dl.Model")
         return super().__new__(cls)
 
+    def __init__(self, *args, name=None, backend=None, trainable=True, dtype=None,
+                 **kwargs):
+        """A subclassed model (``class M(dl.Model)`` calling ``super().__init__()``):
+        its ``call(inputs, training=...)`` is traced once on symbolic inputs of the
+        first data's shape (or ``build(input_shape)``'s) into a graph, which then
+        trains as a functional model.  See :mod:`dl.functional`."""
+        if args or kwargs:
+            raise TypeError(f"{type(self).__name__}: Model.__init__ takes name, backend "
+                            f"and trainable, got {', '.join(map(repr, args))}"
+                            f"{', '.join(kwargs)}")
+        self._init_state(name, layers_module._snake(type(self).__name__), backend,
+                         trainable)
+        self._subclassed = True
+        self._input_dtype = None if dtype is None else config.resolve_dtype(dtype)
+
+    def call(self, inputs, training=False):
+        raise NotImplementedError(f"{type(self).__name__}: a subclassed model defines "
+                                  f"call(self, inputs, training=False)")
+
+    # ------------------------------------------------------------- tracing
+    def _trace(self, x):
+        """Trace ``call`` on symbolic inputs shaped like ``x``'s samples (an array, or
+        a list or dict of them; or shapes for build) and become the functional model
+        of the recorded graph."""
+        from . import functional, _symbolic
+
+        dtype = self._input_dtype or self._layer_dtype()
+
+        def symbolic(value, name):
+            shape = tuple(value) if isinstance(value, tuple) else tuple(
+                np.shape(value)[1:])
+            if not shape:
+                shape = (1,)
+            return layers_module.Input(shape=shape, name=name, dtype=dtype)
+        if isinstance(x, dict):
+            inputs = {k: symbolic(v, k) for k, v in x.items()}
+        elif isinstance(x, list):
+            inputs = [symbolic(v, None) for v in x]
+        else:
+            inputs = symbolic(x, None)
+        outputs = _symbolic.trace_call(self, inputs)
+        cls = type(self)
+        traced = _TRACED.get(cls)
+        if traced is None:
+            traced = _TRACED[cls] = type(cls.__name__, (cls, functional.Functional),
+                                         {"__module__": cls.__module__,
+                                          "__qualname__": cls.__qualname__})
+        self.__class__ = traced
+        compiled, self.compiled = self.compiled, False
+        self._init_graph(inputs, outputs)
+        if compiled:               # compiled before the graph existed: again, on it
+            self.compile(**self._compile_args)
+
+    def _layer_dtype(self):
+        """The traced inputs' dtype: the model's ``dtype=``, else the first float dtype
+        a layer of the model was given (its attributes, lists and dicts of them), else
+        floatx."""
+        def layers_in(value):
+            if isinstance(value, layers_module.Layer):
+                yield value
+            elif isinstance(value, (list, tuple)):
+                for v in value:
+                    yield from layers_in(v)
+            elif isinstance(value, dict):
+                for v in value.values():
+                    yield from layers_in(v)
+        for value in vars(self).values():
+            for layer in layers_in(value):
+                if layer.dtype is not None and layer.dtype.kind == "f":
+                    return layer.dtype
+        return config.resolve_dtype(None)
+
+    def _ensure_built(self, x):
+        if getattr(self, "_subclassed", False) and not self.built:
+            self._trace(x)
+
+    def _as_x(self, x, name="x"):
+        if getattr(self, "_subclassed", False) and not self.built and isinstance(
+                x, (list, dict)):
+            self._trace(x)              # several inputs: traced from their structure
+            return self._as_x(x, name)
+        return super()._as_x(x, name)
+
+    def build(self, input_shape=None):
+        """A subclassed model: trace ``call`` for inputs of ``input_shape`` (with the
+        batch dimension, e.g. ``(None, 4)``; a list or dict of them for several)."""
+        if not getattr(self, "_subclassed", False):
+            raise NotImplementedError
+        if self.built:
+            return
+        if input_shape is None:
+            raise ValueError("input_shape: a subclassed model is built from its first "
+                             "data, or from build((None, n))")
+
+        def sample(shape):
+            shape = layers_module._shape(tuple(shape), "input_shape")
+            return tuple(shape[1:])
+        if isinstance(input_shape, dict):
+            self._trace({k: sample(v) for k, v in input_shape.items()})
+        elif isinstance(input_shape, list):
+            self._trace([sample(v) for v in input_shape])
+        else:
+            self._trace(sample(input_shape))
+
     def _init_state(self, name, default_name, backend, trainable):
         """The state every model starts with."""
         self.name = layers_module._name(name) or layers_module._unique_name(default_name)
@@ -189,6 +293,16 @@ class Model(Trainer):
         ``run_eagerly``, ``jit_compile`` and ``auto_scale_loss`` are accepted for
         compatibility and have no effect (dl has no graph to compile).
         """
+        if getattr(self, "_subclassed", False) and not self.built:
+            # the outputs are unknown until call is traced: kept, applied (and checked)
+            # when the first data traces it
+            self._compile_args = dict(
+                optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
+                weighted_metrics=weighted_metrics, steps_per_execution=steps_per_execution)
+            if loss is None:
+                raise ValueError("loss: expected a loss name or object, got None")
+            self.compiled = True
+            return
         if isinstance(steps_per_execution, bool) or not isinstance(
                 steps_per_execution, (int, np.integer)) or steps_per_execution < 1:
             raise ValueError(f"steps_per_execution: expected an int >= 1, got "
@@ -228,9 +342,12 @@ class Model(Trainer):
 
     @classmethod
     def from_config(cls, cfg, backend=None):
-        """A functional model from its config (``dl.Model.from_config``)."""
-        from .functional import Functional
-        return Functional.from_config(cfg, backend=backend)
+        """A functional model from its config (``dl.Model.from_config``); a subclassed
+        model's class makes itself from its ``get_config()`` (``cls(**config)``)."""
+        if cls is Model:
+            from .functional import Functional
+            return Functional.from_config(cfg, backend=backend)
+        return cls(**cfg)
 
     def _compile_from(self, cc, opt_state):
         """compile from a saved compile config, then restore the optimizer's state."""
@@ -511,6 +628,10 @@ class Sequential(Model):
                 "seed": self.seed, "stop_training": False}
 
 
+# subclassed model classes -> their traced twin (the class and Functional)
+_TRACED = {}
+
+
 def _metric_list(metrics, name):
     """compile's ``metrics`` / ``weighted_metrics`` as a list (None: none)."""
     if metrics is None:
@@ -530,10 +651,14 @@ def _human_bytes(n):
         n /= 1024
 
 
-def load_model(filepath, compile=True, backend=None):
+def load_model(filepath, compile=True, backend=None, custom_objects=None):
     """A model saved with ``model.save``: architecture, weights and (when ``compile``)
     the compile settings and optimizer state, so training continues exactly where it
-    stopped.  Never unpickles; a damaged or foreign file raises ValueError."""
+    stopped.  Never unpickles; a damaged or foreign file raises ValueError.
+
+    A subclassed model loads as the functional model of its traced graph, or, when
+    ``custom_objects`` maps its class name to its class and it saved a
+    ``get_config()``, as that class (``cls.from_config(config)``), traced again."""
     cfg, weights, opt_state, kind = saving.unpack(filepath)
     if not isinstance(cfg, dict) or cfg.get("class_name") not in ("Sequential",
                                                                    "Functional"):
@@ -541,6 +666,12 @@ def load_model(filepath, compile=True, backend=None):
         raise ValueError(f"filepath: {filepath!r}: expected a saved Sequential or "
                          f"functional model, got {got!r}")
     if cfg["class_name"] == "Functional":
+        sub = cfg.get("subclass")
+        cls = (custom_objects or {}).get(sub["class_name"]) if isinstance(sub, dict) \
+            else None
+        if cls is not None and sub.get("config") is not None:
+            return _load_subclassed(filepath, cls, cfg, weights, opt_state, compile,
+                                    backend)
         return _load_functional(filepath, cfg, weights, opt_state, compile, backend)
     try:
         seed = cfg.get("seed")
@@ -585,6 +716,27 @@ def _load_functional(filepath, cfg, weights, opt_state, compile, backend):
             model._compile_from(cfg["compile_config"], opt_state)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise ValueError(f"filepath: {filepath!r} holds an invalid model "
+                         f"({type(exc).__name__}: {exc})") from None
+    return model
+
+
+def _load_subclassed(filepath, cls, cfg, weights, opt_state, compile, backend):
+    """load_model of a subclassed model whose class the caller gave."""
+    sub = cfg["subclass"]
+    try:
+        model = cls.from_config(dict(sub["config"]))
+        if backend is not None:
+            model._backend_name = backend
+        shapes = [(None,) + tuple(s) for s in sub["input_shapes"]]
+        keys = sub.get("input_keys")
+        model.build(shapes[0] if keys is None else (
+            shapes if keys == "list" else dict(zip(keys, shapes))))
+        model.seed = cfg.get("seed")
+        model.set_weights(weights)
+        if compile and cfg.get("compile_config"):
+            model._compile_from(cfg["compile_config"], opt_state)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ValueError(f"filepath: {filepath!r} does not rebuild as {cls.__name__} "
                          f"({type(exc).__name__}: {exc})") from None
     return model
 

@@ -112,15 +112,49 @@ def affine(x, a, b, out):
 # maximum/minimum, copying blocks of columns and permuting axes.  ``out`` is always
 # given and returned; arrays are C-contiguous.
 
-BINARY_OPS = ("add", "subtract", "multiply", "maximum", "minimum")
+BINARY_OPS = ("add", "subtract", "multiply", "maximum", "minimum", "greater", "less",
+              "greater_equal", "less_equal", "equal", "not_equal")
 _BINARY = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply,
            "maximum": np.maximum, "minimum": np.minimum}
+_COMPARE = {"greater": np.greater, "less": np.less, "greater_equal": np.greater_equal,
+            "less_equal": np.less_equal, "equal": np.equal, "not_equal": np.not_equal}
 
 
 def binary(op, a, b, out):
     """out = a <op> b elementwise, ``op`` one of :data:`BINARY_OPS` (same shapes; out
-    may be a or b).  maximum and minimum propagate NaN."""
+    may be a or b).  maximum and minimum propagate NaN; the comparisons give 1.0 where
+    true, 0.0 elsewhere (NaN compares false, but not_equal)."""
+    if op in _COMPARE:
+        out[...] = _COMPARE[op](a, b)
+        return out
     return _BINARY[op](a, b, out=out)
+
+
+UNARY_OPS = ("log", "sqrt", "square", "abs")
+
+
+def unary(op, x, out):
+    """out = op(x) elementwise, ``op`` one of :data:`UNARY_OPS` (NumPy's values: log
+    of a negative is NaN, of 0 -inf)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"log": np.log, "sqrt": np.sqrt, "square": np.square,
+                "abs": np.abs}[op](x, out=out)
+
+
+def unary_grad(op, x, y, dy, out):
+    """out = dy * op'(x) (y = op(x)): log dy / x, sqrt dy * 0.5 / y, square 2 x dy,
+    abs sign(x) dy (0 at 0, as PyTorch)."""
+    t = out.dtype.type
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if op == "log":
+            np.divide(dy, x, out=out)
+        elif op == "sqrt":
+            np.divide(dy * t(0.5), y, out=out)
+        elif op == "square":
+            np.multiply(dy, x * t(2), out=out)
+        else:
+            np.multiply(dy, np.sign(x), out=out)
+    return out
 
 
 def select_grad(a, b, dy, da, db):

@@ -169,3 +169,27 @@ def test_columns_and_permute(dev, dtype):
         np.testing.assert_array_equal(out, want)
         got = dev.permute(to_device(x), axes, dev.empty(want.shape, dtype))
         np.testing.assert_array_equal(dev.to_host(got), want)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero")    # the simulator's x / 0
+@pytest.mark.parametrize("op", host.UNARY_OPS)
+def test_unary_ops_and_gradients(dev, dtype, op):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(5, 4)).astype(dtype)
+    x[0, :3] = [0.0, -0.0, 2.5]
+    dy = rng.normal(size=(5, 4)).astype(dtype)
+    with np.errstate(all="ignore"):
+        y = host.unary(op, x, np.empty_like(x))
+        g = host.unary_grad(op, x, y, dy, np.empty_like(x))
+    d_y = dev.unary(op, to_device(x), dev.empty(x.shape, dtype))
+    d_g = dev.unary_grad(op, to_device(x), d_y, to_device(dy), dev.empty(x.shape, dtype))
+    rtol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(dev.to_host(d_y), y, rtol=rtol)
+    np.testing.assert_allclose(dev.to_host(d_g), g, rtol=rtol)
+
+
+def test_to_labels(dev):
+    x = np.array([0.0, 3.0, 7.0], np.float32)
+    out = dev.to_labels(to_device(x), dev.empty((3,), np.int64))
+    np.testing.assert_array_equal(dev.to_host(out), [0, 3, 7])
+    np.testing.assert_array_equal(host.to_labels(x, np.empty(3, np.int64)), [0, 3, 7])

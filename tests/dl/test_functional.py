@@ -67,7 +67,8 @@ def test_what_tracing_cannot_do_raises():
         if x:
             pass
     with pytest.raises(TypeError, match="combines with another symbolic tensor"):
-        x + 1.0
+        x + "1"
+    assert (x + 1.0).node.layer.shift == 1.0        # a number: an affine op layer
     with pytest.raises(TypeError, match="has no length"):
         len(x)
 

@@ -227,11 +227,16 @@ def _finite_flag(dtype):
 
 
 # Graph operations (dl's merge and shape layers); the op codes follow BINARY_OPS.
-BINARY_OPS = ("add", "subtract", "multiply", "maximum", "minimum")
+BINARY_OPS = ("add", "subtract", "multiply", "maximum", "minimum", "greater", "less",
+              "greater_equal", "less_equal", "equal", "not_equal")
+UNARY_OPS = ("log", "sqrt", "square", "abs")
 
 
 @register("binary", "C1 C1 C1 I")
 def _binary(dtype):
+    T = np.dtype(dtype).type
+    one, zero = T(1), T(0)
+
     def binary(a, b, out, op):
         for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
             x = a[i]
@@ -244,10 +249,63 @@ def _binary(dtype):
                 r = x * y
             elif op == 3:
                 r = x if (x > y or x != x) else y      # NaN propagates, as np.maximum
-            else:
+            elif op == 4:
                 r = x if (x < y or x != x) else y
+            elif op == 5:
+                r = one if x > y else zero
+            elif op == 6:
+                r = one if x < y else zero
+            elif op == 7:
+                r = one if x >= y else zero
+            elif op == 8:
+                r = one if x <= y else zero
+            elif op == 9:
+                r = one if x == y else zero
+            else:
+                r = one if x != y else zero
             out[i] = r
     return binary
+
+
+@register("unary", "C1 C1 I")
+def _unary(dtype):
+    T = np.dtype(dtype).type
+    nan, ninf = T(math.nan), T(-math.inf)
+
+    def unary(x, out, op):
+        for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+            v = x[i]
+            if op == 0:
+                r = math.log(v) if v > 0 else (ninf if v == 0 else nan)
+            elif op == 1:
+                r = math.sqrt(v) if v >= 0 else nan
+            elif op == 2:
+                r = v * v
+            else:
+                r = abs(v)
+            out[i] = r
+    return unary
+
+
+@register("unary_grad", "C1 C1 C1 C1 I")
+def _unary_grad(dtype):
+    T = np.dtype(dtype).type
+    zero, half, two, one = T(0), T(0.5), T(2), T(1)
+
+    def unary_grad(x, y, dy, out, op):
+        for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+            v = x[i]
+            g = dy[i]
+            if op == 0:
+                r = g / v
+            elif op == 1:
+                r = g * half / y[i]
+            elif op == 2:
+                r = g * (v * two)
+            else:
+                r = g * (one if v > zero else (-one if v < zero else zero))
+            out[i] = r
+    return unary_grad
 
 
 @register("select_grad", "C1 C1 C1 C1 C1")
@@ -527,4 +585,17 @@ def permute(x, axes, out):
 def to_labels(x, out):
     """out (int64 device array) = x (floats holding whole numbers)."""
     launch_1d(kernels(x.dtype).to_labels, x.size, _flat(x), _flat(out))
+    return out
+
+
+def unary(op, x, out):
+    """out = op(x) elementwise, ``op`` one of :data:`UNARY_OPS`."""
+    launch_1d(kernels(out.dtype).unary, out.size, _flat(x), _flat(out), UNARY_OPS.index(op))
+    return out
+
+
+def unary_grad(op, x, y, dy, out):
+    """out = dy * op'(x) (see ``kernels._hostops.unary_grad``)."""
+    launch_1d(kernels(out.dtype).unary_grad, out.size, _flat(x), _flat(y), _flat(dy),
+              _flat(out), UNARY_OPS.index(op))
     return out
