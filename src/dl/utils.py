@@ -78,3 +78,12 @@ class EpochShuffler:
 
 # Keras's keras.utils.PyDataset (defined with the other data sources)
 from .data import PyDataset  # noqa: E402, F401
+
+
+def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False,
+               show_layer_names=True, rankdir="TB", expand_nested=False, dpi=96,
+               show_layer_activations=False, show_trainable=False):
+    """Keras's ``keras.utils.plot_model``, drawn with matplotlib (see ``dl._plot``)."""
+    from ._plot import plot_model as _plot_model
+    return _plot_model(model, to_file, show_shapes, show_dtype, show_layer_names, rankdir,
+                       expand_nested, dpi, show_layer_activations, show_trainable)
