@@ -3,7 +3,7 @@ values, looked up by integer id (the ``embedding_forward`` / ``embedding_backwar
 kernels).  Also exported by ``dl.layers``."""
 import numpy as np
 
-from kernels.checks import describe, flag, short_repr
+from kernels.checks import describe, fits_in_memory, flag, short_repr
 
 from . import constraints, initializers, regularizers
 from .layers import Layer, _named
@@ -45,6 +45,9 @@ class Embedding(Layer):
         super().__init__(**kwargs)
         self.input_dim = _positive_int("input_dim", input_dim)
         self.output_dim = _positive_int("output_dim", output_dim)
+        # the table (and its gradient) must fit in memory: refused now otherwise
+        fits_in_memory("output_dim", (2, self.input_dim, self.output_dim), 4,
+                       "an embeddings table and its gradient")
         self.embeddings_initializer = _named("embeddings_initializer", initializers.get,
                                              embeddings_initializer)
         self.embeddings_regularizer = _named("embeddings_regularizer", regularizers.get,
@@ -62,6 +65,9 @@ class Embedding(Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)
+
+    def _weight_shapes(self, input_shape):
+        return [(self.input_dim, self.output_dim)]
 
     def _build(self, input_shape, backend, dtype):
         super()._build(input_shape, backend, dtype)

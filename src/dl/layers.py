@@ -19,7 +19,7 @@ import numpy as np
 
 from . import activations as activations_module
 from . import config, constraints, initializers, regularizers
-from kernels.checks import MAX_BYTES, describe, fits_in_memory, flag, short_repr
+from kernels.checks import MAX_BYTES, describe, fits_in_memory, flag, real, short_repr
 from ._args import optional_str
 
 _name_counters = {}
@@ -116,6 +116,12 @@ class Layer:
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))
+
+    def _weight_shapes(self, input_shape):
+        """The shapes of the weights this layer creates for samples of
+        ``input_shape``, in order (without creating them: what a loader checks a
+        file's arrays against)."""
+        return []
 
     def has_penalty(self):
         return False
@@ -446,6 +452,11 @@ class Dense(Layer):
                              f"feature axis")
         return tuple(input_shape[:-1]) + (self.units,)
 
+    def _weight_shapes(self, input_shape):
+        self.compute_output_shape(tuple(input_shape))
+        n_in = tuple(input_shape)[-1]
+        return [(n_in, self.units)] + ([(self.units,)] if self.use_bias else [])
+
     def _build(self, input_shape, backend, dtype):
         input_shape = tuple(input_shape)
         self.compute_output_shape(input_shape)
@@ -737,12 +748,14 @@ class Flatten(Layer):
 
 
 class LayerNormalization(Layer):
-    """Keras's LayerNormalization over the last axis: per sample,
-    ``(x - mean) / sqrt(var + epsilon) * gamma + beta`` (the variance biased), with
-    Keras's order of operations (``kernels.reference.layer_norm_forward``).
+    """Keras's LayerNormalization: per sample, over ``axis`` (the last axis by
+    default), ``(x - mean) / sqrt(var + epsilon) * gamma + beta`` (the variance biased),
+    with Keras's order of operations (``kernels.reference.layer_norm_forward``).
 
     Args:
-        axis: the normalised axis: -1 (or 1, the last of dl's (batch, features)).
+        axis: the normalised axis or axes (ints, the batch axis 0 excluded, in any
+            order): the last one, or the last k of the input (dl normalises trailing
+            axes, which it views as one row per sample and the kernels' last axis).
         epsilon: added to the variance (Keras's default 1e-3).
         center, scale: whether to learn ``beta`` / ``gamma``.
         beta_initializer, gamma_initializer: Keras's "zeros" and "ones".
@@ -751,7 +764,7 @@ class LayerNormalization(Layer):
         rms_scaling: refused (not provided; see docs/keras-differences.md).
 
     Weights, in Keras's order: ``gamma`` (when ``scale``), then ``beta`` (when
-    ``center``), each of shape ``(features,)``.
+    ``center``), each of the normalised axes' shape.
     """
 
     _SAVED = ("_x",)
@@ -761,15 +774,13 @@ class LayerNormalization(Layer):
                  gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
                  **kwargs):
         super().__init__(**kwargs)
-        if isinstance(axis, (list, tuple)) and len(axis) == 1:
-            axis = axis[0]
-        if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
-            raise TypeError(f"axis: expected an int, got {describe(axis)}")
-        if axis not in (-1, 1):
-            raise ValueError(f"axis: only the last axis (-1) of dl's (batch, features) "
-                             f"inputs, got {axis} (see docs/keras-differences.md)")
-        self.axis = int(axis)
-        from kernels.checks import real
+        items = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+        if not items or any(isinstance(a, (bool, np.bool_))
+                            or not isinstance(a, (int, np.integer)) for a in items):
+            raise TypeError(f"axis: Expected an int or a list/tuple of ints for the "
+                            f"argument 'axis', got {short_repr(axis)}")
+        self.axis = int(axis) if not isinstance(axis, (list, tuple)) else [int(a)
+                                                                         for a in items]
         self.epsilon = real("epsilon", epsilon, low=0.0, low_open=True)
         self.center = flag("center", center)
         self.scale = flag("scale", scale)
@@ -785,16 +796,44 @@ class LayerNormalization(Layer):
         self.gamma_constraint = _named("gamma_constraint", constraints.get, gamma_constraint)
         self.gamma = self.beta = None
 
+    def _axes(self, input_shape):
+        """The normalised axes of inputs with samples of ``input_shape``, sorted,
+        counting the batch axis as 0; they must be the trailing ones."""
+        rank = len(input_shape) + 1
+        items = self.axis if isinstance(self.axis, list) else [self.axis]
+        axes = []
+        for a in items:
+            if not -rank <= a < rank or a % rank == 0:
+                raise ValueError(f"axis: {a} is out of bounds for inputs of rank {rank} "
+                                 f"(the batch axis 0 cannot be normalised over)")
+            axes.append(a % rank)
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"axis: Duplicate axis in {self.axis}")
+        axes = sorted(axes)
+        if axes != list(range(rank - len(axes), rank)):
+            raise ValueError(f"axis: dl normalises the trailing axes of its inputs (the "
+                             f"last one, or the last k), got {self.axis} for inputs of "
+                             f"rank {rank} (see docs/keras-differences.md)")
+        return axes
+
+    def _param_shape(self, input_shape):
+        return tuple(input_shape[a - 1] for a in self._axes(input_shape))
+
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 1:
-            raise ValueError(f"{self.name}: expected inputs of shape (batch, features), got "
-                             f"(batch, {', '.join(map(str, input_shape))})")
+        if len(input_shape) < 1:
+            raise ValueError(f"{self.name}: expected inputs of shape (batch, ..., "
+                             f"features), got (batch,)")
+        self._axes(input_shape)
         return tuple(input_shape)
+
+    def _weight_shapes(self, input_shape):
+        param = self._param_shape(tuple(input_shape))
+        return [param] * (int(self.scale) + int(self.center))
 
     def _build(self, input_shape, backend, dtype):
         super()._build(input_shape, backend, dtype)
         ops = backend.ops
-        d = (self.input_shape[0],)
+        d = self._param_shape(self.input_shape)
         self.gamma = (ops.to_device(self.gamma_initializer(d, self.dtype)) if self.scale
                       else None)
         self.beta = (ops.to_device(self.beta_initializer(d, self.dtype)) if self.center
@@ -825,18 +864,32 @@ class LayerNormalization(Layer):
                                     (self.beta, self.beta_constraint))
                 if w is not None and c is not None]
 
+    def _rows(self, a):
+        """``a`` as (rows, normalised values): the kernels' last axis (a view)."""
+        d = self.d_gamma.size
+        return a if a.ndim == 2 and a.shape[1] == d else a.reshape(a.size // d, d)
+
+    @staticmethod
+    def _flat(w):
+        """A parameter (or its gradient) as the kernels' 1-D vector (a view)."""
+        return w if w is None or w.ndim == 1 else w.reshape(w.size)
+
     def forward(self, x, training=False, step=0):
-        out = self._buffer("y", x.shape) if training else None
-        y = self.backend.layer_norm_forward(x, self.gamma, self.beta, out,
-                                            epsilon=self.epsilon)
+        out = self._buffer("y", x.shape) if training else self.backend.ops.empty(
+            x.shape, self.dtype)
+        self.backend.layer_norm_forward(self._rows(x), self._flat(self.gamma),
+                                        self._flat(self.beta), self._rows(out),
+                                        epsilon=self.epsilon)
         if training:
             self._x = x
-        return y
+        return out
 
     def backward(self, dy, need_dx=True):
         dx = self._buffer("dx", dy.shape)
-        self.backend.layer_norm_backward(dy, self._x, self.gamma, dx, self.d_gamma,
-                                         self.d_beta, epsilon=self.epsilon)
+        self.backend.layer_norm_backward(self._rows(dy), self._rows(self._x),
+                                         self._flat(self.gamma), self._rows(dx),
+                                         self._flat(self.d_gamma), self._flat(self.d_beta),
+                                         epsilon=self.epsilon)
         return dx if need_dx else None
 
     def _regularized(self):

@@ -5,7 +5,6 @@ training, evaluation and prediction are :class:`dl.trainer.Trainer`'s, a base cl
 the model (as Keras keeps ``Trainer`` apart from its models); every computation is a
 call on one kernels backend object (``model.backend``).
 """
-import math
 import os
 import textwrap
 
@@ -742,46 +741,26 @@ def _load_subclassed(filepath, cls, cfg, weights, opt_state, compile, backend):
 
 
 def _check_stored_weights(layer_configs, input_shape, weights):
-    """Check, without building anything, that the stored arrays are exactly the Dense
-    kernels and biases and the LayerNormalization gammas and betas the layer configs
-    declare (in order, chained shapes)."""
-    features = math.prod(int(d) for d in input_shape)
+    """Check, without building anything, that the stored arrays are exactly the
+    weights the layer configs declare for inputs of ``input_shape`` (in order, shapes
+    chained through the layers; each layer's constructor refuses sizes that cannot
+    fit in memory)."""
+    shape = tuple(int(d) for d in input_shape)
     i = 0
     for lc in layer_configs:
-        if lc.get("class_name") == "LayerNormalization":
-            c = lc["config"]
-            for what in ("scale", "center"):
-                if c.get(what, True):
-                    if i >= len(weights):
-                        raise ValueError(f"the config declares more weight arrays than "
-                                         f"the {len(weights)} stored")
-                    if weights[i].shape != (features,):
-                        name = "gamma" if what == "scale" else "beta"
-                        raise ValueError(f"weights[{i}]: the config declares a {name} of "
-                                         f"shape {(features,)}, the file stores "
-                                         f"{weights[i].shape}")
-                    i += 1
+        layer = layers_module.deserialize(lc)
+        if isinstance(layer, layers_module.InputLayer):
             continue
-        if lc.get("class_name") != "Dense":
-            continue
-        c = lc["config"]
-        units, use_bias = c["units"], c.get("use_bias", True)
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(f"layer config: expected a positive int for units, got {units!r}")
-        need = 2 if use_bias else 1
-        if i + need > len(weights):
-            raise ValueError(f"the config declares more weight arrays than the "
-                             f"{len(weights)} stored")
-        kernel = weights[i]
-        if kernel.shape != (features, units):
-            raise ValueError(f"weights[{i}]: the config declares a kernel of shape "
-                             f"{(features, units)}, the file stores {kernel.shape}")
-        if use_bias and weights[i + 1].shape != (units,):
-            raise ValueError(f"weights[{i + 1}]: the config declares a bias of shape "
-                             f"{(units,)}, the file stores {weights[i + 1].shape}")
-        i += need
-        features = units
+        for expected in layer._weight_shapes(shape):
+            if i >= len(weights):
+                raise ValueError(f"the config declares more weight arrays than the "
+                                 f"{len(weights)} stored")
+            if weights[i].shape != tuple(expected):
+                raise ValueError(f"weights[{i}]: the config declares an array of shape "
+                                 f"{tuple(expected)} for {layer.name!r}, the file stores "
+                                 f"{weights[i].shape}")
+            i += 1
+        shape = tuple(layer.compute_output_shape(shape))
     if i != len(weights):
         raise ValueError(f"the file stores {len(weights)} weight arrays, the config "
                          f"declares {i}")
-

@@ -1,6 +1,7 @@
 """Functional graphs against Keras 3: the same graphs, from the same initial weights,
 trained 20 full-batch epochs; loss histories, metrics, final weights and predictions
-to a relative 1e-4 in float32.
+to a relative 1e-4 in float32 (the cuda backend, simulated in CI: the first two
+epochs' history).
 
 The expected numbers are fixtures (tests/dl/fixtures/keras_functional_<graph>.json),
 written by tools/keras_fixtures/make_functional_fixtures.py with Keras 3.15.1 on its
@@ -20,6 +21,10 @@ from dl import layers
 from dl_helpers import restore_dl_state  # noqa: F401  (autouse fixture)
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+# Under Numba's CUDA simulator (one Python thread per CUDA thread) 20 epochs of these
+# graphs take minutes: the cuda backend is compared on the first epochs' history (the
+# losses before each update: the forward, the gradients and the optimizer's steps)
+CUDA_EPOCHS = 2
 
 
 def _fixture(graph):
@@ -96,12 +101,15 @@ def test_functional_graph_trains_as_keras(graph, be):
     _set_by_name(model, data["initial_weights"])
     x = np.asarray(data["x"], np.float32)
     y = np.asarray(data["y"], np.float32)
-    history = model.fit(x, y, epochs=data["epochs"], batch_size=data["batch_size"],
+    epochs = data["epochs"] if be != "cuda" else CUDA_EPOCHS
+    history = model.fit(x, y, epochs=epochs, batch_size=data["batch_size"],
                         shuffle=False, verbose=0).history
     assert sorted(history) == sorted(data["history"])
     for key, expected in data["history"].items():
-        np.testing.assert_allclose(history[key], expected, rtol=1e-4, atol=1e-6,
+        np.testing.assert_allclose(history[key], expected[:epochs], rtol=1e-4, atol=1e-6,
                                    err_msg=key)
+    if be == "cuda":
+        return
     for name, arrays in data["final_weights"].items():
         for got, want in zip(model.get_layer(name).get_weights(), arrays):
             np.testing.assert_allclose(got, np.asarray(want, np.float32), rtol=1e-4,
@@ -154,12 +162,16 @@ def test_two_inputs_two_outputs_train_as_keras(form, be):
          "kind": np.asarray(data["y"]["kind"], np.int64)}
     if form == "list":
         x, y = [x["num"], x["cat"]], [y["price"], y["kind"]]
-    history = model.fit(x, y, epochs=data["epochs"], batch_size=data["batch_size"],
+    epochs = data["epochs"] if be != "cuda" else CUDA_EPOCHS
+    history = model.fit(x, y, epochs=epochs, batch_size=data["batch_size"],
                         shuffle=False, verbose=0).history
     expected = data["history"] if form == "dict" else data["history_list_form"]
     assert sorted(history) == sorted(expected)
     for key, values in expected.items():
-        np.testing.assert_allclose(history[key], values, rtol=1e-4, atol=1e-6, err_msg=key)
+        np.testing.assert_allclose(history[key], values[:epochs], rtol=1e-4, atol=1e-6,
+                                   err_msg=key)
+    if be == "cuda":
+        return
     if form == "dict":
         for name, arrays in data["final_weights"].items():
             for got, want in zip(model.get_layer(name).get_weights(), arrays):

@@ -55,10 +55,10 @@ def test_weights_and_arguments():
     assert reg.regularization_penalty() == pytest.approx(0.01 * 2)    # gamma ones, beta 0
     with pytest.raises(ValueError, match="^rms_scaling: not provided"):
         layers.LayerNormalization(rms_scaling=True)
-    with pytest.raises(TypeError, match="^axis: expected an int"):
+    with pytest.raises(TypeError, match="^axis: Expected an int"):
         layers.LayerNormalization(axis={"axis": -1})
-    with pytest.raises(ValueError, match="^axis: only the last axis"):
-        layers.LayerNormalization(axis=0)
+    with pytest.raises(ValueError, match="^axis: 0 is out of bounds"):
+        layers.LayerNormalization(axis=0).build((None, 3))
     with pytest.raises(ValueError, match="^epsilon: "):
         layers.LayerNormalization(epsilon=0.0)
 
@@ -162,3 +162,21 @@ def test_summary_wraps_a_long_layer_cell():
     assert len({len(line) for line in lines[1:-3]}) == 1        # the table stays aligned
     i = next(k for k, line in enumerate(lines) if "layer_normalization" in line)
     assert "(LayerNormalization)" in lines[i + 1] and "16" in lines[i]
+
+
+@pytest.mark.parametrize("be", ["numpy", "cython"])
+def test_rank_3_over_two_axes_gradients(be):
+    """Normalising the last two axes of (batch, 3, 4) samples inside a model: gamma and
+    beta of shape (3, 4), gradients against finite differences."""
+    from dl_helpers import fd_check
+    x = dl.Input((3, 4), dtype="float64")
+    h = layers.Dense(4, activation="tanh", dtype="float64")(x)
+    n = layers.LayerNormalization(axis=[-2, -1], dtype="float64",
+                                  gamma_initializer="random_normal",
+                                  beta_initializer="random_normal")(h)
+    model = dl.Model(x, layers.Dense(2, dtype="float64")(layers.Flatten()(n)), backend=be)
+    model.compile("sgd", "mse")
+    assert [w.shape for w in model.get_layer(n.node.layer.name).get_weights()] == \
+        [(3, 4), (3, 4)]
+    rng = np.random.default_rng(9)
+    fd_check(model, rng.normal(size=(4, 3, 4)), rng.normal(size=(4, 2)))
