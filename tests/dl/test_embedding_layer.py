@@ -73,7 +73,7 @@ def test_every_backend_trains_the_same():
     for be in BACKENDS:
         model = _wide_model(be)
         model.set_weights(ref.get_weights())
-        histories[be] = model.fit(x, y, epochs=3, batch_size=4, verbose=0).history["loss"]
+        histories[be] = model.fit(x, y, epochs=3, batch_size=8, verbose=0).history["loss"]
     for be in BACKENDS[1:]:
         np.testing.assert_allclose(histories[be], histories["numpy"], rtol=1e-10)
 

@@ -278,8 +278,8 @@ def test_graph_training_is_the_same_on_every_backend(be):
     model = _residual_model(be, "float32")
     model.set_weights(ref.get_weights())
     model.compile("adam", "mse")
-    h0 = ref.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"]
-    h1 = model.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    h0 = ref.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0).history["loss"]
+    h1 = model.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0).history["loss"]
     np.testing.assert_allclose(h1, h0, rtol=1e-4)
     assert h1[-1] < h1[0]
 

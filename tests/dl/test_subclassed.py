@@ -74,7 +74,7 @@ def test_traced_on_first_data_and_equal_to_its_functional_twin():
 @pytest.mark.parametrize("be", BACKENDS)
 def test_trains_the_same_on_every_backend(be):
     _backend(be)
-    x, y = _data(seed=2)
+    x, y = _data(n=16, seed=2)
     ref = ResidualMLP(backend="numpy")
     ref.compile("sgd", "mse")
     ref.build((None, 4))
@@ -82,8 +82,8 @@ def test_trains_the_same_on_every_backend(be):
     model.build((None, 4))
     model.set_weights(ref.get_weights())
     model.compile("sgd", "mse")
-    h0 = ref.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"]
-    h1 = model.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history["loss"]
+    h0 = ref.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0).history["loss"]
+    h1 = model.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0).history["loss"]
     np.testing.assert_allclose(h1, h0, rtol=1e-10)
     assert h1[-1] < h1[0]
 
