@@ -559,7 +559,8 @@ def _mutation(draw, call, params):
 
 def _family(name):
     if name in ("gemm", "bias_add", "column_sums", "dense_forward", "dense_backward",
-                "layer_norm_forward", "layer_norm_backward"):
+                "layer_norm_forward", "layer_norm_backward", "embedding_forward",
+                "embedding_backward"):
         return name
     if name.startswith("backprop_") and name[9:] in ref.ACTIVATIONS:
         return "act_backward"
@@ -858,12 +859,40 @@ def _valid_layer_norm_backward(draw, name, dt, regime, hyper):
     return vals, meta
 
 
+def _ids(draw, rows, dt):
+    """Embedding ids: a shape of rank 1-2, values in [0, rows), integers or whole
+    floats of the kernel's dtype."""
+    shp = draw(shape(1, 2))
+    seed = draw(st.integers(0, 2**32 - 1))
+    ids = np.random.default_rng(seed).integers(0, rows, size=shp)
+    kind = draw(st.sampled_from(["int64", "int32", "float"]))
+    return ids.astype(dt if kind == "float" else kind), shp
+
+
+def _valid_embedding_forward(draw, name, dt, regime, hyper):
+    rows, d = draw(st.integers(1, 6)), draw(st.integers(1, 5))
+    ids, shp = _ids(draw, rows, dt)
+    vals = {"ids": ids, "table": _v(draw, (rows, d), dt, regime)}
+    if draw(st.booleans()):
+        vals["out"] = draw(values(tuple(shp) + (d,), dt))
+    return vals, {}
+
+
+def _valid_embedding_backward(draw, name, dt, regime, hyper):
+    rows, d = draw(st.integers(1, 6)), draw(st.integers(1, 5))
+    ids, shp = _ids(draw, rows, dt)
+    return {"dy": _v(draw, tuple(shp) + (d,), dt, regime), "ids": ids,
+            "dtable": draw(values((rows, d), dt))}, {}
+
+
 _VALID = {"gemm": _valid_gemm, "bias_add": _valid_bias_add, "column_sums": _valid_column_sums,
           "dense_forward": _valid_dense_forward, "dense_backward": _valid_dense_backward,
           "act_forward": _valid_act_forward, "act_backward": _valid_act_backward,
           "loss": _valid_loss, "optimizer": _valid_optimizer,
           "layer_norm_forward": _valid_layer_norm_forward,
-          "layer_norm_backward": _valid_layer_norm_backward}
+          "layer_norm_backward": _valid_layer_norm_backward,
+          "embedding_forward": _valid_embedding_forward,
+          "embedding_backward": _valid_embedding_backward}
 
 def written_params(name):
     """The arguments kernel ``name`` may write; all others it must only read."""
@@ -875,6 +904,8 @@ def written_params(name):
         return {"dx", "dw", "db"}
     if name == "layer_norm_backward":
         return {"dx", "dgamma", "dbeta"}
+    if name == "embedding_backward":
+        return {"dtable"}
     return {"out"}
 
 

@@ -263,12 +263,14 @@ class Dot(_Merge):
     inputs of rank 3, ``(batch, p, q)`` and ``(batch, r, s)`` with ``axes=(a1, a2)``
     (an int: the same for both): the sample-wise matrix product contracting x's axis
     ``a1`` with y's ``a2``, ``(batch, the other axis of x, the other axis of y)``.
-    ``normalize=True`` (cosine proximity) is not provided yet.  ``x @ y`` on symbolic
-    tensors of rank 3 is ``Dot(axes=(2, 1))``: a matrix product per sample.
+    ``normalize=True`` first L2-normalises each input along its contracted axis, as
+    Keras (``x * min(1 / sqrt(sum x^2), 1e7)``): the dot product of two vectors is then
+    their cosine similarity.  ``x @ y`` on symbolic tensors of rank 3 is
+    ``Dot(axes=(2, 1))``: a matrix product per sample.
     """
 
     _min_inputs = _max_inputs = 2
-    _SAVED = ("_xs",)
+    _SAVED = ("_xs", "_raw", "_norm_state")
 
     def __init__(self, axes, normalize=False, **kwargs):
         super().__init__(**kwargs)
@@ -285,10 +287,7 @@ class Dot(_Merge):
                                 f"{short_repr(axes)}")
         self.axes = axes if not isinstance(axes, (list, tuple)) else list(axes)
         self._pair = tuple(int(a) for a in pair)
-        if flag("normalize", normalize):
-            raise ValueError("normalize: Dot(normalize=True) is not provided by dl yet "
-                             "(see docs/keras-differences.md)")
-        self.normalize = False
+        self.normalize = flag("normalize", normalize)
 
     def _axes_for(self, shapes):
         ranks = [len(s) + 1 for s in shapes]
@@ -325,9 +324,66 @@ class Dot(_Merge):
             self._ones_cache = {**getattr(self, "_ones_cache", {}), key: ones}
         return ones
 
+    # L2 normalisation along one sample axis (normalize=True) ---------------------
+    def _moved(self, a, axis, key, training, back=False):
+        """``a`` with ``axis`` moved last (or, ``back``, from last to ``axis``): a view
+        when it already is, else a permuted copy."""
+        rank = a.ndim
+        if axis == rank - 1:
+            return a
+        ops = self.backend.ops
+        if not back:
+            perm = tuple(i for i in range(rank) if i != axis) + (axis,)
+        else:
+            perm = tuple(int(i) for i in np.argsort(
+                tuple(i for i in range(rank) if i != axis) + (axis,)))
+        shape = tuple(a.shape[p] for p in perm)
+        out = self._buffer(key, shape) if training else ops.empty(shape, self.dtype)
+        return ops.permute(a, perm, out)
+
+    def _normalized(self, x, axis, k, training):
+        """(x L2-normalised along ``axis``, what the backward needs)."""
+        be, ops = self.backend, self.backend.ops
+        xm = self._moved(x, axis, f"nx{k}", training)
+        d = xm.shape[xm.ndim - 1]      # (device arrays take no negative index)
+        rows = xm.size // d
+        X = xm.reshape(rows, d)
+        buf = (lambda key, shape: self._buffer(key, shape)) if training else (
+            lambda key, shape: ops.empty(shape, self.dtype))
+        sq = ops.binary("multiply", X, X, buf(f"nsq{k}", (rows, d)))
+        s = be.gemm(sq, self._ones((d, 1)), buf(f"ns{k}", (rows, 1)))
+        r = ops.unary("inv_norm", s, buf(f"nr{k}", (rows, 1)))
+        R = be.gemm(r, self._ones((1, d)), buf(f"nR{k}", (rows, d)))
+        Y = ops.binary("multiply", X, R, buf(f"nY{k}", (rows, d)))
+        out = self._moved(Y.reshape(xm.shape), axis, f"nout{k}", training, back=True)
+        return out, (X, s, r, R, xm.shape)
+
+    def _normalized_backward(self, g, axis, k, state):
+        """The gradient reaching x from ``g`` reaching its normalised version:
+        dX = r dY + 2 f'(s) (dY . X) X, f(s) = min(s^-1/2, 1/eps)."""
+        be, ops = self.backend, self.backend.ops
+        X, s, r, R, shape = state
+        rows, d = X.shape
+        G = self._moved(g, axis, f"ng{k}", True).reshape(rows, d)
+        t = ops.binary("multiply", G, X, self._buffer(f"nt{k}", (rows, d)))
+        dot = be.gemm(t, self._ones((d, 1)), self._buffer(f"ndot{k}", (rows, 1)))
+        c = ops.unary_grad("inv_norm", s, r, dot, self._buffer(f"nc{k}", (rows, 1)))
+        C = be.gemm(c, self._ones((1, d)), self._buffer(f"nC{k}", (rows, d)), alpha=2.0)
+        dX = ops.binary("multiply", G, R, self._buffer(f"ndX{k}", (rows, d)))
+        ops.binary("multiply", C, X, t)
+        ops.binary("add", dX, t, dX)
+        return self._moved(dX.reshape(shape), axis, f"ndx{k}", True, back=True)
+
     def forward(self, xs, training=False, step=0):
         be, ops = self.backend, self.backend.ops
         x, y = xs
+        if self.normalize:
+            a1, a2 = self._axes_for([x.shape[1:], y.shape[1:]])
+            raw = (x, y)
+            x, sx = self._normalized(x, a1, 0, training)
+            y, sy = self._normalized(y, a2, 1, training)
+            if training:
+                self._raw, self._norm_state = raw, (sx, sy)
         n = x.shape[0]
         out = self._out("y", (n,) + tuple(self.output_shape), training)
         if x.ndim == 2:          # rowwise dot: (x * y) @ ones(d, 1)
@@ -364,6 +420,11 @@ class Dot(_Merge):
                     be.gemm(x[b], dy[b], dyy[b], trans_a=not ta)
                 else:
                     be.gemm(dy[b], x[b], dyy[b], trans_a=True, trans_b=ta)
+        if self.normalize:
+            a1, a2 = self._axes_for([x.shape[1:], y.shape[1:]])
+            sx, sy = self._norm_state
+            dx = self._normalized_backward(dx, a1, 0, sx)
+            dyy = self._normalized_backward(dyy, a2, 1, sy)
         return [dx, dyy]
 
     def get_config(self):

@@ -130,20 +130,29 @@ def binary(op, a, b, out):
     return _BINARY[op](a, b, out=out)
 
 
-UNARY_OPS = ("log", "sqrt", "square", "abs")
+UNARY_OPS = ("log", "sqrt", "square", "abs", "inv_norm")
+# inv_norm: Keras's L2-normalisation factor of a sum of squares s, min(1/sqrt(s), 1/eps)
+# with eps = 1e-7 (keras.ops.normalize)
+INV_NORM_EPS = 1e-7
 
 
 def unary(op, x, out):
     """out = op(x) elementwise, ``op`` one of :data:`UNARY_OPS` (NumPy's values: log
-    of a negative is NaN, of 0 -inf)."""
+    of a negative is NaN, of 0 -inf); ``inv_norm``: 1 / sqrt(x), at most 1 / 1e-7."""
     with np.errstate(divide="ignore", invalid="ignore"):
+        if op == "inv_norm":
+            t = out.dtype.type
+            big = t(1.0 / INV_NORM_EPS)
+            out[...] = np.where(x > t(INV_NORM_EPS * INV_NORM_EPS),
+                                t(1) / np.sqrt(np.maximum(x, t(INV_NORM_EPS ** 2))), big)
+            return out
         return {"log": np.log, "sqrt": np.sqrt, "square": np.square,
                 "abs": np.abs}[op](x, out=out)
 
 
 def unary_grad(op, x, y, dy, out):
     """out = dy * op'(x) (y = op(x)): log dy / x, sqrt dy * 0.5 / y, square 2 x dy,
-    abs sign(x) dy (0 at 0, as PyTorch)."""
+    abs sign(x) dy (0 at 0, as PyTorch), inv_norm -dy y^3 / 2 (0 where clipped)."""
     t = out.dtype.type
     with np.errstate(divide="ignore", invalid="ignore"):
         if op == "log":
@@ -152,6 +161,9 @@ def unary_grad(op, x, y, dy, out):
             np.divide(dy * t(0.5), y, out=out)
         elif op == "square":
             np.multiply(dy, x * t(2), out=out)
+        elif op == "inv_norm":          # d/ds s^-1/2 = -r^3 / 2, 0 where clipped
+            np.multiply(dy, np.where(x > t(INV_NORM_EPS * INV_NORM_EPS),
+                                     t(-0.5) * y * y * y, t(0)), out=out)
         else:
             np.multiply(dy, np.sign(x), out=out)
     return out

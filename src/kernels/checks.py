@@ -383,6 +383,8 @@ def embedding_ids(name, ids, n_rows):
                         f"{type(ids).__name__} (convert it with np.asarray)")
     if ids.size == 0:
         raise ValueError(f"{name}: expected at least one id, got shape {ids.shape}")
+    # a lazy huge view (zero strides) must not be scanned or converted
+    fits_in_memory(name, ids.shape, max(ids.itemsize, np.dtype(np.intp).itemsize))
     flat = ids.reshape(-1)
     if ids.dtype.kind == "u" and flat.max() >= n_rows:       # before a cast wraps
         raise ValueError(f"{name}: expected ids in [0, {n_rows}), got "

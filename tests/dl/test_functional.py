@@ -138,7 +138,17 @@ MERGE_CASES = [
      lambda a, b: a.transpose(0, 2, 1) @ b),
     ("dot_3d_12", lambda: layers.Dot(axes=(1, 2)), [(5, 3, 2), (5, 4, 3)],
      lambda a, b: a.transpose(0, 2, 1) @ b.transpose(0, 2, 1)),
+    ("dot_2d_normalize", lambda: layers.Dot(axes=1, normalize=True), [(5, 3), (5, 3)],
+     lambda a, b: (_l2(a, 1) * _l2(b, 1)).sum(axis=1, keepdims=True)),
+    ("dot_3d_normalize", lambda: layers.Dot(axes=(1, 2), normalize=True),
+     [(5, 3, 2), (5, 4, 3)],
+     lambda a, b: _l2(a, 1).transpose(0, 2, 1) @ _l2(b, 2).transpose(0, 2, 1)),
 ]
+
+
+def _l2(a, axis):
+    """Keras's ops.normalize: x * min(1 / sqrt(sum x^2), 1 / 1e-7) along ``axis``."""
+    return a * np.minimum(1 / np.sqrt((a * a).sum(axis=axis, keepdims=True)), 1e7)
 
 
 @pytest.mark.parametrize("be", BACKENDS)

@@ -229,7 +229,8 @@ def _finite_flag(dtype):
 # Graph operations (dl's merge and shape layers); the op codes follow BINARY_OPS.
 BINARY_OPS = ("add", "subtract", "multiply", "maximum", "minimum", "greater", "less",
               "greater_equal", "less_equal", "equal", "not_equal")
-UNARY_OPS = ("log", "sqrt", "square", "abs")
+UNARY_OPS = ("log", "sqrt", "square", "abs", "inv_norm")
+INV_NORM_EPS = 1e-7
 
 
 @register("binary", "C1 C1 C1 I")
@@ -271,6 +272,7 @@ def _binary(dtype):
 def _unary(dtype):
     T = np.dtype(dtype).type
     nan, ninf = T(math.nan), T(-math.inf)
+    one, tiny, big = T(1), T(INV_NORM_EPS * INV_NORM_EPS), T(1.0 / INV_NORM_EPS)
 
     def unary(x, out, op):
         for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
@@ -281,8 +283,10 @@ def _unary(dtype):
                 r = math.sqrt(v) if v >= 0 else nan
             elif op == 2:
                 r = v * v
-            else:
+            elif op == 3:
                 r = abs(v)
+            else:
+                r = one / math.sqrt(v) if v > tiny else big
             out[i] = r
     return unary
 
@@ -291,6 +295,7 @@ def _unary(dtype):
 def _unary_grad(dtype):
     T = np.dtype(dtype).type
     zero, half, two, one = T(0), T(0.5), T(2), T(1)
+    tiny = T(INV_NORM_EPS * INV_NORM_EPS)
 
     def unary_grad(x, y, dy, out, op):
         for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
@@ -302,8 +307,11 @@ def _unary_grad(dtype):
                 r = g * half / y[i]
             elif op == 2:
                 r = g * (v * two)
-            else:
+            elif op == 3:
                 r = g * (one if v > zero else (-one if v < zero else zero))
+            else:
+                w = y[i]
+                r = g * (-half * w * w * w) if v > tiny else zero
             out[i] = r
     return unary_grad
 
