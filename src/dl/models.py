@@ -41,9 +41,9 @@ class Model(Trainer):
         first data's shape (or ``build(input_shape)``'s) into a graph, which then
         trains as a functional model.  See :mod:`dl.functional`."""
         if args or kwargs:
-            raise TypeError(f"{type(self).__name__}: Model.__init__ takes name, backend "
-                            f"and trainable, got {', '.join(map(repr, args))}"
-                            f"{', '.join(kwargs)}")
+            got = [short_repr(a) for a in args] + [f"{k}=..." for k in kwargs]
+            raise TypeError(f"{type(self).__name__}: Model.__init__ takes the keywords "
+                            f"name, backend, trainable and dtype, got {', '.join(got)}")
         self._init_state(name, layers_module._snake(type(self).__name__), backend,
                          trainable)
         self._subclassed = True

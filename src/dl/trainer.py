@@ -2,13 +2,17 @@
 one-batch forms, apart from the model's structure (as Keras keeps its trainer apart
 from its models).
 
-:class:`Trainer` is a base class of the models (``Sequential``): it works on what the
-model holds -- its layers (``_layers``), ``backend``, ``loss``, ``optimizer`` and
-``metrics``, its ``seed`` and its ``_ensure_built`` -- and on nothing else.  A training
-step (:meth:`Trainer._train_step`) is the layers' forward passes, the loss kernel, the
-backward passes down to the first trainable layer and one optimizer update per
-parameter array; ``fit`` draws its batches from :class:`dl.epoch_iterator.EpochIterator`
-and runs each through :class:`dl._fast.TrainSteps` (the validated-once plans).
+:class:`Trainer` is a base class of the models (``dl.models.Model``): it works on what
+the model holds -- its layers (``_layers``), ``backend``, ``loss``, ``optimizer`` and
+``metrics``, its ``seed`` and its ``_ensure_built`` -- and on the model's hooks:
+``_run_forward`` / ``_run_backward`` / ``_forward`` (a chain of layers in ``Model``, a
+graph in ``dl.functional``), ``_output_layer``, ``_output_sample_shape``, and the loss
+hooks ``_add_loss`` / ``_eval_loss`` / ``_update_metrics`` / ``_logs`` (one output
+here; several in ``dl.functional``).  A training step (:meth:`Trainer._train_step`) is
+the forward pass, the loss kernel, the backward pass down to the first trainable layer
+and one optimizer update per parameter array; ``fit`` draws its batches from
+:class:`dl.epoch_iterator.EpochIterator` and runs each through
+:class:`dl._fast.TrainSteps` (the validated-once plans).
 """
 import itertools
 import math
