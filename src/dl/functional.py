@@ -926,6 +926,25 @@ class Functional(Model):
         super()._reset_metrics(ops)
         self._out_accs = {}
 
+    def _extra_sums(self):
+        if not self._multi():
+            return {}
+        ops = self.backend.ops
+        return {"output_loss_sums": [list(ops.acc_read(self._out_acc(self._loss_acc, k)))
+                                     for k in range(len(self._outputs))]}
+
+    def _restore_extra_sums(self, state):
+        sums = state.get("output_loss_sums")
+        if not self._multi() or sums is None:
+            return
+        if not (isinstance(sums, list) and len(sums) == len(self._outputs) and all(
+                isinstance(p, list) and len(p) == 2
+                and all(isinstance(v, (int, float)) for v in p) for p in sums)):
+            raise ValueError(f"backup: malformed output_loss_sums {short_repr(sums)}")
+        ops = self.backend.ops
+        for k, (total, count) in enumerate(sums):
+            ops.acc_add(self._out_acc(self._loss_acc, k), total, 1.0, count)
+
     def _evaluate_batches(self, batches, cb):
         # the training sums stay; those of earlier evaluations go
         train = id(getattr(self, "_loss_acc", None))

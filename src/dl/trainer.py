@@ -588,8 +588,17 @@ class Trainer:
         total, count = self.backend.ops.acc_read(self._loss_acc)
         state = {"epoch": int(epoch), "batch": int(batches_done),
                  "loss_sums": [total, count],
-                 "metric_states": [m._get_state() for m in self.metrics]}
+                 "metric_states": [m._get_state() for m in self.metrics],
+                 **self._extra_sums()}
         self._save(path, fit_state=state)
+
+    def _extra_sums(self):
+        """Running sums besides the loss and the metrics' to keep in a backup (a
+        model with several outputs: each output's loss)."""
+        return {}
+
+    def _restore_extra_sums(self, state):
+        """Put back what :meth:`_extra_sums` saved (``state``: the backup's)."""
 
     def _restore_backup(self, path):
         """Restore what :meth:`_save_backup` wrote: weights, optimizer state and
@@ -622,7 +631,7 @@ class Trainer:
             if hasattr(layer, "model_seed"):
                 layer.model_seed = seed
         self._resume = {"epoch": epoch, "batch": batch, "loss_sums": loss_sums,
-                        "metric_states": metric_states}
+                        "metric_states": metric_states, "state": state}
 
     def _resume_sums(self, resume):
         """Restore the running sums of an epoch resumed mid-way; the batches done."""
@@ -630,6 +639,7 @@ class Trainer:
         self.backend.ops.acc_add(self._loss_acc, total, 1.0, count)
         for m, state in zip(self.metrics, resume["metric_states"]):
             m._set_state(state)
+        self._restore_extra_sums(resume.get("state", {}))
         return resume["batch"]
 
     def reset_metrics(self):
