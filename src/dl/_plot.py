@@ -100,35 +100,26 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False,
         text = labels[id(layer)].split("\n")
         size[id(layer)] = (max(len(t) for t in text) * char_w + 0.3, len(text) * line_h + 0.2)
     gap_rank, gap_box = 0.55, 0.35
-    pos = {}
-    if rankdir == "TB":
-        widths = {r: sum(size[id(l)][0] for l in ls) + gap_box * (len(ls) - 1)
-                  for r, ls in ranks.items()}
-        total_w = max(widths.values())
-        y = 0.0
-        for r in sorted(ranks):
-            h = max(size[id(l)][1] for l in ranks[r])
-            x = (total_w - widths[r]) / 2
-            for layer in ranks[r]:
-                w, bh = size[id(layer)]
-                pos[id(layer)] = (x + w / 2, -(y + h / 2))
-                x += w + gap_box
-            y += h + gap_rank
-        fig_w, fig_h = total_w + 1.2, y - gap_rank + 0.8
-    else:
-        heights = {r: sum(size[id(l)][1] for l in ls) + gap_box * (len(ls) - 1)
-                   for r, ls in ranks.items()}
-        total_h = max(heights.values())
-        x = 0.0
-        for r in sorted(ranks):
-            w = max(size[id(l)][0] for l in ranks[r])
-            y = (total_h - heights[r]) / 2
-            for layer in ranks[r]:
-                bw, h = size[id(layer)]
-                pos[id(layer)] = (x + w / 2, -(y + h / 2))
-                y += h + gap_box
-            x += w + gap_rank * 1.5
-        fig_w, fig_h = x - gap_rank * 1.5 + 1.2, total_h + 1.2
+    # one layout in (across a rank, along the ranks) coordinates; TB and LR only
+    # differ in which of a box's sides lies along the ranks
+    tb = rankdir == "TB"
+    along = {k: (h if tb else w) for k, (w, h) in size.items()}
+    across = {k: (w if tb else h) for k, (w, h) in size.items()}
+    step = gap_rank if tb else gap_rank * 1.5
+    spans = {r: sum(across[id(l)] for l in ls) + gap_box * (len(ls) - 1)
+             for r, ls in ranks.items()}
+    total = max(spans.values())
+    pos, depth = {}, 0.0
+    for r in sorted(ranks):
+        thick = max(along[id(l)] for l in ranks[r])
+        offset = (total - spans[r]) / 2
+        for layer in ranks[r]:
+            a, c = offset + across[id(layer)] / 2, depth + thick / 2
+            pos[id(layer)] = (a, -c) if tb else (c, -a)
+            offset += across[id(layer)] + gap_box
+        depth += thick + step
+    extent = depth - step
+    fig_w, fig_h = (total + 1.2, extent + 0.8) if tb else (extent + 1.2, total + 1.2)
     fig = Figure(figsize=(max(fig_w, 1.0), max(fig_h, 0.6)), dpi=dpi)
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0, 0, 1, 1))

@@ -119,23 +119,6 @@ class Embedding(Layer):
         r = self.embeddings_regularizer
         return [] if r is None else [(r, self.embeddings, self.d_embeddings)]
 
-    def has_penalty(self):
-        return bool(self._regularized())
-
-    def add_penalty(self, acc, weight=1.0):
-        for reg, w, _ in self._regularized():
-            reg.add_penalty(self.backend.ops, acc, w, weight)
-
-    def regularization_penalty(self):
-        ops = self.backend.ops
-        acc = ops.acc_new()
-        self.add_penalty(acc)
-        return ops.acc_read(acc)[0]
-
-    def add_regularization_gradients(self):
-        for reg, w, g in self._regularized():
-            reg.add_gradient_on(self.backend.ops, w, g)
-
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim,
                 "output_dim": self.output_dim,

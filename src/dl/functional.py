@@ -878,6 +878,7 @@ class Functional(Model):
         xs = self._unpack(xb, True) if self._packed else [xb]
         preds = self._graph_forward(xs, True, self.optimizer.iterations)
         ys = self._unpack_y(yb, True)
+        self._unpacked = (yb, ys, None, None)     # for the step's metrics
         losses, grads = self._output_losses(ys, preds, wb, xb.shape[0], True)
         trainable = self._trainable_layers()
         if trainable:
@@ -908,8 +909,9 @@ class Functional(Model):
     def _eval_loss(self, acc, yb, y_pred, wb, rows):
         if not self._multi():
             return super()._eval_loss(acc, yb, y_pred, wb, rows)
-        losses, _ = self._output_losses(self._unpack_y(yb, False),
-                                        self._unpack_outputs(y_pred), wb, rows, False)
+        ys, preds = self._unpack_y(yb, False), self._unpack_outputs(y_pred)
+        self._unpacked = (yb, ys, y_pred, preds)  # for the batch's metrics
+        losses, _ = self._output_losses(ys, preds, wb, rows, False)
         self._add_loss(acc, losses, float(rows))
 
     def _update_metrics(self, ops, yb, y_pred, wb):
@@ -917,8 +919,14 @@ class Functional(Model):
             return super()._update_metrics(ops, yb, y_pred, wb)
         if not self._metric_plan:
             return
-        ys = self._unpack_y(yb, False)
-        preds = y_pred if isinstance(y_pred, list) else self._unpack_outputs(y_pred)
+        # the batch was split for its loss just before: not again
+        seen_y, ys, seen_pred, preds = getattr(self, "_unpacked", (None,) * 4)
+        if seen_y is not yb:
+            ys = self._unpack_y(yb, False)
+        if isinstance(y_pred, list):
+            preds = y_pred
+        elif seen_pred is not y_pred:
+            preds = self._unpack_outputs(y_pred)
         for m, weighted, k in self._metric_plan:
             m.update_on(ops, ys[k], preds[k], wb if weighted else None)
 

@@ -123,17 +123,40 @@ class Layer:
         file's arrays against)."""
         return []
 
+    def _regularized(self):
+        """(regularizer, weight, its gradient) triples: what is penalised."""
+        return []
+
     def has_penalty(self):
-        return False
+        return bool(self._regularized())
 
     def add_penalty(self, acc, weight=1.0):
-        pass
+        """``acc[0] += weight * penalty`` (an accumulator of ``backend.ops``)."""
+        for reg, w, _ in self._regularized():
+            reg.add_penalty(self.backend.ops, acc, w, weight)
 
     def regularization_penalty(self):
-        return 0.0
+        """The penalty as a float (reads it back from the device on the cuda backend)."""
+        if not self._regularized():
+            return 0.0
+        ops = self.backend.ops
+        acc = ops.acc_new()
+        self.add_penalty(acc)
+        return ops.acc_read(acc)[0]
 
     def add_regularization_gradients(self):
-        pass
+        for reg, w, g in self._regularized():
+            reg.add_gradient_on(self.backend.ops, w, g)
+
+    def _constant(self, value, shape):
+        """A cached array of ``shape`` filled with ``value`` (ones for a row sum by
+        GEMM, zeros for a gradient that is none), made once per shape."""
+        key = ("constant", float(value), tuple(shape))
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = self.backend.ops.full(tuple(shape), value,
+                                                             self.dtype)
+        return buf
 
     def constrained(self):
         """(weight array, constraint) pairs: what is projected after every step."""
@@ -567,25 +590,6 @@ class Dense(Layer):
             pairs.append((self.bias_regularizer, self.bias, self.d_bias))
         return pairs
 
-    def has_penalty(self):
-        return bool(self._regularized())
-
-    def add_penalty(self, acc, weight=1.0):
-        """``acc[0] += weight * penalty`` (an accumulator of ``backend.ops``)."""
-        for reg, w, _ in self._regularized():
-            reg.add_penalty(self.backend.ops, acc, w, weight)
-
-    def regularization_penalty(self):
-        """The penalty as a float (reads it back from the device on the cuda backend)."""
-        ops = self.backend.ops
-        acc = ops.acc_new()
-        self.add_penalty(acc)
-        return ops.acc_read(acc)[0]
-
-    def add_regularization_gradients(self):
-        for reg, w, g in self._regularized():
-            reg.add_gradient_on(self.backend.ops, w, g)
-
     def get_config(self):
         return {**super().get_config(), "units": self.units,
                 "activation": activations_module.serialize(self.activation),
@@ -896,23 +900,6 @@ class LayerNormalization(Layer):
         return [(r, w, g) for r, w, g in ((self.gamma_regularizer, self.gamma, self.d_gamma),
                                           (self.beta_regularizer, self.beta, self.d_beta))
                 if r is not None and w is not None]
-
-    def has_penalty(self):
-        return bool(self._regularized())
-
-    def add_penalty(self, acc, weight=1.0):
-        for reg, w, _ in self._regularized():
-            reg.add_penalty(self.backend.ops, acc, w, weight)
-
-    def regularization_penalty(self):
-        ops = self.backend.ops
-        acc = ops.acc_new()
-        self.add_penalty(acc)
-        return ops.acc_read(acc)[0]
-
-    def add_regularization_gradients(self):
-        for reg, w, g in self._regularized():
-            reg.add_gradient_on(self.backend.ops, w, g)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon,

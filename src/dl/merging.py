@@ -316,14 +316,6 @@ class Dot(_Merge):
             return (1,)
         return (x[2 - a1],) + (y[2 - a2],)
 
-    def _ones(self, shape):
-        key = ("ones", shape)
-        ones = getattr(self, "_ones_cache", {}).get(key)
-        if ones is None:
-            ones = self.backend.ops.full(shape, 1.0, self.dtype)
-            self._ones_cache = {**getattr(self, "_ones_cache", {}), key: ones}
-        return ones
-
     # L2 normalisation along one sample axis (normalize=True) ---------------------
     def _moved(self, a, axis, key, training, back=False):
         """``a`` with ``axis`` moved last (or, ``back``, from last to ``axis``): a view
@@ -351,9 +343,9 @@ class Dot(_Merge):
         buf = (lambda key, shape: self._buffer(key, shape)) if training else (
             lambda key, shape: ops.empty(shape, self.dtype))
         sq = ops.binary("multiply", X, X, buf(f"nsq{k}", (rows, d)))
-        s = be.gemm(sq, self._ones((d, 1)), buf(f"ns{k}", (rows, 1)))
+        s = be.gemm(sq, self._constant(1.0, (d, 1)), buf(f"ns{k}", (rows, 1)))
         r = ops.unary("inv_norm", s, buf(f"nr{k}", (rows, 1)))
-        R = be.gemm(r, self._ones((1, d)), buf(f"nR{k}", (rows, d)))
+        R = be.gemm(r, self._constant(1.0, (1, d)), buf(f"nR{k}", (rows, d)))
         Y = ops.binary("multiply", X, R, buf(f"nY{k}", (rows, d)))
         out = self._moved(Y.reshape(xm.shape), axis, f"nout{k}", training, back=True)
         return out, (X, s, r, R, xm.shape)
@@ -366,9 +358,9 @@ class Dot(_Merge):
         rows, d = X.shape
         G = self._moved(g, axis, f"ng{k}", True).reshape(rows, d)
         t = ops.binary("multiply", G, X, self._buffer(f"nt{k}", (rows, d)))
-        dot = be.gemm(t, self._ones((d, 1)), self._buffer(f"ndot{k}", (rows, 1)))
+        dot = be.gemm(t, self._constant(1.0, (d, 1)), self._buffer(f"ndot{k}", (rows, 1)))
         c = ops.unary_grad("inv_norm", s, r, dot, self._buffer(f"nc{k}", (rows, 1)))
-        C = be.gemm(c, self._ones((1, d)), self._buffer(f"nC{k}", (rows, d)), alpha=2.0)
+        C = be.gemm(c, self._constant(1.0, (1, d)), self._buffer(f"nC{k}", (rows, d)), alpha=2.0)
         dX = ops.binary("multiply", G, R, self._buffer(f"ndX{k}", (rows, d)))
         ops.binary("multiply", C, X, t)
         ops.binary("add", dX, t, dX)
@@ -389,7 +381,7 @@ class Dot(_Merge):
         if x.ndim == 2:          # rowwise dot: (x * y) @ ones(d, 1)
             prod = self._out("prod", x.shape, training)
             ops.binary("multiply", x, y, prod)
-            be.gemm(prod, self._ones((x.shape[1], 1)), out)
+            be.gemm(prod, self._constant(1.0, (x.shape[1], 1)), out)
         else:
             a1, a2 = self._axes_for([x.shape[1:], y.shape[1:]])
             for b in range(n):
@@ -405,7 +397,7 @@ class Dot(_Merge):
         dyy = self._buffer("dx1", y.shape)
         if x.ndim == 2:          # both get dy broadcast over the row, times the other
             g = self._buffer("g", x.shape)
-            be.gemm(dy, self._ones((1, x.shape[1])), g)
+            be.gemm(dy, self._constant(1.0, (1, x.shape[1])), g)
             ops.binary("multiply", g, y, dx)
             ops.binary("multiply", g, x, dyy)
         else:

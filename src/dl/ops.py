@@ -121,12 +121,6 @@ class _Reduce(Layer):
         size = math.prod(shape[a] for a in self.axes)
         return (None if perm == tuple(range(len(shape))) else perm), size
 
-    def _ones(self, shape):
-        cache = self.__dict__.setdefault("_ones_cache", {})
-        if shape not in cache:
-            cache[shape] = self.backend.ops.full(shape, 1.0, self.dtype)
-        return cache[shape]
-
     def forward(self, x, training=False, step=0):
         ops, be = self.backend.ops, self.backend
         perm, size = self._plan(x.shape)
@@ -138,7 +132,7 @@ class _Reduce(Layer):
         out_shape = (x.shape[0],) + tuple(self.output_shape)
         out = self._buffer("y", out_shape) if training else ops.empty(out_shape,
                                                                      self.dtype)
-        be.gemm(x.reshape(rows, size), self._ones((size, 1)), out.reshape(rows, 1),
+        be.gemm(x.reshape(rows, size), self._constant(1.0, (size, 1)), out.reshape(rows, 1),
                 alpha=1.0 / size if self.op == "mean" else 1.0)
         if training:
             self._perm, self._in_shape = perm, tuple(x.shape)     # (the permuted shape)
@@ -152,7 +146,7 @@ class _Reduce(Layer):
         size = math.prod(shape[len(shape) - len(self.axes):])
         rows = math.prod(shape) // size
         g = self._buffer("g", shape)
-        be.gemm(dy.reshape(rows, 1), self._ones((1, size)), g.reshape(rows, size),
+        be.gemm(dy.reshape(rows, 1), self._constant(1.0, (1, size)), g.reshape(rows, size),
                 alpha=1.0 / size if self.op == "mean" else 1.0)
         if self._perm is None:
             return g
@@ -182,14 +176,8 @@ class _Compare(_Merge):
         return self.backend.ops.binary(self.op, xs[0], xs[1], out)
 
     def backward(self, dy, need_dx=True):
-        zero = self._zeros(self._shape)
+        zero = self._constant(0.0, self._shape)
         return [zero, zero]
-
-    def _zeros(self, shape):
-        cache = self.__dict__.setdefault("_zero_cache", {})
-        if shape not in cache:
-            cache[shape] = self.backend.ops.zeros(shape, self.dtype)
-        return cache[shape]
 
     def get_config(self):
         return {**super().get_config(), "op": self.op}
@@ -208,22 +196,14 @@ class _CompareConst(Layer):
 
     def forward(self, x, training=False, step=0):
         ops = self.backend.ops
-        const = self.__dict__.setdefault("_const", {})
         shape = tuple(x.shape)
-        if shape not in const:
-            const[shape] = ops.full(shape, self.value, self.dtype)
         out = self._buffer("y", shape) if training else ops.empty(shape, self.dtype)
         if training:
             self._shape = shape
-        return ops.binary(self.op, x, const[shape], out)
+        return ops.binary(self.op, x, self._constant(self.value, shape), out)
 
     def backward(self, dy, need_dx=True):
-        if not need_dx:
-            return None
-        zeros = self.__dict__.setdefault("_zero_cache", {})
-        if self._shape not in zeros:
-            zeros[self._shape] = self.backend.ops.zeros(self._shape, self.dtype)
-        return zeros[self._shape]
+        return self._constant(0.0, self._shape) if need_dx else None
 
     def get_config(self):
         return {**super().get_config(), "op": self.op, "value": self.value}
@@ -240,10 +220,7 @@ class _Where(_Merge):
         ops = self.backend.ops
         mask, a, b = xs
         m = self._out("m", mask.shape, training)
-        zero = self.__dict__.setdefault("_zero_cache", {})
-        if mask.shape not in zero:
-            zero[mask.shape] = ops.zeros(mask.shape, self.dtype)
-        ops.binary("not_equal", mask, zero[mask.shape], m)
+        ops.binary("not_equal", mask, self._constant(0.0, mask.shape), m)
         out = self._out("y", a.shape, training)
         tmp = self._out("t", a.shape, training)
         ops.binary("multiply", a, m, out)          # a m + b - b m
@@ -258,15 +235,10 @@ class _Where(_Merge):
         ops = self.backend.ops
         da = ops.binary("multiply", dy, self._m, self._buffer("da", dy.shape))
         db = ops.binary("subtract", dy, da, self._buffer("db", dy.shape))
-        zero = self.__dict__["_zero_cache"][tuple(self._m.shape)]
-        return [zero, da, db]
+        return [self._constant(0.0, self._m.shape), da, db]
 
 
 # ------------------------------------------------------------------ functions
-
-def _call(layer, *tensors):
-    return layer(list(tensors)) if layer._multi_input else layer(tensors[0])
-
 
 def _scalar_op(x, c, name, reverse=False):
     """A tensor with a Python number (``x + 1``, ``2 * x``, ``x / 4``, ``1 - x``)."""

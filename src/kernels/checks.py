@@ -96,6 +96,16 @@ def fits_in_memory(name, shape, itemsize, what="an array"):
                          f"{short_repr(nbytes)} bytes")
 
 
+def _plain_ndarray(name, x):
+    """Reject ndarray subclasses whose operators mean something else (matrix power,
+    masks, units): results would differ between the NumPy reference and compiled
+    backends."""
+    if type(x) is not np.ndarray and (isinstance(x, _REJECTED_SUBCLASSES)
+                                      or _overrides_numpy(type(x))):
+        raise TypeError(f"{name}: expected a plain numpy.ndarray, got {type(x).__name__} "
+                        f"(convert it with np.asarray)")
+
+
 def array(name, x, ndim=None, dtype=None, min_ndim=None, max_ndim=None):
     """Check that ``x`` is a non-empty float32/float64 ndarray of the given rank.
 
@@ -106,12 +116,7 @@ def array(name, x, ndim=None, dtype=None, min_ndim=None, max_ndim=None):
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray of float32 or float64, "
                         f"got {describe(x)}")
-    if type(x) is not np.ndarray and (isinstance(x, _REJECTED_SUBCLASSES)
-                                      or _overrides_numpy(type(x))):
-        # their operators mean something else (matrix power, masks, units): results
-        # would differ between the NumPy reference and compiled backends
-        raise TypeError(f"{name}: expected a plain numpy.ndarray, got {type(x).__name__} "
-                        f"(convert it with np.asarray)")
+    _plain_ndarray(name, x)
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name}: expected dtype float32 or float64, got {x.dtype}")
     if dtype is not None and x.dtype != dtype:
@@ -248,27 +253,33 @@ def labels(name, y, n_rows, n_classes):
     if y.shape[0] != n_rows:
         raise ValueError(f"{name}: expected {n_rows} labels (one per row of the predictions), "
                          f"got {y.shape[0]}")
-    if y.dtype.kind == "u" and y.size and y.max() >= n_classes:   # before a cast wraps
-        raise ValueError(f"{name}: expected class labels in [0, {n_classes}), got "
-                         f"{y[y >= n_classes][0]}")
-    if y.dtype.kind in "iu":
-        out = y.astype(np.intp, copy=False)
-    elif y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)):
-            raise ValueError(f"{name}: expected finite class labels, got NaN or inf")
-        if y.size and (y.min() < 0 or y.max() >= n_classes):   # before any cast overflows
-            bad = y[(y < 0) | (y >= n_classes)][0]
-            raise ValueError(f"{name}: expected class labels in [0, {n_classes}), got {bad}")
-        out = y.astype(np.intp)
-        if not np.array_equal(out, y):
-            raise ValueError(f"{name}: expected whole-number class labels, got fractions")
-    else:
-        raise TypeError(f"{name}: expected an integer dtype, got {y.dtype}")
-    if out.size and (out.min() < 0 or out.max() >= n_classes):
-        bad = out[(out < 0) | (out >= n_classes)][0]
-        raise ValueError(f"{name}: expected class labels in [0, {n_classes}), got {bad}")
     # contiguous, whatever the layout of y (a column view, reversed...): compiled
     # kernels read the labels as a C-contiguous buffer
+    return _indices(name, y, n_classes, "class labels")
+
+
+def _indices(name, v, high, what):
+    """A 1-D integer array, or a float one holding whole numbers, each in [0, high),
+    as a C-contiguous ``intp`` array (class labels, embedding ids); ``what`` names
+    them in the errors.  Ranges are checked before any cast can wrap or overflow."""
+    if v.dtype.kind == "u" and v.size and v.max() >= high:
+        raise ValueError(f"{name}: expected {what} in [0, {high}), got {v[v >= high][0]}")
+    if v.dtype.kind in "iu":
+        out = v.astype(np.intp, copy=False)
+    elif v.dtype.kind == "f":
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{name}: expected finite {what}, got NaN or inf")
+        if v.size and (v.min() < 0 or v.max() >= high):
+            bad = v[(v < 0) | (v >= high)][0]
+            raise ValueError(f"{name}: expected {what} in [0, {high}), got {bad}")
+        out = v.astype(np.intp)
+        if not np.array_equal(out, v):
+            raise ValueError(f"{name}: expected whole-number {what}, got fractions")
+    else:
+        raise TypeError(f"{name}: expected an integer dtype, got {v.dtype}")
+    if out.size and (out.min() < 0 or out.max() >= high):
+        bad = out[(out < 0) | (out >= high)][0]
+        raise ValueError(f"{name}: expected {what} in [0, {high}), got {bad}")
     return np.ascontiguousarray(out)
 
 
@@ -377,35 +388,12 @@ def embedding_ids(name, ids, n_rows):
     if not isinstance(ids, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray of integer row ids, got "
                         f"{describe(ids)}")
-    if type(ids) is not np.ndarray and (isinstance(ids, _REJECTED_SUBCLASSES)
-                                        or _overrides_numpy(type(ids))):
-        raise TypeError(f"{name}: expected a plain numpy.ndarray, got "
-                        f"{type(ids).__name__} (convert it with np.asarray)")
+    _plain_ndarray(name, ids)
     if ids.size == 0:
         raise ValueError(f"{name}: expected at least one id, got shape {ids.shape}")
     # a lazy huge view (zero strides) must not be scanned or converted
     fits_in_memory(name, ids.shape, max(ids.itemsize, np.dtype(np.intp).itemsize))
-    flat = ids.reshape(-1)
-    if ids.dtype.kind == "u" and flat.max() >= n_rows:       # before a cast wraps
-        raise ValueError(f"{name}: expected ids in [0, {n_rows}), got "
-                         f"{flat[flat >= n_rows][0]}")
-    if ids.dtype.kind in "iu":
-        out = flat.astype(np.intp, copy=False)
-    elif ids.dtype.kind == "f":
-        if not np.all(np.isfinite(flat)):
-            raise ValueError(f"{name}: expected finite ids, got NaN or inf")
-        if flat.min() < 0 or flat.max() >= n_rows:            # before any cast overflows
-            bad = flat[(flat < 0) | (flat >= n_rows)][0]
-            raise ValueError(f"{name}: expected ids in [0, {n_rows}), got {bad}")
-        out = flat.astype(np.intp)
-        if not np.array_equal(out, flat):
-            raise ValueError(f"{name}: expected whole-number ids, got fractions")
-    else:
-        raise TypeError(f"{name}: expected an integer dtype, got {ids.dtype}")
-    if out.min() < 0 or out.max() >= n_rows:
-        bad = out[(out < 0) | (out >= n_rows)][0]
-        raise ValueError(f"{name}: expected ids in [0, {n_rows}), got {bad}")
-    return np.ascontiguousarray(out)
+    return _indices(name, ids.reshape(-1), n_rows, "ids")
 
 
 def embedding_forward_args(ids, table, out):
