@@ -16,6 +16,7 @@ backends accept and reject exactly the same calls.
 import math
 import numbers
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,6 +33,12 @@ __all__ = [
     "decay_factor", "dense_backward_args", "dense_forward_args", "embedding_backward_args",
     "embedding_forward_args", "embedding_ids", "gemm_args", "loss_args",
     "rmsprop_args", "sample_weights", "sgd_args", "sparse_args", "unary", "update_arrays",
+    # convolution, pooling, batch normalisation
+    "ConvGeometry", "argmax_input", "argmax_output", "avg_pool_backward_args",
+    "batch_norm_backward_args", "batch_norm_forward_args", "batch_norm_inference_args",
+    "conv_backward_args", "conv_forward_args", "global_pool_backward_args",
+    "global_pool_forward_args", "max_pool_backward_args", "padding_amounts",
+    "pool_forward_args", "window_geometry",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -473,6 +480,359 @@ def dense_backward_args(dy, x, w, y, activation, pre_activation, dx, dw, db, nee
         db = None
     dx = output("dx", dx, x.shape, dy.dtype, inputs=inputs) if need_dx else None
     return dx, dw, db, saved, activation
+
+
+# ---------------------------------------------------------- convolution, pooling
+
+class ConvGeometry(NamedTuple):
+    """The shapes of one 2-D window pass (a convolution or a pooling), NHWC.
+
+    A 1-D pass is the same with ``h == kh == oh == 1``.  Output pixel ``(i, j)`` reads
+    input rows ``i*sh - pt + a*dh`` (``a < kh``) and columns ``j*sw - pl + b*dw``
+    (``b < kw``); indices outside the image are the padding.
+    """
+    n: int
+    h: int
+    w: int
+    cin: int
+    kh: int
+    kw: int
+    cout: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    pt: int
+    pb: int
+    pl: int
+    pr: int
+    oh: int
+    ow: int
+    groups: int
+
+
+def _int_tuple(name, value, rank):
+    """A positive int, or a tuple/list of ``rank`` positive ints."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != rank:
+            raise ValueError(f"{name}: expected {rank} positive integers, got "
+                             f"{short_repr(value)}")
+        return tuple(integer(name, v, low=1) for v in value)
+    return (integer(name, value, low=1),) * rank
+
+
+def padding_amounts(size, k, s, d, padding):
+    """``(before, after, out)`` along one axis for Keras's padding modes: ``valid``
+    none; ``same`` out = ceil(size/s) with the odd pixel after (Keras's split);
+    ``causal`` (1-D) everything before, out = ceil(size/s)."""
+    eff = (k - 1) * d + 1
+    if padding == "valid":
+        return 0, 0, (size - eff) // s + 1 if size >= eff else 0
+    out = (size + s - 1) // s
+    total = max(0, (out - 1) * s + eff - size)
+    if padding == "causal":
+        return total, 0, out
+    return total // 2, total - total // 2, out
+
+
+def window_geometry(x, window, strides, padding, dilation_rate, rank, paddings,
+                    cout=None, groups=1, what="kernel"):
+    """The ConvGeometry of a pass of ``window`` (kh, kw) over ``x`` (NHWC, or NWC when
+    ``rank`` is 1), checking strides, padding and dilation.  A window larger than the
+    (unpadded) input with ``valid`` padding is a ValueError, as in Keras."""
+    strides = _int_tuple("strides", strides, rank)
+    dilation = _int_tuple("dilation_rate", dilation_rate, rank)
+    padding = choice("padding", padding, paddings)
+    if rank == 1:
+        window, strides, dilation = (1,) + window, (1,) + strides, (1,) + dilation
+        n, w, cin = x.shape
+        h = 1
+    else:
+        n, h, w, cin = x.shape
+    pt, pb, oh = padding_amounts(h, window[0], strides[0], dilation[0],
+                                 "valid" if rank == 1 else padding)
+    pl, pr, ow = padding_amounts(w, window[1], strides[1], dilation[1], padding)
+    if oh <= 0 or ow <= 0:
+        span = tuple((k - 1) * d + 1 for k, d in zip(window, dilation))[2 - rank:]
+        raise ValueError(f"x: the {what} spans {span} (dilation included), larger than "
+                         f"the input's {x.shape[1:-1]} with padding 'valid'")
+    fits_in_memory("out", (n, oh, ow, cout or cin), x.itemsize, "a result")
+    return ConvGeometry(n, h, w, cin, window[0], window[1], cout or cin, strides[0],
+                        strides[1], dilation[0], dilation[1], pt, pb, pl, pr, oh, ow, groups)
+
+
+def _out_shape(g, rank, channels=None):
+    c = g.cout if channels is None else channels
+    return (g.n, g.ow, c) if rank == 1 else (g.n, g.oh, g.ow, c)
+
+
+def _conv_weights(x, w, groups, rank, depthwise):
+    """Check ``w`` against ``x``; returns (window, cout, groups)."""
+    array("w", w, ndim=rank + 2, dtype=x.dtype)
+    cin = x.shape[-1]
+    window = tuple(w.shape[:rank])
+    if depthwise:
+        if w.shape[rank] != cin:
+            raise ValueError(f"w: expected {cin} input channels (the last axis of x) on "
+                             f"axis {rank}, got shape {w.shape}")
+        return window, cin * w.shape[rank + 1], 1
+    groups = integer("groups", groups, low=1)
+    if cin % groups:
+        raise ValueError(f"groups: expected a divisor of x's {cin} channels, got {groups}")
+    if w.shape[rank] * groups != cin:
+        raise ValueError(f"w: expected {cin // groups} input channels per group on axis "
+                         f"{rank} ({cin} channels of x / groups={groups}), got shape {w.shape}")
+    if w.shape[rank + 1] % groups:
+        raise ValueError(f"w: expected a filter count divisible by groups={groups}, got "
+                         f"shape {w.shape}")
+    return window, w.shape[rank + 1], groups
+
+
+def conv_forward_args(x, w, b, out, strides, padding, dilation_rate, groups, activation,
+                      pre_activation, rank=2, depthwise=False):
+    """Returns (geometry, out, pre_activation, activation) for conv2d_forward (x
+    ``(n, h, w, cin)``, w ``(kh, kw, cin // groups, cout)``), conv1d_forward (rank 1:
+    x ``(n, length, cin)``, w ``(k, cin // groups, cout)``) and
+    depthwise_conv2d_forward (w ``(kh, kw, cin, depth_multiplier)``)."""
+    array("x", x, ndim=rank + 2)
+    window, cout, groups = _conv_weights(x, w, groups, rank, depthwise)
+    activation = choice("activation", activation, ACTIVATIONS)
+    g = window_geometry(x, window, strides, padding, dilation_rate, rank,
+                        ("valid", "same", "causal") if rank == 1 else ("valid", "same"),
+                        cout, groups)
+    if b is not None:
+        array("b", b, ndim=1, dtype=x.dtype)
+        same_shape("b", b, (cout,), "the output channels")
+    shape = _out_shape(g, rank)
+    inputs = (("x", x), ("w", w)) + ((("b", b),) if b is not None else ())
+    out = output("out", out, shape, x.dtype, inputs=inputs)
+    if pre_activation is not None:
+        pre_activation = output("pre_activation", pre_activation, shape, x.dtype,
+                                inputs=inputs + (("out", out),))
+    return g, out, pre_activation, activation
+
+
+def conv_backward_args(dy, x, w, y, strides, padding, dilation_rate, groups, activation,
+                       pre_activation, dx, dw, db, need_dx, use_bias, rank=2,
+                       depthwise=False):
+    """Returns (geometry, dx, dw, db, saved, activation), as dense_backward_args: saved
+    is y, or the pre-activation for activations in ACTIVATIONS_NEEDING_INPUT."""
+    array("x", x, ndim=rank + 2)
+    array("dy", dy, ndim=rank + 2, dtype=x.dtype)
+    window, cout, groups = _conv_weights(x, w, groups, rank, depthwise)
+    activation = choice("activation", activation, ACTIVATIONS)
+    need_dx = flag("need_dx", need_dx)
+    use_bias = flag("use_bias", use_bias)
+    g = window_geometry(x, window, strides, padding, dilation_rate, rank,
+                        ("valid", "same", "causal") if rank == 1 else ("valid", "same"),
+                        cout, groups)
+    shape = _out_shape(g, rank)
+    same_shape("dy", dy, shape, "the output of x through w")
+    if activation in ACTIVATIONS_NEEDING_INPUT:
+        if pre_activation is None:
+            raise ValueError(f"pre_activation: expected the layer's pre-activation z of shape "
+                             f"{shape} (activation {activation!r} needs it), got None")
+        saved, saved_name = pre_activation, "pre_activation"
+    else:
+        saved, saved_name = y, "y"
+    array(saved_name, saved, dtype=x.dtype)
+    same_shape(saved_name, saved, shape, "dy")
+    inputs = (("dy", dy), ("x", x), ("w", w), (saved_name, saved))
+    dw = output("dw", dw, w.shape, x.dtype, inputs=inputs)
+    inputs += (("dw", dw),)
+    if use_bias:
+        db = output("db", db, (cout,), x.dtype, inputs=inputs)
+        inputs += (("db", db),)
+    else:
+        db = None
+    dx = output("dx", dx, x.shape, x.dtype, inputs=inputs) if need_dx else None
+    return g, dx, dw, db, saved, activation
+
+
+def _pool_size(pool_size, strides, rank):
+    window = _int_tuple("pool_size", pool_size, rank)
+    return window, window if strides is None else strides
+
+
+def pool_forward_args(x, out, pool_size, strides, padding, rank=2):
+    """Returns (geometry, out) of max/avg pooling: x ``(n, h, w, c)``; strides None
+    means pool_size (Keras)."""
+    array("x", x, ndim=rank + 2)
+    window, strides = _pool_size(pool_size, strides, rank)
+    g = window_geometry(x, window, strides, padding, 1, rank, ("valid", "same"),
+                        what="pool")
+    out = output("out", out, _out_shape(g, rank), x.dtype, inputs=(("x", x),))
+    return g, out
+
+
+def argmax_output(name, argmax, shape, inputs):
+    """The int32 array of a max pooling's chosen cells: allocated when None."""
+    shape = tuple(shape)
+    if argmax is None:
+        return np.empty(shape, np.int32)
+    if not isinstance(argmax, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray of int32 or None, got "
+                        f"{describe(argmax)}")
+    if argmax.dtype != np.int32:
+        raise TypeError(f"{name}: expected dtype int32, got {argmax.dtype}")
+    if argmax.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {argmax.shape}")
+    if not argmax.flags.writeable:
+        raise ValueError(f"{name}: expected a writeable array, got a read-only one")
+    for arg_name, x in inputs:
+        if np.may_share_memory(argmax, x):
+            raise ValueError(f"{name}: must not share memory with {arg_name}")
+    return argmax
+
+
+def _dx_output(dx, shape, dtype, inputs, what):
+    if not isinstance(dx, np.ndarray):
+        raise TypeError(f"dx: expected a numpy.ndarray of shape {shape} ({what}), got "
+                        f"{describe(dx)}")
+    return output("dx", dx, shape, dtype, inputs=inputs)
+
+
+def argmax_input(argmax, shape, cells):
+    """A max pooling's argmax as the backward reads it: int32, of dy's shape, each in
+    [0, cells) (the cells of one channel plane of x)."""
+    if not isinstance(argmax, np.ndarray):
+        raise TypeError(f"argmax: expected the int32 array max pooling's forward "
+                        f"returned, got {describe(argmax)}")
+    _plain_ndarray("argmax", argmax)
+    if argmax.dtype != np.int32:
+        raise TypeError(f"argmax: expected dtype int32, got {argmax.dtype}")
+    same_shape("argmax", argmax, shape, "dy")
+    if argmax.min() < 0 or argmax.max() >= cells:
+        bad = argmax[(argmax < 0) | (argmax >= cells)][0]
+        raise ValueError(f"argmax: expected cell indices in [0, {cells}), got {bad}")
+    return argmax
+
+
+def max_pool_backward_args(dy, argmax, dx, pool_size, strides, padding, rank=2):
+    """Returns (geometry, dx): dx (required, x's shape) receives dy at argmax."""
+    array("dy", dy, ndim=rank + 2)
+    if isinstance(dx, np.ndarray):
+        array("dx", dx, ndim=rank + 2, dtype=dy.dtype)
+    else:
+        _dx_output(dx, "x's", dy.dtype, (), "the pooled input's shape")
+    window, strides = _pool_size(pool_size, strides, rank)
+    g = window_geometry(dx, window, strides, padding, 1, rank, ("valid", "same"),
+                        what="pool")
+    same_shape("dy", dy, _out_shape(g, rank), "the pooling of dx's shape")
+    argmax_input(argmax, dy.shape, g.h * g.w)
+    dx = output("dx", dx, dx.shape, dy.dtype, inputs=(("dy", dy), ("argmax", argmax)))
+    return g, dx
+
+
+def avg_pool_backward_args(dy, dx, pool_size, strides, padding, rank=2):
+    """Returns (geometry, dx) for average pooling's backward."""
+    array("dy", dy, ndim=rank + 2)
+    if isinstance(dx, np.ndarray):
+        array("dx", dx, ndim=rank + 2, dtype=dy.dtype)
+    else:
+        _dx_output(dx, "x's", dy.dtype, (), "the pooled input's shape")
+    window, strides = _pool_size(pool_size, strides, rank)
+    g = window_geometry(dx, window, strides, padding, 1, rank, ("valid", "same"),
+                        what="pool")
+    same_shape("dy", dy, _out_shape(g, rank), "the pooling of dx's shape")
+    dx = output("dx", dx, dx.shape, dy.dtype, inputs=(("dy", dy),))
+    return g, dx
+
+
+def global_pool_forward_args(x, out):
+    """x ``(n, h, w, c)``; returns out ``(n, c)``."""
+    array("x", x, ndim=4)
+    return output("out", out, (x.shape[0], x.shape[3]), x.dtype, inputs=(("x", x),))
+
+
+def global_pool_backward_args(dy, dx, argmax=None, want_argmax=False):
+    """dy ``(n, c)``; dx (required) ``(n, h, w, c)``; argmax (max pooling) ``(n, c)``."""
+    array("dy", dy, ndim=2)
+    if not isinstance(dx, np.ndarray):
+        _dx_output(dx, "(n, h, w, c)", dy.dtype, (), "the pooled input's shape")
+    array("dx", dx, ndim=4, dtype=dy.dtype)
+    if (dx.shape[0], dx.shape[3]) != dy.shape:
+        raise ValueError(f"dy: expected shape {(dx.shape[0], dx.shape[3])} (dx's batch and "
+                         f"channels), got {dy.shape}")
+    inputs = (("dy", dy),)
+    if want_argmax:
+        argmax_input(argmax, dy.shape, dx.shape[1] * dx.shape[2])
+        inputs += (("argmax", argmax),)
+    return output("dx", dx, dx.shape, dy.dtype, inputs=inputs)
+
+
+# --------------------------------------------------------- batch normalisation
+
+def _channel_param(name, v, x, required=False):
+    if v is None:
+        if required:
+            raise TypeError(f"{name}: expected a numpy.ndarray of shape ({x.shape[-1]},), "
+                            f"got None")
+        return None
+    array(name, v, ndim=1, dtype=x.dtype)
+    same_shape(name, v, (x.shape[-1],), "the channels (last axis) of x")
+    return v
+
+
+def batch_norm_forward_args(x, gamma, beta, moving_mean, moving_variance, out, momentum,
+                            epsilon):
+    """Training forward: returns (out, momentum, epsilon); the moving statistics are
+    both given (updated in place) or both None; out may be x."""
+    array("x", x, min_ndim=2)
+    _channel_param("gamma", gamma, x)
+    _channel_param("beta", beta, x)
+    _channel_param("moving_mean", moving_mean, x)
+    _channel_param("moving_variance", moving_variance, x)
+    if (moving_mean is None) != (moving_variance is None):
+        raise ValueError("moving_variance: expected both moving statistics or neither, "
+                         f"got moving_mean {describe(moving_mean)} and moving_variance "
+                         f"{describe(moving_variance)}")
+    momentum = real("momentum", momentum, low=0.0, high=1.0)
+    epsilon = real("epsilon", epsilon, low=0.0, low_open=True)
+    params = tuple((n, v) for n, v in (("gamma", gamma), ("beta", beta)) if v is not None)
+    moving = tuple((n, v) for n, v in (("moving_mean", moving_mean),
+                                       ("moving_variance", moving_variance)) if v is not None)
+    for i, (name, v) in enumerate(moving):
+        if not v.flags.writeable:
+            raise ValueError(f"{name}: expected a writeable array (updated in place), got "
+                             f"a read-only one")
+        for other, u in (("x", x),) + params + moving[:i]:
+            if np.may_share_memory(v, u):
+                raise ValueError(f"{name}: must not share memory with {other}")
+    out = output("out", out, x.shape, x.dtype, inputs=params + moving, may_alias=(("x", x),))
+    return out, momentum, epsilon
+
+
+def batch_norm_inference_args(x, gamma, beta, moving_mean, moving_variance, out, epsilon):
+    """Inference forward: returns (out, epsilon); out may be x."""
+    array("x", x, min_ndim=2)
+    _channel_param("gamma", gamma, x)
+    _channel_param("beta", beta, x)
+    _channel_param("moving_mean", moving_mean, x, required=True)
+    _channel_param("moving_variance", moving_variance, x, required=True)
+    epsilon = real("epsilon", epsilon, low=0.0, low_open=True)
+    params = tuple((n, v) for n, v in (("gamma", gamma), ("beta", beta),
+                                       ("moving_mean", moving_mean),
+                                       ("moving_variance", moving_variance)) if v is not None)
+    out = output("out", out, x.shape, x.dtype, inputs=params, may_alias=(("x", x),))
+    return out, epsilon
+
+
+def batch_norm_backward_args(dy, x, gamma, dx, dgamma, dbeta, epsilon):
+    """Returns (dx, dgamma, dbeta, epsilon); dx may be dy or x."""
+    array("dy", dy, min_ndim=2)
+    array("x", x, dtype=dy.dtype)
+    same_shape("x", x, dy.shape, "dy")
+    _channel_param("gamma", gamma, x)
+    epsilon = real("epsilon", epsilon, low=0.0, low_open=True)
+    reads = (("dy", dy), ("x", x)) + ((("gamma", gamma),) if gamma is not None else ())
+    c = (x.shape[-1],)
+    dgamma = output("dgamma", dgamma, c, x.dtype, inputs=reads)
+    dbeta = output("dbeta", dbeta, c, x.dtype, inputs=reads + (("dgamma", dgamma),))
+    dx = output("dx", dx, x.shape, x.dtype,
+                inputs=(("dgamma", dgamma), ("dbeta", dbeta)) + reads[2:],
+                may_alias=(("dy", dy), ("x", x)))
+    return dx, dgamma, dbeta, epsilon
 
 
 def loss_args(y_true, y_pred, out=None, ndim=None, want_out=False, pred_name="y_pred"):

