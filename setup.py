@@ -50,6 +50,8 @@ BASE_MODULES = [
     "normalization_base",
     "normalization",
     "embedding",
+    "conv_base",
+    "conv",
     "dense",
     "_fastargs",
 ]
@@ -67,6 +69,8 @@ SIMD_MODULES = [
     ("losses_avx512", AVX512_FLAGS),
     ("normalization_avx2", AVX2_FLAGS),
     ("normalization_avx512", AVX512_FLAGS),
+    ("conv_avx2", AVX2_FLAGS),
+    ("conv_avx512", AVX512_FLAGS),
 ]
 # The GEMM variants' hot loops start on a 64-byte line (-falign-loops=64): with gcc's
 # default 16, where the same instructions landed within the lines depended on the

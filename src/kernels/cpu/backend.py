@@ -15,6 +15,7 @@ from ..reference import (ACTIVATION_DEFAULT_PARAM as _DEFAULT_PARAM, ACTIVATIONS
                          ACTIVATIONS_NEEDING_INPUT)
 from . import _fastargs
 from . import dense as _dense, elementwise as _elementwise, gemm as _gemm
+from . import conv as _conv
 from . import embedding as _embedding, losses as _losses, normalization as _normalization
 from . import optimizers as _optimizers
 
@@ -28,11 +29,6 @@ _fastargs.set_max_bytes(check.MAX_BYTES)
 _LOSS = _losses.LOSS_IDS
 _ROW_LOSSES = _reference.ROW_LOSSES
 
-# Every kernel of the specification, by the same names (the consistency test checks
-# the signatures match).
-# (while issue 14 is in progress: the pending kernels this module has so far)
-__all__ = [k for k in _reference.__all__
-           if k not in _reference.PENDING_KERNELS or k in globals()]
 
 
 # ------------------------------------------------------------------ layout helpers
@@ -529,6 +525,94 @@ def layer_norm_backward(dy, x, gamma=None, dx=None, dgamma=None, dbeta=None, *,
     return dx, dgamma, dbeta
 
 
+# ------------------------------------------------------------------- convolution
+
+def _as_2d(rank, *arrays):
+    """Rank-1 (NWC) arrays as one-row NHWC views (None stays None)."""
+    if rank == 2:
+        return arrays
+    return tuple(None if a is None else a[:, None] for a in arrays)
+
+
+def _conv_forward(x, w, b, out, strides, padding, dilation_rate, groups, activation,
+                  pre_activation, rank, depthwise=False):
+    g, out, pre_activation, activation = check.conv_forward_args(
+        x, w, b, out, strides, padding, dilation_rate, groups, activation, pre_activation,
+        rank=rank, depthwise=depthwise)
+    x2, out2, pre2 = _as_2d(rank, x, out, pre_activation)
+    w2 = w if rank == 2 else w[None]
+    target = _target(out2)
+    pre_t = None if pre2 is None else _target(pre2)
+    run = _conv.depthwise_forward if depthwise else _conv.conv2d_forward
+    run(_c(x2), _c(w2), None if b is None else _c(b), target, pre_t, g, _ACT[activation],
+        _DEFAULT_PARAM[activation])
+    if pre2 is not None:
+        _finish(pre2, pre_t)
+    _finish(out2, target)
+    return out
+
+
+def _conv_backward(dy, x, w, y, strides, padding, dilation_rate, groups, activation,
+                   pre_activation, dx, dw, db, need_dx, use_bias, rank, depthwise=False):
+    g, dx, dw, db, saved, activation = check.conv_backward_args(
+        dy, x, w, y, strides, padding, dilation_rate, groups, activation, pre_activation,
+        dx, dw, db, need_dx, use_bias, rank=rank, depthwise=depthwise)
+    dy2, x2, saved2, dx2 = _as_2d(rank, dy, x, saved, dx)
+    w2 = w if rank == 2 else w[None]
+    dw_t = _target(dw.reshape(w2.shape) if dw.flags.c_contiguous else dw)
+    dx_t = None if dx2 is None else _target(dx2)
+    db_t = None if db is None else _target(db)
+    dz = _scratch_buffer((g.n * g.oh * g.ow, g.cout), dy.dtype)
+    run = _conv.depthwise_backward if depthwise else _conv.conv2d_backward
+    run(_c(dy2), _c(x2), _c(w2), _c(saved2), _ACT[activation], _DEFAULT_PARAM[activation],
+        dz, dx_t, dw_t.reshape(w2.shape), db_t, g)
+    _finish(dw, dw_t.reshape(dw.shape))
+    if dx is not None:
+        _finish(dx2, dx_t)
+    if db is not None:
+        _finish(db, db_t)
+    return dx, dw, db
+
+
+def conv2d_forward(x, w, b=None, out=None, *, strides=1, padding="valid",
+                   dilation_rate=1, groups=1, activation="linear", pre_activation=None):
+    return _conv_forward(x, w, b, out, strides, padding, dilation_rate, groups, activation,
+                         pre_activation, 2)
+
+
+def conv2d_backward(dy, x, w, y, *, strides=1, padding="valid", dilation_rate=1,
+                    groups=1, activation="linear", pre_activation=None, dx=None, dw=None,
+                    db=None, need_dx=True, use_bias=True):
+    return _conv_backward(dy, x, w, y, strides, padding, dilation_rate, groups, activation,
+                          pre_activation, dx, dw, db, need_dx, use_bias, 2)
+
+
+def conv1d_forward(x, w, b=None, out=None, *, strides=1, padding="valid",
+                   dilation_rate=1, groups=1, activation="linear", pre_activation=None):
+    return _conv_forward(x, w, b, out, strides, padding, dilation_rate, groups, activation,
+                         pre_activation, 1)
+
+
+def conv1d_backward(dy, x, w, y, *, strides=1, padding="valid", dilation_rate=1,
+                    groups=1, activation="linear", pre_activation=None, dx=None, dw=None,
+                    db=None, need_dx=True, use_bias=True):
+    return _conv_backward(dy, x, w, y, strides, padding, dilation_rate, groups, activation,
+                          pre_activation, dx, dw, db, need_dx, use_bias, 1)
+
+
+def depthwise_conv2d_forward(x, w, b=None, out=None, *, strides=1, padding="valid",
+                             dilation_rate=1, activation="linear", pre_activation=None):
+    return _conv_forward(x, w, b, out, strides, padding, dilation_rate, 1, activation,
+                         pre_activation, 2, depthwise=True)
+
+
+def depthwise_conv2d_backward(dy, x, w, y, *, strides=1, padding="valid",
+                              dilation_rate=1, activation="linear", pre_activation=None,
+                              dx=None, dw=None, db=None, need_dx=True, use_bias=True):
+    return _conv_backward(dy, x, w, y, strides, padding, dilation_rate, 1, activation,
+                          pre_activation, dx, dw, db, need_dx, use_bias, 2, depthwise=True)
+
+
 # --------------------------------------------------------------------- embedding
 
 def embedding_forward(ids, table, out=None):
@@ -749,4 +833,9 @@ def unchecked(dtype):
 
 
 # each kernel documents itself with its reference twin's docstring
+# Every kernel of the specification, by the same names (the consistency test checks
+# the signatures match).
+# (while issue 14 is in progress: the pending kernels this module has so far)
+__all__ = [k for k in _reference.__all__
+           if k not in _reference.PENDING_KERNELS or k in globals()]
 _reference.share_docs({name: globals()[name] for name in __all__}, "Compiled twin")

@@ -11,6 +11,7 @@
 from cython cimport floating
 
 from kernels.cpu._threads cimport threads_for
+from kernels.cpu._patches cimport dlk_patches
 
 ctypedef void (*sgemm_fn)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
                           const float* a, Py_ssize_t rsa, Py_ssize_t csa,
@@ -51,6 +52,30 @@ ctypedef int (*dgemm_ep_fn)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                             double param, double* y, Py_ssize_t rsy,
                             int num_threads) noexcept nogil
 
+# The convolution's GEMM: C = A @ B + beta * C where A (pa not NULL; a unused) or B
+# (pb not NULL; b unused) is a convolution's patch matrix (dlk_patches.h), gathered
+# from the image while the GEMM packs its blocks -- no im2col buffer.  Then the dense
+# epilogue of sgemm_ep (bias, act into row-major Y; C row-major, csc 1) unless bias is
+# NULL, act is ACT_LINEAR and y == c.  Returns 1, 0 (as sgemm_ep: activation left to
+# the caller), or -1 when the packing buffer could not be allocated.
+ctypedef int (*sgemm_px_fn)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                            const float* a, Py_ssize_t rsa, Py_ssize_t csa,
+                            const dlk_patches* pa,
+                            const float* b, Py_ssize_t rsb, Py_ssize_t csb,
+                            const dlk_patches* pb,
+                            float beta, float* c, Py_ssize_t rsc, Py_ssize_t csc,
+                            const float* bias, int act, double param, float* y,
+                            Py_ssize_t rsy, int num_threads) noexcept nogil
+
+ctypedef int (*dgemm_px_fn)(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                            const double* a, Py_ssize_t rsa, Py_ssize_t csa,
+                            const dlk_patches* pa,
+                            const double* b, Py_ssize_t rsb, Py_ssize_t csb,
+                            const dlk_patches* pb,
+                            double beta, double* c, Py_ssize_t rsc, Py_ssize_t csc,
+                            const double* bias, int act, double param, double* y,
+                            Py_ssize_t rsy, int num_threads) noexcept nogil
+
 # The implementation chosen at import time for this CPU (see gemm.pyx).
 cdef void sgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, float alpha,
                 const float* a, Py_ssize_t rsa, Py_ssize_t csa,
@@ -75,6 +100,20 @@ cdef int dgemm_ep(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                   const double* b, Py_ssize_t rsb, Py_ssize_t csb,
                   double* c, Py_ssize_t rsc, const double* bias, int act, double param,
                   double* y, Py_ssize_t rsy, int num_threads) noexcept nogil
+
+cdef int sgemm_px(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                  const float* a, Py_ssize_t rsa, Py_ssize_t csa, const dlk_patches* pa,
+                  const float* b, Py_ssize_t rsb, Py_ssize_t csb, const dlk_patches* pb,
+                  float beta, float* c, Py_ssize_t rsc, Py_ssize_t csc,
+                  const float* bias, int act, double param, float* y, Py_ssize_t rsy,
+                  int num_threads) noexcept nogil
+
+cdef int dgemm_px(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                  const double* a, Py_ssize_t rsa, Py_ssize_t csa, const dlk_patches* pa,
+                  const double* b, Py_ssize_t rsb, Py_ssize_t csb, const dlk_patches* pb,
+                  double beta, double* c, Py_ssize_t rsc, Py_ssize_t csc,
+                  const double* bias, int act, double param, double* y, Py_ssize_t rsy,
+                  int num_threads) noexcept nogil
 
 
 # sgemm or dgemm picked at compile time from the element type, for code written

@@ -25,14 +25,17 @@ cdef sgemm_fn _s_impl = NULL
 cdef dgemm_fn _d_impl = NULL
 cdef sgemm_ep_fn _s_ep_impl = NULL
 cdef dgemm_ep_fn _d_ep_impl = NULL
+cdef sgemm_px_fn _s_px_impl = NULL
+cdef dgemm_px_fn _d_px_impl = NULL
 
 cpu_features = _isa.cpu_features
 
 
 def _install(capsules):
-    """Store a variant's four entry points (sgemm, dgemm, sgemm_ep, dgemm_ep capsules)."""
-    global _s_impl, _d_impl, _s_ep_impl, _d_ep_impl
-    scap, dcap, sepcap, depcap = capsules
+    """Store a variant's six entry points (sgemm, dgemm, sgemm_ep, dgemm_ep, sgemm_px,
+    dgemm_px capsules)."""
+    global _s_impl, _d_impl, _s_ep_impl, _d_ep_impl, _s_px_impl, _d_px_impl
+    scap, dcap, sepcap, depcap, spxcap, dpxcap = capsules
     cdef sgemm_fn s = <sgemm_fn>PyCapsule_GetPointer(scap, "kernels.sgemm_fn")
     cdef dgemm_fn d = <dgemm_fn>PyCapsule_GetPointer(dcap, "kernels.dgemm_fn")
     cdef sgemm_ep_fn sep = <sgemm_ep_fn>PyCapsule_GetPointer(sepcap, "kernels.sgemm_ep_fn")
@@ -41,10 +44,13 @@ def _install(capsules):
     _d_impl = d
     _s_ep_impl = sep
     _d_ep_impl = dep
+    _s_px_impl = <sgemm_px_fn>PyCapsule_GetPointer(spxcap, "kernels.sgemm_px_fn")
+    _d_px_impl = <dgemm_px_fn>PyCapsule_GetPointer(dpxcap, "kernels.dgemm_px_fn")
 
 
 _variants = _isa.Variants(_PACKAGE, "gemm", "DLKERNELS_GEMM_IMPL",
-                          lambda mod: tuple(mod.capsules()) + tuple(mod.ep_capsules()),
+                          lambda mod: (tuple(mod.capsules()) + tuple(mod.ep_capsules())
+                                       + tuple(mod.px_capsules())),
                           _install)
 
 
@@ -96,6 +102,26 @@ cdef int dgemm_ep(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                   double* y, Py_ssize_t rsy, int num_threads) noexcept nogil:
     return _d_ep_impl(m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, bias, act, param, y, rsy,
                       num_threads)
+
+
+cdef int sgemm_px(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                  const float* a, Py_ssize_t rsa, Py_ssize_t csa, const dlk_patches* pa,
+                  const float* b, Py_ssize_t rsb, Py_ssize_t csb, const dlk_patches* pb,
+                  float beta, float* c, Py_ssize_t rsc, Py_ssize_t csc,
+                  const float* bias, int act, double param, float* y, Py_ssize_t rsy,
+                  int num_threads) noexcept nogil:
+    return _s_px_impl(m, n, k, a, rsa, csa, pa, b, rsb, csb, pb, beta, c, rsc, csc, bias,
+                      act, param, y, rsy, num_threads)
+
+
+cdef int dgemm_px(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                  const double* a, Py_ssize_t rsa, Py_ssize_t csa, const dlk_patches* pa,
+                  const double* b, Py_ssize_t rsb, Py_ssize_t csb, const dlk_patches* pb,
+                  double beta, double* c, Py_ssize_t rsc, Py_ssize_t csc,
+                  const double* bias, int act, double param, double* y, Py_ssize_t rsy,
+                  int num_threads) noexcept nogil:
+    return _d_px_impl(m, n, k, a, rsa, csa, pa, b, rsb, csb, pb, beta, c, rsc, csc, bias,
+                      act, param, y, rsy, num_threads)
 
 
 # ------------------------------------------------------- Python entry point

@@ -39,19 +39,7 @@ cdef int _gemm_run(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
         return 1
     cdef Py_ssize_t lanes = DLK_VF if floating is float else DLK_VD
     cdef _Job job
-    cdef Py_ssize_t nt = num_threads
-    if nt < 1:
-        nt = 1
-    # give each thread at least ~96^3 multiply-adds, or waking it and the
-    # barriers cost more than it saves (the result does not depend on nt)
-    cdef double work = <double>m * <double>n * <double>k
-    # (float64: half as many multiply-adds, each vector holds half as many)
-    cdef double min_work = _GEMM_MIN_WORK_PER_THREAD if floating is float \
-        else _GEMM_MIN_WORK_PER_THREAD / 2.0
-    if work < <double>nt * min_work:
-        nt = <Py_ssize_t>(work / min_work)
-        if nt < 1:
-            nt = 1
+    cdef Py_ssize_t nt = _gemm_team(m, n, k, num_threads, alpha)
     job.m = m
     job.n = n
     job.k = k
@@ -67,6 +55,8 @@ cdef int _gemm_run(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
     job.alpha = alpha
     job.beta = beta
     job.ep = ep
+    job.pa = NULL
+    job.pb = NULL
 
     # Narrow C, rows of A contiguous: the dot-product path (no packing of A, no
     # padding of n; see _dot_loops).  Its row tiles hold whole rows of C.
@@ -104,12 +94,43 @@ cdef int _gemm_run(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
         return _gemm_run(n, m, k, alpha, b, csb, rsb, a, csa, rsa, beta, c, csc, rsc,
                          num_threads, NULL, False)
 
+    return _gemm_blocked(&job, nt, alpha)
+
+
+cdef Py_ssize_t _gemm_team(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, int num_threads,
+                           floating tag) noexcept nogil:
+    """The threads an m x n x k product gets (``tag`` picks the type): at most
+    num_threads, and each at least ~96^3 multiply-adds, or waking it and the barriers
+    cost more than it saves (the result does not depend on the count)."""
+    cdef Py_ssize_t nt = num_threads
+    if nt < 1:
+        nt = 1
+    cdef double work = <double>m * <double>n * <double>k
+    # (float64: half as many multiply-adds, each vector holds half as many)
+    cdef double min_work = _GEMM_MIN_WORK_PER_THREAD if floating is float \
+        else _GEMM_MIN_WORK_PER_THREAD / 2.0
+    if work < <double>nt * min_work:
+        nt = <Py_ssize_t>(work / min_work)
+        if nt < 1:
+            nt = 1
+    return nt
+
+
+cdef int _gemm_blocked(_Job* job, Py_ssize_t nt, floating tag) noexcept nogil:
+    """The blocked path of ``job`` (its problem, epilogue and operands filled in) on at
+    most nt threads (``tag`` picks the type).  Returns as _gemm_driver, or -1 when the
+    packing buffer cannot be allocated and an operand is a patch matrix (which has no
+    unpacked fallback)."""
     # The blocked path.  Work split: an item is (group g of B micro-panels, ic block);
     # the groups cut each NC block's micro-panels into nt slices, so with a static
     # split each thread owns one column slice of C (and packs the B panels it will
     # use).  k is cut into n_pc rank-kc updates of (nearly) equal depth <= KC:
     # 784 = 4 x 196, not 3 x 256 + 16 (a last thin update costs a whole pass over C
     # for little work).
+    cdef _Blocking blk = _blocking(<floating>0)
+    cdef Py_ssize_t MR = blk.MR, NR = blk.NR, KC = blk.KC, MC = blk.MC, NC = blk.NC
+    cdef Py_ssize_t m = job.m, n = job.n, k = job.k
+    cdef const _Ep* ep = job.ep
     cdef Py_ssize_t n_pc = _ceil_div(k, KC)
     cdef Py_ssize_t kc_max = _ceil_div(k, n_pc)
     cdef Py_ssize_t nc_max = _imin(NC, n)
@@ -132,34 +153,33 @@ cdef int _gemm_run(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
 
     cdef void* b_raw = _alloc_floats(kc_max * _ceil_div(nc_max, NR) * NR, sizeof(floating))
     if b_raw == NULL:
-        _gemm_unpacked(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        if job.pa != NULL or job.pb != NULL:
+            return -1                # (a patch matrix has no unpacked form to read)
+        _gemm_unpacked(m, n, k, <floating>job.alpha, <const floating*>job.a, job.rsa,
+                       job.csa, <const floating*>job.b, job.rsb, job.csb,
+                       <floating>job.beta, <floating*>job.c, job.rsc, job.csc)
         if ep != NULL:
-            _ep_whole(ep, m, n, c, rsc, csc)
+            _ep_whole(ep, m, n, <floating*>job.c, job.rsc, job.csc)
         return 1
     cdef floating* b_pack = <floating*>_aligned_ptr(b_raw)
 
     if nt == 1:
         # no OpenMP region at all: entering one costs microseconds, which is what a
         # whole small product takes
-        _gemm_loops(&job, b_pack, 0, 1)
+        _gemm_loops(job, b_pack, 0, 1)
     else:
         with parallel(num_threads=nt):
-            _gemm_loops(&job, b_pack, dlk_gemm_thread_num(), dlk_gemm_team_size())
+            _gemm_loops(job, b_pack, dlk_gemm_thread_num(), dlk_gemm_team_size())
     free(b_raw)
     return _ep_result(ep, job.ep_rows_ok)
 
 
-cdef int _gemm_ep_entry(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                        const floating* a, Py_ssize_t rsa, Py_ssize_t csa,
-                        const floating* b, Py_ssize_t rsb, Py_ssize_t csb,
-                        floating* c, Py_ssize_t rsc, const floating* bias, int act,
-                        double param, floating* y, Py_ssize_t rsy,
-                        int num_threads) noexcept nogil:
-    """The fused entry (sgemm_ep / dgemm_ep of gemm.pxd): C = A @ B + bias, Y = act(C)."""
-    cdef _Ep ep
+cdef inline bint _ep_init(_Ep* ep, const floating* bias, int act, double param, floating* y,
+                          Py_ssize_t rsy, const floating* c) noexcept nogil:
+    """Fill the dense epilogue (bias, then act into row-major Y) of a row-major C;
+    False when there is nothing to do (no bias, linear, Y = C)."""
     if bias == NULL and act == ACT_LINEAR and y == c:
-        return _gemm_driver(m, n, k, <floating>1, a, rsa, csa, b, rsb, csb, <floating>0,
-                            c, rsc, 1, num_threads, NULL)
+        return False
     ep.bias = bias
     ep.y = y
     ep.rsy = rsy
@@ -171,8 +191,55 @@ cdef int _gemm_ep_entry(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
     else:
         ep.tile_act = -1
     ep.rows_i = True
+    return True
+
+
+cdef int _gemm_ep_entry(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        const floating* a, Py_ssize_t rsa, Py_ssize_t csa,
+                        const floating* b, Py_ssize_t rsb, Py_ssize_t csb,
+                        floating* c, Py_ssize_t rsc, const floating* bias, int act,
+                        double param, floating* y, Py_ssize_t rsy,
+                        int num_threads) noexcept nogil:
+    """The fused entry (sgemm_ep / dgemm_ep of gemm.pxd): C = A @ B + bias, Y = act(C)."""
+    cdef _Ep ep
     return _gemm_driver(m, n, k, <floating>1, a, rsa, csa, b, rsb, csb, <floating>0,
-                        c, rsc, 1, num_threads, &ep)
+                        c, rsc, 1, num_threads,
+                        &ep if _ep_init(&ep, bias, act, param, y, rsy, c) else NULL)
+
+
+cdef int _gemm_px_entry(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        const floating* a, Py_ssize_t rsa, Py_ssize_t csa,
+                        const dlk_patches* pa,
+                        const floating* b, Py_ssize_t rsb, Py_ssize_t csb,
+                        const dlk_patches* pb,
+                        floating beta, floating* c, Py_ssize_t rsc, Py_ssize_t csc,
+                        const floating* bias, int act, double param, floating* y,
+                        Py_ssize_t rsy, int num_threads) noexcept nogil:
+    """The conv kernels' entry (sgemm_px / dgemm_px of gemm.pxd): C = A @ B + beta C
+    where A (pa not NULL) or B (pb) is a convolution's patch matrix, on the blocked
+    path; then the epilogue of _gemm_ep_entry (bias, act into Y; C row-major) unless
+    bias is NULL, act linear and Y is C.  Returns as _gemm_driver; -1 when out of
+    memory."""
+    cdef _Ep ep
+    cdef _Job job
+    job.m = m
+    job.n = n
+    job.k = k
+    job.a = a
+    job.rsa = rsa
+    job.csa = csa
+    job.b = b
+    job.rsb = rsb
+    job.csb = csb
+    job.c = c
+    job.rsc = rsc
+    job.csc = csc
+    job.alpha = 1
+    job.beta = beta
+    job.ep = &ep if _ep_init(&ep, bias, act, param, y, rsy, c) else NULL
+    job.pa = pa
+    job.pb = pb
+    return _gemm_blocked(&job, _gemm_team(m, n, k, num_threads, beta), beta)
 
 
 # ----------------------------------------------------------------------------
@@ -217,6 +284,26 @@ cdef int _dgemm_ep(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                           y, rsy, num_threads)
 
 
+cdef int _sgemm_px(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                   const float* a, Py_ssize_t rsa, Py_ssize_t csa, const dlk_patches* pa,
+                   const float* b, Py_ssize_t rsb, Py_ssize_t csb, const dlk_patches* pb,
+                   float beta, float* c, Py_ssize_t rsc, Py_ssize_t csc,
+                   const float* bias, int act, double param, float* y, Py_ssize_t rsy,
+                   int num_threads) noexcept nogil:
+    return _gemm_px_entry(m, n, k, a, rsa, csa, pa, b, rsb, csb, pb, beta, c, rsc, csc,
+                          bias, act, param, y, rsy, num_threads)
+
+
+cdef int _dgemm_px(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                   const double* a, Py_ssize_t rsa, Py_ssize_t csa, const dlk_patches* pa,
+                   const double* b, Py_ssize_t rsb, Py_ssize_t csb, const dlk_patches* pb,
+                   double beta, double* c, Py_ssize_t rsc, Py_ssize_t csc,
+                   const double* bias, int act, double param, double* y, Py_ssize_t rsy,
+                   int num_threads) noexcept nogil:
+    return _gemm_px_entry(m, n, k, a, rsa, csa, pa, b, rsb, csb, pb, beta, c, rsc, csc,
+                          bias, act, param, y, rsy, num_threads)
+
+
 def capsules():
     """(capsule "kernels.sgemm_fn", capsule "kernels.dgemm_fn") for this variant.
 
@@ -233,6 +320,13 @@ def ep_capsules():
     the dense layer's epilogue (types sgemm_ep_fn / dgemm_ep_fn of kernels/cpu/gemm.pxd)."""
     return (PyCapsule_New(<void*>_sgemm_ep, "kernels.sgemm_ep_fn", NULL),
             PyCapsule_New(<void*>_dgemm_ep, "kernels.dgemm_ep_fn", NULL))
+
+
+def px_capsules():
+    """(capsule "kernels.sgemm_px_fn", capsule "kernels.dgemm_px_fn"): the GEMM with a
+    patch-matrix operand (types sgemm_px_fn / dgemm_px_fn of kernels/cpu/gemm.pxd)."""
+    return (PyCapsule_New(<void*>_sgemm_px, "kernels.sgemm_px_fn", NULL),
+            PyCapsule_New(<void*>_dgemm_px, "kernels.dgemm_px_fn", NULL))
 
 
 def blocking():

@@ -77,6 +77,10 @@
 # the result is computed, only slower.  (The narrow paths' small scratch -- B^T, or
 # B's last partial column block -- failing, the blocked path runs instead.)
 #
+# Patch operands (the conv kernels' entry, _gemm_px_entry): A or B may be a
+# convolution's patch matrix (dlk_patches.h), gathered from the image while its blocks
+# are packed -- the blocked path only, never the narrow ones or the transpose swap.
+#
 # As in BLAS, alpha == 0 means A and B are not read (C = beta * C), and beta == 0
 # means C is not read (C = alpha * A @ B; NaN already in C does not leak).
 
@@ -92,6 +96,9 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 # as the separate activation pass).
 from kernels.cpu.elementwise cimport (activate_rows_f32, activate_rows_f64, ACT_LINEAR,
                                       ACT_RELU, ACT_LEAKY_RELU, act_by_rows)
+# A convolution's patch matrix as an operand read while packing (dlk_patches.h).
+from kernels.cpu._patches cimport (dlk_patches, dlk_patch_pack_a_f, dlk_patch_pack_a_d,
+                                   dlk_patch_pack_b_f, dlk_patch_pack_b_d)
 
 cdef extern from "dlk_gemm_team.h":
     void dlk_gemm_barrier() noexcept nogil

@@ -94,6 +94,7 @@ cdef void _ukernel(Py_ssize_t kc, const floating* pa, const floating* pb,
 
 cdef void _macro_kernel(Py_ssize_t mc, Py_ssize_t nc, Py_ssize_t kc,
                         Py_ssize_t jp0, Py_ssize_t jp1,
+                        const dlk_patches* pa, Py_ssize_t pc,
                         const floating* a, Py_ssize_t rsa, Py_ssize_t csa,
                         floating* a_pack, const floating* b_pack,
                         floating alpha, floating beta,
@@ -101,7 +102,8 @@ cdef void _macro_kernel(Py_ssize_t mc, Py_ssize_t nc, Py_ssize_t kc,
                         const _Ep* ep, Py_ssize_t ic, Py_ssize_t jc) noexcept nogil:
     """C[0:mc, jp0*NR : min(jp1*NR, nc)] (+)= A[0:mc, 0:kc] @ B-block panels jp0..jp1-1.
 
-    `a` is the unpacked A block (packed here into a_pack), `b_pack` the packed
+    `a` is the unpacked A block (packed here into a_pack) -- or, with pa, A is that
+    patch matrix and its block at (ic, pc) is gathered --, `b_pack` the packed
     B block of the current (jc, pc) iteration, `c` the C block at (ic, jc).
     With a_pack == NULL (allocation failed) A is packed one micro-panel at a time
     into a stack buffer: same arithmetic, so the same result, only slower.
@@ -115,7 +117,7 @@ cdef void _macro_kernel(Py_ssize_t mc, Py_ssize_t nc, Py_ssize_t kc,
     cdef floating a_panel[_GEMM_APANEL_LEN]
 
     if a_pack != NULL:
-        _pack_a(mc, kc, a, rsa, csa, a_pack)
+        _pack_a_block(pa, ic, pc, mc, kc, a, rsa, csa, a_pack)
         # loop 2: jr over the B micro-panels (each stays in L1 during loop 1)
         for jp in range(jp0, jp1):
             nr = _imin(NR, nc - jp * NR)
@@ -134,7 +136,8 @@ cdef void _macro_kernel(Py_ssize_t mc, Py_ssize_t nc, Py_ssize_t kc,
         # low-memory path: loops 1 and 2 swapped, one A micro-panel at a time
         for ip in range(n_ip):
             mr = _imin(MR, mc - ip * MR)
-            _pack_a(mr, kc, a + ip * MR * rsa, rsa, csa, a_panel)
+            _pack_a_block(pa, ic + ip * MR, pc, mr, kc,
+                          a + ip * MR * rsa if pa == NULL else a, rsa, csa, a_panel)
             for jp in range(jp0, jp1):
                 nr = _imin(NR, nc - jp * NR)
                 _ukernel(kc, a_panel, b_pack + jp * NR * kc,
@@ -156,6 +159,8 @@ ctypedef struct _Job:
     Py_ssize_t rsc, csc
     double alpha, beta          # exact copies of the float32/float64 values
     const _Ep* ep               # NULL: plain GEMM
+    const dlk_patches* pa       # not NULL: A is this patch matrix (a unused)
+    const dlk_patches* pb       # not NULL: B is this patch matrix (b unused)
     bint ep_rows_ok             # an item holds whole lines of C (softmax can be fused)
     # the blocking and work split
     Py_ssize_t kc_blk            # depth of the rank-kc updates (the last may be less)
@@ -207,9 +212,9 @@ cdef void _gemm_loops(const _Job* job, floating* b_pack, int tid, int nthr) noex
             lo = (tid * n_jp) // nthr
             hi = ((tid + 1) * n_jp) // nthr
             for jp in range(lo, hi):
-                _pack_b_panel(kc, _imin(NR, nc - jp * NR),
-                              b + pc * rsb + (jc + jp * NR) * csb, rsb, csb,
-                              b_pack + jp * NR * kc)
+                _pack_b_block(job.pb, pc, jc + jp * NR, kc, _imin(NR, nc - jp * NR),
+                              b + pc * rsb + (jc + jp * NR) * csb if job.pb == NULL
+                              else b, rsb, csb, b_pack + jp * NR * kc)
             if nthr > 1:
                 dlk_gemm_barrier()
             # loop 3: ic over m by MC, split between the threads together with the
@@ -225,8 +230,8 @@ cdef void _gemm_loops(const _Job* job, floating* b_pack, int tid, int nthr) noex
                 jp1 = ((g + 1) * n_jp) // n_jg
                 if jp0 >= jp1:
                     continue
-                _macro_kernel(mc, nc, kc, jp0, jp1,
-                              a + ic * rsa + pc * csa, rsa, csa,
+                _macro_kernel(mc, nc, kc, jp0, jp1, job.pa, pc,
+                              a + ic * rsa + pc * csa if job.pa == NULL else a, rsa, csa,
                               a_pack, b_pack, alpha, beta_eff,
                               c + ic * rsc + jc * csc, rsc, csc, ep_now, ic, jc)
                 if ep_now != NULL and block_act:

@@ -121,3 +121,31 @@ cdef void _pack_b_panel(Py_ssize_t kc, Py_ssize_t nr,
             for p in range(kc):
                 for j in range(nr, NR):
                     dst[p * NR + j] = 0
+
+
+cdef inline void _pack_a_block(const dlk_patches* pa, Py_ssize_t i0, Py_ssize_t p0,
+                               Py_ssize_t mc, Py_ssize_t kc,
+                               const floating* a, Py_ssize_t rsa, Py_ssize_t csa,
+                               floating* dst) noexcept nogil:
+    """_pack_a of A's block at (i0, p0): from `a` (that block's first element) or,
+    when pa is not NULL, gathered from a convolution's patch matrix."""
+    if pa == NULL:
+        _pack_a(mc, kc, a, rsa, csa, dst)
+    elif floating is float:
+        dlk_patch_pack_a_f(pa, i0, p0, mc, kc, _blocking(<floating>0).MR, dst)
+    else:
+        dlk_patch_pack_a_d(pa, i0, p0, mc, kc, _blocking(<floating>0).MR, dst)
+
+
+cdef inline void _pack_b_block(const dlk_patches* pb, Py_ssize_t p0, Py_ssize_t j0,
+                               Py_ssize_t kc, Py_ssize_t nr,
+                               const floating* b, Py_ssize_t rsb, Py_ssize_t csb,
+                               floating* dst) noexcept nogil:
+    """_pack_b_panel of B's panel at (p0, j0): from `b` (that panel's first element)
+    or, when pb is not NULL, gathered from a convolution's patch matrix."""
+    if pb == NULL:
+        _pack_b_panel(kc, nr, b, rsb, csb, dst)
+    elif floating is float:
+        dlk_patch_pack_b_f(pb, p0, j0, kc, nr, _blocking(<floating>0).NR, dst)
+    else:
+        dlk_patch_pack_b_d(pb, p0, j0, kc, nr, _blocking(<floating>0).NR, dst)

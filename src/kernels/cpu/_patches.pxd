@@ -1,0 +1,30 @@
+# The patch matrix of a convolution as the GEMM reads it (dlk_patches.h): shared by
+# the GEMM variants (gemm_impl.pxi, which pack from it) and the conv kernels (which
+# describe their input with it).  Declarations only: nothing to import at run time.
+
+cdef extern from "dlk_patches.h":
+    ctypedef struct dlk_patches:
+        const void* x
+        Py_ssize_t h, w, c
+        Py_ssize_t c0, cg
+        Py_ssize_t kh, kw
+        Py_ssize_t sh, sw, dh, dw
+        Py_ssize_t pt, pl
+        Py_ssize_t oh, ow
+    Py_ssize_t dlk_patch_row(const dlk_patches* g, Py_ssize_t i, Py_ssize_t* y0,
+                             Py_ssize_t* x0) noexcept nogil
+    Py_ssize_t dlk_patch_run(const dlk_patches* g, Py_ssize_t base, Py_ssize_t y0,
+                             Py_ssize_t x0, Py_ssize_t p, Py_ssize_t limit,
+                             Py_ssize_t* run) noexcept nogil
+    void dlk_patch_pack_a_f(const dlk_patches* g, Py_ssize_t i0, Py_ssize_t p0,
+                            Py_ssize_t mc, Py_ssize_t kc, Py_ssize_t MR,
+                            float* dst) noexcept nogil
+    void dlk_patch_pack_a_d(const dlk_patches* g, Py_ssize_t i0, Py_ssize_t p0,
+                            Py_ssize_t mc, Py_ssize_t kc, Py_ssize_t MR,
+                            double* dst) noexcept nogil
+    void dlk_patch_pack_b_f(const dlk_patches* g, Py_ssize_t i0, Py_ssize_t j0,
+                            Py_ssize_t kc, Py_ssize_t nr, Py_ssize_t NR,
+                            float* dst) noexcept nogil
+    void dlk_patch_pack_b_d(const dlk_patches* g, Py_ssize_t i0, Py_ssize_t j0,
+                            Py_ssize_t kc, Py_ssize_t nr, Py_ssize_t NR,
+                            double* dst) noexcept nogil
