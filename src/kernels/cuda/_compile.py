@@ -11,7 +11,9 @@ with a signature *spec* (one token per argument):
     "I"             an int64 scalar
     "B"             a bool
     "L1"            C-contiguous int64 labels
+    "J1" ... "J4"   C-contiguous int32 arrays of that rank (max pooling's argmax)
     "D1"            a C-contiguous float64 array whatever the dtype (accumulators)
+    "G"             a float64 scalar whatever the dtype (with "D1": float64 statistics)
 
 ``kernels(dtype)`` returns the namespace of that dtype's kernels, each compiled on
 first use and then cached (``kernels(np.float32).relu``).  ``definitions()`` lists every
@@ -29,6 +31,12 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 THREADS = 32 if _nb.SIMULATOR else 256        # threads per block of the 1-D kernels
 MAX_BLOCKS = 4 if _nb.SIMULATOR else 2048     # 1-D grids stride over larger arrays
 REDUCE_BLOCKS = 4 if _nb.SIMULATOR else 256   # partial sums of a reduction: fixed count
+# Sums over many rows (a channel's sum over every pixel of a batch) are cut into chunks
+# of SPLIT_ROWS rows (at most MAX_SPLITS chunks), one thread's partial sum each, added
+# in chunk order by a second launch: the chunking depends on the shape alone, so every
+# run adds in the same order.
+SPLIT_ROWS = 16 if _nb.SIMULATOR else 1024
+MAX_SPLITS = 4 if _nb.SIMULATOR else 128
 
 _FACTORIES = {}
 
@@ -50,10 +58,14 @@ def _type(token, dtype):
         return f
     if token == "I":
         return _nb.int64
+    if token == "G":
+        return _nb.NUMBA_FLOAT[np.dtype(np.float64)]
     if token == "B":
         return _nb.boolean
     if token == "L1":
         return t.Array(_nb.int64, 1, "C")
+    if token[0] == "J" and token[1:].isdigit():
+        return t.Array(_nb.int32, int(token[1:]), "C")
     if token == "D1":
         return t.Array(_nb.NUMBA_FLOAT[np.dtype(np.float64)], 1, "C")
     if token[0] in "AC" and token[1:].isdigit():
@@ -90,8 +102,8 @@ def kernels(dtype):
 
 def definitions():
     """(name, dtype, python function, signature) of every registered kernel."""
-    from . import (devops, elementwise, gemm, losses, normalization,  # noqa: F401
-                   optimizers)   # (imported: they register their kernels)
+    from . import (conv, devops, elementwise, embedding, gemm, losses,  # noqa: F401
+                   normalization, optimizers, pooling)   # (they register their kernels)
     for name in sorted(_FACTORIES):
         factory, _ = _FACTORIES[name]
         for dtype in DTYPES:
@@ -118,6 +130,15 @@ def launch(kernel, blocks, threads, *args):
     """``kernel[blocks, threads](*args)``, counted."""
     kernel[blocks, threads](*args)
     launches.count += 1
+
+
+def split_rows(rows, step=1):
+    """``(splits, chunk)``: ``rows`` cut into ``splits`` chunks of ``chunk`` rows (the
+    last one shorter), ``chunk`` a multiple of ``step``; a function of the shape only."""
+    splits = max(1, min(MAX_SPLITS, -(-rows // SPLIT_ROWS)))
+    chunk = -(-rows // splits)
+    chunk = -(-chunk // step) * step
+    return -(-rows // chunk), chunk
 
 
 def launch_1d(kernel, n, *args):

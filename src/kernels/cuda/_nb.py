@@ -30,6 +30,7 @@ synchronize = cuda.synchronize
 types = numba.types
 NUMBA_FLOAT = {np.dtype(np.float32): numba.float32, np.dtype(np.float64): numba.float64}
 int64 = numba.int64
+int32 = numba.int32
 boolean = numba.boolean
 
 

@@ -40,6 +40,13 @@ from .losses import (  # noqa: E402,F401
     categorical_hinge, backprop_categorical_hinge, cosine_similarity,
     backprop_cosine_similarity)
 from .embedding import embedding_backward, embedding_forward  # noqa: E402,F401
+from .conv import (  # noqa: E402,F401
+    conv1d_backward, conv1d_forward, conv2d_backward, conv2d_forward,
+    depthwise_conv2d_backward, depthwise_conv2d_forward)
+from .pooling import (  # noqa: E402,F401
+    avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward,
+    global_avg_pool2d_forward, global_max_pool2d_backward, global_max_pool2d_forward,
+    max_pool2d_backward, max_pool2d_forward)
 from .normalization import layer_norm_backward, layer_norm_forward  # noqa: E402,F401
 from .optimizers import (  # noqa: E402,F401
     adagrad_update, adam_update, adamw_update, rmsprop_update, sgd_update)
