@@ -47,7 +47,9 @@ from .pooling import (  # noqa: E402,F401
     avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward,
     global_avg_pool2d_forward, global_max_pool2d_backward, global_max_pool2d_forward,
     max_pool2d_backward, max_pool2d_forward)
-from .normalization import layer_norm_backward, layer_norm_forward  # noqa: E402,F401
+from .normalization import (  # noqa: E402,F401
+    batch_norm_backward, batch_norm_forward, batch_norm_inference, layer_norm_backward,
+    layer_norm_forward)
 from .optimizers import (  # noqa: E402,F401
     adagrad_update, adam_update, adamw_update, rmsprop_update, sgd_update)
 
