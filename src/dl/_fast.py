@@ -269,7 +269,7 @@ class FastStep:
         self.loss_step = self._loss_step(uk, loss_key, last.fuse_softmax_loss)
         params, grads = [], []
         for i in trainable:
-            params.extend(layers[i].weights)
+            params.extend(layers[i]._trainable_variables)
             grads.extend(layers[i].gradients)
         opt = model.optimizer
         self.optimizer = opt

@@ -31,6 +31,34 @@ def resolve_dtype(dtype):
     return dtype
 
 
+_IMAGE_DATA_FORMAT = "channels_last"
+
+
+def image_data_format():
+    """The default ``data_format`` of the convolution, pooling and image layers:
+    "channels_last" (NHWC, Keras's default) or "channels_first" (NCHW)."""
+    return _IMAGE_DATA_FORMAT
+
+
+def set_image_data_format(data_format):
+    """Set :func:`image_data_format` ("channels_last" or "channels_first")."""
+    global _IMAGE_DATA_FORMAT
+    _IMAGE_DATA_FORMAT = standardize_data_format(data_format, default=False)
+
+
+def standardize_data_format(data_format, default=True):
+    """A layer's ``data_format``: None means :func:`image_data_format` (when
+    ``default``); otherwise "channels_last" or "channels_first" (any case), as
+    Keras's."""
+    if data_format is None and default:
+        return _IMAGE_DATA_FORMAT
+    value = data_format.lower() if isinstance(data_format, str) else data_format
+    if value not in ("channels_last", "channels_first"):
+        raise ValueError(f"data_format: expected 'channels_last' or 'channels_first', "
+                         f"got {data_format!r}")
+    return value
+
+
 def set_backend(name):
     """Choose the kernels backend of models built from now on: "numpy" (the reference),
     "cython" or "cuda"; None for the fastest available CPU backend.

@@ -1,5 +1,6 @@
 """Layers: Dense, Activation, Dropout, Flatten, LayerNormalization and the Input
-placeholder.
+placeholder; the other modules' layers are exported here too (merging, reshaping,
+embedding, convolutional, pooling, batch_normalization).
 
 A layer holds its weights (Keras's shapes and order: a Dense kernel is (n_in, units),
 then the bias) and runs its forward and backward passes through the model's kernels
@@ -34,7 +35,9 @@ def _unique_name(base):
 def _snake(name):
     out = []
     for i, ch in enumerate(name):
-        if ch.isupper() and i and not name[i - 1].isupper():
+        # (no underscore after a digit: Conv2D -> conv2d, MaxPooling2D ->
+        # max_pooling2d, as Keras names them)
+        if ch.isupper() and i and not (name[i - 1].isupper() or name[i - 1].isdigit()):
             out.append("_")
         out.append(ch.lower())
     return "".join(out)
@@ -101,13 +104,40 @@ class Layer:
 
     @property
     def weights(self):
-        """The weight arrays, in Keras's order."""
+        """Every weight array, in Keras's order: the trainable variables, then the
+        non-trainable ones (a BatchNormalization's moving statistics).  What
+        get_weights / set_weights, saving and loading see."""
+        return []
+
+    @property
+    def _trainable_variables(self):
+        """The weights the optimizer updates while the layer is trainable, in order:
+        one for each array of :attr:`gradients` (by default every weight)."""
+        return self.weights
+
+    @property
+    def _non_trainable_variables(self):
+        """The weights no gradient reaches (state the layer updates itself, such as
+        moving statistics): :attr:`weights` without :attr:`_trainable_variables`."""
         return []
 
     @property
     def gradients(self):
-        """Gradient arrays matching :attr:`weights`, written by :meth:`backward`."""
+        """Gradient arrays matching :attr:`_trainable_variables` one to one, written by
+        :meth:`backward`."""
         return []
+
+    @property
+    def trainable_weights(self):
+        """Keras's: the weights the optimizer updates; none while ``trainable`` is
+        False."""
+        return self._trainable_variables if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        """Keras's: the weights the optimizer leaves alone (every weight while
+        ``trainable`` is False)."""
+        return self._non_trainable_variables if self.trainable else self.weights
 
     @property
     def weight_names(self):
@@ -914,8 +944,15 @@ class LayerNormalization(Layer):
 
 from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum,  # noqa: E402
                       Multiply, Subtract)
-from .reshaping import Identity, Permute, RepeatVector, Reshape  # noqa: E402
+from .reshaping import (Identity, Permute, RepeatVector, Reshape,  # noqa: E402
+                        UpSampling2D, ZeroPadding2D)
 from .embedding import Embedding  # noqa: E402
+from .convolutional import (Conv1D, Conv2D, DepthwiseConv2D,  # noqa: E402
+                            SeparableConv2D)
+from .pooling import (AveragePooling1D, AveragePooling2D,  # noqa: E402
+                      GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
+                      GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
+from .batch_normalization import BatchNormalization  # noqa: E402
 from .merging import _MatMul  # noqa: E402
 from .ops import _Affine, _Compare, _CompareConst, _Reduce, _Unary, _Where  # noqa: E402
 
@@ -923,7 +960,13 @@ _CLASSES = {c.__name__: c for c in (InputLayer, Dense, Activation, Dropout, Flat
                                     LayerNormalization, Add, Subtract, Multiply, Average,
                                     Maximum, Minimum, Concatenate, Dot, Identity, Reshape,
                                     Permute, RepeatVector, Embedding, _MatMul, _Affine,
-                                    _Unary, _Reduce, _Compare, _CompareConst, _Where)}
+                                    _Unary, _Reduce, _Compare, _CompareConst, _Where,
+                                    Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D,
+                                    MaxPooling1D, MaxPooling2D, AveragePooling1D,
+                                    AveragePooling2D, GlobalAveragePooling1D,
+                                    GlobalAveragePooling2D, GlobalMaxPooling1D,
+                                    GlobalMaxPooling2D, BatchNormalization, ZeroPadding2D,
+                                    UpSampling2D)}
 
 
 def deserialize(cfg):

@@ -211,8 +211,19 @@ class Model(Trainer):
 
     @property
     def trainable_weights(self):
-        return [w for layer in self._layers if layer.trainable and self.trainable
-                for w in layer.weights]
+        """The weights the optimizer updates, layer by layer (none while the model is
+        frozen)."""
+        if not self.trainable:
+            return []
+        return [w for layer in self._layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        """The other weights: frozen layers' and the moving statistics of
+        BatchNormalization layers (every weight while the model is frozen)."""
+        if not self.trainable:
+            return self.weights
+        return [w for layer in self._layers for w in layer.non_trainable_weights]
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))
@@ -356,7 +367,7 @@ class Model(Trainer):
                      steps_per_execution=cc.get("steps_per_execution", 1))
         if opt_state:
             self.optimizer.set_state(opt_state, [w for layer in self._layers
-                                                 if layer.trainable for w in layer.weights],
+                                                 for w in layer.trainable_weights],
                                      self.backend.ops)
 
     def _loss_weight_arg(self, loss_weights):

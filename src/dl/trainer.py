@@ -123,11 +123,13 @@ class Trainer:
                 raise ValueError(f"{name}: expected finite values, got NaN or inf in row {row}")
 
     # ----------------------------------------------------------------- training
-    def _param_layers(self):
-        return [i for i, layer in enumerate(self._layers) if layer.weights]
-
     def _trainable_layers(self):
-        return [i for i in self._param_layers() if self.trainable and self._layers[i].trainable]
+        """The indices of the layers whose weights the optimizer updates (trainable,
+        with trainable variables: not a BatchNormalization of moving statistics only)."""
+        if not self.trainable:
+            return []
+        return [i for i, layer in enumerate(self._layers)
+                if layer.trainable and layer._trainable_variables]
 
     def _forward_backward(self, xb, yb, wb=None):
         """Forward, loss and backward on a batch: fills every layer's gradient arrays.
@@ -170,7 +172,7 @@ class Trainer:
         n = xb.shape[0]
         params, grads = [], []
         for i in self._trainable_layers():
-            params.extend(self._layers[i].weights)
+            params.extend(self._layers[i]._trainable_variables)
             grads.extend(self._layers[i].gradients)
         if self._keep_finite_weights:
             step_acc = ops.acc_new()
@@ -212,13 +214,18 @@ class Trainer:
 
     def compute_gradients(self, x, y):
         """``(loss, [dL/dw for w in trainable_weights])`` on one batch, in training mode
-        (dropout active), without updating anything: what a step would apply.  The
-        gradients are NumPy arrays whatever the backend."""
+        (dropout active), without updating anything: what a step would apply (the
+        moving statistics a training forward updates are put back).  The gradients
+        are NumPy arrays whatever the backend."""
         self._require_compiled("compute_gradients")
         x = self._as_x(x)
         y = self._as_y(y, x.shape[0])
         ops = self.backend.ops
+        state = [w for layer in self._layers for w in layer._non_trainable_variables]
+        kept = [np.array(ops.to_host(w), copy=True) for w in state]
         loss, _ = self._forward_backward(ops.to_device(x), ops.to_device(y))
+        for w, value in zip(state, kept):
+            ops.copy_from_host(w, value)
         acc = ops.acc_new()
         self._add_loss(acc, loss, 1.0)
         self._add_penalty(acc, 1.0)
@@ -619,7 +626,8 @@ class Trainer:
                              f"this model ({type(exc).__name__}: {exc})") from None
         try:
             self.set_weights(weights)
-            params = [w for i in self._trainable_layers() for w in self._layers[i].weights]
+            params = [w for i in self._trainable_layers()
+                      for w in self._layers[i]._trainable_variables]
             if opt_state:
                 self.optimizer.set_state(opt_state, params, self.backend.ops)
         except (ValueError, TypeError) as exc:
