@@ -224,23 +224,6 @@ class Functional(Model):
         return shapes[0] if self._output_keys is None else self._structured(
             shapes, self._output_keys)
 
-    def get_layer(self, name=None, index=None):
-        """The layer named ``name`` (or at ``index`` of :attr:`layers`)."""
-        if (name is None) == (index is None):
-            raise ValueError("get_layer: expected exactly one of name and index")
-        layers = self.layers
-        if index is not None:
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or \
-                    not -len(layers) <= index < len(layers):
-                raise ValueError(f"index: expected an int in [0, {len(layers)}), got "
-                                 f"{short_repr(index)}")
-            return layers[index]
-        for layer in layers:
-            if layer.name == name:
-                return layer
-        raise ValueError(f"name: no layer named {name!r} in the model; its layers: "
-                         f"{', '.join(layer.name for layer in layers)}")
-
     def _ensure_built(self, x):
         pass        # built with the graph
 

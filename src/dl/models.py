@@ -228,6 +228,23 @@ class Model(Trainer):
     def count_params(self):
         return int(sum(w.size for w in self.weights))
 
+    def get_layer(self, name=None, index=None):
+        """The layer named ``name`` (or at ``index`` of :attr:`layers`)."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer: expected exactly one of name and index")
+        layers = self.layers
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or \
+                    not -len(layers) <= index < len(layers):
+                raise ValueError(f"index: expected an int in [0, {len(layers)}), got "
+                                 f"{short_repr(index)}")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"name: no layer named {name!r} in the model; its layers: "
+                         f"{', '.join(layer.name for layer in layers)}")
+
     def get_weights(self):
         """Copies of every weight array as NumPy arrays, in Keras's order (layer by
         layer: kernel, bias), whatever the backend keeps them in."""

@@ -115,7 +115,7 @@ class AveragePooling2D(_Pooling):
     _max = False
     _SAVED = ("_in_shape",)
 
-    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None,
+    def __init__(self, pool_size, strides=None, padding="valid", data_format=None,
                  name=None, **kwargs):
         super().__init__(pool_size, strides, padding, data_format, name=name, **kwargs)
 
@@ -127,7 +127,7 @@ class AveragePooling1D(_Pooling):
     _max = False
     _SAVED = ("_in_shape",)
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None,
+    def __init__(self, pool_size, strides=None, padding="valid", data_format=None,
                  name=None, **kwargs):
         super().__init__(pool_size, strides, padding, data_format, name=name, **kwargs)
 
