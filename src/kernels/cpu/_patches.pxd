@@ -11,11 +11,16 @@ cdef extern from "dlk_patches.h":
         Py_ssize_t sh, sw, dh, dw
         Py_ssize_t pt, pl
         Py_ssize_t oh, ow
-    Py_ssize_t dlk_patch_row(const dlk_patches* g, Py_ssize_t i, Py_ssize_t* y0,
-                             Py_ssize_t* x0) noexcept nogil
-    Py_ssize_t dlk_patch_run(const dlk_patches* g, Py_ssize_t base, Py_ssize_t y0,
-                             Py_ssize_t x0, Py_ssize_t p, Py_ssize_t limit,
-                             Py_ssize_t* run) noexcept nogil
+    ctypedef struct dlk_pixel:
+        Py_ssize_t base, oy, ox, y0, x0
+    void dlk_pixel_at(const dlk_patches* g, Py_ssize_t i, dlk_pixel* q) noexcept nogil
+    void dlk_pixel_step(const dlk_patches* g, dlk_pixel* q) noexcept nogil
+    ctypedef struct dlk_patch_walk:
+        pass
+    void dlk_patch_start(const dlk_patches* g, const dlk_pixel* q, Py_ssize_t p,
+                         dlk_patch_walk* k) noexcept nogil
+    Py_ssize_t dlk_patch_next(const dlk_patches* g, dlk_patch_walk* k, Py_ssize_t limit,
+                              Py_ssize_t* run) noexcept nogil
     void dlk_patch_pack_a_f(const dlk_patches* g, Py_ssize_t i0, Py_ssize_t p0,
                             Py_ssize_t mc, Py_ssize_t kc, Py_ssize_t MR,
                             float* dst) noexcept nogil

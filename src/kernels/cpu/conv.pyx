@@ -48,6 +48,14 @@ cdef enum:
     _DX_ROWS = 256      # at least this many output pixels per dx piece (whole images)
 
 
+_USE_DIRECT = True
+
+
+def _set_direct(flag):
+    global _USE_DIRECT
+    _USE_DIRECT = flag
+
+
 def _install(capsule):
     global _tab
     _tab = <conv_table*>PyCapsule_GetPointer(capsule, "kernels.conv_table")
@@ -160,7 +168,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
         pv = pre
         z = &pv[0, 0, 0, 0]
     _describe(&d, g, &x[0, 0, 0, 0], cg)
-    if groups == 1 and k <= DIRECT_MAX_K:
+    if groups == 1 and k <= DIRECT_MAX_K and _USE_DIRECT:
         pieces = _pieces(m, _ROWS)
         nt = gemm_threads(m, cout, k, floating is float)
         with nogil:

@@ -11,22 +11,24 @@ from cython cimport floating
 from libc.string cimport memset
 from cpython.pycapsule cimport PyCapsule_New
 
-from kernels.cpu._patches cimport dlk_patches, dlk_patch_row, dlk_patch_run
+from kernels.cpu._patches cimport (dlk_patches, dlk_pixel, dlk_pixel_at, dlk_pixel_step,
+                                   dlk_patch_walk, dlk_patch_start, dlk_patch_next)
 from kernels.cpu.conv cimport conv_table, DIRECT_MAX_K
 
 cdef enum:
     _CB = 16          # output channels per register block of the direct kernels
 
 
-cdef inline void _gather_row(const dlk_patches* g, Py_ssize_t i, Py_ssize_t k,
+cdef inline void _gather_row(const dlk_patches* g, const dlk_pixel* q, Py_ssize_t k,
                              floating* pv) noexcept nogil:
-    """pv[p] = P[i, p] for p < k (0 in the padding)."""
+    """pv[p] = P[q's row, p] for p < k (0 in the padding)."""
     cdef const floating* x = <const floating*>g.x
-    cdef Py_ssize_t y0, x0, p, t, run, off
-    cdef Py_ssize_t base = dlk_patch_row(g, i, &y0, &x0)
+    cdef Py_ssize_t p, t, run, off
+    cdef dlk_patch_walk walk
+    dlk_patch_start(g, q, 0, &walk)
     p = 0
     while p < k:
-        off = dlk_patch_run(g, base, y0, x0, p, k - p, &run)
+        off = dlk_patch_next(g, &walk, k - p, &run)
         if off < 0:
             for t in range(run):
                 pv[p + t] = 0
@@ -36,46 +38,89 @@ cdef inline void _gather_row(const dlk_patches* g, Py_ssize_t i, Py_ssize_t k,
         p += run
 
 
+cdef inline void _direct_block(Py_ssize_t k, const floating* pv, const floating* w,
+                               Py_ssize_t cout, const floating* bias, Py_ssize_t cb,
+                               Py_ssize_t nb, Py_ssize_t rows, floating* o,
+                               Py_ssize_t ldo) noexcept nogil:
+    """o[r, cb:cb+nb] = bias + sum_p pv[r*DIRECT_MAX_K + p] w[p, cb:cb+nb] for `rows`
+    (<= 4) pixels at once: 4 independent accumulator blocks share each load of w."""
+    cdef floating a0[_CB]
+    cdef floating a1[_CB]
+    cdef floating a2[_CB]
+    cdef floating a3[_CB]
+    cdef Py_ssize_t p, t
+    cdef floating v0, v1, v2, v3, wt
+    cdef const floating* wp
+    for t in range(_CB):
+        wt = bias[cb + t] if bias != NULL and t < nb else 0
+        a0[t] = wt
+        a1[t] = wt
+        a2[t] = wt
+        a3[t] = wt
+    if nb == _CB:
+        for p in range(k):
+            v0 = pv[p]
+            v1 = pv[DIRECT_MAX_K + p]
+            v2 = pv[2 * DIRECT_MAX_K + p]
+            v3 = pv[3 * DIRECT_MAX_K + p]
+            wp = w + p * cout + cb
+            for t in range(_CB):
+                a0[t] = a0[t] + v0 * wp[t]
+                a1[t] = a1[t] + v1 * wp[t]
+                a2[t] = a2[t] + v2 * wp[t]
+                a3[t] = a3[t] + v3 * wp[t]
+    else:
+        for p in range(k):
+            v0 = pv[p]
+            v1 = pv[DIRECT_MAX_K + p]
+            v2 = pv[2 * DIRECT_MAX_K + p]
+            v3 = pv[3 * DIRECT_MAX_K + p]
+            wp = w + p * cout + cb
+            for t in range(nb):
+                a0[t] = a0[t] + v0 * wp[t]
+                a1[t] = a1[t] + v1 * wp[t]
+                a2[t] = a2[t] + v2 * wp[t]
+                a3[t] = a3[t] + v3 * wp[t]
+    for t in range(nb):
+        o[t] = a0[t]
+    if rows > 1:
+        for t in range(nb):
+            o[ldo + t] = a1[t]
+    if rows > 2:
+        for t in range(nb):
+            o[2 * ldo + t] = a2[t]
+    if rows > 3:
+        for t in range(nb):
+            o[3 * ldo + t] = a3[t]
+
+
 cdef void _direct_fwd(const dlk_patches* g, const floating* w, const floating* bias,
                       Py_ssize_t cout, floating* out, Py_ssize_t ldo, Py_ssize_t i0,
                       Py_ssize_t i1) noexcept nogil:
-    """out[i, :] = bias + sum_p P[i, p] w[p, :], the output channels in register blocks
-    of _CB (a fixed trip count the compiler vectorises), p in order."""
+    """out[i, :] = bias + sum_p P[i, p] w[p, :]: 4 pixels at a time, the output channels
+    in register blocks of _CB (a fixed trip count the compiler vectorises), p in
+    order (each pixel's arithmetic does not depend on its neighbours)."""
     cdef Py_ssize_t k = g.kh * g.kw * g.cg
-    cdef floating pv[DIRECT_MAX_K]
-    cdef floating acc[_CB]
-    cdef Py_ssize_t i, p, t, cb, nb
-    cdef floating v
-    cdef floating* o
-    cdef const floating* wp
-    for i in range(i0, i1):
-        _gather_row(g, i, k, pv)
-        o = out + i * ldo
+    cdef floating pv[4 * DIRECT_MAX_K]
+    cdef Py_ssize_t i, r, rows, p, cb
+    cdef dlk_pixel q
+    dlk_pixel_at(g, i0, &q)
+    i = i0
+    while i < i1:
+        rows = min(4, i1 - i)
+        for r in range(4):
+            if r < rows:
+                _gather_row(g, &q, k, pv + r * DIRECT_MAX_K)
+                dlk_pixel_step(g, &q)
+            else:
+                for p in range(k):
+                    pv[r * DIRECT_MAX_K + p] = 0
         cb = 0
         while cb < cout:
-            nb = cout - cb
-            if nb >= _CB:
-                for t in range(_CB):
-                    acc[t] = bias[cb + t] if bias != NULL else 0
-                for p in range(k):
-                    v = pv[p]
-                    wp = w + p * cout + cb
-                    for t in range(_CB):
-                        acc[t] = acc[t] + v * wp[t]
-                for t in range(_CB):
-                    o[cb + t] = acc[t]
-                cb += _CB
-            else:
-                for t in range(nb):
-                    acc[t] = bias[cb + t] if bias != NULL else 0
-                for p in range(k):
-                    v = pv[p]
-                    wp = w + p * cout + cb
-                    for t in range(nb):
-                        acc[t] = acc[t] + v * wp[t]
-                for t in range(nb):
-                    o[cb + t] = acc[t]
-                cb = cout
+            _direct_block(k, pv, w, cout, bias, cb, min(<Py_ssize_t>_CB, cout - cb), rows,
+                          out + i * ldo + cb, ldo)
+            cb += _CB
+        i += rows
 
 
 cdef void _direct_dw(const dlk_patches* g, const floating* dz, Py_ssize_t cout,
@@ -88,9 +133,12 @@ cdef void _direct_dw(const dlk_patches* g, const floating* dz, Py_ssize_t cout,
     cdef floating v
     cdef floating* a
     cdef const floating* d
+    cdef dlk_pixel q
     memset(acc, 0, k * cout * sizeof(floating))
+    dlk_pixel_at(g, i0, &q)
     for i in range(i0, i1):
-        _gather_row(g, i, k, pv)
+        _gather_row(g, &q, k, pv)
+        dlk_pixel_step(g, &q)
         d = dz + i * ldz
         for p in range(k):
             v = pv[p]
@@ -107,8 +155,11 @@ cdef void _col2im(const dlk_patches* g, const floating* dcols, Py_ssize_t ldd,
     cdef Py_ssize_t cg = g.cg
     cdef floating* d
     cdef const floating* s
+    cdef dlk_pixel q
+    dlk_pixel_at(g, i0, &q)
     for i in range(i0, i1):
-        base = dlk_patch_row(g, i, &y0, &x0)
+        base, y0, x0 = q.base, q.y0, q.x0
+        dlk_pixel_step(g, &q)
         for cell in range(g.kh * g.kw):
             y = y0 + (cell // g.kw) * g.dh
             xx = x0 + (cell % g.kw) * g.dw
@@ -132,8 +183,11 @@ cdef void _dw_fwd(const dlk_patches* g, const floating* w, Py_ssize_t dm,
     cdef floating* o
     cdef const floating* xs
     cdef const floating* ws
+    cdef dlk_pixel q
+    dlk_pixel_at(g, i0, &q)
     for i in range(i0, i1):
-        base = dlk_patch_row(g, i, &y0, &x0)
+        base, y0, x0 = q.base, q.y0, q.x0
+        dlk_pixel_step(g, &q)
         o = out + i * cout
         for ch in range(cout):
             o[ch] = bias[ch] if bias != NULL else 0
@@ -165,8 +219,11 @@ cdef void _dw_wgrad(const dlk_patches* g, const floating* dz, Py_ssize_t dm,
     cdef const floating* xs
     cdef const floating* d
     memset(acc, 0, g.kh * g.kw * cout * sizeof(floating))
+    cdef dlk_pixel q
+    dlk_pixel_at(g, i0, &q)
     for i in range(i0, i1):
-        base = dlk_patch_row(g, i, &y0, &x0)
+        base, y0, x0 = q.base, q.y0, q.x0
+        dlk_pixel_step(g, &q)
         d = dz + i * cout
         for cell in range(g.kh * g.kw):
             y = y0 + (cell // g.kw) * g.dh
@@ -195,8 +252,11 @@ cdef void _dw_xgrad(const dlk_patches* g, const floating* dz, const floating* w,
     cdef floating* dp
     cdef const floating* ws
     cdef const floating* d
+    cdef dlk_pixel q
+    dlk_pixel_at(g, i0, &q)
     for i in range(i0, i1):
-        base = dlk_patch_row(g, i, &y0, &x0)
+        base, y0, x0 = q.base, q.y0, q.x0
+        dlk_pixel_step(g, &q)
         d = dz + i * cout
         for cell in range(g.kh * g.kw):
             y = y0 + (cell // g.kw) * g.dh

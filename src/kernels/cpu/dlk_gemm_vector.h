@@ -8,7 +8,8 @@
      - DLK_IN_REGISTER, which keeps a vector in a register;
      - dlk_reducef / dlk_reduced: a fixed shuffle tree summing the lanes of
        LANES vectors at once (LANES sums, in one vector);
-     - dlk_tr8_f / dlk_tr8_d: 8 x 8 block transposes for packing. */
+     - dlk_tr8_f / dlk_tr8_d: 8 x 8 block transposes for packing (dlk_tr8p_*: from 8
+       row pointers). */
 #ifndef DLK_GEMM_VECTOR_H
 #define DLK_GEMM_VECTOR_H
 
@@ -166,11 +167,20 @@ typedef int dlk_v8fi __attribute__((vector_size(32)));
 typedef double dlk_v8d __attribute__((vector_size(64)));
 typedef long long dlk_v8di __attribute__((vector_size(64)));
 #define DLK_TR8(SFX, T, VT, MT)                                                           \
+static inline void dlk_tr8p_##SFX(const T* const* src, T* dst, ptrdiff_t ldd);            \
 static inline void dlk_tr8_##SFX(const T* src, ptrdiff_t lds, T* dst, ptrdiff_t ldd) {    \
+    const T* rows[8];                                                                     \
+    int i;                                                                                \
+    for (i = 0; i < 8; i++)                                                               \
+        rows[i] = src + i * lds;                                                          \
+    dlk_tr8p_##SFX(rows, dst, ldd);                                                       \
+}                                                                                         \
+/* the same from 8 row pointers (rows of a gathered matrix: dlk_patches.h) */             \
+static inline void dlk_tr8p_##SFX(const T* const* src, T* dst, ptrdiff_t ldd) {           \
     VT r[8], t[8];                                                                        \
     int i;                                                                                \
     for (i = 0; i < 8; i++)                                                               \
-        memcpy(&r[i], src + i * lds, sizeof(VT));                                         \
+        memcpy(&r[i], src[i], sizeof(VT));                                                \
     for (i = 0; i < 4; i++) {                                                             \
         t[i] = __builtin_shuffle(r[i], r[i + 4], (MT){0, 1, 2, 3, 8, 9, 10, 11});         \
         t[i + 4] = __builtin_shuffle(r[i], r[i + 4], (MT){4, 5, 6, 7, 12, 13, 14, 15});   \

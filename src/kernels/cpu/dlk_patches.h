@@ -20,6 +20,8 @@
 
 #include <stddef.h>
 
+#include "dlk_gemm_vector.h"
+
 typedef struct {
     const void* x;              /* the input, element [0, 0, 0, 0] */
     Py_ssize_t h, w, c;         /* image height and width; channels of x (pixel stride) */
@@ -30,49 +32,131 @@ typedef struct {
     Py_ssize_t oh, ow;          /* output height and width */
 } dlk_patches;
 
-/* Where row i's window starts: the image's first element (offset, in elements) and
- * the window's top-left input pixel (may lie in the padding). */
-static inline Py_ssize_t dlk_patch_row(const dlk_patches* g, Py_ssize_t i,
-                                       Py_ssize_t* y0, Py_ssize_t* x0) {
+/* An output pixel and its window, stepped from one row of P to the next without
+ * divisions (dlk_pixel_at divides once). */
+typedef struct {
+    Py_ssize_t base, oy, ox, y0, x0;    /* image offset, output pixel, window corner */
+} dlk_pixel;
+
+static inline void dlk_pixel_at(const dlk_patches* g, Py_ssize_t i, dlk_pixel* q) {
     Py_ssize_t per_image = g->oh * g->ow;
     Py_ssize_t image = i / per_image;
     Py_ssize_t r = i - image * per_image;
-    Py_ssize_t oy = r / g->ow;
-    Py_ssize_t ox = r - oy * g->ow;
-    *y0 = oy * g->sh - g->pt;
-    *x0 = ox * g->sw - g->pl;
-    return image * g->h * g->w * g->c;
+    q->oy = r / g->ow;
+    q->ox = r - q->oy * g->ow;
+    q->y0 = q->oy * g->sh - g->pt;
+    q->x0 = q->ox * g->sw - g->pl;
+    q->base = image * g->h * g->w * g->c;
 }
 
-/* The offset of P[i, p .. p + run) in x (a run within one cell), or -1 for padding;
- * *run is set to the cell's remaining channels, at most `limit`. */
-static inline Py_ssize_t dlk_patch_run(const dlk_patches* g, Py_ssize_t base,
-                                       Py_ssize_t y0, Py_ssize_t x0, Py_ssize_t p,
-                                       Py_ssize_t limit, Py_ssize_t* run) {
-    Py_ssize_t cell = p / g->cg;
-    Py_ssize_t ch = p - cell * g->cg;
-    Py_ssize_t a = cell / g->kw;
-    Py_ssize_t b = cell - a * g->kw;
-    Py_ssize_t y = y0 + a * g->dh;
-    Py_ssize_t xx = x0 + b * g->dw;
-    Py_ssize_t n = g->cg - ch;
-    *run = n < limit ? n : limit;
-    if (y < 0 || y >= g->h || xx < 0 || xx >= g->w)
-        return -1;
-    return base + (y * g->w + xx) * g->c + g->c0 + ch;
+static inline void dlk_pixel_step(const dlk_patches* g, dlk_pixel* q) {
+    q->x0 += g->sw;
+    if (++q->ox == g->ow) {
+        q->ox = 0;
+        q->x0 = -g->pl;
+        q->y0 += g->sh;
+        if (++q->oy == g->oh) {
+            q->oy = 0;
+            q->y0 = -g->pt;
+            q->base += g->h * g->w * g->c;
+        }
+    }
 }
+
+/* A walk along one row of P from column p, one run (a cell's channels) at a time: the
+ * cell and channel are divided out once, then stepped (no division per run). */
+typedef struct {
+    Py_ssize_t base, y0, x0;    /* the row's image offset and window corner */
+    Py_ssize_t a, b, ch;        /* the current cell (a, b) and channel */
+} dlk_patch_walk;
+
+static inline void dlk_patch_start(const dlk_patches* g, const dlk_pixel* q, Py_ssize_t p,
+                                   dlk_patch_walk* k) {
+    Py_ssize_t cell = p / g->cg;
+    k->base = q->base;
+    k->y0 = q->y0;
+    k->x0 = q->x0;
+    k->ch = p - cell * g->cg;
+    k->a = cell / g->kw;
+    k->b = cell - k->a * g->kw;
+}
+
+/* The offset in x of the walk's next run, or -1 for padding; *run is set to the
+ * cell's remaining channels, at most `limit`, and the walk moves past them. */
+static inline Py_ssize_t dlk_patch_next(const dlk_patches* g, dlk_patch_walk* k,
+                                        Py_ssize_t limit, Py_ssize_t* run) {
+    Py_ssize_t y = k->y0 + k->a * g->dh;
+    Py_ssize_t xx = k->x0 + k->b * g->dw;
+    Py_ssize_t n = g->cg - k->ch;
+    Py_ssize_t off = -1;
+    if (n > limit)
+        n = limit;
+    *run = n;
+    if (y >= 0 && y < g->h && xx >= 0 && xx < g->w)
+        off = k->base + (y * g->w + xx) * g->c + g->c0 + k->ch;
+    k->ch += n;
+    if (k->ch == g->cg) {
+        k->ch = 0;
+        if (++k->b == g->kw) {
+            k->b = 0;
+            k->a++;
+        }
+    }
+    return off;
+}
+
+/* One full micro-panel of 8 rows (the pixel at *px and the 7 after it; *px moves past
+ * them): panel[q*8 + r] = P[row r, p0 + q] for q < kc.  The rows' runs have the same
+ * lengths (they depend on the column only), so the 8 rows are walked together and
+ * each run is moved by 8 x 8 transposes from 8 row pointers (a padded row reads
+ * zeros). */
+#define DLK_PATCH_PACK8(T, SUF)                                                        \
+static inline void dlk_patch_pack8_##SUF(const dlk_patches* g, dlk_pixel* px,          \
+                                         Py_ssize_t p0, Py_ssize_t kc, T* panel) {     \
+    static const T zeros[8] = {0};                                                      \
+    const T* x = (const T*)g->x;                                                        \
+    dlk_patch_walk k[8];                                                                \
+    Py_ssize_t off[8];                                                                  \
+    const T* rows[8];                                                                   \
+    Py_ssize_t q, r, t, run = 0;                                                        \
+    for (r = 0; r < 8; r++) {                                                           \
+        dlk_patch_start(g, px, p0, &k[r]);                                              \
+        dlk_pixel_step(g, px);                                                          \
+    }                                                                                   \
+    for (q = 0; q < kc; q += run) {                                                     \
+        for (r = 0; r < 8; r++)                                                         \
+            off[r] = dlk_patch_next(g, &k[r], kc - q, &run);                            \
+        for (t = 0; t + 8 <= run; t += 8) {                                             \
+            for (r = 0; r < 8; r++)                                                     \
+                rows[r] = off[r] < 0 ? zeros : x + off[r] + t;                          \
+            dlk_tr8p_##SUF(rows, panel + (q + t) * 8, 8);                               \
+        }                                                                               \
+        for (; t < run; t++)                                                            \
+            for (r = 0; r < 8; r++)                                                     \
+                panel[(q + t) * 8 + r] = off[r] < 0 ? 0 : x[off[r] + t];                \
+    }                                                                                   \
+}
+DLK_PATCH_PACK8(float, f)
+DLK_PATCH_PACK8(double, d)
 
 /* Pack P[i0 : i0 + mc, p0 : p0 + kc] into ceil(mc / MR) micro-panels of MR rows, as
  * the GEMM's _pack_a: dst[ip*MR*kc + q*MR + r] = P[i0 + ip*MR + r, p0 + q]; rows past
  * mc are zero. */
-#define DLK_PATCH_PACK_A(T, SUF)                                                       \
+#define DLK_PATCH_PACK_A(T, SUF, TR_OK)                                                \
 static inline void dlk_patch_pack_a_##SUF(const dlk_patches* g, Py_ssize_t i0,         \
                                           Py_ssize_t p0, Py_ssize_t mc, Py_ssize_t kc, \
                                           Py_ssize_t MR, T* dst) {                     \
     const T* x = (const T*)g->x;                                                        \
-    Py_ssize_t ip, r, q, t, run, off, base, y0, x0;                                     \
+    Py_ssize_t ip, r, q, t, run, off;                                                   \
+    dlk_patch_walk k;                                                                   \
+    dlk_pixel px;                                                                       \
+    dlk_pixel_at(g, i0, &px);                                                           \
     for (ip = 0; ip * MR < mc; ip++) {                                                  \
         T* panel = dst + ip * MR * kc;                                                  \
+        if (MR == 8 && mc - ip * MR >= 8 && TR_OK) {                                    \
+            dlk_patch_pack8_##SUF(g, &px, p0, kc, panel);                               \
+            continue;                                                                   \
+        }                                                                               \
         for (r = 0; r < MR; r++) {                                                      \
             T* d = panel + r;                                                           \
             if (ip * MR + r >= mc) {                                                    \
@@ -80,9 +164,10 @@ static inline void dlk_patch_pack_a_##SUF(const dlk_patches* g, Py_ssize_t i0,  
                     d[q * MR] = 0;                                                      \
                 continue;                                                               \
             }                                                                           \
-            base = dlk_patch_row(g, i0 + ip * MR + r, &y0, &x0);                        \
+            dlk_patch_start(g, &px, p0, &k);                                            \
+            dlk_pixel_step(g, &px);                                                     \
             for (q = 0; q < kc; q += run) {                                             \
-                off = dlk_patch_run(g, base, y0, x0, p0 + q, kc - q, &run);             \
+                off = dlk_patch_next(g, &k, kc - q, &run);                              \
                 if (off < 0) {                                                          \
                     for (t = 0; t < run; t++)                                           \
                         d[(q + t) * MR] = 0;                                            \
@@ -104,12 +189,16 @@ static inline void dlk_patch_pack_b_##SUF(const dlk_patches* g, Py_ssize_t i0,  
                                           Py_ssize_t j0, Py_ssize_t kc, Py_ssize_t nr, \
                                           Py_ssize_t NR, T* dst) {                     \
     const T* x = (const T*)g->x;                                                        \
-    Py_ssize_t q, j, t, run, off, base, y0, x0;                                         \
+    Py_ssize_t q, j, t, run, off;                                                       \
+    dlk_patch_walk k;                                                                   \
+    dlk_pixel px;                                                                       \
+    dlk_pixel_at(g, i0, &px);                                                           \
     for (q = 0; q < kc; q++) {                                                          \
         T* d = dst + q * NR;                                                            \
-        base = dlk_patch_row(g, i0 + q, &y0, &x0);                                      \
+        dlk_patch_start(g, &px, j0, &k);                                                \
+        dlk_pixel_step(g, &px);                                                         \
         for (j = 0; j < nr; j += run) {                                                 \
-            off = dlk_patch_run(g, base, y0, x0, j0 + j, nr - j, &run);                 \
+            off = dlk_patch_next(g, &k, nr - j, &run);                                  \
             if (off < 0) {                                                              \
                 for (t = 0; t < run; t++)                                               \
                     d[j + t] = 0;                                                       \
@@ -124,8 +213,8 @@ static inline void dlk_patch_pack_b_##SUF(const dlk_patches* g, Py_ssize_t i0,  
     }                                                                                   \
 }
 
-DLK_PATCH_PACK_A(float, f)
-DLK_PATCH_PACK_A(double, d)
+DLK_PATCH_PACK_A(float, f, DLK_TR8_F_OK)
+DLK_PATCH_PACK_A(double, d, DLK_TR8_D_OK)
 DLK_PATCH_PACK_B(float, f)
 DLK_PATCH_PACK_B(double, d)
 
