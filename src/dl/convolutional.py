@@ -23,8 +23,10 @@ from .layers import _named
 
 
 def _rows(a):
-    """``a`` as (pixels, channels): a view of a C-contiguous array."""
-    return a.reshape(a.size // a.shape[-1], a.shape[-1])
+    """``a`` as (pixels, channels): a view of a C-contiguous array (device arrays'
+    shapes take no negative index)."""
+    c = a.shape[a.ndim - 1]
+    return a.reshape(a.size // c, c)
 
 
 def _refuse(activity_regularizer, lora_rank=None):
@@ -514,7 +516,7 @@ class SeparableConv2D(_ConvBase):
 
     def _backward_last(self, dy, need_dx):
         be, act = self.backend, self.activation
-        mid = self._h.shape[-1]
+        mid = self._h.shape[3]
         pw = self.pointwise_kernel.reshape(mid, self.filters)
         d_pw = self.d_pointwise_kernel.reshape(mid, self.filters)
         dh = self._buffer("dh", tuple(self._h.shape))

@@ -152,7 +152,7 @@ class _GlobalPooling(Spatial):
         return a if self._rank == 2 else a.reshape(a.shape[0], 1, a.shape[1], a.shape[2])
 
     def _forward_last(self, x, training):
-        n, c = x.shape[0], x.shape[-1]
+        n, c = x.shape[0], x.shape[x.ndim - 1]
         out = self._array("y", (n,) + self._out_last, training)
         flat = out.reshape(n, c)
         if self._max:
@@ -170,7 +170,7 @@ class _GlobalPooling(Spatial):
         if not need_dx:
             return None
         dx = self._buffer("dx", self._in_shape)
-        dy = dy.reshape(dy.shape[0], dy.shape[-1])
+        dy = dy.reshape(dy.shape[0], dy.shape[dy.ndim - 1])
         if self._max:
             self.backend.global_max_pool2d_backward(dy, self._argmax, self._image(dx))
         else:
