@@ -144,7 +144,7 @@ class Model(Trainer):
         self._backend_name = backend
         if backend is not None:
             config.get_backend(backend)     # fail now if it cannot load
-        self.trainable = flag("trainable", trainable)
+        self._trainable = flag("trainable", trainable)   # (the layers' flags untouched)
         self._layers = []
         self._sample_shape = None       # one sample's shape (input_shape without batch)
         self.built = False
@@ -200,6 +200,20 @@ class Model(Trainer):
         return h
 
     # ---------------------------------------------------------------- structure
+    @property
+    def trainable(self):
+        """Whether fit updates the model's weights.  Setting it sets every layer's
+        ``trainable`` too, as Keras's setter does (so a BatchNormalization of a model
+        frozen this way normalises with its moving statistics); ``trainable=False``
+        at construction freezes the model and leaves its layers' flags alone."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = flag("trainable", value)
+        for layer in getattr(self, "_layers", ()):
+            layer.trainable = self._trainable
+
     @property
     def backend(self):
         """The kernels backend object this model computes with."""

@@ -279,3 +279,24 @@ def test_config_round_trips():
     again = layers.BatchNormalization.from_config(json.loads(json.dumps(cfg)))
     assert again.get_config() == cfg
     assert dl.layers.deserialize(dl.layers.serialize(bn)).get_config() == cfg
+
+
+def test_freezing_a_model_freezes_its_batch_normalization(be):
+    """``model.trainable = False`` sets every layer's flag, as Keras's setter: fit then
+    updates nothing, moving statistics included; ``trainable=False`` given at
+    construction freezes the model only (its layers keep their flags, as Keras)."""
+    x = RNG.normal(size=(6, 4)).astype(np.float32)
+    y = RNG.normal(size=6).astype(np.float32)
+    model = dl.Sequential([dl.Input((4,)), layers.Dense(3), layers.BatchNormalization(),
+                           layers.Dense(1)])
+    model.compile("sgd", "mse")
+    model.trainable = False
+    assert not any(layer.trainable for layer in model.layers)
+    before = model.get_weights()
+    model.fit(x, y, epochs=2, verbose=0)
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    model.trainable = True
+    assert all(layer.trainable for layer in model.layers)
+    built = dl.Sequential([dl.Input((4,)), layers.BatchNormalization()], trainable=False)
+    assert built.layers[0].trainable and built.trainable_weights == []
