@@ -52,6 +52,7 @@ BASE_MODULES = [
     "embedding",
     "conv_base",
     "conv",
+    "pooling",
     "dense",
     "_fastargs",
 ]

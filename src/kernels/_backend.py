@@ -25,13 +25,11 @@ class Backend:
         self.name = name
         self.module = module
         self.kernel_names = tuple(reference.__all__)
-        missing = [k for k in self.kernel_names if not hasattr(module, k)
-                   and k not in reference.PENDING_KERNELS]
+        missing = [k for k in self.kernel_names if not hasattr(module, k)]
         if missing:
             raise ImportError(f"backend {name!r} lacks kernels: {', '.join(missing)}")
         for k in self.kernel_names:
-            if hasattr(module, k):
-                setattr(self, k, getattr(module, k))
+            setattr(self, k, getattr(module, k))
         # allocation, transfers and accumulators where this backend keeps its arrays
         # (kernels._hostops, or kernels.cuda.devops): what dl uses besides the kernels
         self.ops = getattr(module, "ops", None) or _hostops

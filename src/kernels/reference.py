@@ -142,13 +142,6 @@ __all__ = [
 ]
 
 
-# IN PROGRESS (issue 14): kernels of reference.__all__ a twin may still lack while the
-# convolution family is being written; Backend skips them there.  Emptied, and this
-# list removed, when the cython and cuda twins have them all.
-PENDING_KERNELS = frozenset(__all__[__all__.index("conv2d_forward"):
-                                    __all__.index("sgd_update")])
-
-
 def _store(out, value):
     out[...] = value
     return out
@@ -1436,12 +1429,19 @@ def max_pool2d_forward(x, out=None, argmax=None, *, pool_size=2, strides=None,
     """2-D max pooling (Keras 3's MaxPooling2D, channels_last): each output cell the
     largest of its window (padded cells are -inf; strides None means pool_size).
     Returns ``(out, argmax)``: argmax ``(n, oh, ow, c)`` int32 holds the chosen cell's
-    index ``row * w + col`` in its channel plane, the first maximum in row-major window
-    order; a NaN wins (the first NaN), so NaN propagates as in Keras."""
+    index ``row * w + col`` in its channel plane, the first maximum among the window's
+    real (unpadded) cells in row-major order; a NaN wins (the first NaN), so NaN
+    propagates as in Keras."""
     g, out = check.pool_forward_args(x, out, pool_size, strides, padding)
     argmax = check.argmax_output("argmax", argmax, out.shape, (("x", x), ("out", out)))
     cells = _pool_cells(x, g, -np.inf)
     pick = np.argmax(cells, axis=3)          # the first maximum; the first NaN if any
+    # padded cells are no candidates: where the maximum is -inf and a padded cell came
+    # first, the first real cell is the first maximum
+    real = _flat_cells(g) >= 0
+    padded = ~np.take_along_axis(np.broadcast_to(real[None, :, :, :, None], cells.shape),
+                                 pick[:, :, :, None], axis=3)[:, :, :, 0]
+    pick = np.where(padded, np.argmax(real, axis=-1)[None, :, :, None], pick)
     out[...] = np.take_along_axis(cells, pick[:, :, :, None], axis=3)[:, :, :, 0]
     flat = np.broadcast_to(_flat_cells(g)[None, :, :, :, None], cells.shape)
     argmax[...] = np.take_along_axis(flat, pick[:, :, :, None], axis=3)[:, :, :, 0]

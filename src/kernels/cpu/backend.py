@@ -15,7 +15,7 @@ from ..reference import (ACTIVATION_DEFAULT_PARAM as _DEFAULT_PARAM, ACTIVATIONS
                          ACTIVATIONS_NEEDING_INPUT)
 from . import _fastargs
 from . import dense as _dense, elementwise as _elementwise, gemm as _gemm
-from . import conv as _conv
+from . import conv as _conv, pooling as _pooling
 from . import embedding as _embedding, losses as _losses, normalization as _normalization
 from . import optimizers as _optimizers
 
@@ -613,6 +613,139 @@ def depthwise_conv2d_backward(dy, x, w, y, *, strides=1, padding="valid",
                           pre_activation, dx, dw, db, need_dx, use_bias, 2, depthwise=True)
 
 
+# ----------------------------------------------------------------------- pooling
+
+def max_pool2d_forward(x, out=None, argmax=None, *, pool_size=2, strides=None,
+                       padding="valid"):
+    g, out = check.pool_forward_args(x, out, pool_size, strides, padding)
+    argmax = check.argmax_output("argmax", argmax, out.shape, (("x", x), ("out", out)))
+    target, am_t = _target(out), _target(argmax)
+    _pooling.max_pool(_c(x), target, am_t, g)
+    _finish(argmax, am_t)
+    return _finish(out, target), argmax
+
+
+def max_pool2d_backward(dy, argmax, dx, *, pool_size=2, strides=None, padding="valid"):
+    g, dx = check.max_pool_backward_args(dy, argmax, dx, pool_size, strides, padding)
+    target = _target(dx)
+    _pooling.max_pool_backward(_c(dy), _c(argmax), target)
+    return _finish(dx, target)
+
+
+def avg_pool2d_forward(x, out=None, *, pool_size=2, strides=None, padding="valid"):
+    g, out = check.pool_forward_args(x, out, pool_size, strides, padding)
+    target = _target(out)
+    _pooling.avg_pool(_c(x), target, g)
+    return _finish(out, target)
+
+
+def avg_pool2d_backward(dy, dx, *, pool_size=2, strides=None, padding="valid"):
+    g, dx = check.avg_pool_backward_args(dy, dx, pool_size, strides, padding)
+    target = _target(dx)
+    _pooling.avg_pool_backward(_c(dy), target, g)
+    return _finish(dx, target)
+
+
+def global_avg_pool2d_forward(x, out=None):
+    out = check.global_pool_forward_args(x, out)
+    target = _target(out)
+    _pooling.global_avg_pool(_c(x), target)
+    return _finish(out, target)
+
+
+def global_avg_pool2d_backward(dy, dx):
+    dx = check.global_pool_backward_args(dy, dx)
+    target = _target(dx)
+    _pooling.global_avg_pool_backward(_c(dy), target)
+    return _finish(dx, target)
+
+
+def global_max_pool2d_forward(x, out=None, argmax=None):
+    out = check.global_pool_forward_args(x, out)
+    argmax = check.argmax_output("argmax", argmax, out.shape, (("x", x), ("out", out)))
+    target, am_t = _target(out), _target(argmax)
+    _pooling.global_max_pool(_c(x), target, am_t)
+    _finish(argmax, am_t)
+    return _finish(out, target), argmax
+
+
+def global_max_pool2d_backward(dy, argmax, dx):
+    dx = check.global_pool_backward_args(dy, dx, argmax, want_argmax=True)
+    target = _target(dx)
+    _pooling.global_max_pool_backward(_c(dy), _c(argmax), target)
+    return _finish(dx, target)
+
+
+# ----------------------------------------------------------- batch normalisation
+# The passes over the batch are compiled (kernels.cpu.normalization); the per-channel
+# arithmetic between them is the reference's own NumPy expressions, so the scale,
+# shift and moving statistics are the reference's bits.
+
+def _moments(x2):
+    c = x2.shape[1]
+    mean, var = np.empty(c), np.empty(c)
+    _normalization.batch_norm_moments(x2, mean, var)
+    return mean, var
+
+
+def _scale_shift(mean, inv, gamma, beta):
+    if gamma is not None:
+        inv = inv * gamma
+    return inv, (-mean * inv if beta is None else beta - mean * inv)
+
+
+def _bn_apply(x, out, scale, shift):
+    target = _target(out)
+    _normalization.batch_norm_apply(_last_axis_rows(_c(x)), _c(scale.astype(x.dtype)),
+                                    _c(np.asarray(shift, x.dtype)),
+                                    _last_axis_rows(target))
+    return _finish(out, target)
+
+
+def batch_norm_forward(x, gamma=None, beta=None, moving_mean=None, moving_variance=None,
+                       out=None, *, momentum=0.99, epsilon=1e-3):
+    out, momentum, epsilon = check.batch_norm_forward_args(
+        x, gamma, beta, moving_mean, moving_variance, out, momentum, epsilon)
+    mean, var = _moments(_last_axis_rows(_c(x)))
+    inv = (1 / np.sqrt(var + epsilon)).astype(x.dtype)
+    mean_t, var_t = mean.astype(x.dtype), var.astype(x.dtype)
+    scale, shift = _scale_shift(mean_t, inv, gamma, beta)
+    _bn_apply(x, out, scale, shift)
+    if moving_mean is not None:
+        moving_mean[...] = moving_mean * momentum + mean_t * (1 - momentum)
+        moving_variance[...] = moving_variance * momentum + var_t * (1 - momentum)
+    return out
+
+
+def batch_norm_inference(x, gamma, beta, moving_mean, moving_variance, out=None, *,
+                         epsilon=1e-3):
+    out, epsilon = check.batch_norm_inference_args(x, gamma, beta, moving_mean,
+                                                   moving_variance, out, epsilon)
+    inv = (1 / np.sqrt(moving_variance.astype(np.float64) + epsilon)).astype(x.dtype)
+    scale, shift = _scale_shift(moving_mean, inv, gamma, beta)
+    return _bn_apply(x, out, scale, shift)
+
+
+def batch_norm_backward(dy, x, gamma=None, dx=None, dgamma=None, dbeta=None, *,
+                        epsilon=1e-3):
+    dx, dgamma, dbeta, epsilon = check.batch_norm_backward_args(dy, x, gamma, dx, dgamma,
+                                                                dbeta, epsilon)
+    x2, dy2 = _last_axis_rows(_c(x)), _last_axis_rows(_c(dy))
+    m, c = x2.shape
+    mean, var = _moments(x2)
+    r = 1 / np.sqrt(var + epsilon)
+    sum_dy, sum_dy_xhat = np.empty(c), np.empty(c)
+    _normalization.batch_norm_grad_sums(dy2, x2, mean, r, sum_dy, sum_dy_xhat)
+    scale = r if gamma is None else r * gamma
+    dgamma[...] = sum_dy_xhat
+    dbeta[...] = sum_dy
+    target = _target(dx)
+    _normalization.batch_norm_dx(dy2, x2, mean, r, np.ascontiguousarray(scale),
+                                 sum_dy / m, sum_dy_xhat / m, _last_axis_rows(target))
+    _finish(dx, target)
+    return dx, dgamma, dbeta
+
+
 # --------------------------------------------------------------------- embedding
 
 def embedding_forward(ids, table, out=None):
@@ -835,7 +968,5 @@ def unchecked(dtype):
 # each kernel documents itself with its reference twin's docstring
 # Every kernel of the specification, by the same names (the consistency test checks
 # the signatures match).
-# (while issue 14 is in progress: the pending kernels this module has so far)
-__all__ = [k for k in _reference.__all__
-           if k not in _reference.PENDING_KERNELS or k in globals()]
+__all__ = list(_reference.__all__)
 _reference.share_docs({name: globals()[name] for name in __all__}, "Compiled twin")

@@ -86,3 +86,107 @@ def backward(const floating[:, ::1] dy, const floating[:, ::1] x, gamma, double 
                                        &dbeta[0], x.shape[0], x.shape[1], epsilon)
     if status != 0:
         raise MemoryError("layer_norm_backward: no memory for the row statistics")
+
+
+# ----------------------------------------------------------- batch normalisation
+# Statistics per channel (column) over every row, in double.  The rows are cut into
+# pieces of _BN_ROWS (a size that depends on nothing but itself); each piece's column
+# sums are taken in row order by one thread, then the pieces are added in piece order:
+# the same bits for any thread count.  The per-channel arithmetic between the passes
+# (scale, shift, moving statistics) is NumPy's in kernels.cpu.backend, as the
+# reference's; these are the passes over the whole batch.
+
+import numpy
+
+from cython.parallel cimport prange
+from kernels.cpu._threads cimport threads_for
+
+cdef enum:
+    _BN_ROWS = 256
+
+
+cdef inline Py_ssize_t _bn_pieces(Py_ssize_t m) noexcept nogil:
+    return (m + _BN_ROWS - 1) // _BN_ROWS
+
+
+def _combine(double[:, ::1] part, double[::1] out):
+    """out = the pieces' sums added in piece order."""
+    cdef Py_ssize_t p, j, c = part.shape[1]
+    for j in range(c):
+        out[j] = part[0, j]
+    for p in range(1, part.shape[0]):
+        for j in range(c):
+            out[j] += part[p, j]
+
+
+def batch_norm_moments(const floating[:, ::1] x, double[::1] mean, double[::1] var):
+    """mean and biased variance of each column of x (m rows), in double: two passes."""
+    cdef Py_ssize_t m = x.shape[0], c = x.shape[1], pieces = _bn_pieces(m)
+    cdef Py_ssize_t p, i, j
+    cdef double[:, ::1] part = numpy.empty((pieces, c), numpy.float64)
+    cdef double d
+    cdef int nt = min(threads_for(m * c), pieces)
+    for p in prange(pieces, nogil=True, num_threads=max(nt, 1), schedule="static"):
+        for j in range(c):
+            part[p, j] = 0
+        for i in range(p * _BN_ROWS, min(m, (p + 1) * _BN_ROWS)):
+            for j in range(c):
+                part[p, j] += x[i, j]
+    _combine(part, mean)
+    for j in range(c):
+        mean[j] = mean[j] / m
+    for p in prange(pieces, nogil=True, num_threads=max(nt, 1), schedule="static"):
+        for j in range(c):
+            part[p, j] = 0
+        for i in range(p * _BN_ROWS, min(m, (p + 1) * _BN_ROWS)):
+            for j in range(c):
+                d = x[i, j] - mean[j]
+                part[p, j] += d * d
+    _combine(part, var)
+    for j in range(c):
+        var[j] = var[j] / m
+
+
+def batch_norm_apply(const floating[:, ::1] x, const floating[::1] scale,
+                     const floating[::1] shift, floating[:, ::1] out):
+    """out = x * scale + shift per column (out may be x)."""
+    cdef Py_ssize_t m = x.shape[0], c = x.shape[1], i, j
+    cdef int nt = threads_for(m * c)
+    for i in prange(m, nogil=True, num_threads=nt, schedule="static"):
+        for j in range(c):
+            out[i, j] = x[i, j] * scale[j] + shift[j]
+
+
+def batch_norm_grad_sums(const floating[:, ::1] dy, const floating[:, ::1] x,
+                         const double[::1] mean, const double[::1] r, double[::1] sum_dy,
+                         double[::1] sum_dy_xhat):
+    """sum_dy = column sums of dy, sum_dy_xhat = column sums of dy (x - mean) r."""
+    cdef Py_ssize_t m = x.shape[0], c = x.shape[1], pieces = _bn_pieces(m)
+    cdef Py_ssize_t p, i, j
+    cdef double[:, ::1] part = numpy.empty((pieces, c), numpy.float64)
+    cdef double[:, ::1] part2 = numpy.empty((pieces, c), numpy.float64)
+    cdef int nt = min(threads_for(m * c), pieces)
+    for p in prange(pieces, nogil=True, num_threads=max(nt, 1), schedule="static"):
+        for j in range(c):
+            part[p, j] = 0
+            part2[p, j] = 0
+        for i in range(p * _BN_ROWS, min(m, (p + 1) * _BN_ROWS)):
+            for j in range(c):
+                part[p, j] += dy[i, j]
+                part2[p, j] += dy[i, j] * ((x[i, j] - mean[j]) * r[j])
+    _combine(part, sum_dy)
+    _combine(part2, sum_dy_xhat)
+
+
+def batch_norm_dx(const floating[:, ::1] dy, const floating[:, ::1] x,
+                  const double[::1] mean, const double[::1] r, const double[::1] scale,
+                  const double[::1] mean_dy, const double[::1] mean_dy_xhat,
+                  floating[:, ::1] dx):
+    """dx = scale (dy - mean_dy - xhat mean_dy_xhat), xhat = (x - mean) r, in double
+    (dx may be dy or x: each element is read before it is written)."""
+    cdef Py_ssize_t m = x.shape[0], c = x.shape[1], i, j
+    cdef int nt = threads_for(m * c)
+    for i in prange(m, nogil=True, num_threads=nt, schedule="static"):
+        for j in range(c):
+            dx[i, j] = <floating>(scale[j] * (dy[i, j] - mean_dy[j]
+                                               - (x[i, j] - mean[j]) * r[j] * mean_dy_xhat[j]))

@@ -54,9 +54,7 @@ from .optimizers import (  # noqa: E402,F401
     adagrad_update, adam_update, adamw_update, rmsprop_update, sgd_update)
 
 SIMULATOR = _nb.SIMULATOR
-# (while issue 14 is in progress: the pending kernels this module has so far)
-__all__ = [k for k in _reference.__all__
-           if k not in _reference.PENDING_KERNELS or k in globals()]
+__all__ = list(_reference.__all__)
 
 # each kernel documents itself with its reference twin's docstring (host or device
 # arrays: see this module's docstring)
