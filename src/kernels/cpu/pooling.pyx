@@ -32,8 +32,9 @@ def max_pool(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
     cdef const floating* src
     cdef floating* o
     cdef int* am
-    cdef floating v
-    cdef bint first
+    cdef floating v, cur
+    cdef bint first, take
+    cdef int cell
     cdef int nt = _team(x.shape[0] * x.shape[1] * x.shape[2] * c, n)
     for img in prange(n, nogil=True, num_threads=nt, schedule="static"):
         for oy in range(oh):
@@ -56,12 +57,15 @@ def max_pool(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                                 am[ch] = <int>(y * w + xx)
                             first = False
                             continue
+                        cell = <int>(y * w + xx)
                         for ch in range(c):
+                            # a larger value, or the first NaN (NaN > anything is
+                            # False); branch-free, so the loop vectorises
                             v = src[ch]
-                            # a larger value, or the first NaN (NaN > anything is False)
-                            if v > o[ch] or (v != v and o[ch] == o[ch]):
-                                o[ch] = v
-                                am[ch] = <int>(y * w + xx)
+                            cur = o[ch]
+                            take = (v > cur) | ((v != v) & (cur == cur))
+                            o[ch] = v if take else cur
+                            am[ch] = cell if take else am[ch]
 
 
 def max_pool_backward(const floating[:, :, :, ::1] dy, const int[:, :, :, ::1] argmax,
