@@ -539,6 +539,8 @@ class Dense(Layer):
             return []
         return [self.kernel, self.bias] if self.use_bias else [self.kernel]
 
+    _trainable_variables = weights       # (every weight: one property call per step)
+
     @property
     def gradients(self):
         if not self.built:
