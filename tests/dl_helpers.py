@@ -47,9 +47,9 @@ def both_backends():
 
 def backends_with(*kernels_needed):
     """pytest parameters: the CPU backends that load here, each run with the kernels
-    ``kernels_needed``.  A backend still lacking one of them while it is listed in
-    ``kernels.reference.PENDING_KERNELS`` (its twin being written) is skipped, saying
-    so; once the kernels leave that list a backend without them fails."""
+    ``kernels_needed``.  While a kernel family's twins are being written the reference
+    lists its kernels in ``PENDING_KERNELS``: a backend lacking one of those is skipped,
+    saying so.  A backend lacking any other kernel (or once the list is gone) fails."""
     import kernels
     from kernels import reference
     pending = getattr(reference, "PENDING_KERNELS", frozenset())
