@@ -45,25 +45,6 @@ def both_backends():
     return [name for name in ("numpy", "cython") if name in kernels.available_backends()]
 
 
-def backends_with(*kernels_needed):
-    """pytest parameters: the CPU backends that load here, each run with the kernels
-    ``kernels_needed``.  While a kernel family's twins are being written the reference
-    lists its kernels in ``PENDING_KERNELS``: a backend lacking one of those is skipped,
-    saying so.  A backend lacking any other kernel (or once the list is gone) fails."""
-    import kernels
-    from kernels import reference
-    pending = getattr(reference, "PENDING_KERNELS", frozenset())
-    params = []
-    for name in both_backends():
-        missing = [k for k in kernels_needed
-                   if not hasattr(kernels.get_backend(name), k) and k in pending]
-        marks = [pytest.mark.skip(reason=f"{name}: {', '.join(missing)} pending "
-                                         f"(kernels.reference.PENDING_KERNELS)")
-                 ] if missing else []
-        params.append(pytest.param(name, marks=marks))
-    return params
-
-
 # ------------------------------------------------------------------- activations
 # name -> (f(z), f'(z) as a function of z); softmax is handled on its own.
 def _sigmoid(z):

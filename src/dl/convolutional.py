@@ -304,25 +304,6 @@ class Conv1D(_Conv):
                          bias_initializer, kernel_regularizer, bias_regularizer,
                          activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
 
-    def _build(self, input_shape, backend, dtype):
-        super()._build(input_shape, backend, dtype)
-        # Keras pads dilation * (k - 1) zeros before the sequence, then runs a valid
-        # convolution.  The kernels' "causal" pads what "same" pads in all (the same
-        # output length), which is that amount only when (steps - 1) % strides == 0
-        # (always with strides 1): otherwise dl pads the input itself.
-        k, s, d = self.kernel_size[0], self.strides[0], self.dilation_rate[0]
-        want = d * (k - 1)
-        self._explicit_pad = 0
-        if self.padding == "causal" and padding_amounts(
-                self._in_last[0], k, s, d, "causal")[0] != want:
-            self._explicit_pad = want
-
-    def _kw(self):
-        kw = super()._kw()
-        if self._explicit_pad:
-            kw["padding"] = "valid"
-        return kw
-
     @property
     def _fwd(self):
         return self.backend.conv1d_forward
@@ -330,27 +311,6 @@ class Conv1D(_Conv):
     @property
     def _bwd(self):
         return self.backend.conv1d_backward
-
-    def _forward_last(self, x, training):
-        p = self._explicit_pad
-        if p:
-            n, steps, c = x.shape
-            xp = self._array("x_causal", (n, steps + p, c), training, zero=True)
-            self.backend.ops.place_cols(x.reshape(n, steps * c),
-                                        xp.reshape(n, (steps + p) * c), p * c)
-            x = xp
-        return super()._forward_last(x, training)
-
-    def _backward_last(self, dy, need_dx):
-        dx = super()._backward_last(dy, need_dx)
-        p = self._explicit_pad
-        if dx is None or not p:
-            return dx
-        n, padded, c = dx.shape
-        out = self._buffer("dx_causal", (n, padded - p, c))
-        self.backend.ops.take_cols(dx.reshape(n, padded * c), p * c,
-                                   out.reshape(n, (padded - p) * c))
-        return out
 
 
 class DepthwiseConv2D(_ConvBase):

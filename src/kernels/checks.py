@@ -524,14 +524,15 @@ def _int_tuple(name, value, rank):
 def padding_amounts(size, k, s, d, padding):
     """``(before, after, out)`` along one axis for Keras's padding modes: ``valid``
     none; ``same`` out = ceil(size/s) with the odd pixel after (Keras's split);
-    ``causal`` (1-D) everything before, out = ceil(size/s)."""
+    ``causal`` (1-D) ``d * (k - 1)`` before and none after (Keras's left padding, so
+    no output reads a later step), out = ceil(size/s)."""
     eff = (k - 1) * d + 1
     if padding == "valid":
         return 0, 0, (size - eff) // s + 1 if size >= eff else 0
     out = (size + s - 1) // s
-    total = max(0, (out - 1) * s + eff - size)
     if padding == "causal":
-        return total, 0, out
+        return eff - 1, 0, out
+    total = max(0, (out - 1) * s + eff - size)
     return total // 2, total - total // 2, out
 
 

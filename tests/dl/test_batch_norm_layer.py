@@ -15,13 +15,11 @@ import pytest
 import dl
 from dl import layers
 
-from dl_helpers import backends_with, fd_check, restore_dl_state  # noqa: F401
-
-KERNELS = ("batch_norm_forward", "batch_norm_inference", "batch_norm_backward",
-           "conv2d_forward")
+from dl_helpers import both_backends, fd_check, restore_dl_state  # noqa: F401
 
 
-@pytest.fixture(params=backends_with(*KERNELS))
+
+@pytest.fixture(params=both_backends())
 def be(request):
     dl.set_backend(request.param)
     return request.param

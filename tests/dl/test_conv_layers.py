@@ -12,15 +12,11 @@ import pytest
 import dl
 from dl import layers
 
-from dl_helpers import backends_with, fd_check, restore_dl_state  # noqa: F401
-
-KERNELS = ("conv2d_forward", "conv2d_backward", "conv1d_forward", "conv1d_backward",
-           "depthwise_conv2d_forward", "depthwise_conv2d_backward", "max_pool2d_forward",
-           "avg_pool2d_forward", "global_avg_pool2d_forward", "global_max_pool2d_forward",
-           "batch_norm_forward")
+from dl_helpers import both_backends, fd_check, restore_dl_state  # noqa: F401
 
 
-@pytest.fixture(params=backends_with(*KERNELS))
+
+@pytest.fixture(params=both_backends())
 def be(request):
     dl.set_backend(request.param)
     return request.param

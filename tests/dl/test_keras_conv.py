@@ -18,12 +18,9 @@ import pytest
 import dl
 from dl import layers
 
-from dl_helpers import backends_with, restore_dl_state  # noqa: F401  (autouse fixture)
+from dl_helpers import both_backends, restore_dl_state  # noqa: F401  (autouse fixture)
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
-CONV_KERNELS = ("conv2d_forward", "conv1d_forward", "depthwise_conv2d_forward",
-                "max_pool2d_forward", "avg_pool2d_forward", "batch_norm_forward",
-                "global_avg_pool2d_forward", "global_max_pool2d_forward")
 
 
 def _fixture(name):
@@ -114,7 +111,7 @@ NETS = {"mnist": _mnist, "batchnorm": _batchnorm, "separable": _separable,
         "causal": _causal, "channels_first": _channels_first}
 
 
-@pytest.mark.parametrize("be", backends_with(*CONV_KERNELS))
+@pytest.mark.parametrize("be", both_backends())
 @pytest.mark.parametrize("net", list(NETS))
 def test_convnet_trains_as_keras(net, be):
     dl.set_backend(be)

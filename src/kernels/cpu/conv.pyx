@@ -93,6 +93,7 @@ cdef void _describe(dlk_patches* d, g, const void* x, Py_ssize_t cg):
     d.c0, d.cg = 0, cg
     d.kh, d.kw, d.sh, d.sw, d.dh, d.dw = g.kh, g.kw, g.sh, g.sw, g.dh, g.dw
     d.pt, d.pl, d.oh, d.ow = g.pt, g.pl, g.oh, g.ow
+    d.transposed = 0
 
 
 cdef inline void _activate(int act, double param, const floating* z, floating* y,
@@ -238,7 +239,7 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     with nogil:
         _backprop_colsum(act, param, &dy[0, 0, 0, 0], &saved[0, 0, 0, 0], pdz, pdb, m, cout)
     # dw
-    if groups == 1 and k <= DIRECT_MAX_K:
+    if groups == 1 and k <= DIRECT_MAX_K and _USE_DIRECT:
         pieces = _pieces(m, _ROWS)
         part = <floating*>malloc(pieces * k * cout * sizeof(floating))
         if part == NULL:
@@ -258,10 +259,19 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
         with nogil:
             for gi in range(groups):
                 d.c0 = gi * cg
-                # dw^T (og, k) = dz^T (og, m) @ P (m, k): dz^T and dw^T as strides
-                status = _gemm_px(og, k, m, pdz + gi * og, 1, cout, NULL,
-                                  <const floating*>NULL, 0, 0, &d, pdw + gi * og, 1, cout,
-                                  NULL, ACT_LINEAR, 0.0, pdw + gi * og, 1)
+                if k < og:
+                    # dw (k, og) = P^T (k, m) @ dz (m, og): the narrow side as the
+                    # GEMM's rows (padded to MR, not to the wider NR)
+                    d.transposed = 1
+                    status = _gemm_px(k, og, m, <const floating*>NULL, 0, 0, &d,
+                                      pdz + gi * og, cout, 1, NULL, pdw + gi * og, cout, 1,
+                                      NULL, ACT_LINEAR, 0.0, pdw + gi * og, cout)
+                    d.transposed = 0
+                else:
+                    # dw^T (og, k) = dz^T (og, m) @ P (m, k): dz^T and dw^T as strides
+                    status = _gemm_px(og, k, m, pdz + gi * og, 1, cout, NULL,
+                                      <const floating*>NULL, 0, 0, &d, pdw + gi * og, 1,
+                                      cout, NULL, ACT_LINEAR, 0.0, pdw + gi * og, 1)
                 if status < 0:
                     break
         if status < 0:

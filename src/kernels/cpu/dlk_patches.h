@@ -30,6 +30,7 @@ typedef struct {
     Py_ssize_t sh, sw, dh, dw;  /* strides, dilation */
     Py_ssize_t pt, pl;          /* padding before (top, left) */
     Py_ssize_t oh, ow;          /* output height and width */
+    int transposed;             /* as a GEMM's A operand: 0 for P, 1 for P^T */
 } dlk_patches;
 
 /* An output pixel and its window, stepped from one row of P to the next without
@@ -47,6 +48,12 @@ static inline void dlk_pixel_at(const dlk_patches* g, Py_ssize_t i, dlk_pixel* q
     q->y0 = q->oy * g->sh - g->pt;
     q->x0 = q->ox * g->sw - g->pl;
     q->base = image * g->h * g->w * g->c;
+}
+
+/* True when the window of the pixel at q lies inside the image (reads no padding). */
+static inline int dlk_window_inside(const dlk_patches* g, const dlk_pixel* q) {
+    return q->y0 >= 0 && q->y0 + (g->kh - 1) * g->dh < g->h
+        && q->x0 >= 0 && q->x0 + (g->kw - 1) * g->dw < g->w;
 }
 
 static inline void dlk_pixel_step(const dlk_patches* g, dlk_pixel* q) {
@@ -119,6 +126,32 @@ static inline void dlk_patch_pack8_##SUF(const dlk_patches* g, dlk_pixel* px,   
     Py_ssize_t off[8];                                                                  \
     const T* rows[8];                                                                   \
     Py_ssize_t q, r, t, run = 0;                                                        \
+    if (px->ox + 7 < g->ow && dlk_window_inside(g, px)                                 \
+            && px->x0 + 7 * g->sw + (g->kw - 1) * g->dw < g->w) {                       \
+        /* 8 pixels of one output row, every window inside the image: row r's patch is \
+           row 0's moved r strides along the row, rs elements */                        \
+        Py_ssize_t rs = g->sw * g->c;                                                   \
+        dlk_patch_start(g, px, p0, &k[0]);                                              \
+        for (r = 0; r < 8; r++)                                                         \
+            dlk_pixel_step(g, px);                                                      \
+        for (q = 0; q < kc; q += run) {                                                 \
+            const T* s = x + dlk_patch_next(g, &k[0], kc - q, &run);                    \
+            if (rs == 1) {                                                              \
+                for (t = 0; t < run; t++)                                               \
+                    memcpy(panel + (q + t) * 8, s + t, 8 * sizeof(T));                  \
+                continue;                                                               \
+            }                                                                           \
+            for (t = 0; t + 8 <= run; t += 8) {                                         \
+                for (r = 0; r < 8; r++)                                                 \
+                    rows[r] = s + r * rs + t;                                           \
+                dlk_tr8p_##SUF(rows, panel + (q + t) * 8, 8);                           \
+            }                                                                           \
+            for (; t < run; t++)                                                        \
+                for (r = 0; r < 8; r++)                                                 \
+                    panel[(q + t) * 8 + r] = s[r * rs + t];                             \
+        }                                                                               \
+        return;                                                                         \
+    }                                                                                   \
     for (r = 0; r < 8; r++) {                                                           \
         dlk_patch_start(g, px, p0, &k[r]);                                              \
         dlk_pixel_step(g, px);                                                          \
@@ -192,9 +225,29 @@ static inline void dlk_patch_pack_b_##SUF(const dlk_patches* g, Py_ssize_t i0,  
     Py_ssize_t q, j, t, run, off;                                                       \
     dlk_patch_walk k;                                                                   \
     dlk_pixel px;                                                                       \
+    Py_ssize_t rel[64];                                                                 \
+    /* short runs (few channels per cell): the columns' offsets from a window's corner \
+       in a table, for the pixels whose window lies inside the image */                 \
+    int table = g->cg < 8 && nr <= 64;                                                  \
+    if (table) {                                                                        \
+        for (j = 0; j < nr; j++) {                                                      \
+            Py_ssize_t col = j0 + j, cell = col / g->cg, a = cell / g->kw;              \
+            rel[j] = (a * g->dh * g->w + (cell - a * g->kw) * g->dw) * g->c             \
+                     + g->c0 + col - cell * g->cg;                                      \
+        }                                                                               \
+    }                                                                                   \
     dlk_pixel_at(g, i0, &px);                                                           \
     for (q = 0; q < kc; q++) {                                                          \
         T* d = dst + q * NR;                                                            \
+        if (table && dlk_window_inside(g, &px)) {                                       \
+            const T* corner = x + px.base + (px.y0 * g->w + px.x0) * g->c;              \
+            for (j = 0; j < nr; j++)                                                    \
+                d[j] = corner[rel[j]];                                                  \
+            for (j = nr; j < NR; j++)                                                   \
+                d[j] = 0;                                                               \
+            dlk_pixel_step(g, &px);                                                     \
+            continue;                                                                   \
+        }                                                                               \
         dlk_patch_start(g, &px, j0, &k);                                                \
         dlk_pixel_step(g, &px);                                                         \
         for (j = 0; j < nr; j += run) {                                                 \

@@ -128,9 +128,21 @@ cdef inline void _pack_a_block(const dlk_patches* pa, Py_ssize_t i0, Py_ssize_t 
                                const floating* a, Py_ssize_t rsa, Py_ssize_t csa,
                                floating* dst) noexcept nogil:
     """_pack_a of A's block at (i0, p0): from `a` (that block's first element) or,
-    when pa is not NULL, gathered from a convolution's patch matrix."""
+    when pa is not NULL, gathered from a convolution's patch matrix P, or from P^T
+    when pa.transposed (each micro-panel is then P's rows p0.. as B-style panels of
+    MR columns)."""
+    cdef Py_ssize_t MR = _blocking(<floating>0).MR
+    cdef Py_ssize_t ip
     if pa == NULL:
         _pack_a(mc, kc, a, rsa, csa, dst)
+    elif pa.transposed:
+        for ip in range(_ceil_div(mc, MR)):
+            if floating is float:
+                dlk_patch_pack_b_f(pa, p0, i0 + ip * MR, kc, _imin(MR, mc - ip * MR), MR,
+                                   dst + ip * MR * kc)
+            else:
+                dlk_patch_pack_b_d(pa, p0, i0 + ip * MR, kc, _imin(MR, mc - ip * MR), MR,
+                                   dst + ip * MR * kc)
     elif floating is float:
         dlk_patch_pack_a_f(pa, i0, p0, mc, kc, _blocking(<floating>0).MR, dst)
     else:
