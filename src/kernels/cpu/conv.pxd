@@ -8,25 +8,6 @@
 
 from kernels.cpu._patches cimport dlk_patches
 
-cdef enum:
-    DIRECT_MAX_K = 32
-
-# The direct kernels, for a patch matrix of at most DIRECT_MAX_K columns (a first
-# layer's 1-3 channels: too short a k for the GEMM):
-# out[i, :] = bias + P[i, :] @ w (bias may be NULL; row stride ldo)
-ctypedef void (*direct_fwd_f32)(const dlk_patches* g, const float* w, const float* bias,
-                                Py_ssize_t cout, float* out, Py_ssize_t ldo,
-                                Py_ssize_t i0, Py_ssize_t i1) noexcept nogil
-ctypedef void (*direct_fwd_f64)(const dlk_patches* g, const double* w, const double* bias,
-                                Py_ssize_t cout, double* out, Py_ssize_t ldo,
-                                Py_ssize_t i0, Py_ssize_t i1) noexcept nogil
-# acc (kh * kw * cg, cout) = P[i0:i1]^T @ dz[i0:i1] (overwritten; pixels in order)
-ctypedef void (*direct_dw_f32)(const dlk_patches* g, const float* dz, Py_ssize_t cout,
-                               Py_ssize_t ldz, Py_ssize_t i0, Py_ssize_t i1,
-                               float* acc) noexcept nogil
-ctypedef void (*direct_dw_f64)(const dlk_patches* g, const double* dz, Py_ssize_t cout,
-                               Py_ssize_t ldz, Py_ssize_t i0, Py_ssize_t i1,
-                               double* acc) noexcept nogil
 # dx[pixel read by P[i, p]] += dcols[i - i0, p] for i in [i0, i1), in that order (dx is
 # the NHWC gradient of the input; dcols row stride ldd; the group's channels only)
 ctypedef void (*col2im_f32)(const dlk_patches* g, const float* dcols, Py_ssize_t ldd,
@@ -55,10 +36,6 @@ ctypedef void (*dw_xgrad_f64)(const dlk_patches* g, const double* dz, const doub
                               Py_ssize_t i1) noexcept nogil
 
 ctypedef struct conv_table:
-    direct_fwd_f32 direct_fwd_f32
-    direct_fwd_f64 direct_fwd_f64
-    direct_dw_f32 direct_dw_f32
-    direct_dw_f64 direct_dw_f64
     col2im_f32 col2im_f32
     col2im_f64 col2im_f64
     dw_fwd_f32 dw_fwd_f32

@@ -8,15 +8,17 @@ while packing them (``sgemm_px`` / ``dgemm_px`` of gemm.pxd), so the workspace i
 GEMM's packing buffers, whatever the batch.
 
 * forward: ``z = P w + b`` through the GEMM, bias and activation in its epilogue, one
-  call per group.  A first layer (P of at most DIRECT_MAX_K columns: 1-3 channels) has
-  too short a k for the GEMM: a direct kernel computes each pixel's channels in
-  register blocks instead.
-* backward: dz and db in one pass (``backprop_colsum``); ``dw^T = dz^T P`` through the
-  GEMM with P as its B operand (the GEMM's k is the batch's pixels, cut in blocks that
-  depend only on the shapes), or, for a first layer, the direct kernel's fixed pieces
-  of pixels summed in piece order; ``dx``: pieces of whole images, each owned by one
-  thread, ``dz w^T`` into a piece-sized buffer (a plain GEMM) then col2im into its
-  images -- no atomics, the same bits for any thread count.
+  call per group.  A first layer's short k (9 for one channel and 3 x 3) included: a
+  direct kernel (4 pixels x 16 channels in registers) measured slower than the GEMM
+  fed by the gathering pack (the same forward 9.4 vs 7.0 ms, its dw 14.5 vs 7.8 ms, on
+  the MNIST convnet's first layer, batch 128), so there is none.
+* backward: dz and db in one pass (``backprop_colsum``); the weight gradient through
+  the GEMM, its k being the batch's pixels (cut in blocks that depend only on the
+  shapes): ``dw^T = dz^T P`` (P as the B operand), or ``dw = P^T dz`` (P^T packed as
+  the A operand) when the patch is narrower than the filters -- the narrow side padded
+  to the micro-tile's MR rather than its wider NR; ``dx``: pieces of whole images, each
+  owned by one thread, ``dz w^T`` into a piece-sized buffer (a plain GEMM) then col2im
+  into its images -- no atomics, the same bits for any thread count.
 * depthwise: direct kernels (each channel its own small filter).
 
 The non-GEMM loops are in conv_impl.pxi, compiled per instruction set (conv_base,
@@ -44,16 +46,8 @@ _isa = importlib.import_module(f"{_PACKAGE}._isa")
 cdef conv_table* _tab = NULL
 
 cdef enum:
-    _ROWS = 1024        # output pixels per piece of the direct kernels and partial sums
+    _ROWS = 1024        # output pixels per piece of the depthwise kernels and partial sums
     _DX_ROWS = 256      # at least this many output pixels per dx piece (whole images)
-
-
-_USE_DIRECT = True
-
-
-def _set_direct(flag):
-    global _USE_DIRECT
-    _USE_DIRECT = flag
 
 
 def _install(capsule):
@@ -79,11 +73,6 @@ def use_impl(name):
     """Make the convolution kernels use the variant `name` (one of available_impls()).
     Not to be called while another thread runs a kernel."""
     _variants.use(name)
-
-
-def direct_max_k():
-    """The widest patch matrix (kh * kw * input channels) the direct kernels take."""
-    return DIRECT_MAX_K
 
 
 cdef void _describe(dlk_patches* d, g, const void* x, Py_ssize_t cg):
@@ -169,25 +158,6 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
         pv = pre
         z = &pv[0, 0, 0, 0]
     _describe(&d, g, &x[0, 0, 0, 0], cg)
-    if groups == 1 and k <= DIRECT_MAX_K and _USE_DIRECT:
-        pieces = _pieces(m, _ROWS)
-        nt = gemm_threads(m, cout, k, floating is float)
-        with nogil:
-            if nt > 1 and pieces > 1:
-                for c in prange(pieces, num_threads=nt, schedule="static"):
-                    if floating is float:
-                        _tab.direct_fwd_f32(&d, wp, bias, cout, z, cout, c * _ROWS,
-                                            min(m, (c + 1) * _ROWS))
-                    else:
-                        _tab.direct_fwd_f64(&d, wp, bias, cout, z, cout, c * _ROWS,
-                                            min(m, (c + 1) * _ROWS))
-            elif floating is float:
-                _tab.direct_fwd_f32(&d, wp, bias, cout, z, cout, 0, m)
-            else:
-                _tab.direct_fwd_f64(&d, wp, bias, cout, z, cout, 0, m)
-            if act != ACT_LINEAR or z != y:
-                _activate(act, param, z, y, m, cout)
-        return
     # a row activation (softmax) spans every group's channels: after all groups
     whole_act = groups > 1 and act_by_rows(act)
     with nogil:
@@ -225,7 +195,6 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     cdef floating* pdz = &dz[0, 0]
     cdef floating* pdw = &dw[0, 0, 0, 0]
     cdef const floating* wp = &w[0, 0, 0, 0]
-    cdef floating* part = NULL
     cdef floating* buf = NULL
     cdef Py_ssize_t gi, c, pieces, per_piece, rows_max, img0, img1
     cdef int nt, status = 1, t
@@ -239,43 +208,26 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     with nogil:
         _backprop_colsum(act, param, &dy[0, 0, 0, 0], &saved[0, 0, 0, 0], pdz, pdb, m, cout)
     # dw
-    if groups == 1 and k <= DIRECT_MAX_K and _USE_DIRECT:
-        pieces = _pieces(m, _ROWS)
-        part = <floating*>malloc(pieces * k * cout * sizeof(floating))
-        if part == NULL:
-            raise MemoryError("conv2d_backward: no memory for the partial sums of dw")
-        nt = min(gemm_threads(m, cout, k, floating is float), pieces)
-        with nogil:
-            for c in prange(pieces, num_threads=max(nt, 1), schedule="static"):
-                if floating is float:
-                    _tab.direct_dw_f32(&d, pdz, cout, cout, c * _ROWS,
-                                       min(m, (c + 1) * _ROWS), part + c * k * cout)
-                else:
-                    _tab.direct_dw_f64(&d, pdz, cout, cout, c * _ROWS,
-                                       min(m, (c + 1) * _ROWS), part + c * k * cout)
-            _sum_pieces(part, pieces, k * cout, pdw)
-        free(part)
-    else:
-        with nogil:
-            for gi in range(groups):
-                d.c0 = gi * cg
-                if k < og:
-                    # dw (k, og) = P^T (k, m) @ dz (m, og): the narrow side as the
-                    # GEMM's rows (padded to MR, not to the wider NR)
-                    d.transposed = 1
-                    status = _gemm_px(k, og, m, <const floating*>NULL, 0, 0, &d,
-                                      pdz + gi * og, cout, 1, NULL, pdw + gi * og, cout, 1,
-                                      NULL, ACT_LINEAR, 0.0, pdw + gi * og, cout)
-                    d.transposed = 0
-                else:
-                    # dw^T (og, k) = dz^T (og, m) @ P (m, k): dz^T and dw^T as strides
-                    status = _gemm_px(og, k, m, pdz + gi * og, 1, cout, NULL,
-                                      <const floating*>NULL, 0, 0, &d, pdw + gi * og, 1,
-                                      cout, NULL, ACT_LINEAR, 0.0, pdw + gi * og, 1)
-                if status < 0:
-                    break
-        if status < 0:
-            raise MemoryError("conv2d_backward: no memory for the GEMM's packing buffer")
+    with nogil:
+        for gi in range(groups):
+            d.c0 = gi * cg
+            if k < og:
+                # dw (k, og) = P^T (k, m) @ dz (m, og): the narrow side as the
+                # GEMM's rows (padded to MR, not to the wider NR)
+                d.transposed = 1
+                status = _gemm_px(k, og, m, <const floating*>NULL, 0, 0, &d,
+                                  pdz + gi * og, cout, 1, NULL, pdw + gi * og, cout, 1,
+                                  NULL, ACT_LINEAR, 0.0, pdw + gi * og, cout)
+                d.transposed = 0
+            else:
+                # dw^T (og, k) = dz^T (og, m) @ P (m, k): dz^T and dw^T as strides
+                status = _gemm_px(og, k, m, pdz + gi * og, 1, cout, NULL,
+                                  <const floating*>NULL, 0, 0, &d, pdw + gi * og, 1,
+                                  cout, NULL, ACT_LINEAR, 0.0, pdw + gi * og, 1)
+            if status < 0:
+                break
+    if status < 0:
+        raise MemoryError("conv2d_backward: no memory for the GEMM's packing buffer")
     if pdx == NULL:
         return
     # dx: pieces of whole images; per piece and group, dcols = dz w^T then col2im
