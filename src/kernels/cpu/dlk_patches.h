@@ -175,26 +175,73 @@ DLK_PATCH_PACK8(double, d)
 /* Pack P[i0 : i0 + mc, p0 : p0 + kc] into ceil(mc / MR) micro-panels of MR rows, as
  * the GEMM's _pack_a: dst[ip*MR*kc + q*MR + r] = P[i0 + ip*MR + r, p0 + q]; rows past
  * mc are zero. */
+#define DLK_REL_MAX 512
+/* rel[q] = the offset of P's column p0 + q from its window's corner (the cell's pixel
+ * and the channel), for q < kc. */
+static inline void dlk_patch_offsets(const dlk_patches* g, Py_ssize_t p0, Py_ssize_t kc,
+                                     Py_ssize_t* rel) {
+    Py_ssize_t q;
+    for (q = 0; q < kc; q++) {
+        Py_ssize_t col = p0 + q, cell = col / g->cg, a = cell / g->kw;
+        rel[q] = (a * g->dh * g->w + (cell - a * g->kw) * g->dw) * g->c + g->c0
+                 + col - cell * g->cg;
+    }
+}
+
 #define DLK_PATCH_PACK_A(T, SUF, TR_OK)                                                \
 static inline void dlk_patch_pack_a_##SUF(const dlk_patches* g, Py_ssize_t i0,         \
                                           Py_ssize_t p0, Py_ssize_t mc, Py_ssize_t kc, \
                                           Py_ssize_t MR, T* dst) {                     \
     const T* x = (const T*)g->x;                                                        \
     Py_ssize_t ip, r, q, t, run, off;                                                   \
+    Py_ssize_t rel[DLK_REL_MAX];                                                        \
     dlk_patch_walk k;                                                                   \
     dlk_pixel px;                                                                       \
+    /* short runs (a first layer's 1-3 channels): each column's offset from the window's \
+       corner in a table, for the rows whose window lies inside the image */            \
+    int table = g->cg < 8 && kc <= DLK_REL_MAX;                                         \
+    Py_ssize_t rs = g->sw * g->c;                                                       \
+    if (table)                                                                          \
+        dlk_patch_offsets(g, p0, kc, rel);                                              \
     dlk_pixel_at(g, i0, &px);                                                           \
     for (ip = 0; ip * MR < mc; ip++) {                                                  \
         T* panel = dst + ip * MR * kc;                                                  \
-        if (MR == 8 && mc - ip * MR >= 8 && TR_OK) {                                    \
-            dlk_patch_pack8_##SUF(g, &px, p0, kc, panel);                               \
-            continue;                                                                   \
+        if (MR == 8 && mc - ip * MR >= 8) {                                             \
+            if (!table && TR_OK) {                                                      \
+                dlk_patch_pack8_##SUF(g, &px, p0, kc, panel);                           \
+                continue;                                                               \
+            }                                                                           \
+            if (table && px.ox + 7 < g->ow && dlk_window_inside(g, &px)                \
+                    && px.x0 + 7 * g->sw + (g->kw - 1) * g->dw < g->w) {                \
+                /* 8 pixels of one output row inside the image: row r's cell values   \
+                   are row 0's moved r strides (rs elements); one channel and stride 1: \
+                   8 contiguous values */                                               \
+                const T* corner = x + px.base + (px.y0 * g->w + px.x0) * g->c;          \
+                if (rs == 1) {                                                          \
+                    for (q = 0; q < kc; q++)                                            \
+                        memcpy(panel + q * 8, corner + rel[q], 8 * sizeof(T));          \
+                } else {                                                                \
+                    for (q = 0; q < kc; q++)                                            \
+                        for (r = 0; r < 8; r++)                                         \
+                            panel[q * 8 + r] = corner[rel[q] + r * rs];                 \
+                }                                                                       \
+                for (r = 0; r < 8; r++)                                                 \
+                    dlk_pixel_step(g, &px);                                             \
+                continue;                                                               \
+            }                                                                           \
         }                                                                               \
         for (r = 0; r < MR; r++) {                                                      \
             T* d = panel + r;                                                           \
             if (ip * MR + r >= mc) {                                                    \
                 for (q = 0; q < kc; q++)                                                \
                     d[q * MR] = 0;                                                      \
+                continue;                                                               \
+            }                                                                           \
+            if (table && dlk_window_inside(g, &px)) {                                   \
+                const T* corner = x + px.base + (px.y0 * g->w + px.x0) * g->c;          \
+                for (q = 0; q < kc; q++)                                                \
+                    d[q * MR] = corner[rel[q]];                                         \
+                dlk_pixel_step(g, &px);                                                 \
                 continue;                                                               \
             }                                                                           \
             dlk_patch_start(g, &px, p0, &k);                                            \
@@ -225,17 +272,12 @@ static inline void dlk_patch_pack_b_##SUF(const dlk_patches* g, Py_ssize_t i0,  
     Py_ssize_t q, j, t, run, off;                                                       \
     dlk_patch_walk k;                                                                   \
     dlk_pixel px;                                                                       \
-    Py_ssize_t rel[64];                                                                 \
+    Py_ssize_t rel[DLK_REL_MAX];                                                        \
     /* short runs (few channels per cell): the columns' offsets from a window's corner \
        in a table, for the pixels whose window lies inside the image */                 \
-    int table = g->cg < 8 && nr <= 64;                                                  \
-    if (table) {                                                                        \
-        for (j = 0; j < nr; j++) {                                                      \
-            Py_ssize_t col = j0 + j, cell = col / g->cg, a = cell / g->kw;              \
-            rel[j] = (a * g->dh * g->w + (cell - a * g->kw) * g->dw) * g->c             \
-                     + g->c0 + col - cell * g->cg;                                      \
-        }                                                                               \
-    }                                                                                   \
+    int table = g->cg < 8 && nr <= DLK_REL_MAX;                                         \
+    if (table)                                                                          \
+        dlk_patch_offsets(g, j0, nr, rel);                                              \
     dlk_pixel_at(g, i0, &px);                                                           \
     for (q = 0; q < kc; q++) {                                                          \
         T* d = dst + q * NR;                                                            \
