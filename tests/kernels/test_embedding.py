@@ -90,7 +90,9 @@ def test_cuda_matches_and_marks_bad_device_ids(cuda, dtype, rng):
     # device ids (int64, or floats of the dtype): nothing read back, bad ids give NaN
     # rows and add nothing
     d_table = _nb.to_device(table)
-    for bad in (np.array([0, 6, -1, 2], np.int64), np.array([0, 6.0, 0.5, 2], dtype)):
+    for bad in (np.array([0, 6, -1, 2], np.int64), np.array([0, 6.0, 0.5, 2], dtype),
+                np.array([0, np.nan, -1.0, 2], dtype), np.array([0, np.inf, -np.inf, 2], dtype),
+                np.array([0, 1e30, 2.0**62, 2], dtype)):
         out = cuda.embedding_forward(_nb.to_device(bad), d_table).copy_to_host()
         assert np.isnan(out[1:3]).all() and not np.isnan(out[[0, 3]]).any()
         np.testing.assert_array_equal(out[[0, 3]], table[[0, 2]])

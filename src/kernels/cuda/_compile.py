@@ -102,8 +102,8 @@ def kernels(dtype):
 
 def definitions():
     """(name, dtype, python function, signature) of every registered kernel."""
-    from . import (conv, devops, elementwise, gemm, losses, normalization,  # noqa: F401
-                   optimizers, pooling)   # (imported: they register their kernels)
+    from . import (conv, devops, elementwise, embedding, gemm, losses,  # noqa: F401
+                   normalization, optimizers, pooling)   # (imported: they register)
     for name in sorted(_FACTORIES):
         factory, _ = _FACTORIES[name]
         for dtype in DTYPES:

@@ -25,7 +25,12 @@ from ._compile import kernels, launch_1d, register
 
 def _gather(dtype, float_ids):
     T = np.dtype(dtype).type
-    nan = T(math.nan)
+    nan, zero = T(math.nan), T(0)
+    # float ids below this are whole numbers an int64 holds exactly (larger ones are no
+    # row of a table in memory); compared in the ids' dtype, then as integers, so a
+    # float32 kernel needs no float64 (comparing a float32 with the int64 row count
+    # would convert both to float64)
+    limit = T(2.0**62)
 
     def gather(ids, table, out):
         d = out.shape[1]
@@ -35,10 +40,14 @@ def _gather(dtype, float_ids):
             j = i - p * d
             v = ids[p]
             if float_ids:
-                ok = v >= 0 and v < rows and math.floor(v) == v
+                # NaN fails the first comparison, infinities the second
+                ok = v >= zero and v < limit and T(math.floor(v)) == v
+                k = int(v) if ok else 0
+                ok = ok and k < rows
             else:
-                ok = v >= 0 and v < rows
-            out[p, j] = table[int(v), j] if ok else nan
+                k = v
+                ok = k >= 0 and k < rows
+            out[p, j] = table[k, j] if ok else nan
     return gather
 
 
@@ -54,7 +63,10 @@ def _scatter(dtype, float_ids):
             j = i - r * d
             s = zero
             for p in range(n):
-                hit = ids[p] == T(r) if float_ids else ids[p] == r
+                v = ids[p]
+                # a float32 id equal to T(r) may still be another row: T(r) rounds r
+                # above 2**24 (the row the gather reads is int(v))
+                hit = (v == T(r) and int(v) == r) if float_ids else v == r
                 if hit:
                     s += dy[p, j]
             dtable[r, j] = s
