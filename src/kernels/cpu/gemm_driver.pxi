@@ -140,6 +140,11 @@ cdef int _gemm_blocked(_Job* job, Py_ssize_t nt, floating tag) noexcept nogil:
     job.n_pc = n_pc
     job.kc_blk = kc_max
     job.n_jg = _imin(nt, _ceil_div(nc_max, NR))
+    # Tall and narrow (a convolution's pixels x filters): with few column panels and
+    # many row blocks, split the rows only -- split columns, every thread would pack
+    # the same A blocks for its own few panels.
+    if job.n_jc == 1 and _ceil_div(nc_max, NR) <= 4 and job.n_ic >= 4 * nt:
+        job.n_jg = 1
     job.n_items = job.n_jg * job.n_ic
     job.a_len = kc_max * _ceil_div(mc_max, MR) * MR
     if nt > job.n_items:
