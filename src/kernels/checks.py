@@ -693,9 +693,13 @@ def _dx_output(dx, shape, dtype, inputs, what):
     return output("dx", dx, shape, dtype, inputs=inputs)
 
 
-def argmax_input(argmax, shape, cells):
+def argmax_input(argmax, shape, cells, read_values=True):
     """A max pooling's argmax as the backward reads it: int32, of dy's shape, each in
-    [0, cells) (the cells of one channel plane of x)."""
+    [0, cells) (the cells of one channel plane of x).
+
+    ``read_values=False`` checks the type, dtype and shape only: for a view of device
+    memory, which the host cannot read (the cuda backend's kernels then treat an index
+    out of range themselves)."""
     if not isinstance(argmax, np.ndarray):
         raise TypeError(f"argmax: expected the int32 array max pooling's forward "
                         f"returned, got {describe(argmax)}")
@@ -703,14 +707,16 @@ def argmax_input(argmax, shape, cells):
     if argmax.dtype != np.int32:
         raise TypeError(f"argmax: expected dtype int32, got {argmax.dtype}")
     same_shape("argmax", argmax, shape, "dy")
-    if argmax.min() < 0 or argmax.max() >= cells:
+    if read_values and (argmax.min() < 0 or argmax.max() >= cells):
         bad = argmax[(argmax < 0) | (argmax >= cells)][0]
         raise ValueError(f"argmax: expected cell indices in [0, {cells}), got {bad}")
     return argmax
 
 
-def max_pool_backward_args(dy, argmax, dx, pool_size, strides, padding, rank=2):
-    """Returns (geometry, dx): dx (required, x's shape) receives dy at argmax."""
+def max_pool_backward_args(dy, argmax, dx, pool_size, strides, padding, rank=2,
+                           read_values=True):
+    """Returns (geometry, dx): dx (required, x's shape) receives dy at argmax
+    (range-checked unless ``read_values`` is False: see ``argmax_input``)."""
     array("dy", dy, ndim=rank + 2)
     if isinstance(dx, np.ndarray):
         array("dx", dx, ndim=rank + 2, dtype=dy.dtype)
@@ -720,7 +726,7 @@ def max_pool_backward_args(dy, argmax, dx, pool_size, strides, padding, rank=2):
     g = window_geometry(dx, window, strides, padding, 1, rank, ("valid", "same"),
                         what="pool")
     same_shape("dy", dy, _out_shape(g, rank), "the pooling of dx's shape")
-    argmax_input(argmax, dy.shape, g.h * g.w)
+    argmax_input(argmax, dy.shape, g.h * g.w, read_values=read_values)
     dx = output("dx", dx, dx.shape, dy.dtype, inputs=(("dy", dy), ("argmax", argmax)))
     return g, dx
 
@@ -746,8 +752,9 @@ def global_pool_forward_args(x, out):
     return output("out", out, (x.shape[0], x.shape[3]), x.dtype, inputs=(("x", x),))
 
 
-def global_pool_backward_args(dy, dx, argmax=None, want_argmax=False):
-    """dy ``(n, c)``; dx (required) ``(n, h, w, c)``; argmax (max pooling) ``(n, c)``."""
+def global_pool_backward_args(dy, dx, argmax=None, want_argmax=False, read_values=True):
+    """dy ``(n, c)``; dx (required) ``(n, h, w, c)``; argmax (max pooling) ``(n, c)``,
+    range-checked unless ``read_values`` is False (see ``argmax_input``)."""
     array("dy", dy, ndim=2)
     if not isinstance(dx, np.ndarray):
         _dx_output(dx, "(n, h, w, c)", dy.dtype, (), "the pooled input's shape")
@@ -757,7 +764,7 @@ def global_pool_backward_args(dy, dx, argmax=None, want_argmax=False):
                          f"channels), got {dy.shape}")
     inputs = (("dy", dy),)
     if want_argmax:
-        argmax_input(argmax, dy.shape, dx.shape[1] * dx.shape[2])
+        argmax_input(argmax, dy.shape, dx.shape[1] * dx.shape[2], read_values=read_values)
         inputs += (("argmax", argmax),)
     return output("dx", dx, dx.shape, dy.dtype, inputs=inputs)
 

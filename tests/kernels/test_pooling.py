@@ -236,6 +236,37 @@ def test_cuda_device_arrays_and_bad_device_argmax(cuda, rng):
         cuda.max_pool2d_backward(d_dy, device_copies(arg.astype(np.int64))[0], d_dx)
     with pytest.raises(ValueError, match="^argmax: expected shape"):
         cuda.max_pool2d_backward(d_dy, device_copies(arg[:1])[0], d_dx)
+    # an argmax in dx's own memory (its first bytes seen as int32)
+    in_dx = d_dx.reshape(d_dx.size)[:arg.size].view(np.int32).reshape(arg.shape)
+    with pytest.raises(ValueError, match="^dx: must not share memory with argmax"):
+        cuda.max_pool2d_backward(d_dy, in_dx, d_dx)
+    in_dx = d_dx.reshape(d_dx.size)[:4].view(np.int32).reshape(2, 2)
+    with pytest.raises(ValueError, match="^dx: must not share memory with argmax"):
+        cuda.global_max_pool2d_backward(device_copies(dy[:, 0, 0])[0], in_dx, d_dx)
+
+
+def test_argmax_check_without_reading_the_values():
+    """checks.argmax_input(read_values=False) (the cuda backend's device argmax): no
+    range check, the type, dtype and shape checks still; True (the default) reads the
+    range."""
+    from kernels import checks
+    bad = np.array([[0, 9]], np.int32)
+    assert checks.argmax_input(bad, (1, 2), 4, read_values=False) is bad
+    with pytest.raises(ValueError, match=r"^argmax: expected cell indices in \[0, 4\), got 9"):
+        checks.argmax_input(bad, (1, 2), 4)
+    with pytest.raises(TypeError, match="^argmax: expected dtype int32"):
+        checks.argmax_input(bad.astype(np.int64), (1, 2), 4, read_values=False)
+    with pytest.raises(ValueError, match="^argmax: expected shape"):
+        checks.argmax_input(bad, (2, 1), 4, read_values=False)
+    dy, dx = np.ones((1, 1, 1, 1)), np.empty((1, 2, 2, 1))
+    high = np.full((1, 1, 1, 1), 4, np.int32)
+    checks.max_pool_backward_args(dy, high, dx, 2, None, "valid", read_values=False)
+    with pytest.raises(ValueError, match="^argmax: expected cell indices"):
+        checks.max_pool_backward_args(dy, high, dx, 2, None, "valid")
+    checks.global_pool_backward_args(dy[:, 0, 0], dx, high[:, 0, 0], want_argmax=True,
+                                     read_values=False)
+    with pytest.raises(ValueError, match="^argmax: expected cell indices"):
+        checks.global_pool_backward_args(dy[:, 0, 0], dx, high[:, 0, 0], want_argmax=True)
 
 
 # ------------------------------------------------------------------ gradients

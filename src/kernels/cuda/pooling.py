@@ -13,7 +13,8 @@ without atomics, the same bits on every run:
 * global pooling: a thread per element of dx.
 
 Host argmax arrays are range-checked as by every backend; a device argmax is not read
-back: an out-of-range index makes its (image, channel) plane of dx NaN instead.
+back (``checks.argmax_input(..., read_values=False)``: type, dtype, shape and overlaps
+only): an out-of-range index makes its (image, channel) plane of dx NaN instead.
 """
 import math
 
@@ -240,24 +241,6 @@ def _geometry(g):
     return (g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.oh, g.ow)
 
 
-def _argmax_stand_in(c):
-    """For ``checks``: a device argmax's view may not be read (its range check reads
-    it), so the checks see a readable stand-in of its dtype and shape (their type,
-    dtype and shape messages are the same); the overlap checks are redone on the real
-    view by ``_argmax_overlap``.  Host arrays are checked as they are."""
-    v = c.v["argmax"]
-    if not c.on_device or v is None:
-        return v
-    return np.broadcast_to(np.zeros((), v.dtype), v.shape)
-
-
-def _argmax_overlap(c, dx):
-    v = c.v["argmax"]
-    if c.on_device and np.may_share_memory(dx, v):
-        raise ValueError("dx: must not share memory with argmax, which it would overwrite "
-                         "while still being read")
-
-
 def max_pool2d_forward(x, out=None, argmax=None, *, pool_size=2, strides=None,
                        padding="valid"):
     c = Call(x=x, out=out, argmax=argmax)
@@ -273,9 +256,9 @@ def max_pool2d_forward(x, out=None, argmax=None, *, pool_size=2, strides=None,
 
 def max_pool2d_backward(dy, argmax, dx, *, pool_size=2, strides=None, padding="valid"):
     c = Call(dy=dy, argmax=argmax, dx=dx)
-    g, dx = check.max_pool_backward_args(c.v["dy"], _argmax_stand_in(c), c.v["dx"],
-                                         pool_size, strides, padding)
-    _argmax_overlap(c, dx)
+    # a device argmax's view cannot be read: its range is the kernel's (a NaN plane)
+    g, dx = check.max_pool_backward_args(c.v["dy"], c.v["argmax"], c.v["dx"], pool_size,
+                                         strides, padding, read_values=not c.on_device)
     d_dx = c.dev(dx, name="dx")
     launch_1d(kernels(dx.dtype).max_pool_backward, g.n * g.cin, c.dev(c.v["dy"], name="dy"),
               c.dev(c.v["argmax"], name="argmax"), d_dx)
@@ -320,9 +303,8 @@ def _global_forward(x, out, argmax, is_max):
 def _global_backward(dy, argmax, dx, is_max):
     c = Call(dy=dy, argmax=argmax, dx=dx)
     if is_max:
-        dx = check.global_pool_backward_args(c.v["dy"], c.v["dx"], _argmax_stand_in(c),
-                                             want_argmax=True)
-        _argmax_overlap(c, dx)
+        dx = check.global_pool_backward_args(c.v["dy"], c.v["dx"], c.v["argmax"],
+                                             want_argmax=True, read_values=not c.on_device)
     else:
         dx = check.global_pool_backward_args(c.v["dy"], c.v["dx"])
     d_dx = c.dev(dx, name="dx")
