@@ -3,18 +3,21 @@
 Run with ``pytest bench --benchmark-only`` (see bench/README.md).  Every benchmark is
 parametrized over the ``numpy`` (reference), ``cython`` and ``cuda`` backends (cuda is
 skipped where ``kernels.get_backend("cuda")`` does not load; a few benchmarks add
-``torch``, skipped where PyTorch is not installed), uses float32 data (GEMM, dense and
+``torch``, skipped where PyTorch is not installed, the convolution benchmarks also
+``torch_cl`` (PyTorch on channels_last tensors) and the convnet epoch ``tf_keras``,
+skipped where TensorFlow is not installed), uses float32 data (GEMM, dense and
 optimizer benchmarks also float64), times one call, and checks the result after timing.
 
 The items are reordered so that the backends of one case run back to back (numpy, then
-cython, cuda, torch): on a shared machine the load drifts, and a ratio is only fair
-between measurements taken close together.  When NumPy's BLAS may run more than one
-thread, a benchmark of another backend first waits ``BLAS_SETTLE`` seconds, right
-before its timing (after the test's own setup, which often computes reference inputs
-with NumPy): OpenBLAS's idle threads keep spinning for about 0.1 s after a call (2**28
-cycles) and would otherwise compete for the cores with the timed threads (measured: a
-2-thread float64 512^3 GEMM of ours at 38-43 GFLOP/s right after NumPy's, 76 after a
-pause; and the kernels' adaptive thread teams shrink while they spin).
+cython, cuda, torch, torch_cl, tf_keras): on a shared machine the load drifts, and a
+ratio is only fair between measurements taken close together.  When NumPy's BLAS may run
+more than one thread, a benchmark of another backend first waits ``BLAS_SETTLE``
+seconds, right before its timing (after the test's own setup, which often computes
+reference inputs with NumPy): OpenBLAS's idle threads keep spinning for about 0.1 s
+after a call (2**28 cycles) and would otherwise compete for the cores with the timed
+threads (measured: a 2-thread float64 512^3 GEMM of ours at 38-43 GFLOP/s right after
+NumPy's, 76 after a pause; and the kernels' adaptive thread teams shrink while they
+spin).
 
 Options added here:
 
@@ -43,7 +46,7 @@ import pytest
 DTYPE_NAME = "float32"        # the dtype of benchmarks not parametrized over dtypes
 DTYPES = ["float32", "float64"]
 BACKENDS = ["numpy", "cython", "cuda"]   # the default parametrization of ``backend``
-BACKEND_ORDER = ["numpy", "cython", "cuda", "torch"]
+BACKEND_ORDER = ["numpy", "cython", "cuda", "torch", "torch_cl", "tf_keras"]
 DEFAULT_MAX_TIME = 0.3  # seconds per benchmark unless --benchmark-max-time is given
 BLAS_SETTLE = 0.2       # seconds before timing another backend than numpy (see above)
 SEED = 20240601
@@ -55,7 +58,7 @@ _BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREAD
 
 # Filled in by pytest_configure: how many threads each side was given.
 _THREADS = {"kernels": None, "blas": None, "blas_pinned_by": None, "requested": None,
-            "torch": None}
+            "torch": None, "tf": None}
 _THREADPOOL_LIMITS = []  # keeps threadpoolctl's limiter alive for the session
 
 
@@ -147,6 +150,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "blas_threads": _THREADS["blas"],
         "blas_pinned_by": _THREADS["blas_pinned_by"],
         "torch_threads": _THREADS["torch"],
+        "tf_threads": _THREADS["tf"],
     }
     if hasattr(os, "getloadavg"):
         machine_info["loadavg"] = list(os.getloadavg())
@@ -228,23 +232,58 @@ def benchmark(benchmark, request):
 class TorchBackend:
     """PyTorch (CPU), for comparison: not a kernels backend.  The benchmarks that take it
     (``@pytest.mark.parametrize("backend", [..., "torch"], indirect=True)``) call
-    ``backend.torch`` themselves.  Its intra-op threads follow ``--threads``."""
-    name = "torch"
+    ``backend.torch`` themselves.  Its intra-op threads follow ``--threads``.
+    ``torch_cl`` is the same library asked for channels_last tensors
+    (``channels_last`` True): the benchmarks that take it lay out their images and
+    kernels with ``memory_format=torch.channels_last``."""
 
-    def __init__(self, torch):
+    def __init__(self, torch, name="torch"):
         self.torch = torch
+        self.name = name
+        self.channels_last = name == "torch_cl"
 
     def __repr__(self):
-        return f"<torch {self.torch.__version__}, {self.torch.get_num_threads()} threads>"
+        layout = ", channels_last" if self.channels_last else ""
+        return (f"<torch {self.torch.__version__}{layout}, "
+                f"{self.torch.get_num_threads()} threads>")
 
 
-def _torch_backend():
+def _torch_backend(name="torch"):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed")
     if _THREADS["torch"] is None:   # first use: same threads as the kernels' (--threads)
         if _THREADS["requested"] is not None:
             torch.set_num_threads(_THREADS["requested"])
         _THREADS["torch"] = torch.get_num_threads()
-    return TorchBackend(torch)
+    return TorchBackend(torch, name)
+
+
+class TfKerasBackend:
+    """tf.keras (TensorFlow's Keras, on the CPU), for comparison: not a kernels
+    backend.  The benchmarks that take it (``"tf_keras"``) use ``backend.keras``.
+    With ``--threads N`` TensorFlow gets N intra-op threads and 1 inter-op thread (set
+    before its first operation; tf.data's own threads are not pinned)."""
+    name = "tf_keras"
+
+    def __init__(self, tf):
+        self.tf = tf
+        self.keras = tf.keras
+
+    def __repr__(self):
+        return f"<tf.keras {self.tf.__version__}, intra-op threads {_THREADS['tf']}>"
+
+
+def _tf_keras_backend():
+    tf = pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
+    if tf.keras.backend.backend() != "tensorflow":   # Keras 3 follows KERAS_BACKEND
+        pytest.skip(f"tf.keras runs on Keras's {tf.keras.backend.backend()!r} backend "
+                    f"here (KERAS_BACKEND or ~/.keras/keras.json), not TensorFlow's")
+    if _THREADS["tf"] is None:
+        if _THREADS["requested"] is not None:
+            tf.config.threading.set_intra_op_parallelism_threads(_THREADS["requested"])
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        # 0: TensorFlow's default (all cores)
+        _THREADS["tf"] = tf.config.threading.get_intra_op_parallelism_threads() or None
+    return TfKerasBackend(tf)
 
 
 # ------------------------------------------------------------------------- fixtures
@@ -252,11 +291,14 @@ def _torch_backend():
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     """The backend under test: a ``kernels.Backend``, or a :class:`TorchBackend` for
-    the benchmarks that add ``torch``.  A backend that does not load here (cython not
-    built, no CUDA device or Numba, PyTorch not installed) is skipped."""
+    the benchmarks that add ``torch`` (or ``torch_cl``), a :class:`TfKerasBackend` for
+    ``tf_keras``.  A backend that does not load here (cython not built, no CUDA device
+    or Numba, PyTorch or TensorFlow not installed) is skipped."""
     name = request.param
-    if name == "torch":
-        return _torch_backend()
+    if name in ("torch", "torch_cl"):
+        return _torch_backend(name)
+    if name == "tf_keras":
+        return _tf_keras_backend()
     if name in _UNAVAILABLE:
         pytest.skip(_UNAVAILABLE[name])
     import kernels
@@ -355,8 +397,10 @@ def describe(benchmark, request):
         info["shape"] = shape
         info["threads"] = _THREADS["kernels"]
         info["blas_threads"] = _THREADS["blas"]
-        if backend is not None and backend.name == "torch":
+        if isinstance(backend, TorchBackend):
             info["torch_threads"] = backend.torch.get_num_threads()
+        if isinstance(backend, TfKerasBackend):
+            info["tf_threads"] = _THREADS["tf"]
         if flops is not None:
             info["flops"] = int(flops)
         if hasattr(os, "getloadavg"):

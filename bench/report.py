@@ -10,9 +10,10 @@ median** (above 1: cython is faster; "n/c" where the two did different work, e.g
 different epoch counts), and for GEMM-like groups the GFLOP/s of both (from the
 medians).  Where a run has them, cuda columns (median, numpy/cuda speedup)
 and torch columns (median, torch median / cython median: above 1, cython is faster
-than PyTorch) are added.  A second table gives the contention benchmark's ratio: the
-2-thread throughput with a competing CPU-bound process over the throughput without
-(busy/idle; the issue's target is >= 0.40).
+than PyTorch) are added; likewise torch_cl (PyTorch on channels_last tensors) and
+tf_keras (tf.keras), each against cython.  A second table gives the contention
+benchmark's ratio: the 2-thread throughput with a competing CPU-bound process over the
+throughput without (busy/idle; the issue's target is >= 0.40).
 
 ``--png PATH`` also draws the numpy/cython speedups per group as a bar chart
 (matplotlib; skipped with a message when it is not installed).  ``--run`` runs the
@@ -35,7 +36,9 @@ import tempfile
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(BENCH_DIR)
-BACKENDS = ("numpy", "cython", "cuda", "torch")
+BACKENDS = ("numpy", "cython", "cuda", "torch", "torch_cl", "tf_keras")
+# the other libraries, each compared with cython (their median / cython's median)
+VERSUS_CYTHON = ("torch", "torch_cl", "tf_keras")
 CONTENTION_TARGET = 0.40
 
 
@@ -152,8 +155,9 @@ def ratio_table(runs):
         header += [f"numpy {L}", f"cython {L}", f"speedup {L}", f"GFLOP/s np/cy {L}"]
         if "cuda" in run.backends:
             header += [f"cuda {L}", f"numpy/cuda {L}"]
-        if "torch" in run.backends:
-            header += [f"torch {L}", f"torch/cython {L}"]
+        for other in VERSUS_CYTHON:
+            if other in run.backends:
+                header += [f"{other} {L}", f"{other}/cython {L}"]
     lines = [header, ["---"] + ["---:"] * (len(header) - 1)]
     for name in _group_names(runs):
         row = [name]
@@ -168,9 +172,10 @@ def ratio_table(runs):
             if "cuda" in run.backends:
                 row += [_time(med["cuda"]), _fmt(_ratio(med["numpy"], med["cuda"]))
                         if comparable(run, name, "numpy", "cuda") else "n/c"]
-            if "torch" in run.backends:
-                row += [_time(med["torch"]), _fmt(_ratio(med["torch"], med["cython"]))
-                        if comparable(run, name, "torch", "cython") else "n/c"]
+            for other in VERSUS_CYTHON:
+                if other in run.backends:
+                    row += [_time(med[other]), _fmt(_ratio(med[other], med["cython"]))
+                            if comparable(run, name, other, "cython") else "n/c"]
         lines.append(row)
     return ["| " + " | ".join(r) + " |" for r in lines]
 
@@ -217,7 +222,8 @@ def contention_table(runs):
 
 def write_png(runs, path):
     """Horizontal bars: numpy/cython speedup per group, one bar per run (and the
-    torch/cython ratio where PyTorch was timed).  Returns False without matplotlib."""
+    torch/cython, torch_cl/cython, tf_keras/cython ratios where timed).  Returns False
+    without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -233,10 +239,11 @@ def write_png(runs, path):
         values = {g: _ratio(run.median(g, "numpy"), run.median(g, "cython"))
                   for g in run.groups if comparable(run, g, "numpy", "cython")}
         series.append((f"numpy/cython {run.label}", values))
-        if "torch" in run.backends:
-            values = {g: _ratio(run.median(g, "torch"), run.median(g, "cython"))
-                      for g in run.groups if comparable(run, g, "torch", "cython")}
-            series.append((f"torch/cython {run.label}", values))
+        for other in VERSUS_CYTHON:
+            if other in run.backends:
+                values = {g: _ratio(run.median(g, other), run.median(g, "cython"))
+                          for g in run.groups if comparable(run, g, other, "cython")}
+                series.append((f"{other}/cython {run.label}", values))
     names = [g for g in _group_names(runs)
              if any(v.get(g) is not None for _, v in series)]
     if not names:
@@ -360,8 +367,10 @@ def main(argv=None):
         out.write(f"- {run.label}: {run.describe()}\n")
     out.write("\nspeedup = numpy median / cython median (> 1: cython faster); GFLOP/s "
               "np/cy = numpy's and cython's GFLOP/s from the medians (products only)")
-    if any("torch" in r.backends for r in runs):
-        out.write("; torch/cython = PyTorch median / cython median (> 1: cython faster)")
+    for other in VERSUS_CYTHON:
+        if any(other in r.backends for r in runs):
+            out.write(f"; {other}/cython = {other} median / cython median "
+                      "(> 1: cython faster)")
     if any("cuda" in r.backends for r in runs):
         out.write("; numpy/cuda = numpy median / cuda median (> 1: cuda faster)")
     out.write("\n\n")
