@@ -12,6 +12,7 @@ cdef extern from "dlk_patches.h":
         Py_ssize_t pt, pl
         Py_ssize_t oh, ow
         int transposed
+        Py_ssize_t i0
     ctypedef struct dlk_pixel:
         Py_ssize_t base, oy, ox, y0, x0
     void dlk_pixel_at(const dlk_patches* g, Py_ssize_t i, dlk_pixel* q) noexcept nogil

@@ -48,6 +48,7 @@ cdef conv_table* _tab = NULL
 cdef enum:
     _ROWS = 1024        # output pixels per piece of the depthwise kernels and partial sums
     _DX_ROWS = 256      # at least this many output pixels per dx piece (whole images)
+    _DW_ROWS = 16384    # output pixels per piece of the weight gradient's sum
 
 
 def _install(capsule):
@@ -83,6 +84,7 @@ cdef void _describe(dlk_patches* d, g, const void* x, Py_ssize_t cg):
     d.kh, d.kw, d.sh, d.sw, d.dh, d.dw = g.kh, g.kw, g.sh, g.sw, g.dh, g.dw
     d.pt, d.pl, d.oh, d.ow = g.pt, g.pl, g.oh, g.ow
     d.transposed = 0
+    d.i0 = 0
 
 
 cdef inline void _activate(int act, double param, const floating* z, floating* y,
@@ -132,6 +134,49 @@ cdef void _sum_pieces(const floating* part, Py_ssize_t pieces, Py_ssize_t size,
     for p in range(1, pieces):
         for j in range(size):
             out[j] = out[j] + part[p * size + j]
+
+
+cdef int _dw_piece(const dlk_patches* d0, Py_ssize_t c0, Py_ssize_t i0, Py_ssize_t rows,
+                   Py_ssize_t k, Py_ssize_t og, const floating* dz, Py_ssize_t ldz,
+                   floating* dw, Py_ssize_t ldw, bint serial) noexcept nogil:
+    """dw (k, og; row stride ldw) = P[i0 : i0 + rows]^T dz (rows, og; row stride ldz)
+    for the group whose channels start at c0; single-threaded when ``serial``.  The
+    narrow side is the GEMM's rows: P^T (padded to MR) when the patch is narrower than
+    the filters, else dz^T (dw^T = dz^T P)."""
+    cdef dlk_patches d = d0[0]
+    cdef int status, nt = 1 if serial else gemm_threads(rows, k, og, floating is float)
+    d.c0 = c0
+    d.i0 = i0
+    if k < og:
+        d.transposed = 1
+        if floating is float:
+            status = sgemm_px(k, og, rows, NULL, 0, 0, &d, dz, ldz, 1, NULL, 0, dw, ldw, 1,
+                              NULL, ACT_LINEAR, 0.0, dw, ldw, nt)
+        else:
+            status = dgemm_px(k, og, rows, NULL, 0, 0, &d, dz, ldz, 1, NULL, 0, dw, ldw, 1,
+                              NULL, ACT_LINEAR, 0.0, dw, ldw, nt)
+    elif floating is float:
+        status = sgemm_px(og, k, rows, dz, 1, ldz, NULL, NULL, 0, 0, &d, 0, dw, 1, ldw,
+                          NULL, ACT_LINEAR, 0.0, dw, 1, nt)
+    else:
+        status = dgemm_px(og, k, rows, dz, 1, ldz, NULL, NULL, 0, 0, &d, 0, dw, 1, ldw,
+                          NULL, ACT_LINEAR, 0.0, dw, 1, nt)
+    return status
+
+
+cdef void _sum_rows(const floating* part, Py_ssize_t pieces, Py_ssize_t rows,
+                    Py_ssize_t cols, floating* out, Py_ssize_t ldo) noexcept nogil:
+    """out[r, :cols] (row stride ldo) = the pieces' (rows, cols) blocks added in piece
+    order."""
+    cdef Py_ssize_t p, r, j
+    cdef const floating* src
+    for r in range(rows):
+        for j in range(cols):
+            out[r * ldo + j] = part[r * cols + j]
+        for p in range(1, pieces):
+            src = part + p * rows * cols + r * cols
+            for j in range(cols):
+                out[r * ldo + j] = out[r * ldo + j] + src[j]
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w, b,
@@ -196,8 +241,9 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     cdef floating* pdw = &dw[0, 0, 0, 0]
     cdef const floating* wp = &w[0, 0, 0, 0]
     cdef floating* buf = NULL
+    cdef floating* part = NULL
     cdef Py_ssize_t gi, c, pieces, per_piece, rows_max, img0, img1
-    cdef int nt, status = 1, t
+    cdef int nt, status = 1, t, failed = 0
     if db is not None:
         dbv = db
         pdb = &dbv[0]
@@ -207,25 +253,31 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     _describe(&d, g, &x[0, 0, 0, 0], cg)
     with nogil:
         _backprop_colsum(act, param, &dy[0, 0, 0, 0], &saved[0, 0, 0, 0], pdz, pdb, m, cout)
-    # dw
-    with nogil:
-        for gi in range(groups):
-            d.c0 = gi * cg
-            if k < og:
-                # dw (k, og) = P^T (k, m) @ dz (m, og): the narrow side as the
-                # GEMM's rows (padded to MR, not to the wider NR)
-                d.transposed = 1
-                status = _gemm_px(k, og, m, <const floating*>NULL, 0, 0, &d,
-                                  pdz + gi * og, cout, 1, NULL, pdw + gi * og, cout, 1,
-                                  NULL, ACT_LINEAR, 0.0, pdw + gi * og, cout)
-                d.transposed = 0
+    # dw: a GEMM whose k is the batch's pixels, in pieces of _DW_ROWS pixels (a count
+    # that depends on the shape only) run in parallel and added in piece order; one
+    # piece is one GEMM with its own threads
+    pieces = _pieces(m, _DW_ROWS)
+    if pieces > 1:
+        part = <floating*>malloc(pieces * k * og * sizeof(floating))
+        if part == NULL:
+            raise MemoryError("conv2d_backward: no memory for the partial sums of dw")
+    nt = max(1, min(gemm_threads(m, k, og, floating is float), pieces))
+    for gi in range(groups):
+        with nogil:
+            if pieces == 1:
+                status = _dw_piece(&d, gi * cg, 0, m, k, og, pdz + gi * og, cout,
+                                   pdw + gi * og, cout, 0)
             else:
-                # dw^T (og, k) = dz^T (og, m) @ P (m, k): dz^T and dw^T as strides
-                status = _gemm_px(og, k, m, pdz + gi * og, 1, cout, NULL,
-                                  <const floating*>NULL, 0, 0, &d, pdw + gi * og, 1,
-                                  cout, NULL, ACT_LINEAR, 0.0, pdw + gi * og, 1)
-            if status < 0:
-                break
+                for c in prange(pieces, num_threads=nt, schedule="static"):
+                    failed += _dw_piece(&d, gi * cg, c * _DW_ROWS,
+                                        min(m - c * _DW_ROWS, _DW_ROWS), k, og,
+                                        pdz + c * _DW_ROWS * cout + gi * og, cout,
+                                        part + c * k * og, og, 1) < 0
+                _sum_rows(part, pieces, k, og, pdw + gi * og, cout)
+        if status < 0 or failed:
+            status = -1
+            break
+    free(part)
     if status < 0:
         raise MemoryError("conv2d_backward: no memory for the GEMM's packing buffer")
     if pdx == NULL:

@@ -31,6 +31,7 @@ typedef struct {
     Py_ssize_t pt, pl;          /* padding before (top, left) */
     Py_ssize_t oh, ow;          /* output height and width */
     int transposed;             /* as a GEMM's A operand: 0 for P, 1 for P^T */
+    Py_ssize_t i0;              /* the operand's row 0 is P's row i0 (a piece of P) */
 } dlk_patches;
 
 /* An output pixel and its window, stepped from one row of P to the next without
@@ -41,6 +42,7 @@ typedef struct {
 
 static inline void dlk_pixel_at(const dlk_patches* g, Py_ssize_t i, dlk_pixel* q) {
     Py_ssize_t per_image = g->oh * g->ow;
+    i += g->i0;
     Py_ssize_t image = i / per_image;
     Py_ssize_t r = i - image * per_image;
     q->oy = r / g->ow;
