@@ -179,7 +179,7 @@ def global_avg_pool(const floating[:, :, :, ::1] x, floating[:, ::1] out):
 
 
 def global_avg_pool_backward(const floating[:, ::1] dy, floating[:, :, :, ::1] dx):
-    """dx[img, ., ., ch] = dy[img, ch] / (h * w)."""
+    """dx[img, ., ., ch] = dy[img, ch] / (h * w) (each quotient taken once)."""
     cdef Py_ssize_t n = dx.shape[0], plane = dx.shape[1] * dx.shape[2], c = dx.shape[3]
     cdef Py_ssize_t img, q, ch
     cdef floating* d
@@ -187,31 +187,39 @@ def global_avg_pool_backward(const floating[:, ::1] dy, floating[:, :, :, ::1] d
     cdef int nt = _team(n * plane * c, n)
     for img in prange(n, nogil=True, num_threads=nt, schedule="static"):
         d = &dx[img, 0, 0, 0]
-        for q in range(plane):
+        for ch in range(c):
+            d[ch] = dy[img, ch] / size
+        for q in range(1, plane):
             for ch in range(c):
-                d[q * c + ch] = dy[img, ch] / size
+                d[q * c + ch] = d[ch]
 
 
 def global_max_pool(const floating[:, :, :, ::1] x, floating[:, ::1] out,
                     int[:, ::1] argmax):
     """out[img, ch] = the largest of the image's pixels, argmax its index (the first
-    maximum; the first NaN wins)."""
+    maximum; the first NaN wins); the update branch-free, as max_pool's."""
     cdef Py_ssize_t n = x.shape[0], plane = x.shape[1] * x.shape[2], c = x.shape[3]
     cdef Py_ssize_t img, q, ch
     cdef const floating* src
-    cdef floating v
+    cdef floating* o
+    cdef int* am
+    cdef floating v, cur
+    cdef bint take
     cdef int nt = _team(n * plane * c, n)
     for img in prange(n, nogil=True, num_threads=nt, schedule="static"):
         src = &x[img, 0, 0, 0]
+        o = &out[img, 0]
+        am = &argmax[img, 0]
         for ch in range(c):
-            out[img, ch] = src[ch]
-            argmax[img, ch] = 0
+            o[ch] = src[ch]
+            am[ch] = 0
         for q in range(1, plane):
             for ch in range(c):
                 v = src[q * c + ch]
-                if v > out[img, ch] or (v != v and out[img, ch] == out[img, ch]):
-                    out[img, ch] = v
-                    argmax[img, ch] = <int>q
+                cur = o[ch]
+                take = (v > cur) | ((v != v) & (cur == cur))
+                o[ch] = v if take else cur
+                am[ch] = <int>q if take else am[ch]
 
 
 def global_max_pool_backward(const floating[:, ::1] dy, const int[:, ::1] argmax,
