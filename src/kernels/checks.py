@@ -537,10 +537,12 @@ def padding_amounts(size, k, s, d, padding):
 
 
 def window_geometry(x, window, strides, padding, dilation_rate, rank, paddings,
-                    cout=None, groups=1, what="kernel"):
+                    cout=None, groups=1, what="kernel", name="x", out_name="out"):
     """The ConvGeometry of a pass of ``window`` (kh, kw) over ``x`` (NHWC, or NWC when
     ``rank`` is 1), checking strides, padding and dilation.  A window larger than the
-    (unpadded) input with ``valid`` padding is a ValueError, as in Keras."""
+    (unpadded) input with ``valid`` padding is a ValueError, as in Keras.  ``name`` is
+    the argument of the input's shape (dx in a pooling's backward) and ``out_name``
+    that of the output's (dy in a backward), which the errors name."""
     strides = _int_tuple("strides", strides, rank)
     dilation = _int_tuple("dilation_rate", dilation_rate, rank)
     padding = choice("padding", padding, paddings)
@@ -555,9 +557,10 @@ def window_geometry(x, window, strides, padding, dilation_rate, rank, paddings,
     pl, pr, ow = padding_amounts(w, window[1], strides[1], dilation[1], padding)
     if oh <= 0 or ow <= 0:
         span = tuple((k - 1) * d + 1 for k, d in zip(window, dilation))[2 - rank:]
-        raise ValueError(f"x: the {what} spans {span} (dilation included), larger than "
-                         f"the input's {x.shape[1:-1]} with padding 'valid'")
-    fits_in_memory("out", (n, oh, ow, cout or cin), x.itemsize, "a result")
+        raise ValueError(f"{name}: expected an input at least as large as the {what}'s "
+                         f"span {span} (dilation included) with padding 'valid', got "
+                         f"{x.shape[1:-1]}")
+    fits_in_memory(out_name, (n, oh, ow, cout or cin), x.itemsize, "a result")
     return ConvGeometry(n, h, w, cin, window[0], window[1], cout or cin, strides[0],
                         strides[1], dilation[0], dilation[1], pt, pb, pl, pr, oh, ow, groups)
 
@@ -626,7 +629,7 @@ def conv_backward_args(dy, x, w, y, strides, padding, dilation_rate, groups, act
     use_bias = flag("use_bias", use_bias)
     g = window_geometry(x, window, strides, padding, dilation_rate, rank,
                         ("valid", "same", "causal") if rank == 1 else ("valid", "same"),
-                        cout, groups)
+                        cout, groups, out_name="dy")
     shape = _out_shape(g, rank)
     same_shape("dy", dy, shape, "the output of x through w")
     if activation in ACTIVATIONS_NEEDING_INPUT:
@@ -724,7 +727,7 @@ def max_pool_backward_args(dy, argmax, dx, pool_size, strides, padding, rank=2,
         _dx_output(dx, "x's", dy.dtype, (), "the pooled input's shape")
     window, strides = _pool_size(pool_size, strides, rank)
     g = window_geometry(dx, window, strides, padding, 1, rank, ("valid", "same"),
-                        what="pool")
+                        what="pool", name="dx", out_name="dy")
     same_shape("dy", dy, _out_shape(g, rank), "the pooling of dx's shape")
     argmax_input(argmax, dy.shape, g.h * g.w, read_values=read_values)
     dx = output("dx", dx, dx.shape, dy.dtype, inputs=(("dy", dy), ("argmax", argmax)))
@@ -740,7 +743,7 @@ def avg_pool_backward_args(dy, dx, pool_size, strides, padding, rank=2):
         _dx_output(dx, "x's", dy.dtype, (), "the pooled input's shape")
     window, strides = _pool_size(pool_size, strides, rank)
     g = window_geometry(dx, window, strides, padding, 1, rank, ("valid", "same"),
-                        what="pool")
+                        what="pool", name="dx", out_name="dy")
     same_shape("dy", dy, _out_shape(g, rank), "the pooling of dx's shape")
     dx = output("dx", dx, dx.shape, dy.dtype, inputs=(("dy", dy),))
     return g, dx

@@ -1,7 +1,8 @@
 """Bad arguments raise TypeError/ValueError whose message starts with the argument's name.
 
 Every case runs on every CPU backend (they share ``kernels.checks``, so they must
-accept and reject exactly the same calls).  A failed call leaves its arrays untouched.
+accept and reject exactly the same calls); the convolution family's (``SPATIAL_CASES``)
+on the cuda backend too.  A failed call leaves its arrays untouched.
 A batch of random bad calls runs in a subprocess to show the interpreter survives.
 """
 import os
@@ -36,6 +37,110 @@ def _square_and_view():
 
 def _labels(*values, dtype=np.int64):
     return np.array(values, dtype=dtype)
+
+
+def I32(*shape, value=0, dtype=np.int32):
+    """An index array (max pooling's argmax) of ``shape`` holding ``value``."""
+    return np.full(shape, value, dtype)
+
+
+def _int32_view(x, shape):
+    """An int32 array of ``shape`` over the first bytes of the float array ``x``
+    (zeroed: valid cell indices), to overlap an argmax with a float argument."""
+    flat = x.reshape(-1).view(np.int32)[:int(np.prod(shape))]
+    flat[...] = 0
+    return flat.reshape(shape)
+
+
+def _conv_out_is_pre_activation(B):
+    out = A(1, 3, 3, 2)
+    return B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2), None, out, pre_activation=out)
+
+
+def _conv_db_in_dw(B):
+    dw = A(1, 1, 2, 3)
+    return B.conv2d_backward(A(1, 3, 3, 3), A(1, 3, 3, 2), A(1, 1, 2, 3), A(1, 3, 3, 3),
+                             dw=dw, db=dw[0, 0, 0])
+
+
+def _conv_dx_is_x(B):
+    x = A(1, 3, 3, 2)
+    return B.conv2d_backward(A(1, 3, 3, 3), x, A(1, 1, 2, 3), A(1, 3, 3, 3), dx=x)
+
+
+def _conv1d_dx_is_dy(B):
+    dy = A(1, 4, 2)
+    return B.conv1d_backward(dy, A(1, 4, 2), A(1, 2, 2), A(1, 4, 2), dx=dy)
+
+
+def _depthwise_out_overlaps_x(B):
+    big = A(1, 4, 3, 2)
+    return B.depthwise_conv2d_forward(big[:, :3], A(1, 1, 2, 1), None, big[:, 1:])
+
+
+def _depthwise_dw_is_w(B):
+    w = A(2, 2, 2, 1)
+    return B.depthwise_conv2d_backward(A(1, 2, 2, 2), A(1, 3, 3, 2), w, A(1, 2, 2, 2), dw=w)
+
+
+def _max_pool_argmax_in_x(B):
+    x = A(1, 4, 4, 1)
+    return B.max_pool2d_forward(x, None, _int32_view(x, (1, 2, 2, 1)))
+
+
+def _max_pool_out_is_x(B):
+    x = A(1, 2, 2, 1)
+    return B.max_pool2d_forward(x, x, pool_size=1)
+
+
+def _max_pool_dx_holds_argmax(B):
+    dx = A(1, 4, 4, 1)
+    return B.max_pool2d_backward(A(1, 2, 2, 1), _int32_view(dx, (1, 2, 2, 1)), dx)
+
+
+def _avg_pool_out_overlaps_x(B):
+    big = A(1, 5, 4, 1)
+    return B.avg_pool2d_forward(big[:, :4], big[:, 3:5])
+
+
+def _global_avg_out_in_x(B):
+    x = A(2, 2, 2, 3)
+    return B.global_avg_pool2d_forward(x, x[:, 0, 0])
+
+
+def _global_max_argmax_in_out(B):
+    out = A(2, 3)
+    return B.global_max_pool2d_forward(A(2, 2, 2, 3), out, _int32_view(out, (2, 3)))
+
+
+def _global_max_dx_is_dy(B):
+    dx = A(1, 2, 2, 2)
+    return B.global_max_pool2d_backward(dx[:, 0, 0], I32(1, 2), dx)
+
+
+def _bn_moving_variance_is_mean(B):
+    m = A(3)
+    return B.batch_norm_forward(A(4, 3), None, None, m, m)
+
+
+def _bn_out_is_gamma(B):
+    out = A(1, 3)
+    return B.batch_norm_forward(A(1, 3), out[0], None, None, None, out)
+
+
+def _bn_inference_out_is_moving_mean(B):
+    out = A(1, 3)
+    return B.batch_norm_inference(A(1, 3), None, None, out[0], A(3), out)
+
+
+def _bn_dbeta_is_dgamma(B):
+    g = A(3)
+    return B.batch_norm_backward(A(4, 3), A(4, 3), None, None, g, g)
+
+
+def _bn_dx_is_gamma(B):
+    dx = A(1, 3)
+    return B.batch_norm_backward(A(1, 3), A(1, 3), dx[0], dx)
 
 
 # (id, call taking the backend, exception type, argument name the message starts with)
@@ -473,6 +578,391 @@ CASES = [
      ValueError, "epsilon"),
 ]
 
+# The convolution family (convolution, pooling, batch normalisation): run on the cuda
+# backend too (on the host arrays its validation sees, as the CPU backends').
+SPATIAL_CASES = [
+    # -------------------------------------------------------------- convolution
+    ("conv2d-x-3d", lambda B: B.conv2d_forward(A(3, 3, 2), A(1, 1, 2, 2)), ValueError, "x"),
+    ("conv2d-x-5d", lambda B: B.conv2d_forward(A(1, 1, 3, 3, 2), A(1, 1, 2, 2)), ValueError,
+     "x"),
+    ("conv2d-x-list", lambda B: B.conv2d_forward([[[[1.0, 2.0]]]], A(1, 1, 2, 2)), TypeError,
+     "x"),
+    ("conv2d-x-int", lambda B: B.conv2d_forward(np.ones((1, 3, 3, 2), np.int64),
+                                                A(1, 1, 2, 2)), TypeError, "x"),
+    ("conv2d-x-empty", lambda B: B.conv2d_forward(np.zeros((0, 3, 3, 2)), A(1, 1, 2, 2)),
+     ValueError, "x"),
+    ("conv2d-w-3d", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 2, 2)), ValueError, "w"),
+    ("conv2d-w-none", lambda B: B.conv2d_forward(A(1, 3, 3, 2), None), TypeError, "w"),
+    ("conv2d-mixed-w", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2, dtype=F32)),
+     TypeError, "w"),
+    ("conv2d-mixed-b", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2),
+                                                  A(2, dtype=F32)), TypeError, "b"),
+    ("conv2d-w-channels", lambda B: B.conv2d_forward(A(1, 3, 3, 3), A(1, 1, 2, 2)), ValueError,
+     "w"),
+    ("conv2d-w-channels-per-group", lambda B: B.conv2d_forward(A(1, 3, 3, 4), A(1, 1, 4, 2),
+                                                               groups=2), ValueError, "w"),
+    ("conv2d-groups-not-dividing", lambda B: B.conv2d_forward(A(1, 3, 3, 4), A(1, 1, 2, 3),
+                                                              groups=3), ValueError, "groups"),
+    ("conv2d-groups-filters", lambda B: B.conv2d_forward(A(1, 3, 3, 4), A(1, 1, 2, 3),
+                                                         groups=2), ValueError, "w"),
+    ("conv2d-groups-negative", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2),
+                                                          groups=-1), ValueError, "groups"),
+    ("conv2d-groups-float", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2),
+                                                       groups=1.0), TypeError, "groups"),
+    ("conv2d-padding-upper", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2),
+                                                        padding="SAME"), ValueError, "padding"),
+    ("conv2d-padding-int", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2), padding=1),
+     ValueError, "padding"),
+    ("conv2d-padding-causal", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2),
+                                                         padding="causal"),
+     ValueError, "padding"),
+    ("conv2d-strides-negative", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2),
+                                                           strides=(1, -1)),
+     ValueError, "strides"),
+    ("conv2d-strides-one-of-two", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2),
+                                                             strides=(2,)),
+     ValueError, "strides"),
+    ("conv2d-strides-str", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2),
+                                                      strides="2"), TypeError, "strides"),
+    ("conv2d-strides-bool", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2),
+                                                       strides=True), TypeError, "strides"),
+    ("conv2d-dilation-zero", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2),
+                                                        dilation_rate=0),
+     ValueError, "dilation_rate"),
+    ("conv2d-dilation-float-in-tuple", lambda B: B.conv2d_forward(
+        A(1, 3, 3, 2), A(1, 1, 2, 2), dilation_rate=(1, 2.0)), TypeError, "dilation_rate"),
+    ("conv2d-valid-output-empty", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(2, 4, 2, 2)),
+     ValueError, "x"),
+    ("conv2d-valid-output-empty-dilated", lambda B: B.conv2d_forward(
+        A(1, 4, 4, 1), A(2, 2, 1, 1), dilation_rate=(1, 4)), ValueError, "x"),
+    ("conv2d-b-2d", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2), A(1, 2)),
+     ValueError, "b"),
+    ("conv2d-activation-none", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2),
+                                                          activation=None),
+     ValueError, "activation"),
+    ("conv2d-out-readonly", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2), None,
+                                                       read_only(A(1, 3, 3, 2))),
+     ValueError, "out"),
+    ("conv2d-out-dtype", lambda B: B.conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2, 2), None,
+                                                    A(1, 3, 3, 2, dtype=F32)), TypeError, "out"),
+    ("conv2d-out-list", lambda B: B.conv2d_forward(A(1, 1, 1, 2), A(1, 1, 2, 2), None,
+                                                   [[[[0.0, 0.0]]]]), TypeError, "out"),
+    ("conv2d-pre-activation-shape", lambda B: B.conv2d_forward(
+        A(1, 3, 3, 2), A(1, 1, 2, 2), pre_activation=A(1, 3, 3, 3)),
+     ValueError, "pre_activation"),
+    ("conv2d-pre-activation-is-out", _conv_out_is_pre_activation, ValueError,
+     "pre_activation"),
+    ("conv2d-backward-dy-3d", lambda B: B.conv2d_backward(A(3, 3, 3), A(1, 3, 3, 2),
+                                                          A(1, 1, 2, 3), A(1, 3, 3, 3)),
+     ValueError, "dy"),
+    ("conv2d-backward-mixed-dy", lambda B: B.conv2d_backward(
+        A(1, 3, 3, 3, dtype=F32), A(1, 3, 3, 2), A(1, 1, 2, 3), A(1, 3, 3, 3)),
+     TypeError, "dy"),
+    ("conv2d-backward-dy-shape-strided", lambda B: B.conv2d_backward(
+        A(1, 3, 3, 3), A(1, 3, 3, 2), A(1, 1, 2, 3), A(1, 3, 3, 3), strides=2),
+     ValueError, "dy"),
+    ("conv2d-backward-y-none", lambda B: B.conv2d_backward(A(1, 3, 3, 3), A(1, 3, 3, 2),
+                                                           A(1, 1, 2, 3), None),
+     TypeError, "y"),
+    ("conv2d-backward-silu-without-pre", lambda B: B.conv2d_backward(
+        A(1, 3, 3, 3), A(1, 3, 3, 2), A(1, 1, 2, 3), A(1, 3, 3, 3), activation="silu"),
+     ValueError, "pre_activation"),
+    ("conv2d-backward-pre-activation-shape", lambda B: B.conv2d_backward(
+        A(1, 3, 3, 3), A(1, 3, 3, 2), A(1, 1, 2, 3), None, activation="mish",
+        pre_activation=A(1, 3, 3, 2)), ValueError, "pre_activation"),
+    ("conv2d-backward-groups-not-dividing", lambda B: B.conv2d_backward(
+        A(1, 3, 3, 2), A(1, 3, 3, 3), A(1, 1, 1, 2), A(1, 3, 3, 2), groups=2),
+     ValueError, "groups"),
+    ("conv2d-backward-dw-readonly", lambda B: B.conv2d_backward(
+        A(1, 3, 3, 3), A(1, 3, 3, 2), A(1, 1, 2, 3), A(1, 3, 3, 3),
+        dw=read_only(A(1, 1, 2, 3))), ValueError, "dw"),
+    ("conv2d-backward-dw-shape", lambda B: B.conv2d_backward(
+        A(1, 3, 3, 3), A(1, 3, 3, 2), A(1, 1, 2, 3), A(1, 3, 3, 3), dw=A(1, 1, 3, 2)),
+     ValueError, "dw"),
+    ("conv2d-backward-db-in-dw", _conv_db_in_dw, ValueError, "db"),
+    ("conv2d-backward-dx-is-x", _conv_dx_is_x, ValueError, "dx"),
+    ("conv2d-backward-dx-dtype", lambda B: B.conv2d_backward(
+        A(1, 3, 3, 3), A(1, 3, 3, 2), A(1, 1, 2, 3), A(1, 3, 3, 3),
+        dx=A(1, 3, 3, 2, dtype=F32)), TypeError, "dx"),
+    ("conv2d-backward-need-dx-str", lambda B: B.conv2d_backward(
+        A(1, 3, 3, 3), A(1, 3, 3, 2), A(1, 1, 2, 3), A(1, 3, 3, 3), need_dx="no"),
+     TypeError, "need_dx"),
+    ("conv2d-backward-use-bias-int", lambda B: B.conv2d_backward(
+        A(1, 3, 3, 3), A(1, 3, 3, 2), A(1, 1, 2, 3), A(1, 3, 3, 3), use_bias=0),
+     TypeError, "use_bias"),
+    ("conv2d-backward-valid-output-empty", lambda B: B.conv2d_backward(
+        A(1, 1, 1, 3), A(1, 1, 3, 2), A(2, 1, 2, 3), A(1, 1, 1, 3)), ValueError, "x"),
+    # x and w fit in memory, the output (dy's shape) would not: named by dy, an argument
+    # of the backward (there is no out)
+    ("conv2d-backward-output-beyond-memory", lambda B: B.conv2d_backward(
+        A(1, 1, 1, 1), A(2**20, 1, 1, 1), A(1, 1, 1, 2**20), A(1, 1, 1, 1)),
+     ValueError, "dy"),
+    ("conv1d-x-4d", lambda B: B.conv1d_forward(A(1, 1, 4, 2), A(1, 2, 2)), ValueError, "x"),
+    ("conv1d-w-4d", lambda B: B.conv1d_forward(A(1, 4, 2), A(1, 1, 2, 2)), ValueError, "w"),
+    ("conv1d-mixed-w", lambda B: B.conv1d_forward(A(1, 4, 2, dtype=F32), A(1, 2, 2)),
+     TypeError, "w"),
+    ("conv1d-w-channels", lambda B: B.conv1d_forward(A(1, 4, 2), A(1, 3, 2)), ValueError, "w"),
+    ("conv1d-groups-not-dividing", lambda B: B.conv1d_forward(A(1, 4, 3), A(1, 1, 2),
+                                                              groups=2), ValueError, "groups"),
+    ("conv1d-padding-full", lambda B: B.conv1d_forward(A(1, 4, 2), A(2, 2, 2), padding="full"),
+     ValueError, "padding"),
+    ("conv1d-strides-two-values", lambda B: B.conv1d_forward(A(1, 4, 2), A(1, 2, 2),
+                                                             strides=(1, 1)),
+     ValueError, "strides"),
+    ("conv1d-dilation-list-str", lambda B: B.conv1d_forward(A(1, 4, 2), A(1, 2, 2),
+                                                            dilation_rate=["2"]),
+     TypeError, "dilation_rate"),
+    ("conv1d-valid-output-empty", lambda B: B.conv1d_forward(A(1, 4, 2), A(5, 2, 2)),
+     ValueError, "x"),
+    ("conv1d-out-shape", lambda B: B.conv1d_forward(A(1, 4, 2), A(2, 2, 3), None, A(1, 4, 3)),
+     ValueError, "out"),
+    ("conv1d-backward-dy-shape-causal", lambda B: B.conv1d_backward(
+        A(1, 3, 2), A(1, 4, 2), A(2, 2, 2), A(1, 3, 2), padding="causal"),
+     ValueError, "dy"),
+    ("conv1d-backward-x-2d", lambda B: B.conv1d_backward(A(1, 4, 2), A(4, 2), A(1, 2, 2),
+                                                         A(1, 4, 2)), ValueError, "x"),
+    ("conv1d-backward-mixed-y", lambda B: B.conv1d_backward(
+        A(1, 4, 2), A(1, 4, 2), A(1, 2, 2), A(1, 4, 2, dtype=F32)), TypeError, "y"),
+    ("conv1d-backward-dx-is-dy", _conv1d_dx_is_dy, ValueError, "dx"),
+    ("conv1d-backward-db-readonly", lambda B: B.conv1d_backward(
+        A(1, 4, 2), A(1, 4, 2), A(1, 2, 2), A(1, 4, 2), db=read_only(A(2))),
+     ValueError, "db"),
+    ("depthwise-x-3d", lambda B: B.depthwise_conv2d_forward(A(3, 3, 2), A(1, 1, 2, 1)),
+     ValueError, "x"),
+    ("depthwise-w-3d", lambda B: B.depthwise_conv2d_forward(A(1, 3, 3, 2), A(1, 1, 2)),
+     ValueError, "w"),
+    ("depthwise-w-channels", lambda B: B.depthwise_conv2d_forward(A(1, 3, 3, 2),
+                                                                  A(1, 1, 1, 2)),
+     ValueError, "w"),
+    ("depthwise-mixed-w", lambda B: B.depthwise_conv2d_forward(A(1, 3, 3, 2),
+                                                               A(1, 1, 2, 1, dtype=F32)),
+     TypeError, "w"),
+    ("depthwise-b-per-input-channel", lambda B: B.depthwise_conv2d_forward(
+        A(1, 3, 3, 2), A(1, 1, 2, 3), A(2)), ValueError, "b"),
+    ("depthwise-strides-zero", lambda B: B.depthwise_conv2d_forward(
+        A(1, 3, 3, 2), A(1, 1, 2, 1), strides=(0, 1)), ValueError, "strides"),
+    ("depthwise-dilation-str", lambda B: B.depthwise_conv2d_forward(
+        A(1, 3, 3, 2), A(1, 1, 2, 1), dilation_rate="1"), TypeError, "dilation_rate"),
+    ("depthwise-valid-output-empty", lambda B: B.depthwise_conv2d_forward(
+        A(1, 3, 3, 2), A(2, 2, 2, 1), dilation_rate=3), ValueError, "x"),
+    ("depthwise-padding-none", lambda B: B.depthwise_conv2d_forward(
+        A(1, 3, 3, 2), A(1, 1, 2, 1), padding=None), ValueError, "padding"),
+    ("depthwise-out-overlaps-x", _depthwise_out_overlaps_x, ValueError, "out"),
+    ("depthwise-backward-dw-is-w", _depthwise_dw_is_w, ValueError, "dw"),
+    ("depthwise-backward-db-shape", lambda B: B.depthwise_conv2d_backward(
+        A(1, 3, 3, 4), A(1, 3, 3, 2), A(1, 1, 2, 2), A(1, 3, 3, 4), db=A(2)),
+     ValueError, "db"),
+    ("depthwise-backward-dy-channels", lambda B: B.depthwise_conv2d_backward(
+        A(1, 3, 3, 2), A(1, 3, 3, 2), A(1, 1, 2, 2), A(1, 3, 3, 2)), ValueError, "dy"),
+    ("depthwise-backward-gelu-without-pre", lambda B: B.depthwise_conv2d_backward(
+        A(1, 3, 3, 2), A(1, 3, 3, 2), A(1, 1, 2, 1), A(1, 3, 3, 2), activation="gelu"),
+     ValueError, "pre_activation"),
+    ("depthwise-backward-need-dx-none", lambda B: B.depthwise_conv2d_backward(
+        A(1, 3, 3, 2), A(1, 3, 3, 2), A(1, 1, 2, 1), A(1, 3, 3, 2), need_dx=None),
+     TypeError, "need_dx"),
+    # ------------------------------------------------------------------ pooling
+    ("max-pool-x-3d", lambda B: B.max_pool2d_forward(A(4, 4, 1)), ValueError, "x"),
+    ("max-pool-x-list", lambda B: B.max_pool2d_forward([[[[1.0]]]]), TypeError, "x"),
+    ("max-pool-x-float16", lambda B: B.max_pool2d_forward(A(1, 4, 4, 1, dtype=np.float16)),
+     TypeError, "x"),
+    ("max-pool-size-zero-in-tuple", lambda B: B.max_pool2d_forward(A(1, 4, 4, 1),
+                                                                   pool_size=(2, 0)),
+     ValueError, "pool_size"),
+    ("max-pool-size-float", lambda B: B.max_pool2d_forward(A(1, 4, 4, 1), pool_size=2.0),
+     TypeError, "pool_size"),
+    ("max-pool-size-none", lambda B: B.max_pool2d_forward(A(1, 4, 4, 1), pool_size=None),
+     TypeError, "pool_size"),
+    ("max-pool-strides-one-value", lambda B: B.max_pool2d_forward(A(1, 4, 4, 1),
+                                                                  strides=(2,)),
+     ValueError, "strides"),
+    ("max-pool-strides-negative", lambda B: B.max_pool2d_forward(A(1, 4, 4, 1), strides=-1),
+     ValueError, "strides"),
+    ("max-pool-padding-full", lambda B: B.max_pool2d_forward(A(1, 4, 4, 1), padding="full"),
+     ValueError, "padding"),
+    ("max-pool-valid-output-empty", lambda B: B.max_pool2d_forward(A(1, 4, 2, 1),
+                                                                   pool_size=(1, 3)),
+     ValueError, "x"),
+    ("max-pool-out-readonly", lambda B: B.max_pool2d_forward(A(1, 4, 4, 1),
+                                                             read_only(A(1, 2, 2, 1))),
+     ValueError, "out"),
+    ("max-pool-out-is-x", _max_pool_out_is_x, ValueError, "out"),
+    ("max-pool-argmax-float", lambda B: B.max_pool2d_forward(A(1, 4, 4, 1), None,
+                                                             A(1, 2, 2, 1)),
+     TypeError, "argmax"),
+    ("max-pool-argmax-list", lambda B: B.max_pool2d_forward(A(1, 4, 4, 1), None,
+                                                            [[[[0]], [[0]]]]),
+     TypeError, "argmax"),
+    ("max-pool-argmax-int64", lambda B: B.max_pool2d_forward(
+        A(1, 4, 4, 1), None, I32(1, 2, 2, 1, dtype=np.int64)), TypeError, "argmax"),
+    ("max-pool-argmax-shape", lambda B: B.max_pool2d_forward(A(1, 4, 4, 1), None,
+                                                             I32(1, 2, 2)),
+     ValueError, "argmax"),
+    ("max-pool-argmax-readonly", lambda B: B.max_pool2d_forward(
+        A(1, 4, 4, 1), None, read_only(I32(1, 2, 2, 1))), ValueError, "argmax"),
+    ("max-pool-argmax-in-x", _max_pool_argmax_in_x, ValueError, "argmax"),
+    ("max-pool-backward-argmax-none", lambda B: B.max_pool2d_backward(A(1, 2, 2, 1), None,
+                                                                      A(1, 4, 4, 1)),
+     TypeError, "argmax"),
+    ("max-pool-backward-argmax-uint32", lambda B: B.max_pool2d_backward(
+        A(1, 2, 2, 1), I32(1, 2, 2, 1, dtype=np.uint32), A(1, 4, 4, 1)),
+     TypeError, "argmax"),
+    ("max-pool-backward-argmax-shape", lambda B: B.max_pool2d_backward(
+        A(1, 2, 2, 1), I32(1, 2, 2, 2), A(1, 4, 4, 1)), ValueError, "argmax"),
+    ("max-pool-backward-argmax-negative", lambda B: B.max_pool2d_backward(
+        A(1, 2, 2, 1), I32(1, 2, 2, 1, value=-3), A(1, 4, 4, 1)), ValueError, "argmax"),
+    ("max-pool-backward-argmax-past-plane", lambda B: B.max_pool2d_backward(
+        A(1, 2, 2, 1), I32(1, 2, 2, 1, value=16), A(1, 4, 4, 1)), ValueError, "argmax"),
+    ("max-pool-backward-dx-none", lambda B: B.max_pool2d_backward(A(1, 2, 2, 1),
+                                                                  I32(1, 2, 2, 1), None),
+     TypeError, "dx"),
+    ("max-pool-backward-mixed-dx", lambda B: B.max_pool2d_backward(
+        A(1, 2, 2, 1, dtype=F32), I32(1, 2, 2, 1), A(1, 4, 4, 1)), TypeError, "dx"),
+    ("max-pool-backward-dy-shape", lambda B: B.max_pool2d_backward(
+        A(1, 2, 2, 1), I32(1, 2, 2, 1), A(1, 4, 4, 1), pool_size=1), ValueError, "dy"),
+    ("max-pool-backward-dx-readonly", lambda B: B.max_pool2d_backward(
+        A(1, 2, 2, 1), I32(1, 2, 2, 1), read_only(A(1, 4, 4, 1))), ValueError, "dx"),
+    ("max-pool-backward-dx-holds-argmax", _max_pool_dx_holds_argmax, ValueError, "dx"),
+    # the window geometry comes from dx there: dx is named, not x
+    ("max-pool-backward-dx-smaller-than-pool", lambda B: B.max_pool2d_backward(
+        A(1, 1, 1, 1), I32(1, 1, 1, 1), A(1, 1, 4, 1)), ValueError, "dx"),
+    ("avg-pool-x-5d", lambda B: B.avg_pool2d_forward(A(1, 1, 4, 4, 1)), ValueError, "x"),
+    ("avg-pool-x-bool", lambda B: B.avg_pool2d_forward(np.ones((1, 4, 4, 1), bool)),
+     TypeError, "x"),
+    ("avg-pool-size-str", lambda B: B.avg_pool2d_forward(A(1, 4, 4, 1), pool_size="2"),
+     TypeError, "pool_size"),
+    ("avg-pool-size-three-values", lambda B: B.avg_pool2d_forward(A(1, 4, 4, 1),
+                                                                  pool_size=[2, 2, 2]),
+     ValueError, "pool_size"),
+    ("avg-pool-strides-zero", lambda B: B.avg_pool2d_forward(A(1, 4, 4, 1), strides=(1, 0)),
+     ValueError, "strides"),
+    ("avg-pool-strides-float", lambda B: B.avg_pool2d_forward(A(1, 4, 4, 1), strides=1.5),
+     TypeError, "strides"),
+    ("avg-pool-padding-causal", lambda B: B.avg_pool2d_forward(A(1, 4, 4, 1),
+                                                               padding="causal"),
+     ValueError, "padding"),
+    ("avg-pool-valid-output-empty", lambda B: B.avg_pool2d_forward(A(1, 1, 4, 1)),
+     ValueError, "x"),
+    ("avg-pool-out-shape", lambda B: B.avg_pool2d_forward(A(1, 4, 4, 1), A(1, 2, 2, 2)),
+     ValueError, "out"),
+    ("avg-pool-out-overlaps-x", _avg_pool_out_overlaps_x, ValueError, "out"),
+    ("avg-pool-backward-dx-none", lambda B: B.avg_pool2d_backward(A(1, 2, 2, 1), None),
+     TypeError, "dx"),
+    ("avg-pool-backward-dy-3d", lambda B: B.avg_pool2d_backward(A(2, 2, 1), A(1, 4, 4, 1)),
+     ValueError, "dy"),
+    ("avg-pool-backward-mixed-dx", lambda B: B.avg_pool2d_backward(
+        A(1, 2, 2, 1), A(1, 4, 4, 1, dtype=F32)), TypeError, "dx"),
+    ("avg-pool-backward-dy-shape-same", lambda B: B.avg_pool2d_backward(
+        A(1, 2, 2, 1), A(1, 5, 5, 1), padding="same"), ValueError, "dy"),
+    ("avg-pool-backward-dx-readonly", lambda B: B.avg_pool2d_backward(
+        A(1, 2, 2, 1), read_only(A(1, 4, 4, 1))), ValueError, "dx"),
+    ("avg-pool-backward-size-negative", lambda B: B.avg_pool2d_backward(
+        A(1, 2, 2, 1), A(1, 4, 4, 1), pool_size=-2), ValueError, "pool_size"),
+    ("avg-pool-backward-dx-smaller-than-pool", lambda B: B.avg_pool2d_backward(
+        A(1, 1, 1, 1), A(1, 4, 2, 1), pool_size=3), ValueError, "dx"),
+    ("global-avg-x-3d", lambda B: B.global_avg_pool2d_forward(A(2, 2, 3)), ValueError, "x"),
+    ("global-avg-x-int", lambda B: B.global_avg_pool2d_forward(np.ones((1, 2, 2, 3), int)),
+     TypeError, "x"),
+    ("global-avg-out-shape", lambda B: B.global_avg_pool2d_forward(A(2, 2, 2, 3), A(3, 2)),
+     ValueError, "out"),
+    ("global-avg-out-readonly", lambda B: B.global_avg_pool2d_forward(A(2, 2, 2, 3),
+                                                                      read_only(A(2, 3))),
+     ValueError, "out"),
+    ("global-avg-out-in-x", _global_avg_out_in_x, ValueError, "out"),
+    ("global-avg-backward-dy-1d", lambda B: B.global_avg_pool2d_backward(A(3), A(1, 2, 2, 3)),
+     ValueError, "dy"),
+    ("global-avg-backward-dy-channels", lambda B: B.global_avg_pool2d_backward(
+        A(1, 2), A(1, 2, 2, 3)), ValueError, "dy"),
+    ("global-avg-backward-dx-none", lambda B: B.global_avg_pool2d_backward(A(1, 3), None),
+     TypeError, "dx"),
+    ("global-avg-backward-dx-3d", lambda B: B.global_avg_pool2d_backward(A(1, 3), A(1, 4, 3)),
+     ValueError, "dx"),
+    ("global-avg-backward-mixed-dx", lambda B: B.global_avg_pool2d_backward(
+        A(1, 3), A(1, 2, 2, 3, dtype=F32)), TypeError, "dx"),
+    ("global-max-x-list", lambda B: B.global_max_pool2d_forward([[[[1.0]]]]), TypeError, "x"),
+    ("global-max-argmax-int64", lambda B: B.global_max_pool2d_forward(
+        A(2, 2, 2, 3), None, I32(2, 3, dtype=np.int64)), TypeError, "argmax"),
+    ("global-max-argmax-shape", lambda B: B.global_max_pool2d_forward(A(2, 2, 2, 3), None,
+                                                                      I32(3, 2)),
+     ValueError, "argmax"),
+    ("global-max-argmax-readonly", lambda B: B.global_max_pool2d_forward(
+        A(2, 2, 2, 3), None, read_only(I32(2, 3))), ValueError, "argmax"),
+    ("global-max-argmax-in-out", _global_max_argmax_in_out, ValueError, "argmax"),
+    ("global-max-backward-argmax-none", lambda B: B.global_max_pool2d_backward(
+        A(1, 2), None, A(1, 2, 2, 2)), TypeError, "argmax"),
+    ("global-max-backward-argmax-float", lambda B: B.global_max_pool2d_backward(
+        A(1, 2), A(1, 2), A(1, 2, 2, 2)), TypeError, "argmax"),
+    ("global-max-backward-argmax-shape", lambda B: B.global_max_pool2d_backward(
+        A(1, 2), I32(2, 1), A(1, 2, 2, 2)), ValueError, "argmax"),
+    ("global-max-backward-argmax-negative", lambda B: B.global_max_pool2d_backward(
+        A(1, 2), I32(1, 2, value=-1), A(1, 2, 2, 2)), ValueError, "argmax"),
+    ("global-max-backward-argmax-past-plane", lambda B: B.global_max_pool2d_backward(
+        A(1, 2), I32(1, 2, value=4), A(1, 2, 2, 2)), ValueError, "argmax"),
+    ("global-max-backward-dx-readonly", lambda B: B.global_max_pool2d_backward(
+        A(1, 2), I32(1, 2), read_only(A(1, 2, 2, 2))), ValueError, "dx"),
+    ("global-max-backward-dx-is-dy", _global_max_dx_is_dy, ValueError, "dx"),
+    # ------------------------------------------------------- batch normalisation
+    ("batch-norm-x-1d", lambda B: B.batch_norm_forward(A(4)), ValueError, "x"),
+    ("batch-norm-x-list", lambda B: B.batch_norm_forward([[1.0, 2.0]]), TypeError, "x"),
+    ("batch-norm-x-empty", lambda B: B.batch_norm_forward(np.zeros((0, 3))), ValueError, "x"),
+    ("batch-norm-gamma-2d", lambda B: B.batch_norm_forward(A(4, 3), A(1, 3)), ValueError,
+     "gamma"),
+    ("batch-norm-gamma-channels", lambda B: B.batch_norm_forward(A(2, 2, 2, 3), A(2)),
+     ValueError, "gamma"),
+    ("batch-norm-mixed-beta", lambda B: B.batch_norm_forward(A(4, 3), None, A(3, dtype=F32)),
+     TypeError, "beta"),
+    ("batch-norm-moving-mean-only", lambda B: B.batch_norm_forward(A(4, 3), None, None, A(3)),
+     ValueError, "moving_variance"),
+    ("batch-norm-moving-variance-only", lambda B: B.batch_norm_forward(
+        A(4, 3), None, None, None, A(3)), ValueError, "moving_variance"),
+    ("batch-norm-moving-mean-shape", lambda B: B.batch_norm_forward(
+        A(4, 3), None, None, A(4), A(3)), ValueError, "moving_mean"),
+    ("batch-norm-moving-variance-readonly", lambda B: B.batch_norm_forward(
+        A(4, 3), None, None, A(3), read_only(A(3))), ValueError, "moving_variance"),
+    ("batch-norm-moving-variance-is-mean", _bn_moving_variance_is_mean, ValueError,
+     "moving_variance"),
+    ("batch-norm-momentum-negative", lambda B: B.batch_norm_forward(A(4, 3), momentum=-0.1),
+     ValueError, "momentum"),
+    ("batch-norm-momentum-str", lambda B: B.batch_norm_forward(A(4, 3), momentum="0.9"),
+     TypeError, "momentum"),
+    ("batch-norm-epsilon-negative", lambda B: B.batch_norm_forward(A(4, 3), epsilon=-1e-3),
+     ValueError, "epsilon"),
+    ("batch-norm-epsilon-inf", lambda B: B.batch_norm_forward(A(4, 3), epsilon=np.inf),
+     ValueError, "epsilon"),
+    ("batch-norm-out-readonly", lambda B: B.batch_norm_forward(
+        A(4, 3), None, None, None, None, read_only(A(4, 3))), ValueError, "out"),
+    ("batch-norm-out-is-gamma", _bn_out_is_gamma, ValueError, "out"),
+    ("batch-norm-inference-x-1d", lambda B: B.batch_norm_inference(A(3), None, None, A(3),
+                                                                   A(3)), ValueError, "x"),
+    ("batch-norm-inference-moving-variance-none", lambda B: B.batch_norm_inference(
+        A(4, 3), None, None, A(3), None), TypeError, "moving_variance"),
+    ("batch-norm-inference-mixed-moving-mean", lambda B: B.batch_norm_inference(
+        A(4, 3), None, None, A(3, dtype=F32), A(3)), TypeError, "moving_mean"),
+    ("batch-norm-inference-gamma-channels", lambda B: B.batch_norm_inference(
+        A(4, 3), A(4), None, A(3), A(3)), ValueError, "gamma"),
+    ("batch-norm-inference-epsilon-zero", lambda B: B.batch_norm_inference(
+        A(4, 3), None, None, A(3), A(3), epsilon=0), ValueError, "epsilon"),
+    ("batch-norm-inference-out-dtype", lambda B: B.batch_norm_inference(
+        A(4, 3), None, None, A(3), A(3), A(4, 3, dtype=F32)), TypeError, "out"),
+    ("batch-norm-inference-out-is-moving-mean", _bn_inference_out_is_moving_mean, ValueError,
+     "out"),
+    ("batch-norm-backward-dy-1d", lambda B: B.batch_norm_backward(A(3), A(3)), ValueError,
+     "dy"),
+    ("batch-norm-backward-x-none", lambda B: B.batch_norm_backward(A(4, 3), None), TypeError,
+     "x"),
+    ("batch-norm-backward-gamma-channels", lambda B: B.batch_norm_backward(
+        A(4, 3), A(4, 3), A(4)), ValueError, "gamma"),
+    ("batch-norm-backward-dbeta-readonly", lambda B: B.batch_norm_backward(
+        A(4, 3), A(4, 3), None, None, None, read_only(A(3))), ValueError, "dbeta"),
+    ("batch-norm-backward-dbeta-is-dgamma", _bn_dbeta_is_dgamma, ValueError, "dbeta"),
+    ("batch-norm-backward-dx-is-gamma", _bn_dx_is_gamma, ValueError, "dx"),
+    ("batch-norm-backward-dx-shape", lambda B: B.batch_norm_backward(A(4, 3), A(4, 3), None,
+                                                                     A(3, 4)),
+     ValueError, "dx"),
+    ("batch-norm-backward-epsilon-nan", lambda B: B.batch_norm_backward(
+        A(4, 3), A(4, 3), epsilon=np.nan), ValueError, "epsilon"),
+]
+CASES += SPATIAL_CASES
+
 
 @pytest.mark.parametrize("call, exc, name", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_raises_naming_the_argument(backend, call, exc, name):
@@ -481,6 +971,15 @@ def test_bad_input_raises_naming_the_argument(backend, call, exc, name):
     # exactly the expected class (a ValueError is not accepted for a TypeError case)
     assert type(info.value) is exc, f"{type(info.value).__name__}: {info.value}"
     # the message says what was expected and what was received
+    assert "expected" in str(info.value) or "must" in str(info.value)
+
+
+@pytest.mark.parametrize("call, exc, name", [c[1:] for c in SPATIAL_CASES],
+                         ids=[c[0] for c in SPATIAL_CASES])
+def test_bad_spatial_input_on_cuda(cuda, call, exc, name):
+    with pytest.raises(exc, match=rf"^{re.escape(name)}:") as info:
+        call(cuda)
+    assert type(info.value) is exc, f"{type(info.value).__name__}: {info.value}"
     assert "expected" in str(info.value) or "must" in str(info.value)
 
 
