@@ -4,7 +4,8 @@
 # builds the package in place, runs the cuda tests for real (not under the simulator,
 # with larger shapes), then benchmarks GEMM against CuPy's cuBLAS (TF32 off), the dense
 # passes and one epoch of the MNIST-sized MLP on backend='cuda' against the cython
-# backend and PyTorch CUDA (when installed), writing OUTDIR/results.md (the table),
+# backend and PyTorch CUDA (when installed), and the same for Keras's MNIST convnet,
+# writing OUTDIR/results.md (the table),
 # OUTDIR/results.json, OUTDIR/tests.txt and OUTDIR/build.log.  A few minutes in all.
 set -u
 OUT=${1:?usage: bench/gpu/run.sh OUTDIR}
@@ -19,7 +20,10 @@ nvidia-smi >>"$OUT/build.log" 2>&1
 
 echo "== cuda tests on the GPU"
 # (the PTX check is CI's: here every kernel is compiled for the real device anyway)
-timeout "${TEST_TIMEOUT:-300}" $PY -m pytest tests/cuda -q -p no:cacheprovider -x --durations=10 \
+# (the convolution family's kernel tests run every backend: their cuda cases here)
+timeout "${TEST_TIMEOUT:-300}" $PY -m pytest tests/cuda tests/kernels/test_conv.py \
+    tests/kernels/test_pooling.py tests/kernels/test_batch_norm.py -k cuda \
+    -q -p no:cacheprovider -x --durations=10 \
     --deselect tests/cuda/test_cuda_elementwise.py::test_every_kernel_compiles_to_ptx_for_sm90 \
     >"$OUT/tests.txt" 2>&1
 status=$?
