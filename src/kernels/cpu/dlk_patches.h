@@ -19,6 +19,7 @@
 #define DLK_PATCHES_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "dlk_gemm_vector.h"
 
@@ -274,19 +275,32 @@ static inline void dlk_patch_pack_b_##SUF(const dlk_patches* g, Py_ssize_t i0,  
     Py_ssize_t q, j, t, run, off;                                                       \
     dlk_patch_walk k;                                                                   \
     dlk_pixel px;                                                                       \
-    Py_ssize_t rel[DLK_REL_MAX];                                                        \
-    /* short runs (few channels per cell): the columns' offsets from a window's corner \
-       in a table, for the pixels whose window lies inside the image */                 \
-    int table = g->cg < 8 && nr <= DLK_REL_MAX;                                         \
-    if (table)                                                                          \
+    Py_ssize_t rel[DLK_REL_MAX], rj[DLK_REL_MAX], rn[DLK_REL_MAX], runs = 0;            \
+    /* the panel's columns as runs within cells, each run's offset from a window's    \
+       corner (the same for every pixel): a pixel whose window lies inside the image  \
+       is then copied run by run, without walking its cells */                          \
+    int table = nr <= DLK_REL_MAX;                                                      \
+    if (table) {                                                                        \
         dlk_patch_offsets(g, j0, nr, rel);                                              \
+        for (j = 0; j < nr; j += rn[runs++]) {                                          \
+            Py_ssize_t ch = (j0 + j) % g->cg;                                           \
+            rj[runs] = j;                                                               \
+            rn[runs] = g->cg - ch < nr - j ? g->cg - ch : nr - j;                       \
+        }                                                                               \
+    }                                                                                   \
     dlk_pixel_at(g, i0, &px);                                                           \
     for (q = 0; q < kc; q++) {                                                          \
         T* d = dst + q * NR;                                                            \
         if (table && dlk_window_inside(g, &px)) {                                       \
             const T* corner = x + px.base + (px.y0 * g->w + px.x0) * g->c;              \
-            for (j = 0; j < nr; j++)                                                    \
-                d[j] = corner[rel[j]];                                                  \
+            Py_ssize_t u;                                                               \
+            if (g->cg < 8) {            /* short runs: element by element */            \
+                for (j = 0; j < nr; j++)                                                \
+                    d[j] = corner[rel[j]];                                              \
+            } else {                                                                    \
+                for (u = 0; u < runs; u++)                                              \
+                    memcpy(d + rj[u], corner + rel[rj[u]], rn[u] * sizeof(T));          \
+            }                                                                           \
             for (j = nr; j < NR; j++)                                                   \
                 d[j] = 0;                                                               \
             dlk_pixel_step(g, &px);                                                     \
