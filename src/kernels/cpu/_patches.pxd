@@ -35,3 +35,9 @@ cdef extern from "dlk_patches.h":
     void dlk_patch_pack_b_d(const dlk_patches* g, Py_ssize_t i0, Py_ssize_t j0,
                             Py_ssize_t kc, Py_ssize_t nr, Py_ssize_t NR,
                             double* dst) noexcept nogil
+    Py_ssize_t dlk_patch_runs(const dlk_patches* g, Py_ssize_t p0, Py_ssize_t kc,
+                              Py_ssize_t* offs, Py_ssize_t* lens) noexcept nogil
+    void dlk_patch_corners_f(const dlk_patches* g, Py_ssize_t i0, Py_ssize_t mc,
+                             const float** rows, char* inside) noexcept nogil
+    void dlk_patch_corners_d(const dlk_patches* g, Py_ssize_t i0, Py_ssize_t mc,
+                             const double** rows, char* inside) noexcept nogil

@@ -123,6 +123,51 @@ DLK_DOT_TILE(d, double, dlk_vd, DLK_VD, dlk_reduced)
             memcpy((out) + i_ * (LANES), &acc_[i_], sizeof(VT));                         \
     } while (0)
 
+/* The same rank-1 updates with A's rows read in place (a convolution's patch rows
+   whose windows lie inside the image, dlk_patches.h): row r's values are
+   rows[r][off], its k columns the runs off = offs[u] .. offs[u] + lens[u] - 1 in order,
+   B packed as the micro-kernel's.  The same arithmetic in the same order as
+   DLK_TILE_BODY on those rows packed, so the same bits, without packing them. */
+#define DLK_TILE_RUNS(T, VT, LANES, R, NRV, nruns, offs, lens, rows, b, rsb, out)        \
+    do {                                                                                 \
+        VT acc_[(R) * (NRV)], bv_[NRV];                                                  \
+        const T* bp_ = (b);                                                              \
+        const T* rp_[R];                                                                 \
+        ptrdiff_t u_, p_, o_;                                                            \
+        int i_, v_;                                                                      \
+        for (i_ = 0; i_ < (R); i_++)                                                     \
+            rp_[i_] = (rows)[i_];                                                        \
+        for (i_ = 0; i_ < (R) * (NRV); i_++)                                             \
+            acc_[i_] = (VT){0};                                                          \
+        for (u_ = 0; u_ < (nruns); u_++) {                                               \
+            o_ = (offs)[u_];                                                             \
+            for (p_ = 0; p_ < (lens)[u_]; p_++, o_++) {                                  \
+                if ((NRV) <= (R)) {                                                      \
+                    for (v_ = 0; v_ < (NRV); v_++)                                       \
+                        memcpy(&bv_[v_], bp_ + v_ * (LANES), sizeof(VT));                \
+                    for (i_ = 0; i_ < (R); i_++) {                                       \
+                        T s_ = rp_[i_][o_];                                              \
+                        for (v_ = 0; v_ < (NRV); v_++)                                   \
+                            acc_[i_ * (NRV) + v_] += s_ * bv_[v_];                       \
+                    }                                                                    \
+                } else {                                                                 \
+                    T as_[R];                                                            \
+                    for (i_ = 0; i_ < (R); i_++)                                         \
+                        as_[i_] = rp_[i_][o_];                                           \
+                    for (v_ = 0; v_ < (NRV); v_++) {                                     \
+                        VT t_;                                                           \
+                        memcpy(&t_, bp_ + v_ * (LANES), sizeof(VT));                     \
+                        for (i_ = 0; i_ < (R); i_++)                                     \
+                            acc_[i_ * (NRV) + v_] += as_[i_] * t_;                       \
+                    }                                                                    \
+                }                                                                        \
+                bp_ += (rsb);                                                            \
+            }                                                                            \
+        }                                                                                \
+        for (i_ = 0; i_ < (R) * (NRV); i_++)                                             \
+            memcpy((out) + i_ * (LANES), &acc_[i_], sizeof(VT));                         \
+    } while (0)
+
 /* The blocked GEMM's micro-tile for this instruction set (the including module's
    S_MR, S_NR, D_MR, D_NR must agree: checked at import). */
 #if DLK_VBYTES == 64
@@ -155,6 +200,21 @@ __attribute__((noinline)) static void dlk_ukernel_d(ptrdiff_t kc, const double* 
                                                     const double* pb, double* out) {
     DLK_TILE_BODY(double, dlk_vd, DLK_VD, DLK_UK_D_MR, DLK_UK_D_NRV, kc, pa, 1,
                   DLK_UK_D_MR, pb, DLK_UK_D_NR, out);
+}
+
+/* The micro-kernel on rows read in place (DLK_TILE_RUNS): out = A rows @ packed B
+   micro-panel, the k columns given as runs of offsets into each row. */
+__attribute__((noinline)) static void dlk_ukernel_runs_f(ptrdiff_t nruns,
+        const ptrdiff_t* offs, const ptrdiff_t* lens, const float* const* rows,
+        const float* pb, float* out) {
+    DLK_TILE_RUNS(float, dlk_vf, DLK_VF, DLK_UK_S_MR, DLK_UK_S_NRV, nruns, offs, lens,
+                  rows, pb, DLK_UK_S_NR, out);
+}
+__attribute__((noinline)) static void dlk_ukernel_runs_d(ptrdiff_t nruns,
+        const ptrdiff_t* offs, const ptrdiff_t* lens, const double* const* rows,
+        const double* pb, double* out) {
+    DLK_TILE_RUNS(double, dlk_vd, DLK_VD, DLK_UK_D_MR, DLK_UK_D_NRV, nruns, offs, lens,
+                  rows, pb, DLK_UK_D_NR, out);
 }
 
 /* The rows kernels: out (R x 2 LANES) = A (R rows, any strides) @ B (rows contiguous,

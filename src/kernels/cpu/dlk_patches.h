@@ -191,6 +191,41 @@ static inline void dlk_patch_offsets(const dlk_patches* g, Py_ssize_t p0, Py_ssi
     }
 }
 
+/* The columns [p0, p0 + kc) of P as runs within cells: offs[u] (the run's offset from
+ * a window's corner) and lens[u]; returns the number of runs (at most kc). */
+static inline Py_ssize_t dlk_patch_runs(const dlk_patches* g, Py_ssize_t p0, Py_ssize_t kc,
+                                        Py_ssize_t* offs, Py_ssize_t* lens) {
+    Py_ssize_t q = 0, runs = 0;
+    while (q < kc) {
+        Py_ssize_t col = p0 + q, cell = col / g->cg, a = cell / g->kw;
+        Py_ssize_t ch = col - cell * g->cg;
+        Py_ssize_t n = g->cg - ch < kc - q ? g->cg - ch : kc - q;
+        offs[runs] = (a * g->dh * g->w + (cell - a * g->kw) * g->dw) * g->c + g->c0 + ch;
+        lens[runs++] = n;
+        q += n;
+    }
+    return runs;
+}
+
+/* rows[r] = where the window of P's row i0 + r starts in the image (its corner), for
+ * r < mc; inside[r] = whether that window lies inside the image (reads no padding). */
+#define DLK_PATCH_CORNERS(T, SUF)                                                      \
+static inline void dlk_patch_corners_##SUF(const dlk_patches* g, Py_ssize_t i0,        \
+                                           Py_ssize_t mc, const T** rows,               \
+                                           char* inside) {                              \
+    const T* x = (const T*)g->x;                                                        \
+    dlk_pixel px;                                                                       \
+    Py_ssize_t r;                                                                       \
+    dlk_pixel_at(g, i0, &px);                                                           \
+    for (r = 0; r < mc; r++) {                                                          \
+        inside[r] = (char)dlk_window_inside(g, &px);                                    \
+        rows[r] = inside[r] ? x + px.base + (px.y0 * g->w + px.x0) * g->c : x;          \
+        dlk_pixel_step(g, &px);                                                         \
+    }                                                                                   \
+}
+DLK_PATCH_CORNERS(float, f)
+DLK_PATCH_CORNERS(double, d)
+
 #define DLK_PATCH_PACK_A(T, SUF, TR_OK)                                                \
 static inline void dlk_patch_pack_a_##SUF(const dlk_patches* g, Py_ssize_t i0,         \
                                           Py_ssize_t p0, Py_ssize_t mc, Py_ssize_t kc, \

@@ -98,7 +98,8 @@ from kernels.cpu.elementwise cimport (activate_rows_f32, activate_rows_f64, ACT_
                                       ACT_RELU, ACT_LEAKY_RELU, act_by_rows)
 # A convolution's patch matrix as an operand read while packing (dlk_patches.h).
 from kernels.cpu._patches cimport (dlk_patches, dlk_patch_pack_a_f, dlk_patch_pack_a_d,
-                                   dlk_patch_pack_b_f, dlk_patch_pack_b_d)
+                                   dlk_patch_pack_b_f, dlk_patch_pack_b_d, dlk_patch_runs,
+                                   dlk_patch_corners_f, dlk_patch_corners_d)
 
 cdef extern from "dlk_gemm_team.h":
     void dlk_gemm_barrier() noexcept nogil
@@ -132,6 +133,12 @@ cdef extern from "dlk_gemm_kernels.h":
     void dlk_ukernel_f(Py_ssize_t kc, const float* pa, const float* pb, float* out) noexcept nogil
     void dlk_ukernel_d(Py_ssize_t kc, const double* pa, const double* pb,
                        double* out) noexcept nogil
+    void dlk_ukernel_runs_f(Py_ssize_t nruns, const Py_ssize_t* offs,
+                            const Py_ssize_t* lens, const float* const* rows,
+                            const float* pb, float* out) noexcept nogil
+    void dlk_ukernel_runs_d(Py_ssize_t nruns, const Py_ssize_t* offs,
+                            const Py_ssize_t* lens, const double* const* rows,
+                            const double* pb, double* out) noexcept nogil
     void dlk_tr8_f(const float* src, Py_ssize_t lds, float* dst, Py_ssize_t ldd) noexcept nogil
     void dlk_tr8_d(const double* src, Py_ssize_t lds, double* dst, Py_ssize_t ldd) noexcept nogil
     void dlk_dot_tile_f(Py_ssize_t k, const float* a, Py_ssize_t rsa, Py_ssize_t nrows,
@@ -149,6 +156,8 @@ cdef enum:
     _GEMM_APANEL_LEN = S_MR * S_KC + D_MR * D_KC
     _GEMM_ALIGN = 64                 # bytes; one cache line, one zmm register
     _GEMM_MIN_WORK_PER_THREAD = 96 * 96 * 96     # multiply-adds
+    _GEMM_MAX_MC = 512               # >= every variant's MC (a patch block's row table)
+    _GEMM_MAX_KC = 512               # >= every variant's KC (a patch block's runs)
 
 # The micro-kernel's tile is fixed in C per instruction set; the including module's
 # constants must describe the same tile (a build inconsistency: fail loudly, not as

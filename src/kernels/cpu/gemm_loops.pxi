@@ -48,7 +48,9 @@ cdef inline void _store_tile(const floating* t, Py_ssize_t ldt, Py_ssize_t mr, P
 cdef void _ukernel(Py_ssize_t kc, const floating* pa, const floating* pb,
                    floating alpha, floating beta,
                    floating* c, Py_ssize_t rsc, Py_ssize_t csc,
-                   Py_ssize_t mr, Py_ssize_t nr) noexcept nogil:
+                   Py_ssize_t mr, Py_ssize_t nr,
+                   const floating* const* rows=NULL, Py_ssize_t nruns=0,
+                   const Py_ssize_t* offs=NULL, const Py_ssize_t* lens=NULL) noexcept nogil:
     """C[0:mr, 0:nr] = alpha * (A-panel @ B-panel)[0:mr, 0:nr] + beta * C[0:mr, 0:nr].
 
     pa: packed MR x kc micro-panel (MR contiguous per k), pb: packed kc x NR
@@ -60,6 +62,10 @@ cdef void _ukernel(Py_ssize_t kc, const floating* pa, const floating* pb,
     change elsewhere in this function spilled accumulators in some variants, up to
     1.7x slower).
 
+    With ``rows`` (a convolution's patch rows inside the image), A is read in place
+    instead of pa: dlk_ukernel_runs_f/_d, the same arithmetic in the same order (the
+    same bits), over the k columns given as runs of offsets into each row.
+
     Only the mr x nr corner is written back, so edge tiles never touch anything
     outside C (acc is the temporary for the edge).  beta == 0 never reads C.
     """
@@ -68,7 +74,12 @@ cdef void _ukernel(Py_ssize_t kc, const floating* pa, const floating* pb,
     cdef floating acc[_GEMM_ACC_LEN]
     cdef Py_ssize_t i, j
 
-    if floating is float:
+    if rows != NULL:
+        if floating is float:
+            dlk_ukernel_runs_f(nruns, offs, lens, rows, pb, acc)
+        else:
+            dlk_ukernel_runs_d(nruns, offs, lens, rows, pb, acc)
+    elif floating is float:
         dlk_ukernel_f(kc, pa, pb, acc)
     else:
         dlk_ukernel_d(kc, pa, pb, acc)
@@ -92,6 +103,57 @@ cdef void _ukernel(Py_ssize_t kc, const floating* pa, const floating* pb,
 # macro-kernel: loops 2 and 1 around the micro-kernel for one packed A block
 # ----------------------------------------------------------------------------
 
+cdef void _macro_kernel_patches(Py_ssize_t mc, Py_ssize_t nc, Py_ssize_t kc,
+                                Py_ssize_t jp0, Py_ssize_t jp1,
+                                const dlk_patches* pa, Py_ssize_t pc,
+                                floating* a_pack, const floating* b_pack,
+                                floating alpha, floating beta,
+                                floating* c, Py_ssize_t rsc, Py_ssize_t csc,
+                                const _Ep* ep, Py_ssize_t ic, Py_ssize_t jc) noexcept nogil:
+    """_macro_kernel when A is a convolution's patch matrix P with long runs (at least
+    8 channels per cell): a micro-panel whose MR rows all have their windows inside the
+    image is read in place by the runs micro-kernel (its rows are the windows'
+    corners, its k columns the block's runs) -- no packing; the others (padding, the
+    last partial panel) are packed as before.  Same bits either way."""
+    cdef _Blocking blk = _blocking(<floating>0)
+    cdef Py_ssize_t MR = blk.MR, NR = blk.NR
+    cdef Py_ssize_t n_ip = _ceil_div(mc, MR)
+    cdef Py_ssize_t ip, jp, mr, nr, r, nruns
+    cdef const floating* corners[_GEMM_MAX_MC]
+    cdef char inside[_GEMM_MAX_MC]
+    cdef char direct[_GEMM_MAX_MC]
+    cdef Py_ssize_t offs[_GEMM_MAX_KC]
+    cdef Py_ssize_t lens[_GEMM_MAX_KC]
+    if floating is float:
+        dlk_patch_corners_f(pa, ic, mc, corners, inside)
+    else:
+        dlk_patch_corners_d(pa, ic, mc, corners, inside)
+    nruns = dlk_patch_runs(pa, pc, kc, offs, lens)
+    for ip in range(n_ip):
+        mr = _imin(MR, mc - ip * MR)
+        direct[ip] = mr == MR
+        for r in range(mr):
+            if not inside[ip * MR + r]:
+                direct[ip] = False
+        if not direct[ip]:
+            _pack_a_block(pa, ic + ip * MR, pc, mr, kc, <const floating*>NULL, 0, 0,
+                          a_pack + ip * MR * kc)
+    for jp in range(jp0, jp1):
+        nr = _imin(NR, nc - jp * NR)
+        for ip in range(n_ip):
+            mr = _imin(MR, mc - ip * MR)
+            if direct[ip]:
+                _ukernel(kc, a_pack, b_pack + jp * NR * kc, alpha, beta,
+                         c + ip * MR * rsc + jp * NR * csc, rsc, csc, mr, nr,
+                         &corners[ip * MR], nruns, offs, lens)
+            else:
+                _ukernel(kc, a_pack + ip * MR * kc, b_pack + jp * NR * kc, alpha, beta,
+                         c + ip * MR * rsc + jp * NR * csc, rsc, csc, mr, nr)
+            if ep != NULL:
+                _ep_lines(ep, c + ip * MR * rsc + jp * NR * csc, rsc, csc,
+                          ic + ip * MR, jc + jp * NR, mr, nr)
+
+
 cdef void _macro_kernel(Py_ssize_t mc, Py_ssize_t nc, Py_ssize_t kc,
                         Py_ssize_t jp0, Py_ssize_t jp1,
                         const dlk_patches* pa, Py_ssize_t pc,
@@ -113,10 +175,14 @@ cdef void _macro_kernel(Py_ssize_t mc, Py_ssize_t nc, Py_ssize_t kc,
     cdef _Blocking blk = _blocking(<floating>0)
     cdef Py_ssize_t MR = blk.MR, NR = blk.NR
     cdef Py_ssize_t n_ip = _ceil_div(mc, MR)
-    cdef Py_ssize_t ip, jp, mr, nr
+    cdef Py_ssize_t ip, jp, mr, nr, r
     cdef floating a_panel[_GEMM_APANEL_LEN]
 
-    if a_pack != NULL:
+    if (a_pack != NULL and pa != NULL and not pa.transposed and pa.cg >= 8
+            and mc <= _GEMM_MAX_MC and kc <= _GEMM_MAX_KC):
+        _macro_kernel_patches(mc, nc, kc, jp0, jp1, pa, pc, a_pack, b_pack, alpha, beta,
+                              c, rsc, csc, ep, ic, jc)
+    elif a_pack != NULL:
         _pack_a_block(pa, ic, pc, mc, kc, a, rsa, csa, a_pack)
         # loop 2: jr over the B micro-panels (each stays in L1 during loop 1)
         for jp in range(jp0, jp1):
