@@ -1,5 +1,6 @@
-"""Every per-ISA variant of the elementwise and loss kernels (base, avx2, avx512 where
-the CPU has them) against the reference.
+"""Every per-ISA variant of the elementwise, loss, normalisation and convolution kernels
+(base, avx2, avx512 where the CPU has them, the GEMM's under the convolutions too)
+against the reference.
 
 Every comparison runs for float32 and float64 and (through the ``threads`` fixture)
 with 1 and 2 kernel threads, the parallel threshold lowered to 1 element so that the
@@ -11,7 +12,7 @@ import pytest
 
 import kernels
 from kernels.cpu import elementwise as _elementwise, losses as _losses
-from kernels.cpu import normalization as _normalization
+from kernels.cpu import conv as _conv, normalization as _normalization
 from kernels import reference as ref
 
 from kernel_cases import (ACT_CASES, ACT_IDS, LOSS_CASES, LOSS_IDS, act_kind, det_cases,
@@ -228,3 +229,46 @@ def test_layer_norm_every_norm_impl(cy, norm_impl, dtype, threads, rng, shape):
                         ref.layer_norm_backward(dy, x, gamma)):
         assert_close(got, exp, dtype, "reduction", err_msg=norm_impl,
                      scale=float(np.sqrt(shape[0])))
+
+
+# ================================================ convolution: GEMM x conv variants
+
+@pytest.fixture(params=_conv.available_impls())
+def conv_impl(request):
+    """Every convolution variant this CPU runs (col2im, depthwise); restored after."""
+    with using_impl(_conv, request.param) as name:
+        yield name
+
+
+def test_conv_impls_listed():
+    impls = _conv.available_impls()
+    assert impls[0] == "base" and _conv.current_impl() == impls[-1]
+
+
+# (shape of x, kernel, strides, padding, activation): long runs (32 channels) read in
+# place by the runs micro-kernel, short ones packed through the offsets table, padding
+# (packed panels next to in-place ones), a partial last micro-panel
+CONV_ISA_CASES = [((3, 9, 9, 32), (3, 3, 32, 20), 1, "valid", "relu"),
+                  ((2, 8, 7, 16), (3, 3, 16, 40), 1, "same", "tanh"),
+                  ((2, 11, 10, 1), (3, 3, 1, 32), 1, "valid", "relu"),
+                  ((2, 9, 9, 8), (2, 3, 8, 12), 2, "same", "linear")]
+
+
+@pytest.mark.parametrize("xs, ws, strides, padding, activation", CONV_ISA_CASES,
+                         ids=[f"{c[0]}-{c[3]}" for c in CONV_ISA_CASES])
+def test_conv2d_every_gemm_and_conv_impl(cy, gemm_impl, conv_impl, dtype, rng, xs, ws,
+                                         strides, padding, activation):
+    """The patch-operand GEMM of every GEMM variant (its runs micro-kernel and the
+    packing of P and P^T) with every conv variant's col2im, against the reference."""
+    x, w = normal(rng, xs, dtype), normal(rng, ws, dtype, scale=0.3)
+    b = normal(rng, ws[-1:], dtype)
+    kw = dict(strides=strides, padding=padding, activation=activation)
+    y = cy.conv2d_forward(x, w, b, **kw)
+    k = ws[0] * ws[1] * ws[2]
+    assert_close(y, ref.conv2d_forward(x, w, b, **kw), dtype, "gemm", k=k, scale=3.0,
+                 err_msg=f"{gemm_impl}/{conv_impl}")
+    dy = normal(rng, y.shape, dtype)
+    got = cy.conv2d_backward(dy, x, w, y, **kw)
+    for g, e, name in zip(got, ref.conv2d_backward(dy, x, w, y, **kw), ("dx", "dw", "db")):
+        assert_close(g, e, dtype, "gemm", k=y.size // y.shape[-1], scale=3.0,
+                     err_msg=f"{gemm_impl}/{conv_impl} {name}")
