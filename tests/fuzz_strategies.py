@@ -568,6 +568,13 @@ def _family(name):
         return "act_forward"
     if name.endswith("_update"):
         return "optimizer"
+    base, _, kind = name.rpartition("_")
+    if base in CONV_KERNELS:
+        return "conv_" + kind
+    if base in POOL_KERNELS:
+        return "pool"
+    if name.startswith("batch_norm_"):
+        return "batch_norm"
     return "loss"
 
 
@@ -885,6 +892,210 @@ def _valid_embedding_backward(draw, name, dt, regime, hyper):
             "dtable": draw(values((rows, d), dt))}, {}
 
 
+# ------------------------------------------------ convolution, pooling, batch norm
+# Images stay tiny (at most 2 x 6 x 6 x 4, or 2 x 8 x 4 for conv1d): the same
+# strategies may drive the cuda backend, which runs under Numba's simulator where there
+# is no GPU.
+CONV_KERNELS = ("conv2d", "conv1d", "depthwise_conv2d")
+POOL_KERNELS = ("max_pool2d", "avg_pool2d", "global_max_pool2d", "global_avg_pool2d")
+
+
+def _axis_out(size, k, s, d, padding):
+    from kernels import checks
+    return checks.padding_amounts(size, k, s, d, padding)[2]
+
+
+def _per_axis(draw, values, rank):
+    """A window hyper-parameter as Keras takes it: an int, or a tuple/list of one per
+    axis (``values`` is that tuple)."""
+    if rank == 1:
+        return draw(st.sampled_from([values[0], (values[0],), [values[0]]]))
+    if values[0] == values[1] and draw(st.booleans()):
+        return values[0]
+    return draw(st.sampled_from([tuple(values), list(values)]))
+
+
+@st.composite
+def _conv_geometry(draw, rank, kernel):
+    """(n, image sizes, keyword arguments, output sizes) of a valid convolution with a
+    ``kernel`` of one size per axis: strides, dilation and padding drawn (a valid pass
+    too large for the image becomes "same")."""
+    n = draw(st.integers(1, 2))
+    sizes = (draw(st.integers(1, 8)),) if rank == 1 else (draw(st.integers(1, 6)),
+                                                         draw(st.integers(1, 6)))
+    strides = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    dil = tuple(draw(st.integers(1, 2)) for _ in range(rank))
+    padding = draw(st.sampled_from(("valid", "same", "causal") if rank == 1
+                                   else ("valid", "same")))
+    if padding == "valid" and any((k - 1) * d + 1 > sz
+                                  for k, d, sz in zip(kernel, dil, sizes)):
+        padding = "same"
+    kw = {}
+    if strides != (1,) * rank or draw(st.booleans()):
+        kw["strides"] = _per_axis(draw, strides, rank)
+    if padding != "valid" or draw(st.booleans()):
+        kw["padding"] = padding
+    if dil != (1,) * rank or draw(st.booleans()):
+        kw["dilation_rate"] = _per_axis(draw, dil, rank)
+    out = tuple(_axis_out(sz, k, s, d, padding)
+                for sz, k, s, d in zip(sizes, kernel, strides, dil))
+    return n, sizes, kw, out
+
+
+def _conv_shapes(draw, name):
+    """(x shape, w shape, output shape, keyword arguments) of a valid convolution."""
+    rank = 1 if name.startswith("conv1d") else 2
+    depthwise = name.startswith("depthwise")
+    cin = draw(st.integers(1, 4))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    n, sizes, kw, out = draw(_conv_geometry(rank, kernel))
+    if depthwise:
+        dm = draw(st.integers(1, 2))
+        w_shape, cout = kernel + (cin, dm), cin * dm
+    else:
+        groups = draw(st.sampled_from([g for g in (1, 2, 3, 4) if cin % g == 0]))
+        cout = groups * draw(st.integers(1, 2))
+        w_shape = kernel + (cin // groups, cout)
+        if groups != 1 or draw(st.booleans()):
+            kw["groups"] = groups
+    return (n,) + sizes + (cin,), w_shape, (n,) + out + (cout,), kw
+
+
+def _valid_conv_forward(draw, name, dt, regime, hyper):
+    x_shape, w_shape, out_shape, kw = _conv_shapes(draw, name)
+    vals = {"x": _v(draw, x_shape, dt, regime), "w": _v(draw, w_shape, dt, regime)}
+    if draw(st.booleans()):
+        vals["b"] = _v(draw, out_shape[-1:], dt, regime)
+    elif draw(st.booleans()):
+        vals["b"] = None
+    out = _maybe_out(draw, out_shape, dt)
+    if out is not None:
+        vals["out"] = out
+    act = draw(st.sampled_from(ref.ACTIVATIONS))
+    if act != "linear" or draw(st.booleans()):
+        vals["activation"] = act
+    if draw(st.booleans()):
+        vals["pre_activation"] = draw(values(out_shape, dt))
+    vals.update(kw)
+    return vals, {}
+
+
+def _valid_conv_backward(draw, name, dt, regime, hyper):
+    x_shape, w_shape, out_shape, kw = _conv_shapes(draw, name)
+    act = draw(st.sampled_from(ref.ACTIVATIONS))
+    vals = {"dy": _v(draw, out_shape, dt, regime), "x": _v(draw, x_shape, dt, regime),
+            "w": _v(draw, w_shape, dt, regime), "y": _v(draw, out_shape, dt, regime),
+            "activation": act}
+    if act in ref.ACTIVATIONS_NEEDING_INPUT or draw(st.booleans()):
+        vals["pre_activation"] = _v(draw, out_shape, dt, regime)
+    need_dx, use_bias = draw(flags()), draw(flags())
+    if not need_dx or draw(st.booleans()):
+        vals["need_dx"] = need_dx
+    if not use_bias or draw(st.booleans()):
+        vals["use_bias"] = use_bias
+    for key, shp in (("dx", x_shape), ("dw", w_shape), ("db", out_shape[-1:])):
+        if draw(st.booleans()):
+            vals[key] = draw(values(shp, dt))
+    vals.update(kw)
+    return vals, {}
+
+
+def _pool_shapes(draw):
+    """(x shape, output shape, keyword arguments) of a valid 2-D pooling."""
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    sizes = (draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    pool = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    if padding == "valid" and any(k > sz for k, sz in zip(pool, sizes)):
+        padding = "same"
+    kw = {}
+    if draw(st.booleans()):
+        strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        kw["strides"] = _per_axis(draw, strides, 2)
+    else:
+        strides = pool                    # strides None: the pool size (Keras)
+        if draw(st.booleans()):
+            kw["strides"] = None
+    if padding != "valid" or draw(st.booleans()):
+        kw["padding"] = padding
+    if pool != (2, 2) or draw(st.booleans()):
+        kw["pool_size"] = _per_axis(draw, pool, 2)
+    out = tuple(_axis_out(sz, k, s, 1, padding) for sz, k, s in zip(sizes, pool, strides))
+    return (n,) + sizes + (c,), (n,) + out + (c,), kw
+
+
+def _argmax(draw, shp, cells):
+    """int32 indices in [0, cells): what a backward honours (chosen by a forward or not)."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    return np.random.default_rng(seed).integers(0, cells, size=shp).astype(np.int32)
+
+
+def _valid_pool(draw, name, dt, regime, hyper):
+    max_pool = "max" in name
+    if name.startswith("global"):
+        x_shape = (draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 6)),
+                   draw(st.integers(1, 3)))
+        out_shape, kw = (x_shape[0], x_shape[3]), {}
+    else:
+        x_shape, out_shape, kw = _pool_shapes(draw)
+    cells = x_shape[1] * x_shape[2]
+    vals = dict(kw)
+    if name.endswith("_forward"):
+        vals["x"] = _v(draw, x_shape, dt, regime)
+        out = _maybe_out(draw, out_shape, dt)
+        if out is not None:
+            vals["out"] = out
+        if max_pool and draw(st.booleans()):
+            vals["argmax"] = np.full(out_shape, -7, np.int32)
+        return vals, {}
+    vals["dy"] = _v(draw, out_shape, dt, regime)
+    vals["dx"] = draw(values(x_shape, dt))
+    if max_pool:
+        vals["argmax"] = _argmax(draw, out_shape, cells)
+    return vals, {}
+
+
+def _valid_batch_norm(draw, name, dt, regime, hyper):
+    shp = draw(shape(2, 4))
+    c = shp[-1:]
+    x = _v(draw, shp, dt, regime)
+    vals, meta = {"x": x}, {}
+    if name == "batch_norm_backward":
+        vals["dy"] = _v(draw, shp, dt, regime)
+        if draw(st.booleans()):
+            vals["gamma"] = _v(draw, c, dt, regime)
+        for p in ("dgamma", "dbeta"):
+            if draw(st.booleans()):
+                vals[p] = draw(values(c, dt))
+        how = draw(st.sampled_from(["none", "new", "dy", "x"]))
+        if how == "new":
+            vals["dx"] = draw(values(shp, dt))
+        elif how in ("dy", "x"):
+            vals["dx"] = vals[how]
+            meta["aliases"] = ("dx",)
+    else:
+        inference = name == "batch_norm_inference"
+        for p in ("gamma", "beta"):
+            if draw(st.booleans()):
+                vals[p] = _v(draw, c, dt, regime)
+            elif inference or draw(st.booleans()):
+                vals[p] = None           # required (positional) by the inference
+        if inference or draw(st.booleans()):
+            vals["moving_mean"] = _v(draw, c, dt, regime)
+            vals["moving_variance"] = _v(draw, c, dt, regime, "pos")
+        how = draw(st.sampled_from(["none", "new", "inplace"]))
+        if how == "new":
+            vals["out"] = draw(values(shp, dt))
+        elif how == "inplace":
+            vals["out"] = x
+            meta["aliases"] = ("out",)
+        if not inference and draw(st.booleans()):
+            vals["momentum"] = draw(_hyper("momentum", hyper))
+    if draw(st.booleans()):
+        vals["epsilon"] = draw(_hyper("epsilon", hyper))
+    return vals, meta
+
+
 _VALID = {"gemm": _valid_gemm, "bias_add": _valid_bias_add, "column_sums": _valid_column_sums,
           "dense_forward": _valid_dense_forward, "dense_backward": _valid_dense_backward,
           "act_forward": _valid_act_forward, "act_backward": _valid_act_backward,
@@ -892,7 +1103,10 @@ _VALID = {"gemm": _valid_gemm, "bias_add": _valid_bias_add, "column_sums": _vali
           "layer_norm_forward": _valid_layer_norm_forward,
           "layer_norm_backward": _valid_layer_norm_backward,
           "embedding_forward": _valid_embedding_forward,
-          "embedding_backward": _valid_embedding_backward}
+          "embedding_backward": _valid_embedding_backward,
+          "conv_forward": _valid_conv_forward, "conv_backward": _valid_conv_backward,
+          "pool": _valid_pool, "batch_norm": _valid_batch_norm}
+
 
 def written_params(name):
     """The arguments kernel ``name`` may write; all others it must only read."""
@@ -906,6 +1120,17 @@ def written_params(name):
         return {"dx", "dgamma", "dbeta"}
     if name == "embedding_backward":
         return {"dtable"}
+    fam = _family(name)
+    if fam == "conv_forward":
+        return {"out", "pre_activation"}
+    if fam == "conv_backward":
+        return {"dx", "dw", "db"}
+    if fam == "pool":
+        return {"dx"} if name.endswith("_backward") else {"out", "argmax"}
+    if name == "batch_norm_forward":
+        return {"out", "moving_mean", "moving_variance"}
+    if name == "batch_norm_backward":
+        return {"dx", "dgamma", "dbeta"}
     return {"out"}
 
 

@@ -511,14 +511,25 @@ class ConvGeometry(NamedTuple):
     groups: int
 
 
+def _window_int(name, value):
+    """A positive window size, stride or dilation: no longer than the longest array
+    axis this machine can hold (MAX_BYTES), so every index a compiled loop derives
+    from it fits in 64 bits."""
+    value = integer(name, value, low=1)
+    if value > MAX_BYTES:
+        raise ValueError(f"{name}: expected at most {MAX_BYTES} (no array axis is longer "
+                         f"on this machine), got {short_repr(value)}")
+    return value
+
+
 def _int_tuple(name, value, rank):
     """A positive int, or a tuple/list of ``rank`` positive ints."""
     if isinstance(value, (tuple, list)):
         if len(value) != rank:
             raise ValueError(f"{name}: expected {rank} positive integers, got "
                              f"{short_repr(value)}")
-        return tuple(integer(name, v, low=1) for v in value)
-    return (integer(name, value, low=1),) * rank
+        return tuple(_window_int(name, v) for v in value)
+    return (_window_int(name, value),) * rank
 
 
 def padding_amounts(size, k, s, d, padding):
@@ -560,6 +571,10 @@ def window_geometry(x, window, strides, padding, dilation_rate, rank, paddings,
         raise ValueError(f"{name}: expected an input at least as large as the {what}'s "
                          f"span {span} (dilation included) with padding 'valid', got "
                          f"{x.shape[1:-1]}")
+    # what the window pass reads, its zeros included (a large dilation or pool_size
+    # with "same" or "causal" padding pads by as much)
+    fits_in_memory("padding", (n, h + pt + pb, w + pl + pr, cin), x.itemsize,
+                   "a padded input")
     fits_in_memory(out_name, (n, oh, ow, cout or cin), x.itemsize, "a result")
     return ConvGeometry(n, h, w, cin, window[0], window[1], cout or cin, strides[0],
                         strides[1], dilation[0], dilation[1], pt, pb, pl, pr, oh, ow, groups)

@@ -48,6 +48,20 @@ def valid_call(name, dt, rng):
         return [f(3, 4), f(4), f(4)], {"epsilon": 1e-3}
     if name == "layer_norm_backward":
         return [f(3, 4), f(3, 4), f(4)], {"epsilon": 1e-3}
+    if name == "embedding_forward":
+        return [rng.integers(0, 4, (3, 2)), f(4, 5)], {}
+    if name == "embedding_backward":
+        return [f(3, 2, 5), rng.integers(0, 4, (3, 2)), f(4, 5)], {}
+    if name.startswith(("conv2d_", "conv1d_", "depthwise_conv2d_")):
+        return _conv_call(name, f)
+    if "pool2d_" in name:
+        return _pool_call(name, f, rng)
+    if name == "batch_norm_forward":
+        return [f(2, 3, 3), f(3), f(3), f(3), p(3)], {"momentum": 0.9}
+    if name == "batch_norm_inference":
+        return [f(4, 3), f(3), f(3), f(3), p(3)], {"epsilon": 1e-3}
+    if name == "batch_norm_backward":
+        return [f(4, 3), f(4, 3), f(3)], {}
     if "sparse" in name:
         return [rng.integers(0, 4, 3), p(3, 4)], {}
     if name.endswith("_update"):
@@ -63,6 +77,36 @@ def valid_call(name, dt, rng):
                                               "mom": np.zeros_like(w), "mg": np.zeros_like(w)}
         return [w, g, np.full_like(w, 0.1)], {}
     return [p(3, 4), p(3, 4)], {}          # the losses and fused losses
+
+
+def _conv_call(name, f):
+    """A convolution with strides, padding and groups or dilation (small shapes)."""
+    if name.startswith("conv2d_"):
+        x, w, out = (2, 5, 5, 4), (3, 3, 2, 4), (2, 3, 3, 4)
+        kw = {"strides": 2, "padding": "same", "groups": 2}
+    elif name.startswith("conv1d_"):
+        x, w, out = (2, 7, 4), (3, 2, 4), (2, 7, 4)
+        kw = {"padding": "causal", "dilation_rate": 2, "groups": 2}
+    else:
+        x, w, out = (2, 5, 5, 3), (3, 3, 3, 2), (2, 5, 5, 6)
+        kw = {"padding": "same", "dilation_rate": (1, 2)}
+    if name.endswith("_forward"):
+        return [f(*x), f(*w), f(out[-1])], dict(kw, activation="relu")
+    return [f(*out), f(*x), f(*w), f(*out)], dict(kw, activation="gelu",
+                                                   pre_activation=f(*out))
+
+
+def _pool_call(name, f, rng):
+    kw = {"pool_size": 3, "strides": 2, "padding": "same"}
+    x, out = (2, 5, 5, 3), (2, 3, 3, 3)
+    if name.startswith("global_"):
+        kw, out = {}, (2, 3)
+    argmax = rng.integers(0, 25, out).astype(np.int32)
+    if name.endswith("_forward"):
+        return [f(*x)], kw
+    if "max" in name:
+        return [f(*out), argmax, f(*x)], kw
+    return [f(*out), f(*x)], kw
 
 
 def bad_values(rng, dt):

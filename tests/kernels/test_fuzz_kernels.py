@@ -33,9 +33,14 @@ and 2 threads with the parallel threshold at one element).  The invariant:
     order of operations, which the spec leaves free.
 
 Lazily huge arguments (terabytes described by zero strides) must be rejected with a
-ValueError within a second, allocating nothing.  A subprocess runs the Cython backend
+ValueError within a second, allocating nothing.  The fuzz runs as on a machine of
+``FUZZ_MEMORY`` bytes (``checks.MAX_BYTES`` lowered for every backend): a window
+hyper-parameter drawn at random (pool_size=5000 with "same" padding) then asks for a
+padded input too large and is rejected, where on the real machine the reference would
+materialise gigabytes.  A subprocess runs the Cython backend
 under the fuzzer: any signal death fails.
 """
+import contextlib
 import inspect
 import os
 from fractions import Fraction
@@ -52,6 +57,7 @@ from hypothesis import strategies as st
 import fuzz_strategies as fz
 import kernel_helpers
 import kernels
+from kernels import checks
 from kernels.cpu import _threads
 from kernels import reference as ref
 
@@ -62,6 +68,27 @@ MESSAGE = re.compile(r"^([A-Za-z_]\w*):")
 
 # Cases run by this module's fuzz tests (reported at the end of the session).
 COUNTS = fz.COUNTS
+# The memory the validation believes this machine has while fuzzing (see the docstring);
+# every array the strategies draw is far smaller (<= 4096 elements).
+FUZZ_MEMORY = 1 << 24
+
+
+@contextlib.contextmanager
+def small_machine(limit=FUZZ_MEMORY):
+    """``kernels.checks.MAX_BYTES`` (and the Cython fast path's copy) at ``limit``."""
+    old = checks.MAX_BYTES
+    fast = None
+    if "cython" in BACKENDS:
+        from kernels.cpu import _fastargs as fast
+    checks.MAX_BYTES = limit
+    if fast is not None:
+        fast.set_max_bytes(limit)
+    try:
+        yield limit
+    finally:
+        checks.MAX_BYTES = old
+        if fast is not None:
+            fast.set_max_bytes(old)
 
 
 class Outcome:
@@ -155,10 +182,15 @@ def _written_arrays(call, outcome):
 
 def _returned_arrays(call, result):
     """(name, array) pairs of what the kernel returned."""
-    if call.name == "dense_backward":
+    fam = fz._family(call.name)
+    if call.name == "dense_backward" or fam == "conv_backward":
         return [(n, r) for n, r in zip(("dx", "dw", "db"), result) if r is not None]
-    if call.name == "layer_norm_backward":
+    if call.name in ("layer_norm_backward", "batch_norm_backward"):
         return list(zip(("dx", "dgamma", "dbeta"), result))
+    if call.name in ("max_pool2d_forward", "global_max_pool2d_forward"):
+        return [("out", result[0]), ("argmax", result[1])]
+    if fam == "pool" and call.name.endswith("_backward"):
+        return [("dx", result)]
     if call.name == "embedding_backward":
         return [("dtable", result)]
     if call.name.endswith("softmax_crossentropy"):
@@ -289,6 +321,8 @@ def _tolerances(call, name):
         return 0.0, 0.0                    # copies: the same bits on every backend
     if fam == "embedding_backward":        # sums in position order: the same order
         return 0.0, 0.0
+    if fam in ("conv_forward", "conv_backward", "pool", "batch_norm"):
+        return _spatial_tolerances(call, name, v, mag, table, gemm_bound)
     if fam in ("layer_norm_forward", "layer_norm_backward"):
         # a row's statistics, then elementwise: scaled by gamma and the row's 1/std,
         # which a near-constant row makes as large as 1/sqrt(epsilon)
@@ -315,6 +349,70 @@ def _tolerances(call, name):
     width = pred.shape[-1] if pred.ndim == 2 else 1
     return (2 * table["reduction"]["rtol"],
             table["reduction"]["atol"] * mag ** 2 * (width + 2) * 50 / size)
+
+
+def _window_kwargs(call, fn):
+    """The window hyper-parameters the call passed (strides, padding...), for calling
+    ``fn`` (a reference kernel) on bounds."""
+    keys = set(inspect.signature(fn).parameters) & {
+        "strides", "padding", "dilation_rate", "groups", "pool_size"}
+    return {k: call.values[k] for k in keys if k in call.values}
+
+
+def _spatial_tolerances(call, name, v, mag, table, gemm_bound):
+    """The convolution family's tolerances: each element's bound from the reference run
+    on the magnitudes of its terms (a sum of products, a window's mean...)."""
+    fam = fz._family(call.name)
+    fn = getattr(ref, call.name)
+    kw = _window_kwargs(call, fn)
+    if fam == "conv_forward":
+        b = v.get("b")
+        w = v["w"]
+        terms = fn(_finite_abs(v["x"]), _finite_abs(w),
+                   _finite_abs(b) if isinstance(b, np.ndarray) else None, **kw)
+        k = int(np.prod(w.shape[:-1])) + 1
+        bound = gemm_bound(k, terms)
+        if name == "pre_activation":
+            return table["gemm"]["rtol"], bound
+        if v.get("activation", "linear") == "softmax":
+            bound = 2 * bound.max(axis=-1, keepdims=True)
+        return 2 * table["elementwise"]["rtol"], 1.2 * bound
+    if fam == "conv_backward":
+        act = v.get("activation", "linear")
+        saved = v["pre_activation"] if act in ref.ACTIVATIONS_NEEDING_INPUT else v["y"]
+        dy, s = _finite_abs(v["dy"]), _finite_abs(saved)
+        if act == "softmax":
+            dz = s * (dy + (dy * s).sum(axis=-1, keepdims=True)) * (dy.shape[-1] + 2)
+        else:
+            dz = dy * (1.0 + s) ** 2 * 8
+        bounds = dict(zip(("dx", "dw", "db"), fn(dz, _finite_abs(v["x"]),
+                                                _finite_abs(v["w"]), dz, **kw)))
+        k = max(dy.size // dy.shape[-1], int(np.prod(v["w"].shape)))
+        return 4 * table["reduction"]["rtol"], gemm_bound(k, bounds[name])
+    if fam == "pool":
+        if "max" in call.name:
+            if call.name.endswith("_forward"):
+                return 0.0, 0.0            # the same cell: the same bits
+            dy = _finite_abs(v["dy"])
+            argmax = call.values["argmax"]
+            bound = fn(dy, argmax, np.empty(v["dx"].shape), **kw)
+            return table["reduction"]["rtol"], gemm_bound(dy.size, bound)
+        if call.name.endswith("_forward"):
+            x = v["x"]
+            cells = x.shape[1] * x.shape[2]
+            return table["reduction"]["rtol"], gemm_bound(cells, fn(_finite_abs(x), **kw))
+        dy = _finite_abs(v["dy"])
+        return table["reduction"]["rtol"], gemm_bound(
+            v["dx"].shape[1] * v["dx"].shape[2], fn(dy, np.empty(v["dx"].shape), **kw))
+    # batch normalisation: per-channel statistics over m cells, then elementwise, scaled
+    # by gamma and the channel's 1/std (as large as 1/sqrt(epsilon))
+    x = v["x"]
+    m = x.size // x.shape[-1]
+    eps_ = float(v.get("epsilon", 1e-3))
+    scale = mag ** 3 * ((m + 2) if call.name != "batch_norm_inference" else 3) / np.sqrt(eps_)
+    if name in ("dgamma", "dbeta", "moving_mean", "moving_variance"):
+        scale = scale * m
+    return 4 * table["reduction"]["rtol"], table["reduction"]["atol"] * scale
 
 
 def _assert_values(call, name, got, exp, mode):
@@ -384,7 +482,58 @@ class Divergence:
 # x = +-inf, the sparse cross-entropy at an infinite probability or a -inf logit, the
 # categorical cross-entropy from logits at an infinite target, and the weight decay
 # with a factor weight_decay * learning_rate that is 0 in the dtype.
-KNOWN_DIVERGENCES = []
+def _silu_mish_at_minus_inf(call):
+    """silu' and mish' at x = -inf in float32: the reference's limit 0 (so inf * 0 = NaN
+    for an infinite dy), the Cython twin 1.1754997e-38 (its clamped exp), so inf."""
+    if call.dt != np.float32:
+        return False
+    if call.name in ("backprop_silu", "backprop_mish"):
+        saved = "x"
+    elif call.values.get("activation") in ("silu", "mish"):
+        saved = "pre_activation"
+    else:
+        return False
+    return _has(call, saved, lambda v: v == -np.inf)
+
+
+def _depthwise_padding_times_nonfinite(call):
+    """A depthwise convolution with "same" padding and a non-finite weight (forward) or
+    gradient (backward): the reference (and cuda) multiply the padding's zeros by it
+    (0 * inf = NaN, the spec's xpad * w), the Cython twin skips the padded cells."""
+    if not call.name.startswith("depthwise_conv2d") or call.values.get("padding") != "same":
+        return False
+    return any(_has(call, p, lambda v: ~np.isfinite(v))
+               for p in ("w", "dy", "y", "pre_activation"))
+
+
+def _depthwise_inf_weight_over_padding(B):
+    # a 1x1 image, a 3x1 kernel centred on it: its first and last taps read padding
+    w = np.array([np.inf, 1.0, 1.0]).reshape(3, 1, 1, 1)
+    return B.depthwise_conv2d_forward(np.ones((1, 1, 1, 1)), w, padding="same")
+
+
+def _depthwise_inf_gradient_over_padding(B):
+    dy = np.full((1, 1, 1, 1), np.inf)
+    return B.depthwise_conv2d_backward(dy, np.ones((1, 1, 1, 1)), np.ones((3, 1, 1, 1)),
+                                       dy, padding="same")[1]
+
+
+KNOWN_DIVERGENCES = [
+    Divergence("silu-mish-derivative-at-minus-inf-float32", _silu_mish_at_minus_inf,
+               lambda: _nan_patterns_differ(lambda B: [
+                   getattr(B, k)(np.float32([np.inf, 1.0]), np.float32([-np.inf, -np.inf]))
+                   for k in ("backprop_silu", "backprop_mish")]),
+               "kernels/cpu/elementwise_impl.pxi: float32 silu'(-inf) and mish'(-inf) are "
+               "1.1754997e-38, not 0 (reference [nan, 0], Cython [inf, 1.18e-38])"),
+    Divergence("depthwise-forward-padding-times-inf", _depthwise_padding_times_nonfinite,
+               lambda: _nan_patterns_differ(_depthwise_inf_weight_over_padding),
+               "kernels/cpu/conv: depthwise_conv2d_forward skips padded cells (reference "
+               "NaN = 0 * inf, Cython 1.0)"),
+    Divergence("depthwise-dw-padding-times-inf", _depthwise_padding_times_nonfinite,
+               lambda: _nan_patterns_differ(_depthwise_inf_gradient_over_padding),
+               "kernels/cpu/conv: depthwise_conv2d_backward's dw skips padded cells "
+               "(reference [nan, inf, nan], Cython [0, inf, 0])"),
+]
 _ACTIVE_DIVERGENCES = None
 
 
@@ -494,7 +643,8 @@ def check_call(call):
 def test_fuzz_kernel(name, data):
     """Valid and invalid calls of one kernel on every backend (module docstring)."""
     call = data.draw(fz.kernel_call(name), label="call")
-    outcome = check_call(call)
+    with small_machine():
+        outcome = check_call(call)
     COUNTS["kernel cases"] += 1
     COUNTS[f"kernel cases {outcome}"] += 1
 
@@ -535,6 +685,26 @@ EDGE_CASES = [
      TypeError, "x"),
     ("unsigned-labels-beyond-int64", lambda B, a: B.sparse_categorical_crossentropy(
         np.array([2**64 - 1, 0], np.uint64), a(2, 3)), ValueError, "y_true"),
+    # window hyper-parameters: Cython took a stride or dilation beyond 64 bits to an
+    # OverflowError, the reference a huge "same" padding to NumPy's own errors (or a
+    # MemoryError), and Cython's pooling looped over every cell of a 2**40-wide window
+    ("strides-beyond-int64", lambda B, a: B.conv2d_forward(a(1, 3, 3, 2), a(1, 1, 2, 2),
+                                                          strides=2**70),
+     ValueError, "strides"),
+    ("dilation-beyond-int64-same", lambda B, a: B.conv2d_forward(
+        a(1, 3, 3, 2), a(2, 2, 2, 2), padding="same", dilation_rate=(1, 2**63)),
+     ValueError, "dilation_rate"),
+    ("pool-size-beyond-memory-same", lambda B, a: B.max_pool2d_forward(
+        a(1, 3, 3, 2), pool_size=2**62, padding="same"), ValueError, "pool_size"),
+    ("huge-padding-dilation-same", lambda B, a: B.conv2d_forward(
+        a(1, 3, 3, 2), a(2, 2, 2, 2), padding="same", dilation_rate=checks.MAX_BYTES // 4),
+     ValueError, "padding"),
+    ("huge-padding-causal", lambda B, a: B.conv1d_backward(
+        a(1, 3, 2), a(1, 3, 2), a(2, 2, 2), a(1, 3, 2), padding="causal",
+        dilation_rate=checks.MAX_BYTES // 4), ValueError, "padding"),
+    ("huge-padding-pool-same", lambda B, a: B.avg_pool2d_forward(
+        a(1, 3, 3, 2), pool_size=checks.MAX_BYTES // 4, strides=1, padding="same"),
+     ValueError, "padding"),
 ]
 
 
@@ -592,6 +762,8 @@ def crash_smoke(n_examples, seed):
     kernels.set_num_threads(2)
     _threads.set_min_parallel_work(1)
     stats = {"calls": 0, "ok": 0, "rejected": 0, "unexpected": 0}
+    machine = small_machine()
+    machine.__enter__()             # for the child's lifetime (see FUZZ_MEMORY)
 
     @hseed(seed)
     @settings(max_examples=n_examples, deadline=None, database=None,
