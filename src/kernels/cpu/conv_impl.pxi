@@ -61,10 +61,14 @@ cdef void _dw_fwd(const dlk_patches* g, const floating* w, Py_ssize_t dm,
         for cell in range(g.kh * g.kw):
             y = y0 + (cell // g.kw) * g.dh
             xx = x0 + (cell % g.kw) * g.dw
+            ws = w + cell * cout
             if y < 0 or y >= g.h or xx < 0 or xx >= g.w:
+                # a padded cell adds 0 * w (NaN where w is not finite, as the spec's
+                # xpad * w)
+                for ch in range(cout):
+                    o[ch] = o[ch] + 0 * ws[ch]
                 continue
             xs = x + base + (y * g.w + xx) * cin
-            ws = w + cell * cout
             if dm == 1:
                 for ch in range(cin):
                     o[ch] = o[ch] + xs[ch] * ws[ch]
@@ -95,10 +99,13 @@ cdef void _dw_wgrad(const dlk_patches* g, const floating* dz, Py_ssize_t dm,
         for cell in range(g.kh * g.kw):
             y = y0 + (cell // g.kw) * g.dh
             xx = x0 + (cell % g.kw) * g.dw
+            a = acc + cell * cout
             if y < 0 or y >= g.h or xx < 0 or xx >= g.w:
+                # a padded cell adds 0 * dz (NaN where dz is not finite, as the spec)
+                for j in range(cout):
+                    a[j] = a[j] + 0 * d[j]
                 continue
             xs = x + base + (y * g.w + xx) * cin
-            a = acc + cell * cout
             if dm == 1:
                 for j in range(cin):
                     a[j] = a[j] + xs[j] * d[j]

@@ -393,10 +393,11 @@ cdef void _backprop_range(int act, floating param, const floating* dy, const flo
             v = s[i]
             out[i] = sc * dy[i] if v > 0 else dy[i] * (v + sa)
     elif act == ACT_SILU:
-        # s + x s (1 - s), the second term 0 at x = +-inf (its limit)
+        # s + x s (1 - s), the second term 0 at x = +-inf (its limit); s exactly 0 at
+        # -inf (float32's f_sigmoid stops at the smallest normal there)
         for i in range(lo, hi):
             v = s[i]
-            t = f_sigmoid(v)
+            t = 0 if v == -inf else f_sigmoid(v)
             out[i] = dy[i] * (t + (0 if f_abs(v) == inf else v * t * (1 - t)))
     elif act == ACT_HARD_SIGMOID:
         for i in range(lo, hi):
@@ -410,7 +411,7 @@ cdef void _backprop_range(int act, floating param, const floating* dy, const flo
     elif act == ACT_MISH:
         for i in range(lo, hi):
             v = s[i]
-            t = f_tanh(f_softplus(v))
+            t = 0 if v == -inf else f_tanh(f_softplus(v))     # exactly 0 at -inf
             out[i] = dy[i] * (t + (0 if f_abs(v) == inf else v * (1 - t * t) * f_sigmoid(v)))
     elif act == ACT_EXPONENTIAL:
         for i in range(lo, hi):
