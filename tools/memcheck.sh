@@ -16,7 +16,8 @@
 #              never-freed interpreter state at exit; leaks are checked by (2) and (3).
 #              Reports go to $DLK_MEMCHECK_DIR/asan-report.<pid> (see below).
 # 2. valgrind  Plain build, DLKERNELS_GEMM_IMPL=base DLKERNELS_EW_IMPL=base
-#              DLKERNELS_LOSS_IMPL=base DLKERNELS_NORM_IMPL=base (this
+#              DLKERNELS_LOSS_IMPL=base DLKERNELS_NORM_IMPL=base
+#              DLKERNELS_CONV_IMPL=base (this
 #              valgrind cannot decode AVX-512; the AVX2/AVX-512 variants are exercised
 #              by (1)), PYTHONMALLOC=malloc.
 #              A driver calls every kernel of the cython backend (both dtypes,
@@ -226,7 +227,7 @@ if want valgrind; then
         local logf=$1; shift
         (cd "$WORK/plain" && \
             DLKERNELS_GEMM_IMPL=base DLKERNELS_EW_IMPL=base DLKERNELS_LOSS_IMPL=base \
-            DLKERNELS_NORM_IMPL=base PYTHONMALLOC=malloc \
+            DLKERNELS_NORM_IMPL=base DLKERNELS_CONV_IMPL=base PYTHONMALLOC=malloc \
             PYTHONPATH="$WORK/plain/src" \
             valgrind --tool=memcheck --suppressions="$SUPP" \
                 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=none \
@@ -243,7 +244,7 @@ if want valgrind; then
     fi
     echo "valgrind: self-test ok (Invalid write reported)"
     for n in "$N1" "$N2"; do
-        log "valgrind: every kernel x $n (GEMM, elementwise, loss and normalisation variants base, PYTHONMALLOC=malloc)"
+        log "valgrind: every kernel x $n (GEMM, elementwise, loss, normalisation and convolution variants base, PYTHONMALLOC=malloc)"
         set +e
         out=$(vg "$WORK/valgrind-$n.log" count "$n")
         rc=$?
@@ -265,6 +266,8 @@ if want valgrind; then
             || die "valgrind: DLKERNELS_LOSS_IMPL=base was not honoured"
         grep -q "norm_impl=base" <<<"$out" \
             || die "valgrind: DLKERNELS_NORM_IMPL=base was not honoured"
+        grep -q "conv_impl=base" <<<"$out" \
+            || die "valgrind: DLKERNELS_CONV_IMPL=base was not honoured"
         grep -qE "ERROR SUMMARY: 0 errors" "$WORK/valgrind-$n.log" \
             || die "valgrind: errors reported with $n rounds (log: $WORK/valgrind-$n.log)"
         # a definitely-lost block allocated (anywhere in its stack) by a kernels module

@@ -7,7 +7,9 @@ and RSS checks of tools/memcheck.sh (which runs it against a copy of the tree).
                                                 which valgrind must report
 
 Every kernel, both dtypes, small (serial) and large (threaded) sizes, in-place,
-strided and allocating forms.
+strided and allocating forms; the convolution family on small shapes, serial and
+with the parallel threshold at one element (threaded), several paddings, strides,
+dilations and groups.
 """
 import sys
 
@@ -15,6 +17,7 @@ import numpy as np
 
 import kernels
 from kernels import reference as ref
+from kernels.cpu import _threads, conv as _conv
 
 be = kernels.get_backend("cython")
 assert be.name == "cython"
@@ -128,11 +131,112 @@ def make_cases(dtype, rows, cols, k):
     return calls
 
 
+def spatial_cases(dtype, threaded):
+    """The convolution family: conv2d (groups, strides, dilation, both paddings, a
+    one-channel first layer), conv1d (causal, same, groups), depthwise, max/avg/global
+    pooling, batch normalisation; allocating, given, strided and in-place outputs.
+    ``threaded``: each call with the parallel threshold at one element (the OpenMP
+    paths on shapes small enough for valgrind)."""
+    rng = np.random.default_rng(1)
+    u = lambda *s: rng.uniform(-1, 1, size=s).astype(dtype)
+    calls = []
+
+    def conv(kernel, x_shape, w_shape, kw, channels):
+        fwd, bwd = getattr(be, kernel + "_forward"), getattr(be, kernel + "_backward")
+        x, w, b = u(*x_shape), u(*w_shape), u(channels)
+        y = fwd(x, w, b, activation="relu", **kw)
+        z, out = np.empty_like(y), np.empty_like(y)
+        fwd(x, w, b, activation="gelu", pre_activation=z, **kw)
+        dy = u(*y.shape)
+        # a non-contiguous out: the wrapper writes through a temporary
+        strided = np.empty(y.shape[:-1] + (2 * y.shape[-1],), dtype)[..., ::2]
+        dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty_like(b)
+        return [
+            lambda: fwd(x, w, b, activation="relu", **kw),
+            lambda: fwd(x, w, None, out, activation="gelu", pre_activation=z, **kw),
+            lambda: fwd(x, w, b, strided, activation="softmax", **kw),
+            lambda: bwd(dy, x, w, y, activation="relu", dx=dx, dw=dw, db=db, **kw),
+            lambda: bwd(dy, x, w, y, activation="gelu", pre_activation=z, need_dx=False,
+                        use_bias=False, **kw),
+            lambda: bwd(dy, x[:, ::-1].copy(), w, np.maximum(y, 0), **kw),
+        ]
+
+    for x_shape, w_shape, kw in (
+            ((2, 7, 6, 4), (3, 3, 4, 6), {}),
+            ((2, 7, 6, 4), (3, 2, 2, 6), {"strides": 2, "padding": "same", "groups": 2}),
+            ((1, 8, 8, 3), (2, 2, 3, 5), {"dilation_rate": 2, "padding": "same"}),
+            ((3, 9, 5, 1), (3, 3, 1, 8), {"strides": (2, 1), "padding": "same"})):
+        calls += conv("conv2d", x_shape, w_shape, kw, w_shape[-1])
+    for x_shape, w_shape, kw in (
+            ((2, 9, 4), (3, 4, 6), {"padding": "causal", "dilation_rate": 2}),
+            ((2, 9, 4), (2, 2, 4), {"strides": 2, "padding": "same", "groups": 2}),
+            ((3, 6, 2), (6, 2, 3), {})):
+        calls += conv("conv1d", x_shape, w_shape, kw, w_shape[-1])
+    for x_shape, w_shape, kw in (
+            ((2, 6, 6, 3), (3, 3, 3, 2), {"padding": "same"}),
+            ((1, 7, 5, 4), (2, 2, 4, 1), {"strides": 2, "dilation_rate": (1, 2)})):
+        calls += conv("depthwise_conv2d", x_shape, w_shape, kw, w_shape[-2] * w_shape[-1])
+
+    x = u(2, 7, 6, 5)
+    for kw in ({}, {"pool_size": 3, "strides": 2, "padding": "same"},
+               {"pool_size": (3, 2), "strides": 1, "padding": "same"}):
+        out, argmax = be.max_pool2d_forward(x, **kw)
+        dy, dx = u(*out.shape), np.empty_like(x)
+        p_out, p_arg = np.empty_like(out), np.empty_like(argmax)
+        strided = np.empty(out.shape[:-1] + (2 * out.shape[-1],), dtype)[..., ::2]
+        calls += [
+            lambda kw=kw: be.max_pool2d_forward(x, **kw),
+            lambda kw=kw, o=p_out, a=p_arg: be.max_pool2d_forward(x, o, a, **kw),
+            lambda kw=kw, dy=dy, a=argmax, dx=dx: be.max_pool2d_backward(dy, a, dx, **kw),
+            lambda kw=kw: be.avg_pool2d_forward(x, **kw),
+            lambda kw=kw, o=strided: be.avg_pool2d_forward(x, o, **kw),
+            lambda kw=kw, dy=dy, dx=dx: be.avg_pool2d_backward(dy, dx, **kw),
+        ]
+    g_out, g_arg = be.global_max_pool2d_forward(x)
+    g_dy, g_dx = u(*g_out.shape), np.empty_like(x)
+    calls += [lambda: be.global_max_pool2d_forward(x),
+              lambda: be.global_max_pool2d_forward(x, np.empty_like(g_out),
+                                                   np.empty_like(g_arg)),
+              lambda: be.global_max_pool2d_backward(g_dy, g_arg, g_dx),
+              lambda: be.global_avg_pool2d_forward(x),
+              lambda: be.global_avg_pool2d_backward(g_dy, g_dx)]
+
+    for shape in ((2, 5, 4, 3), (9, 6)):
+        bx, bdy = u(*shape), u(*shape)
+        c = shape[-1]
+        gam, bet = u(c), u(c)
+        mm, mv = u(c), rng.uniform(0.5, 2.0, c).astype(dtype)
+        bout, bdx = np.empty_like(bx), bdy.copy()
+        calls += [
+            lambda bx=bx, g=gam, b=bet, m=mm, v=mv: be.batch_norm_forward(bx, g, b, m, v),
+            lambda bx=bx, o=bout: be.batch_norm_forward(bx, None, None, None, None, o,
+                                                        momentum=0.9),
+            lambda bx=bx, g=gam, b=bet, m=mm, v=mv, o=bout: be.batch_norm_inference(
+                bx, g, b, m, v, o),
+            lambda bx=bx, m=mm, v=mv: be.batch_norm_inference(bx, None, None, m, v),
+            lambda bx=bx, bdy=bdy, g=gam: be.batch_norm_backward(bdy, bx, g),
+            lambda bx=bx, d=bdx: be.batch_norm_backward(d, bx, None, d),   # dx is dy
+        ]
+    if threaded:
+        calls = [lambda c=c: _threaded(c) for c in calls]
+    return calls
+
+
+def _threaded(call):
+    old = _threads.set_min_parallel_work(1)
+    try:
+        return call()
+    finally:
+        _threads.set_min_parallel_work(old)
+
+
 def all_cases():
     calls = []
     for dtype in (np.float32, np.float64):
         calls += make_cases(dtype, 5, 3, 7)          # below the parallel threshold
         calls += make_cases(dtype, 300, 70, 130)     # threaded, several GEMM blocks
+        calls += spatial_cases(dtype, threaded=False)
+        calls += spatial_cases(dtype, threaded=True)
     return calls
 
 
@@ -157,7 +261,8 @@ if __name__ == "__main__":
               f"gemm_impl={kernels.build_info().get('gemm_impl')} "
               f"ew_impl={kernels.build_info().get('ew_impl')} "
               f"loss_impl={kernels.build_info().get('loss_impl')} "
-              f"norm_impl={kernels.build_info().get('norm_impl')}")
+              f"norm_impl={kernels.build_info().get('norm_impl')} "
+              f"conv_impl={_conv.current_impl()}")
     else:                                     # rss: warm-up W, then R more
         warm, more = int(sys.argv[2]), int(sys.argv[3])
         run(calls, warm)
