@@ -480,60 +480,11 @@ class Divergence:
 
 # Fixed (with a regression test each in tests/kernels/test_nonfinite.py): gelu's derivative at
 # x = +-inf, the sparse cross-entropy at an infinite probability or a -inf logit, the
-# categorical cross-entropy from logits at an infinite target, and the weight decay
-# with a factor weight_decay * learning_rate that is 0 in the dtype.
-def _silu_mish_at_minus_inf(call):
-    """silu' and mish' at x = -inf in float32: the reference's limit 0 (so inf * 0 = NaN
-    for an infinite dy), the Cython twin 1.1754997e-38 (its clamped exp), so inf."""
-    if call.dt != np.float32:
-        return False
-    if call.name in ("backprop_silu", "backprop_mish"):
-        saved = "x"
-    elif call.values.get("activation") in ("silu", "mish"):
-        saved = "pre_activation"
-    else:
-        return False
-    return _has(call, saved, lambda v: v == -np.inf)
-
-
-def _depthwise_padding_times_nonfinite(call):
-    """A depthwise convolution with "same" padding and a non-finite weight (forward) or
-    gradient (backward): the reference (and cuda) multiply the padding's zeros by it
-    (0 * inf = NaN, the spec's xpad * w), the Cython twin skips the padded cells."""
-    if not call.name.startswith("depthwise_conv2d") or call.values.get("padding") != "same":
-        return False
-    return any(_has(call, p, lambda v: ~np.isfinite(v))
-               for p in ("w", "dy", "y", "pre_activation"))
-
-
-def _depthwise_inf_weight_over_padding(B):
-    # a 1x1 image, a 3x1 kernel centred on it: its first and last taps read padding
-    w = np.array([np.inf, 1.0, 1.0]).reshape(3, 1, 1, 1)
-    return B.depthwise_conv2d_forward(np.ones((1, 1, 1, 1)), w, padding="same")
-
-
-def _depthwise_inf_gradient_over_padding(B):
-    dy = np.full((1, 1, 1, 1), np.inf)
-    return B.depthwise_conv2d_backward(dy, np.ones((1, 1, 1, 1)), np.ones((3, 1, 1, 1)),
-                                       dy, padding="same")[1]
-
-
-KNOWN_DIVERGENCES = [
-    Divergence("silu-mish-derivative-at-minus-inf-float32", _silu_mish_at_minus_inf,
-               lambda: _nan_patterns_differ(lambda B: [
-                   getattr(B, k)(np.float32([np.inf, 1.0]), np.float32([-np.inf, -np.inf]))
-                   for k in ("backprop_silu", "backprop_mish")]),
-               "kernels/cpu/elementwise_impl.pxi: float32 silu'(-inf) and mish'(-inf) are "
-               "1.1754997e-38, not 0 (reference [nan, 0], Cython [inf, 1.18e-38])"),
-    Divergence("depthwise-forward-padding-times-inf", _depthwise_padding_times_nonfinite,
-               lambda: _nan_patterns_differ(_depthwise_inf_weight_over_padding),
-               "kernels/cpu/conv: depthwise_conv2d_forward skips padded cells (reference "
-               "NaN = 0 * inf, Cython 1.0)"),
-    Divergence("depthwise-dw-padding-times-inf", _depthwise_padding_times_nonfinite,
-               lambda: _nan_patterns_differ(_depthwise_inf_gradient_over_padding),
-               "kernels/cpu/conv: depthwise_conv2d_backward's dw skips padded cells "
-               "(reference [nan, inf, nan], Cython [0, inf, 0])"),
-]
+# categorical cross-entropy from logits at an infinite target, the weight decay
+# with a factor weight_decay * learning_rate that is 0 in the dtype, float32 silu' and
+# mish' at -inf (1.18e-38, not 0), and the depthwise convolution's padded cells (skipped,
+# not 0 * w: a non-finite weight or gradient over padding gave no NaN).
+KNOWN_DIVERGENCES = []
 _ACTIVE_DIVERGENCES = None
 
 

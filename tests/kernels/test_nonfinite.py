@@ -216,3 +216,38 @@ def test_weight_decay_is_skipped_when_its_factor_is_zero_in_the_dtype(backend, d
     # a nonzero factor: applied
     w = _optimizer_step(backend, name, w0.copy(), learning_rate=0.1, weight_decay=0.5)
     assert np.isnan(w[:2]).all() and np.isfinite(w[2])
+
+
+@pytest.mark.parametrize("name", ["silu", "mish"])
+def test_backprop_silu_mish_at_minus_inf_is_the_limit(backend, dtype, threads, name):
+    """silu'(-inf) = mish'(-inf) = 0 exactly (float32's sigmoid once stopped at the
+    smallest normal, 1.18e-38), so an infinite dy there gives inf * 0 = NaN, as gelu's;
+    1 at +inf."""
+    x = np.array([-np.inf, -np.inf, np.inf], dtype)
+    dy = np.array([1.0, np.inf, 2.0], dtype)
+    got = _nonfinite(getattr(backend, "backprop_" + name), dy, x)
+    np.testing.assert_array_equal(got, np.array([0.0, np.nan, 2.0], dtype))
+
+
+def _check_padding_times_inf(B, dtype):
+    """The padding's zeros are multiplied like the image's cells (the spec's xpad * w):
+    a non-finite weight over padding gives 0 * inf = NaN, in the forward and in dw."""
+    x = np.ones((1, 1, 1, 1), dtype)
+    w = np.array([np.inf, 1.0, 1.0], dtype).reshape(3, 1, 1, 1)   # taps 0 and 2 on padding
+    for kernel in ("conv2d", "depthwise_conv2d"):
+        got = _nonfinite(getattr(B, kernel + "_forward"), x, w, padding="same")
+        _assert_same(np.asarray(got).ravel(), [np.nan])
+        dy = np.full((1, 1, 1, 1), np.inf, dtype)
+        _, dw, _ = _nonfinite(getattr(B, kernel + "_backward"), dy, x, np.ones_like(w), dy,
+                              padding="same")
+        _assert_same(np.asarray(dw).ravel(), [np.nan, np.inf, np.nan])
+    got = _nonfinite(B.conv1d_forward, x[0], w[:2, 0], padding="causal")   # one zero before
+    _assert_same(np.asarray(got).ravel(), [np.nan])
+
+
+def test_convolution_padding_times_infinite_weight(backend, dtype, threads):
+    _check_padding_times_inf(backend, dtype)
+
+
+def test_convolution_padding_times_infinite_weight_cuda(cuda, dtype):
+    _check_padding_times_inf(cuda, dtype)
