@@ -25,7 +25,7 @@ from . import config, data as data_module, layers as layers_module
 from . import losses as losses_module, metrics as metrics_module
 from . import optimizers as optimizers_module, utils
 from ._symbolic import KerasTensor
-from .models import Model
+from .models import Model, finite_number
 
 
 def _structure(value, what):
@@ -641,8 +641,7 @@ class Functional(Model):
                                  f"the {k} outputs, got {short_repr(loss_weights)}")
             weights = [1.0 if w is None else w for w in weights]
         for name, w in zip(names, weights):
-            if isinstance(w, (bool, np.bool_)) or not isinstance(
-                    w, (int, float, np.integer, np.floating)) or not np.isfinite(w):
+            if not finite_number(w):
                 raise ValueError(f"loss_weights: expected a finite number for {name!r}, "
                                  f"got {short_repr(w)}")
         plan, names_out, objects = [], [], []

@@ -106,9 +106,10 @@ class Constant(Initializer):
     def __call__(self, shape, dtype=None):
         dtype = config.resolve_dtype(dtype)
         if getattr(self, "_exact", False) and tuple(shape) != self.value.shape:
-            raise ValueError(f"value: an array of shape {self.value.shape} initializes a "
-                             f"weight of that shape only, got a weight of shape "
-                             f"{tuple(shape)}")
+            # (named after the layer argument the array was given as, when known)
+            raise ValueError(f"{getattr(self, '_argument', 'value')}: an array of shape "
+                             f"{self.value.shape} initializes a weight of that shape only, "
+                             f"got a weight of shape {tuple(shape)}")
         if isinstance(self.value, np.ndarray):
             try:
                 return np.ascontiguousarray(np.broadcast_to(self.value, shape), dtype=dtype)

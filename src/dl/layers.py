@@ -427,13 +427,17 @@ def Input(shape=None, batch_size=None, dtype=None, name=None):
 
 
 def _named(argument, getter, identifier):
-    """``getter(identifier)``, with errors naming the layer argument it came from."""
+    """``getter(identifier)``, with errors naming the layer argument it came from (an
+    array initializer keeps that name for the shape check of its first call)."""
     try:
-        return getter(identifier)
+        obj = getter(identifier)
     except (ValueError, TypeError) as exc:
         message = str(exc)
         head, _, rest = message.partition(": ")
         raise type(exc)(f"{argument}: {rest if rest else message}") from None
+    if getattr(obj, "_exact", False):
+        obj._argument = argument
+    return obj
 
 
 class Dense(Layer):

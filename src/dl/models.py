@@ -5,6 +5,7 @@ training, evaluation and prediction are :class:`dl.trainer.Trainer`'s, a base cl
 the model (as Keras keeps ``Trainer`` apart from its models); every computation is a
 call on one kernels backend object (``model.backend``).
 """
+import math
 import os
 import textwrap
 
@@ -14,6 +15,18 @@ from kernels.checks import flag, short_repr
 from . import config, layers as layers_module, losses as losses_module
 from . import metrics as metrics_module, optimizers as optimizers_module, saving, utils
 from .trainer import Trainer
+
+
+def finite_number(value):
+    """True for a finite real number (not a bool); a Python int too large for a float
+    is not finite (np.isfinite would raise on it)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 class Model(Trainer):
@@ -419,8 +432,7 @@ class Model(Trainer):
                                  f"!r: weight}} (the model's one output), got "
                                  f"{short_repr(loss_weights)}")
             value = next(iter(loss_weights.values()))
-        if isinstance(value, (bool, np.bool_)) or not isinstance(
-                value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
+        if not finite_number(value):
             raise ValueError(f"loss_weights: expected a finite number, got "
                              f"{short_repr(value)}")
         return float(value)

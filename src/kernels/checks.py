@@ -685,7 +685,12 @@ def pool_forward_args(x, out, pool_size, strides, padding, rank=2):
 
 
 def argmax_output(name, argmax, shape, inputs):
-    """The int32 array of a max pooling's chosen cells: allocated when None."""
+    """The int32 array of a max pooling's chosen cells: allocated when None.  ``inputs``
+    start with ("x", x): its channel planes (h * w cells) must be indexable in int32."""
+    x = inputs[0][1]
+    if x.shape[1] * x.shape[2] > 2**31 - 1:
+        raise ValueError(f"x: expected at most 2**31 - 1 cells in a channel plane (max "
+                         f"pooling's argmax is int32), got {x.shape[1]} x {x.shape[2]}")
     shape = tuple(shape)
     if argmax is None:
         return np.empty(shape, np.int32)

@@ -1197,7 +1197,7 @@ def embedding_forward(ids, table, out=None):
     ``table``: ``(input_dim, output_dim)``; ``out``: ``ids.shape + (output_dim,)``.
     """
     flat, out = check.embedding_forward_args(ids, table, out)
-    out.reshape(-1, table.shape[1])[...] = table[flat]
+    out[...] = table[flat].reshape(out.shape)     # (out may be any layout)
     return out
 
 

@@ -101,3 +101,16 @@ def test_cuda_matches_and_marks_bad_device_ids(cuda, dtype, rng):
         np.testing.assert_array_equal(g.sum(axis=1), [3, 0, 3, 0, 0, 0])
     with pytest.raises(TypeError, match="ids: expected int64 ids"):
         cuda.embedding_forward(_nb.to_device(np.array([0], np.int32)), d_table)
+
+
+@pytest.mark.parametrize("layout", ["F", "rows2"])
+def test_forward_writes_an_out_of_any_layout(backend, rng, layout):
+    """A given out that is not C-contiguous is written (the reference once wrote a
+    reshaped copy of it, leaving out as it was)."""
+    from kernel_helpers import with_layout
+    table = normal(rng, (4, 3), np.float64)
+    ids = np.array([[1, 0], [3, 1]])
+    out = with_layout(np.zeros((2, 2, 3)), layout)
+    got = backend.embedding_forward(ids, table, out)
+    assert got is out
+    np.testing.assert_array_equal(out, table[ids])

@@ -398,3 +398,14 @@ def test_bad_input_raises_naming_the_argument(every_backend, call, exc, name):
     with pytest.raises(exc, match=rf"^{re.escape(name)}:") as info:
         call(every_backend)
     assert type(info.value) is exc, f"{type(info.value).__name__}: {info.value}"
+
+
+@pytest.mark.parametrize("kernel", ["max_pool2d_forward", "global_max_pool2d_forward"])
+def test_max_pooling_refuses_planes_int32_cannot_index(backend, kernel):
+    """argmax is int32: a channel plane of 2**31 cells or more is refused, naming x (a
+    zero-stride view: nothing is allocated or read)."""
+    from numpy.lib.stride_tricks import as_strided
+    x = as_strided(np.zeros(1, np.float32), (1, 2**16, 2**15 + 1, 1), (0, 0, 0, 0))
+    kw = {"pool_size": 2} if kernel == "max_pool2d_forward" else {}
+    with pytest.raises(ValueError, match=r"^x: expected at most 2\*\*31 - 1 cells"):
+        getattr(backend, kernel)(x, **kw)
