@@ -373,10 +373,16 @@ def layer_norm_forward_args(x, gamma, beta, out, epsilon):
 
 def layer_norm_backward_args(dy, x, gamma, dx, dgamma, dbeta, epsilon):
     """Returns (dx, dgamma, dbeta, epsilon); dx may be dy or x (in place)."""
-    array("dy", dy, min_ndim=1)
+    return _norm_backward_args(dy, x, gamma, dx, dgamma, dbeta, epsilon, 1, _norm_param)
+
+
+def _norm_backward_args(dy, x, gamma, dx, dgamma, dbeta, epsilon, min_ndim, param):
+    """A normalisation's backward (layer: rank >= 1; batch: rank >= 2): dy and x of
+    one shape, gamma checked by ``param``, the three outputs."""
+    array("dy", dy, min_ndim=min_ndim)
     array("x", x, dtype=dy.dtype)
     same_shape("x", x, dy.shape, "dy")
-    _norm_param("gamma", gamma, x)
+    param("gamma", gamma, x)
     epsilon = real("epsilon", epsilon, low=0.0, low_open=True)
     reads = (("dy", dy), ("x", x)) + ((("gamma", gamma),) if gamma is not None else ())
     d = (x.shape[-1],)
@@ -851,19 +857,7 @@ def batch_norm_inference_args(x, gamma, beta, moving_mean, moving_variance, out,
 
 def batch_norm_backward_args(dy, x, gamma, dx, dgamma, dbeta, epsilon):
     """Returns (dx, dgamma, dbeta, epsilon); dx may be dy or x."""
-    array("dy", dy, min_ndim=2)
-    array("x", x, dtype=dy.dtype)
-    same_shape("x", x, dy.shape, "dy")
-    _channel_param("gamma", gamma, x)
-    epsilon = real("epsilon", epsilon, low=0.0, low_open=True)
-    reads = (("dy", dy), ("x", x)) + ((("gamma", gamma),) if gamma is not None else ())
-    c = (x.shape[-1],)
-    dgamma = output("dgamma", dgamma, c, x.dtype, inputs=reads)
-    dbeta = output("dbeta", dbeta, c, x.dtype, inputs=reads + (("dgamma", dgamma),))
-    dx = output("dx", dx, x.shape, x.dtype,
-                inputs=(("dgamma", dgamma), ("dbeta", dbeta)) + reads[2:],
-                may_alias=(("dy", dy), ("x", x)))
-    return dx, dgamma, dbeta, epsilon
+    return _norm_backward_args(dy, x, gamma, dx, dgamma, dbeta, epsilon, 2, _channel_param)
 
 
 def loss_args(y_true, y_pred, out=None, ndim=None, want_out=False, pred_name="y_pred"):

@@ -1522,13 +1522,35 @@ def _channel_stats(x):
     return mean, np.square(x64 - mean).mean(axis=0)
 
 
-def _scale_shift(x, mean, inv, gamma, beta):
-    """``y = x * inv + (beta - mean * inv)`` with ``inv = gamma / sqrt(var + eps)``
-    given as ``inv`` without gamma: Keras's order of operations, in x's dtype."""
+def _bn_coefficients(mean, inv, gamma, beta):
+    """``(scale, shift)`` with ``y = x * scale + shift``: ``scale = inv * gamma``,
+    ``shift = beta - mean * scale`` (``inv = 1 / sqrt(var + eps)``; gamma None: 1, beta
+    None: 0), Keras's order of operations, in the dtype of ``inv``.  (The cython twin
+    takes its per-channel arithmetic from here and the three helpers below.)"""
     if gamma is not None:
         inv = inv * gamma
-    shift = -mean * inv if beta is None else beta - mean * inv
-    return x * inv + shift
+    return inv, (-mean * inv if beta is None else beta - mean * inv)
+
+
+def _bn_batch_coefficients(mean, var, dtype, gamma, beta, epsilon):
+    """The training forward's ``(scale, shift, mean, var)`` from the batch's float64
+    statistics: ``inv = 1 / sqrt(var + epsilon)`` and the statistics rounded to dtype."""
+    inv = (1 / np.sqrt(var + epsilon)).astype(dtype)
+    mean_t, var_t = mean.astype(dtype), var.astype(dtype)
+    return _bn_coefficients(mean_t, inv, gamma, beta) + (mean_t, var_t)
+
+
+def _bn_inference_coefficients(gamma, beta, moving_mean, moving_variance, dtype, epsilon):
+    """Inference's ``(scale, shift)`` from the moving statistics."""
+    inv = (1 / np.sqrt(moving_variance.astype(np.float64) + epsilon)).astype(dtype)
+    return _bn_coefficients(moving_mean, inv, gamma, beta)
+
+
+def _bn_update_moving(moving_mean, moving_variance, mean, var, momentum):
+    """``moving = moving * momentum + batch * (1 - momentum)``, in place."""
+    if moving_mean is not None:
+        moving_mean[...] = moving_mean * momentum + mean * (1 - momentum)
+        moving_variance[...] = moving_variance * momentum + var * (1 - momentum)
 
 
 def batch_norm_forward(x, gamma=None, beta=None, moving_mean=None, moving_variance=None,
@@ -1541,13 +1563,10 @@ def batch_norm_forward(x, gamma=None, beta=None, moving_mean=None, moving_varian
     momentum)`` (the biased variance, as Keras).  x of rank >= 2; ``out`` may be x."""
     out, momentum, epsilon = check.batch_norm_forward_args(
         x, gamma, beta, moving_mean, moving_variance, out, momentum, epsilon)
-    mean, var = _channel_stats(x)
-    inv = (1 / np.sqrt(var + epsilon)).astype(x.dtype)
-    mean_t, var_t = mean.astype(x.dtype), var.astype(x.dtype)
-    _store(out, _scale_shift(x, mean_t, inv, gamma, beta))
-    if moving_mean is not None:
-        moving_mean[...] = moving_mean * momentum + mean_t * (1 - momentum)
-        moving_variance[...] = moving_variance * momentum + var_t * (1 - momentum)
+    scale, shift, mean, var = _bn_batch_coefficients(*_channel_stats(x), x.dtype, gamma,
+                                                     beta, epsilon)
+    _store(out, x * scale + shift)
+    _bn_update_moving(moving_mean, moving_variance, mean, var, momentum)
     return out
 
 
@@ -1558,8 +1577,9 @@ def batch_norm_inference(x, gamma, beta, moving_mean, moving_variance, out=None,
     ``y = x * inv + (beta - moving_mean * inv)``; gamma and beta may be None."""
     out, epsilon = check.batch_norm_inference_args(x, gamma, beta, moving_mean,
                                                    moving_variance, out, epsilon)
-    inv = (1 / np.sqrt(moving_variance.astype(np.float64) + epsilon)).astype(x.dtype)
-    return _store(out, _scale_shift(x, moving_mean, inv, gamma, beta))
+    scale, shift = _bn_inference_coefficients(gamma, beta, moving_mean, moving_variance,
+                                              x.dtype, epsilon)
+    return _store(out, x * scale + shift)
 
 
 def batch_norm_backward(dy, x, gamma=None, dx=None, dgamma=None, dbeta=None, *,

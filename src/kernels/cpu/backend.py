@@ -688,12 +688,6 @@ def _moments(x2):
     return mean, var
 
 
-def _scale_shift(mean, inv, gamma, beta):
-    if gamma is not None:
-        inv = inv * gamma
-    return inv, (-mean * inv if beta is None else beta - mean * inv)
-
-
 def _bn_apply(x, out, scale, shift):
     target = _target(out)
     _normalization.batch_norm_apply(_last_axis_rows(_c(x)), _c(scale.astype(x.dtype)),
@@ -706,14 +700,10 @@ def batch_norm_forward(x, gamma=None, beta=None, moving_mean=None, moving_varian
                        out=None, *, momentum=0.99, epsilon=1e-3):
     out, momentum, epsilon = check.batch_norm_forward_args(
         x, gamma, beta, moving_mean, moving_variance, out, momentum, epsilon)
-    mean, var = _moments(_last_axis_rows(_c(x)))
-    inv = (1 / np.sqrt(var + epsilon)).astype(x.dtype)
-    mean_t, var_t = mean.astype(x.dtype), var.astype(x.dtype)
-    scale, shift = _scale_shift(mean_t, inv, gamma, beta)
+    scale, shift, mean, var = _reference._bn_batch_coefficients(
+        *_moments(_last_axis_rows(_c(x))), x.dtype, gamma, beta, epsilon)
     _bn_apply(x, out, scale, shift)
-    if moving_mean is not None:
-        moving_mean[...] = moving_mean * momentum + mean_t * (1 - momentum)
-        moving_variance[...] = moving_variance * momentum + var_t * (1 - momentum)
+    _reference._bn_update_moving(moving_mean, moving_variance, mean, var, momentum)
     return out
 
 
@@ -721,9 +711,8 @@ def batch_norm_inference(x, gamma, beta, moving_mean, moving_variance, out=None,
                          epsilon=1e-3):
     out, epsilon = check.batch_norm_inference_args(x, gamma, beta, moving_mean,
                                                    moving_variance, out, epsilon)
-    inv = (1 / np.sqrt(moving_variance.astype(np.float64) + epsilon)).astype(x.dtype)
-    scale, shift = _scale_shift(moving_mean, inv, gamma, beta)
-    return _bn_apply(x, out, scale, shift)
+    return _bn_apply(x, out, *_reference._bn_inference_coefficients(
+        gamma, beta, moving_mean, moving_variance, x.dtype, epsilon))
 
 
 def batch_norm_backward(dy, x, gamma=None, dx=None, dgamma=None, dbeta=None, *,
