@@ -4,8 +4,9 @@ forward and backward, float32 and float64, NHWC with Keras's kernel layout.
 A convolution is a GEMM of its patch matrix P (one row per output pixel, one column
 per kernel cell and input channel of a group: dlk_patches.h) with the kernel viewed as
 (kh * kw * cg, filters).  P is never formed: the GEMM gathers its blocks from the image
-while packing them (``sgemm_px`` / ``dgemm_px`` of gemm.pxd), so the workspace is the
-GEMM's packing buffers, whatever the batch.
+while packing them (``sgemm_px`` / ``dgemm_px`` of gemm.pxd), or, for a micro-panel of
+rows whose windows lie inside the image, reads them in place (the runs micro-kernel),
+so the workspace is the GEMM's packing buffers, whatever the batch.
 
 * forward: ``z = P w + b`` through the GEMM, bias and activation in its epilogue, one
   call per group.  A first layer's short k (9 for one channel and 3 x 3) included: a
@@ -16,7 +17,9 @@ GEMM's packing buffers, whatever the batch.
   the GEMM, its k being the batch's pixels (cut in blocks that depend only on the
   shapes): ``dw^T = dz^T P`` (P as the B operand), or ``dw = P^T dz`` (P^T packed as
   the A operand) when the patch is narrower than the filters -- the narrow side padded
-  to the micro-tile's MR rather than its wider NR; ``dx``: pieces of whole images, each
+  to the micro-tile's MR rather than its wider NR --, in pieces of _DW_ROWS pixels run
+  in parallel and added in piece order (a first layer's dw is one GEMM work item);
+  ``dx``: pieces of whole images, each
   owned by one thread, ``dz w^T`` into a piece-sized buffer (a plain GEMM) then col2im
   into its images -- no atomics, the same bits for any thread count.
 * depthwise: direct kernels (each channel its own small filter).
