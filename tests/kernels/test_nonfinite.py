@@ -229,6 +229,17 @@ def test_backprop_silu_mish_at_minus_inf_is_the_limit(backend, dtype, threads, n
     np.testing.assert_array_equal(got, np.array([0.0, np.nan, 2.0], dtype))
 
 
+def test_backprop_log_softmax_at_minus_inf_output(backend, dtype, threads):
+    """exp(-inf) is exactly 0 in log_softmax's backprop, so an infinite sum of dy gives
+    0 * inf = NaN there, as the reference's (float32's exp polynomial once stopped at the
+    smallest normal: -inf; found by the thorough fuzz run)."""
+    dy = np.array([[np.inf, -1.8417], [1.0, -1.8417]], dtype)
+    y = np.array([[1.0957, -np.inf], [-0.5, -np.inf]], dtype)
+    got = _nonfinite(backend.backprop_log_softmax, dy, y)
+    assert np.isnan(got[0]).all()
+    np.testing.assert_allclose(got[1], dy[1] - np.exp(y[1]) * dy[1].sum(), rtol=1e-6)
+
+
 def _check_padding_times_inf(B, dtype):
     """The padding's zeros are multiplied like the image's cells (the spec's xpad * w):
     a non-finite weight over padding gives 0 * inf = NaN, in the forward and in dw."""

@@ -431,9 +431,10 @@ cdef void _backprop_log_softmax_row(const floating* dy, const floating* y, float
     if _any_above(y, 0, cols, 88):    # not a log_softmax output (those are <= 0)
         for j in range(cols):
             out[j] = dy[j] - _exp_full(y[j]) * s
-    else:                              # the vectorised polynomial
+    else:       # the vectorised polynomial, exactly 0 at -inf (where float32's f_exp
+        # stops at the smallest normal: 0 * inf is NaN, as the reference's)
         for j in range(cols):
-            out[j] = dy[j] - f_exp(y[j]) * s
+            out[j] = dy[j] - (0 if y[j] == -INFINITY else f_exp(y[j])) * s
 
 
 cdef void _backprop_softmax_row(const floating* dy, const floating* y, floating* out,
