@@ -124,7 +124,13 @@ int main(void) {
 
 
 class BuildExt(build_ext):
-    """build_ext that probes the compiler for OpenMP and SIMD flags first."""
+    """build_ext that probes the compiler for OpenMP and SIMD flags first, and compiles
+    the modules side by side (one per core) unless told otherwise (-j)."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
 
     def build_extensions(self):
         cc = getattr(self.compiler, "compiler_so", None) or ["cc"]
@@ -195,6 +201,7 @@ def _extensions():
         # regenerates a .c only when its sources are newer, not when directives change
         build_dir=f"{BUILD_BASE}/cython" if DEBUG else None,
         quiet=True,
+        nthreads=os.cpu_count() or 1,       # Cython's C generation, a module per core
     )
     # cythonize returns new Extension objects: attach the SIMD flags afterwards.
     simd = dict(SIMD_MODULES)
