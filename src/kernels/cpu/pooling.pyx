@@ -22,6 +22,18 @@ cdef inline int _team(Py_ssize_t work, Py_ssize_t images) noexcept nogil:
     return <int>images if images < nt else nt
 
 
+cdef inline Py_ssize_t _lo(Py_ssize_t o, Py_ssize_t s, Py_ssize_t p) noexcept nogil:
+    """The first cell of output o's window (along one axis) inside the image."""
+    return p - o * s if o * s < p else 0
+
+
+cdef inline Py_ssize_t _hi(Py_ssize_t o, Py_ssize_t s, Py_ssize_t p, Py_ssize_t k,
+                           Py_ssize_t size) noexcept nogil:
+    """One past the last cell of output o's window inside [0, size)."""
+    cdef Py_ssize_t last = size - (o * s - p)
+    return k if k < last else last
+
+
 def max_pool(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
              int[:, :, :, ::1] argmax, g):
     """out = the largest real cell of each window; argmax its row * w + col (the first
@@ -42,14 +54,12 @@ def max_pool(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                 o = &out[img, oy, ox, 0]
                 am = &argmax[img, oy, ox, 0]
                 first = True
-                for a in range(kh):
+                # the window's rows and columns inside the image only (a window
+                # far larger than the image costs its real cells, not its size)
+                for a in range(_lo(oy, sh, pt), _hi(oy, sh, pt, kh, h)):
                     y = oy * sh - pt + a
-                    if y < 0 or y >= h:
-                        continue
-                    for b in range(kw):
+                    for b in range(_lo(ox, sw, pl), _hi(ox, sw, pl, kw, w)):
                         xx = ox * sw - pl + b
-                        if xx < 0 or xx >= w:
-                            continue
                         src = &x[img, y, xx, 0]
                         if first:
                             for ch in range(c):
@@ -114,14 +124,12 @@ def avg_pool(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out, g):
                 o = &out[img, oy, ox, 0]
                 for ch in range(c):
                     o[ch] = 0
-                for a in range(kh):
+                # the window's rows and columns inside the image only (a window
+                # far larger than the image costs its real cells, not its size)
+                for a in range(_lo(oy, sh, pt), _hi(oy, sh, pt, kh, h)):
                     y = oy * sh - pt + a
-                    if y < 0 or y >= h:
-                        continue
-                    for b in range(kw):
+                    for b in range(_lo(ox, sw, pl), _hi(ox, sw, pl, kw, w)):
                         xx = ox * sw - pl + b
-                        if xx < 0 or xx >= w:
-                            continue
                         src = &x[img, y, xx, 0]
                         for ch in range(c):
                             o[ch] = o[ch] + src[ch]
@@ -145,14 +153,12 @@ def avg_pool_backward(const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx
             for ox in range(ow):
                 src = &dy[img, oy, ox, 0]
                 count = <floating>(_count(oy, sh, pt, kh, h) * _count(ox, sw, pl, kw, w))
-                for a in range(kh):
+                # the window's rows and columns inside the image only (a window
+                # far larger than the image costs its real cells, not its size)
+                for a in range(_lo(oy, sh, pt), _hi(oy, sh, pt, kh, h)):
                     y = oy * sh - pt + a
-                    if y < 0 or y >= h:
-                        continue
-                    for b in range(kw):
+                    for b in range(_lo(ox, sw, pl), _hi(ox, sw, pl, kw, w)):
                         xx = ox * sw - pl + b
-                        if xx < 0 or xx >= w:
-                            continue
                         d = &dx[img, y, xx, 0]
                         for ch in range(c):
                             d[ch] = d[ch] + src[ch] / count
