@@ -15,10 +15,10 @@ import numpy as np
 from kernels.checks import flag, real, short_repr
 
 from . import constraints, initializers, regularizers
-from .layers import Layer, _named
+from .layers import Layer, _GammaBeta, _named
 
 
-class BatchNormalization(Layer):
+class BatchNormalization(_GammaBeta, Layer):
     """Normalises each channel: ``(x - mean) / sqrt(var + epsilon) * gamma + beta``.
 
     Args:
@@ -123,9 +123,7 @@ class BatchNormalization(Layer):
 
     @property
     def _trainable_variables(self):
-        if not self.built:
-            return []
-        return [w for w in (self.gamma, self.beta) if w is not None]
+        return self._gamma_beta()
 
     @property
     def _non_trainable_variables(self):
@@ -138,26 +136,8 @@ class BatchNormalization(Layer):
         return self._trainable_variables + self._non_trainable_variables
 
     @property
-    def gradients(self):
-        if not self.built:
-            return []
-        return [g for w, g in ((self.gamma, self.d_gamma), (self.beta, self.d_beta))
-                if w is not None]
-
-    @property
     def weight_names(self):
-        return tuple(n for n, on in (("gamma", self.scale), ("beta", self.center)) if on) \
-            + ("moving_mean", "moving_variance")
-
-    def constrained(self):
-        return [(w, c) for w, c in ((self.gamma, self.gamma_constraint),
-                                    (self.beta, self.beta_constraint))
-                if w is not None and c is not None]
-
-    def _regularized(self):
-        return [(r, w, g) for r, w, g in ((self.gamma_regularizer, self.gamma, self.d_gamma),
-                                          (self.beta_regularizer, self.beta, self.d_beta))
-                if r is not None and w is not None]
+        return self._gamma_beta_names() + ("moving_mean", "moving_variance")
 
     # passes -----------------------------------------------------------------------
     def _permute(self, a, axes, key, training):

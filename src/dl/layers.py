@@ -787,7 +787,40 @@ class Flatten(Layer):
         return dy.reshape(self._in_shape) if need_dx else None
 
 
-class LayerNormalization(Layer):
+class _GammaBeta:
+    """What the normalisation layers share about their optional ``gamma`` (``scale``)
+    and ``beta`` (``center``), each with its gradient (``d_gamma``, ``d_beta``: always
+    allocated, the kernels write both), initializer, regularizer and constraint
+    (LayerNormalization, BatchNormalization)."""
+
+    def _gamma_beta(self):
+        """The present parameters, in Keras's order."""
+        if not self.built:
+            return []
+        return [w for w in (self.gamma, self.beta) if w is not None]
+
+    def _gamma_beta_names(self):
+        return tuple(n for n, on in (("gamma", self.scale), ("beta", self.center)) if on)
+
+    @property
+    def gradients(self):
+        if not self.built:
+            return []
+        return [g for w, g in ((self.gamma, self.d_gamma), (self.beta, self.d_beta))
+                if w is not None]
+
+    def constrained(self):
+        return [(w, c) for w, c in ((self.gamma, self.gamma_constraint),
+                                    (self.beta, self.beta_constraint))
+                if w is not None and c is not None]
+
+    def _regularized(self):
+        return [(r, w, g) for r, w, g in ((self.gamma_regularizer, self.gamma, self.d_gamma),
+                                          (self.beta_regularizer, self.beta, self.d_beta))
+                if r is not None and w is not None]
+
+
+class LayerNormalization(_GammaBeta, Layer):
     """Keras's LayerNormalization: per sample, over ``axis`` (the last axis by
     default), ``(x - mean) / sqrt(var + epsilon) * gamma + beta`` (the variance biased),
     with Keras's order of operations (``kernels.reference.layer_norm_forward``).
@@ -884,25 +917,11 @@ class LayerNormalization(Layer):
 
     @property
     def weights(self):
-        if not self.built:
-            return []
-        return [w for w in (self.gamma, self.beta) if w is not None]
-
-    @property
-    def gradients(self):
-        if not self.built:
-            return []
-        return [g for w, g in ((self.gamma, self.d_gamma), (self.beta, self.d_beta))
-                if w is not None]
+        return self._gamma_beta()
 
     @property
     def weight_names(self):
-        return tuple(n for n, on in (("gamma", self.scale), ("beta", self.center)) if on)
-
-    def constrained(self):
-        return [(w, c) for w, c in ((self.gamma, self.gamma_constraint),
-                                    (self.beta, self.beta_constraint))
-                if w is not None and c is not None]
+        return self._gamma_beta_names()
 
     def _rows(self, a):
         """``a`` as (rows, normalised values): the kernels' last axis (a view)."""
@@ -931,11 +950,6 @@ class LayerNormalization(Layer):
                                          self._flat(self.d_gamma), self._flat(self.d_beta),
                                          epsilon=self.epsilon)
         return dx if need_dx else None
-
-    def _regularized(self):
-        return [(r, w, g) for r, w, g in ((self.gamma_regularizer, self.gamma, self.d_gamma),
-                                          (self.beta_regularizer, self.beta, self.d_beta))
-                if r is not None and w is not None]
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon,

@@ -467,6 +467,17 @@ def dense_backward_args(dy, x, w, y, activation, pre_activation, dx, dw, db, nee
     if w.shape[1] != units:
         raise ValueError(f"w: expected {units} columns (the columns of dy), got shape {w.shape}")
     same_shape("x", x, (n, w.shape[0]), "dy's rows by w's rows")
+    return _layer_gradients(dy, x, w, y, activation, pre_activation, dx, dw, db, need_dx,
+                            use_bias, units)
+
+
+def _layer_gradients(dy, x, w, y, activation, pre_activation, dx, dw, db, need_dx,
+                     use_bias, units):
+    """What a dense or convolution backward shares once dy, x and w agree: the saved
+    array its activation's derivative reads (y, or the pre-activation for activations
+    in ACTIVATIONS_NEEDING_INPUT: of dy's shape), then the outputs dw, db (None without
+    use_bias; ``units`` long) and dx (None without need_dx).  Returns (dx, dw, db,
+    saved, activation)."""
     if activation in ACTIVATIONS_NEEDING_INPUT:
         if pre_activation is None:
             raise ValueError(f"pre_activation: expected the layer's pre-activation z of shape "
@@ -474,7 +485,7 @@ def dense_backward_args(dy, x, w, y, activation, pre_activation, dx, dw, db, nee
         saved, saved_name = pre_activation, "pre_activation"
     else:
         saved, saved_name = y, "y"
-    array(saved_name, saved, ndim=2, dtype=dy.dtype)
+    array(saved_name, saved, ndim=dy.ndim, dtype=dy.dtype)
     same_shape(saved_name, saved, dy.shape, "dy")
     inputs = (("dy", dy), ("x", x), ("w", w), (saved_name, saved))
     dw = output("dw", dw, w.shape, dy.dtype, inputs=inputs)
@@ -653,25 +664,8 @@ def conv_backward_args(dy, x, w, y, strides, padding, dilation_rate, groups, act
                         cout, groups, out_name="dy")
     shape = _out_shape(g, rank)
     same_shape("dy", dy, shape, "the output of x through w")
-    if activation in ACTIVATIONS_NEEDING_INPUT:
-        if pre_activation is None:
-            raise ValueError(f"pre_activation: expected the layer's pre-activation z of shape "
-                             f"{shape} (activation {activation!r} needs it), got None")
-        saved, saved_name = pre_activation, "pre_activation"
-    else:
-        saved, saved_name = y, "y"
-    array(saved_name, saved, dtype=x.dtype)
-    same_shape(saved_name, saved, shape, "dy")
-    inputs = (("dy", dy), ("x", x), ("w", w), (saved_name, saved))
-    dw = output("dw", dw, w.shape, x.dtype, inputs=inputs)
-    inputs += (("dw", dw),)
-    if use_bias:
-        db = output("db", db, (cout,), x.dtype, inputs=inputs)
-        inputs += (("db", db),)
-    else:
-        db = None
-    dx = output("dx", dx, x.shape, x.dtype, inputs=inputs) if need_dx else None
-    return g, dx, dw, db, saved, activation
+    return (g,) + _layer_gradients(dy, x, w, y, activation, pre_activation, dx, dw, db,
+                                   need_dx, use_bias, cout)
 
 
 def _pool_size(pool_size, strides, rank):
