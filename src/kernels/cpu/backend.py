@@ -559,14 +559,14 @@ def _conv_backward(dy, x, w, y, strides, padding, dilation_rate, groups, activat
         dx, dw, db, need_dx, use_bias, rank=rank, depthwise=depthwise)
     dy2, x2, saved2, dx2 = _as_2d(rank, dy, x, saved, dx)
     w2 = w if rank == 2 else w[None]
-    dw_t = _target(dw.reshape(w2.shape) if dw.flags.c_contiguous else dw)
+    dw_t = _target(dw)             # (dw itself when C-contiguous: no copy back)
     dx_t = None if dx2 is None else _target(dx2)
     db_t = None if db is None else _target(db)
     dz = _scratch_buffer((g.n * g.oh * g.ow, g.cout), dy.dtype)
     run = _conv.depthwise_backward if depthwise else _conv.conv2d_backward
     run(_c(dy2), _c(x2), _c(w2), _c(saved2), _ACT[activation], _DEFAULT_PARAM[activation],
         dz, dx_t, dw_t.reshape(w2.shape), db_t, g)
-    _finish(dw, dw_t.reshape(dw.shape))
+    _finish(dw, dw_t)
     if dx is not None:
         _finish(dx2, dx_t)
     if db is not None:

@@ -129,32 +129,6 @@ static inline void dlk_patch_pack8_##SUF(const dlk_patches* g, dlk_pixel* px,   
     Py_ssize_t off[8];                                                                  \
     const T* rows[8];                                                                   \
     Py_ssize_t q, r, t, run = 0;                                                        \
-    if (px->ox + 7 < g->ow && dlk_window_inside(g, px)                                 \
-            && px->x0 + 7 * g->sw + (g->kw - 1) * g->dw < g->w) {                       \
-        /* 8 pixels of one output row, every window inside the image: row r's patch is \
-           row 0's moved r strides along the row, rs elements */                        \
-        Py_ssize_t rs = g->sw * g->c;                                                   \
-        dlk_patch_start(g, px, p0, &k[0]);                                              \
-        for (r = 0; r < 8; r++)                                                         \
-            dlk_pixel_step(g, px);                                                      \
-        for (q = 0; q < kc; q += run) {                                                 \
-            const T* s = x + dlk_patch_next(g, &k[0], kc - q, &run);                    \
-            if (rs == 1) {                                                              \
-                for (t = 0; t < run; t++)                                               \
-                    memcpy(panel + (q + t) * 8, s + t, 8 * sizeof(T));                  \
-                continue;                                                               \
-            }                                                                           \
-            for (t = 0; t + 8 <= run; t += 8) {                                         \
-                for (r = 0; r < 8; r++)                                                 \
-                    rows[r] = s + r * rs + t;                                           \
-                dlk_tr8p_##SUF(rows, panel + (q + t) * 8, 8);                           \
-            }                                                                           \
-            for (; t < run; t++)                                                        \
-                for (r = 0; r < 8; r++)                                                 \
-                    panel[(q + t) * 8 + r] = s[r * rs + t];                             \
-        }                                                                               \
-        return;                                                                         \
-    }                                                                                   \
     for (r = 0; r < 8; r++) {                                                           \
         dlk_patch_start(g, px, p0, &k[r]);                                              \
         dlk_pixel_step(g, px);                                                          \

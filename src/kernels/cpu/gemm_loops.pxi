@@ -175,7 +175,7 @@ cdef void _macro_kernel(Py_ssize_t mc, Py_ssize_t nc, Py_ssize_t kc,
     cdef _Blocking blk = _blocking(<floating>0)
     cdef Py_ssize_t MR = blk.MR, NR = blk.NR
     cdef Py_ssize_t n_ip = _ceil_div(mc, MR)
-    cdef Py_ssize_t ip, jp, mr, nr, r
+    cdef Py_ssize_t ip, jp, mr, nr
     cdef floating a_panel[_GEMM_APANEL_LEN]
 
     if (a_pack != NULL and pa != NULL and not pa.transposed and pa.cg >= 8
