@@ -9,8 +9,8 @@
 Names, defaults and numerics follow Keras 3; every computation runs on one
 ``kernels`` backend (``dl.set_backend("numpy" | "cython" | "cuda")``).
 """
-from . import (activations, callbacks, config, constraints, data, functional,
-               initializers, layers, losses, metrics, models, ops, optimizers,
+from . import (activations, callbacks, config, constraints, data, distribution,
+               functional, initializers, layers, losses, metrics, models, ops, optimizers,
                regularizers, saving, utils)
 from .config import get_backend, set_backend
 from .layers import Input
@@ -19,6 +19,6 @@ from .models import Model, Sequential, load_model
 __version__ = "0.1.0"
 
 __all__ = ["Input", "Model", "Sequential", "activations", "callbacks", "config",
-           "constraints", "data", "functional", "get_backend",
+           "constraints", "data", "distribution", "functional", "get_backend",
            "initializers", "layers", "load_model", "losses", "metrics", "models", "ops",
            "optimizers", "regularizers", "saving", "set_backend", "utils"]

@@ -135,6 +135,10 @@ class BatchNormalization(_GammaBeta, Layer):
     def weights(self):
         return self._trainable_variables + self._non_trainable_variables
 
+    def _training_state(self):
+        # a training forward updates the moving statistics unless frozen (Keras 3)
+        return self._non_trainable_variables if self.trainable else []
+
     @property
     def weight_names(self):
         return self._gamma_beta_names() + ("moving_mean", "moving_variance")

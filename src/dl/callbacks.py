@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from kernels.checks import describe, flag, integer, real, short_repr
-from . import saving
+from . import distribution, saving
 from ._args import path as _path
 
 
@@ -723,7 +723,7 @@ class BackupAndRestore(Callback):
         self.model._save_backup(self._path, epoch, batches_done)
 
     def on_train_end(self, logs=None):
-        if not self.delete_checkpoint:
+        if not self.delete_checkpoint or not distribution.writes_files():
             return
         for path in (self._path, self._prev_path):
             try:
@@ -790,6 +790,9 @@ class CSVLogger(Callback):
         self._writer = None
 
     def on_train_begin(self, logs=None):
+        self.keys = None
+        if not distribution.writes_files():
+            return          # data parallelism: rank 0 writes the file
         exists = self.append and os.path.exists(self.filename)
         self._file = open(self.filename, "a" if self.append else "w", newline="")
         self._has_header = exists and os.path.getsize(self.filename) > 0
@@ -797,6 +800,8 @@ class CSVLogger(Callback):
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._file is None:
+            return
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)

@@ -941,9 +941,14 @@ class Functional(Model):
         self._out_accs = {key: v for key, v in self._out_accs.items() if key == train}
         return super()._evaluate_batches(batches, cb)
 
-    def _logs(self, acc, ops=None):
+    def _acc_group(self, acc):
         if not self._multi():
-            return super()._logs(acc, ops)
+            return [acc]
+        return [acc] + [self._out_acc(acc, k) for k in range(len(self._outputs))]
+
+    def _local_logs(self, acc, ops=None):
+        if not self._multi():
+            return super()._local_logs(acc, ops)
         ops = ops or self.backend.ops
         total, count = ops.acc_read(acc)
         logs = {"loss": total / count if count else 0.0}

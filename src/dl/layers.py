@@ -127,6 +127,11 @@ class Layer:
         :meth:`backward`."""
         return []
 
+    def _training_state(self):
+        """The weights a training forward updates itself (BatchNormalization's moving
+        statistics): data parallelism averages them over the ranks after each step."""
+        return []
+
     @property
     def trainable_weights(self):
         """Keras's: the weights the optimizer updates; none while ``trainable`` is
@@ -705,6 +710,9 @@ class Dropout(Layer):
             raise ValueError(f"seed: expected a non-negative int or None, got {short_repr(seed)}")
         self.seed = seed
         self.model_seed = 0     # set by the model: mixes into the mask generator
+        # data parallelism: (first row, rows) of the global batch this batch is a slice
+        # of (its mask is those rows of the global batch's), or None
+        self._batch_part = None
         self.built = True        # no weights: ready at construction, as Keras's
 
     def _build(self, input_shape, backend, dtype):
@@ -724,16 +732,24 @@ class Dropout(Layer):
             if training:
                 self._mask = None
             return x
-        if self.noise_shape is not None and self.noise_shape[0] not in (None, 1, x.shape[0]):
+        part = self._batch_part
+        rows = x.shape[0] if part is None else part[1]
+        if self.noise_shape is not None and self.noise_shape[0] not in (None, 1, rows):
             raise ValueError(f"noise_shape: expected None, 1 or the batch size "
-                             f"({x.shape[0]}) as its first entry, got {self.noise_shape[0]}")
+                             f"({rows}) as its first entry, got {self.noise_shape[0]}")
         seed = [self.seed] if self.seed is not None else [self.model_seed, _layer_id(self)]
         if self._call_index:         # a layer called twice in a model: other masks
             seed.append(10**6 + self._call_index)
-        rng = np.random.default_rng(seed + [step])
+        per_row = self.noise_shape is None or self.noise_shape[0] != 1
         shape = x.shape if self.noise_shape is None else tuple(
-            x.shape[i] if d is None else d for i, d in enumerate(self.noise_shape))
-        keep = rng.random(shape, dtype=np.float64) >= self.rate
+            x.shape[i] if d is None or (i == 0 and per_row) else d
+            for i, d in enumerate(self.noise_shape))
+        bits = np.random.PCG64(seed + [step])        # what default_rng(seed) draws with
+        if part is not None and per_row:
+            # rows lo: of the global batch's mask: each float64 draw is one step of
+            # the generator, so skip those of the rows before
+            bits.advance(part[0] * math.prod(shape[1:]))
+        keep = np.random.Generator(bits).random(shape, dtype=np.float64) >= self.rate
         mask = keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - self.rate))
         ops = self.backend.ops
         if ops.on_device:

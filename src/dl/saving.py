@@ -17,13 +17,19 @@ import zipfile
 
 import numpy as np
 
+from . import distribution
+
 FORMAT = "dlkernels-model"
 VERSION = 1
 
 
 def atomic_write(path, data):
-    """Write ``data`` (bytes) to ``path`` so that the file is either old or new, whole."""
+    """Write ``data`` (bytes) to ``path`` so that the file is either old or new, whole.
+    Under data parallelism over several processes, rank 0 alone writes (the others
+    return at once)."""
     path = os.fspath(path)
+    if not distribution.writes_files():
+        return
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".dlk", dir=folder)
     try:

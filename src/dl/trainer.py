@@ -14,6 +14,7 @@ and one optimizer update per parameter array; ``fit`` draws its batches from
 :class:`dl.epoch_iterator.EpochIterator` and runs each through
 :class:`dl._fast.TrainSteps` (the validated-once plans).
 """
+import contextlib
 import itertools
 import math
 import warnings
@@ -22,7 +23,9 @@ import numpy as np
 from kernels.checks import MAX_BYTES, describe, fits_in_memory, short_repr
 
 from . import _fast, callbacks as callbacks_module, config, data as data_module
+from . import distribution as distribution_module
 from . import losses as losses_module, saving
+from .distribution._replicas import Replicas, bounds
 from .epoch_iterator import EpochIterator, steps_for
 
 
@@ -62,6 +65,10 @@ def _callback_list(callbacks):
 class Trainer:
     """fit / evaluate / predict and their batch forms, for a model built of layers (see
     the module docstring for what it needs of the model)."""
+
+    # the data parallelism (dl.distribution._replicas.Replicas) of the fit, evaluate or
+    # predict in progress, or None
+    _replicas = None
 
     # --------------------------------------------------------------------- data
     @staticmethod
@@ -170,30 +177,57 @@ class Trainer:
         ops = self.backend.ops
         loss, y_pred = self._forward_backward(xb, yb, wb)
         n = xb.shape[0]
+        params, grads = self._step_params()
+        if self._keep_finite_weights and not (self._step_loss_finite(loss)
+                                              and ops.all_finite(grads)):
+            params = []    # TerminateOnNaN is watching: keep the last finite weights
+            self._nonfinite_step = True
+        self._add_loss(self._loss_acc, loss, float(n))
+        self._add_penalty(self._loss_acc, float(n))    # of the weights before the step
+        self._apply_step(params, grads)
+        self._update_metrics(ops, yb, y_pred, wb)
+
+    def _step_params(self):
+        """``(params, grads)``: the arrays the optimizer updates and their gradients,
+        in order."""
         params, grads = [], []
         for i in self._trainable_layers():
             params.extend(self._layers[i]._trainable_variables)
             grads.extend(self._layers[i].gradients)
-        if self._keep_finite_weights:
-            step_acc = ops.acc_new()
-            self._add_loss(step_acc, loss, 1.0)
-            self._add_penalty(step_acc, 1.0)
-            if not (math.isfinite(ops.acc_read(step_acc)[0]) and ops.all_finite(grads)):
-                params = []    # TerminateOnNaN is watching: keep the last finite weights
-                self._nonfinite_step = True
-        self._add_loss(self._loss_acc, loss, float(n))
-        self._add_penalty(self._loss_acc, float(n))    # of the weights before the step
-        if params:
-            if getattr(self.optimizer, "_exclude_names", None):
-                # weight names for exclude_from_weight_decay(var_names=...): Keras's
-                # variable paths, "<layer>/kernel"
-                self.optimizer._param_names = {
-                    id(w): f"{layer.name}/{name}" for layer in self._layers
-                    for w, name in zip(layer.weights, layer.weight_names)}
-            self.optimizer._apply(self.backend, params, grads)
-            for i in self._trainable_layers():       # Keras: after the update
-                self._layers[i].apply_constraints()
-        self._update_metrics(ops, yb, y_pred, wb)
+        return params, grads
+
+    def _step_loss_finite(self, loss):
+        """Whether a step's loss (as ``_forward_backward`` returned it) with the
+        penalties is finite (reads a device back)."""
+        ops = self.backend.ops
+        step_acc = ops.acc_new()
+        self._add_loss(step_acc, loss, 1.0)
+        self._add_penalty(step_acc, 1.0)
+        return math.isfinite(ops.acc_read(step_acc)[0])
+
+    def _apply_step(self, params, grads):
+        """The optimizer's update of ``params`` from ``grads`` (none: nothing), then the
+        constraints."""
+        if not params:
+            return
+        if getattr(self.optimizer, "_exclude_names", None):
+            # weight names for exclude_from_weight_decay(var_names=...): Keras's
+            # variable paths, "<layer>/kernel"
+            self.optimizer._param_names = {
+                id(w): f"{layer.name}/{name}" for layer in self._layers
+                for w, name in zip(layer.weights, layer.weight_names)}
+        self.optimizer._apply(self.backend, params, grads)
+        for i in self._trainable_layers():       # Keras: after the update
+            self._layers[i].apply_constraints()
+
+    def _set_batch_part(self, lo, total):
+        """Data parallelism: the layers drawing random masks (Dropout) draw them for
+        the rows ``lo:`` of a global batch of ``total`` rows (None: the batch is
+        whole)."""
+        part = None if lo is None else (lo, total)
+        for layer in self._layers:
+            if hasattr(layer, "_batch_part"):
+                layer._batch_part = part
 
     def _add_loss(self, acc, loss, n):
         """``acc += n * loss`` (and n samples): a batch's loss, as the step returned it,
@@ -242,7 +276,35 @@ class Trainer:
 
     def _logs(self, acc, ops=None):
         """The logs from a loss accumulator (of ``ops``, by default the backend's) and
-        the metrics: reads a device back."""
+        the metrics: reads a device back.  Under data parallelism, of every rank's
+        sums (a collective: every rank asks at the same points)."""
+        if self._replicas is not None:
+            return self._replicas.logs(acc)
+        return self._local_logs(acc, ops)
+
+    def _acc_group(self, acc):
+        """The accumulators summed with ``acc`` (several outputs: each one's loss)."""
+        return [acc]
+
+    def _sum_state(self, acc):
+        """The running sums behind the logs of ``acc``: its accumulators' and the
+        metrics' states (what data parallelism adds up over the ranks)."""
+        ops = self.backend.ops
+        return [[list(ops.acc_read(a)) for a in self._acc_group(acc)],
+                [m._get_state() for m in self.metrics]]
+
+    def _load_sum_state(self, acc, state):
+        """Set the sums :meth:`_sum_state` returned."""
+        ops = self.backend.ops
+        accs, metrics = state
+        for a, (total, count) in zip(self._acc_group(acc), accs):
+            ops.acc_reset(a)
+            ops.acc_add(a, total, 1.0, count)
+        for m, value in zip(self.metrics, metrics):
+            m._set_state(value)
+
+    def _local_logs(self, acc, ops=None):
+        """The logs of this process's sums."""
         total, count = (ops or self.backend.ops).acc_read(acc)
         logs = {"loss": total / count if count else 0.0}
         for m in self.metrics:
@@ -317,7 +379,52 @@ class Trainer:
         On the cuda backend the data is copied to the device once, batches are gathered
         there, and the loss and metric sums are read back once per epoch (and per
         batch only for callbacks that look at batch logs, e.g. a verbose=1 progress bar).
+
+        Under a :class:`dl.distribution.DataParallel` (``set_distribution``),
+        ``batch_size`` is the global batch, split among the processes; the arguments
+        and data are checked on every process and any error raised on all of them.
         """
+        dist = distribution_module.active(self)
+        if dist is None:
+            feed, val, loop_args = self._fit_setup(
+                x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
+            return self._fit_feeds(feed, val, loop_args, None)
+        replicas = Replicas(dist, self)
+        setup, error = None, None
+        try:
+            setup = self._fit_setup(
+                x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
+        except (TypeError, ValueError) as exc:
+            error = exc
+        try:
+            replicas.agree(error)         # every rank raises the first rank's error
+            replicas.same_rows(None if setup is None else setup[0].rows, "x")
+        except BaseException:
+            if setup is not None:
+                setup[0].close()
+                if setup[1] is not None:
+                    setup[1].close()
+            raise
+        return self._fit_feeds(*setup, replicas)
+
+    def _fit_feeds(self, feed, val, loop_args, replicas):
+        try:
+            return self._fit_loop(feed, val, *loop_args, replicas=replicas)
+        finally:
+            feed.close()
+            if val is not None:
+                val.close()
+
+    def _fit_setup(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                   validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                   steps_per_epoch, validation_steps, validation_batch_size,
+                   validation_freq):
+        """fit's arguments checked and its data placed: ``(feed, validation feed or
+        None, the loop's arguments)``."""
         self._require_compiled("fit")
         if sample_weight is not None and class_weight is not None:
             raise ValueError("sample_weight, class_weight: You cannot `class_weight` and "
@@ -353,16 +460,19 @@ class Trainer:
                                              validation_split, validation_data,
                                              validation_steps, steps_per_epoch, shuffle,
                                              batch_size, validation_batch_size)
-        try:
-            return self._fit_loop(feed, val, epochs, initial_epoch, verbose, callbacks,
-                                  validation_freq)
-        finally:
-            feed.close()
-            if val is not None:
-                val.close()
+        return feed, val, (epochs, initial_epoch, verbose, callbacks, validation_freq)
 
     def _fit_loop(self, feed, val, epochs, initial_epoch, verbose, callbacks,
-                  validation_freq):
+                  validation_freq, replicas=None):
+        self._replicas = replicas
+        try:
+            return self._fit_epochs(feed, val, epochs, initial_epoch, verbose, callbacks,
+                                    validation_freq, replicas)
+        finally:
+            self._replicas = None
+
+    def _fit_epochs(self, feed, val, epochs, initial_epoch, verbose, callbacks,
+                    validation_freq, replicas):
         max_epochs = config.max_epochs()
         if max_epochs is not None:
             epochs = min(epochs, max_epochs)
@@ -370,7 +480,11 @@ class Trainer:
         # (which so show what the others add to the logs, e.g. "learning_rate")
         history = callbacks_module.History()
         cbs = callbacks + [history]
-        if verbose:
+        # several processes: a stop set by a callback reaches the others inside the
+        # next step's reduction (the step is then cancelled everywhere), or at the
+        # epoch's end; one process (simulate too): at once
+        several = replicas is not None and not replicas.simulated
+        if verbose and (not several or replicas.rank == 0):
             cbs.append(callbacks_module.ProgbarLogger(verbose))
         cb = callbacks_module.CallbackList(
             cbs, self, {"epochs": epochs, "steps": feed.steps, "verbose": verbose,
@@ -382,9 +496,14 @@ class Trainer:
         resume, self._resume = self._resume, None     # set by BackupAndRestore
         if resume is not None:
             initial_epoch = resume["epoch"]
+        if replicas is not None:
+            replicas.broadcast_model()
         feed.start()
         batch_logs = cb.wants("on_train_batch_end")
         batches, run, may_run_out = feed.batches, feed.run, feed.may_run_out
+        if replicas is not None:
+            batch_logs = replicas.any(batch_logs)     # the logs are a collective
+            run = replicas.step
         execution = self._steps_per_execution
         logs = {}
         for epoch in range(initial_epoch, epochs):
@@ -399,21 +518,24 @@ class Trainer:
             if execution == 1:
                 for step, xb, yb, wb in batches(epoch, done):
                     cb.on_train_batch_begin(step, {})
-                    run(xb, yb, wb)
+                    if run(xb, yb, wb) is False:
+                        break           # several processes: a rank asked to stop
                     cb.on_train_batch_end(step, self._logs(self._loss_acc, ops)
                                           if batch_logs else {})
-                    if self.stop_training:
+                    if self.stop_training and not several:
                         break
             else:     # Keras's steps_per_execution: the batch hooks once an execution
                 for step, xb, yb, wb in batches(epoch, done):
                     first = step - step % execution
                     if step == first or step == done:
                         cb.on_train_batch_begin(first, {})
-                    run(xb, yb, wb)
+                    if run(xb, yb, wb) is False:
+                        step = None     # several processes: a rank asked to stop
+                        break
                     if step % execution == execution - 1:
                         cb.on_train_batch_end(first + execution - 1, self._logs(
                             self._loss_acc, ops) if batch_logs else {})
-                        if self.stop_training:
+                        if self.stop_training and not several:
                             break
                 if step is not None and step % execution != execution - 1:
                     first = step - step % execution
@@ -436,6 +558,8 @@ class Trainer:
                 cb.on_test_end(vlogs)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             cb.on_epoch_end(epoch, logs)
+            if several:       # a stop asked for at the epoch's end, on any rank
+                self.stop_training = replicas.any(self.stop_training)
             if self.stop_training:
                 break
         cb.on_train_end(logs)
@@ -592,12 +716,20 @@ class Trainer:
     def _save_backup(self, path, epoch, batches_done):
         """Save the model with where fit is: at ``batches_done`` batches into
         ``epoch``, with the running loss and metric sums of those batches."""
-        total, count = self.backend.ops.acc_read(self._loss_acc)
-        state = {"epoch": int(epoch), "batch": int(batches_done),
-                 "loss_sums": [total, count],
-                 "metric_states": [m._get_state() for m in self.metrics],
-                 **self._extra_sums()}
+        with self._all_sums(self._loss_acc):
+            total, count = self.backend.ops.acc_read(self._loss_acc)
+            state = {"epoch": int(epoch), "batch": int(batches_done),
+                     "loss_sums": [total, count],
+                     "metric_states": [m._get_state() for m in self.metrics],
+                     **self._extra_sums()}
         self._save(path, fit_state=state)
+
+    def _all_sums(self, acc):
+        """A context in which ``acc`` and the metrics hold every rank's sums (data
+        parallelism over several processes; a collective), this rank's after it."""
+        if self._replicas is None:
+            return contextlib.nullcontext()
+        return self._replicas.all_sums(acc)
 
     def _extra_sums(self):
         """Running sums besides the loss and the metrics' to keep in a backup (a
@@ -643,6 +775,8 @@ class Trainer:
 
     def _resume_sums(self, resume):
         """Restore the running sums of an epoch resumed mid-way; the batches done."""
+        if self._replicas is not None and self._replicas.rank != 0:
+            return resume["batch"]    # the sums are every rank's: rank 0 holds them
         total, count = resume["loss_sums"]
         self.backend.ops.acc_add(self._loss_acc, total, 1.0, count)
         for m, state in zip(self.metrics, resume["metric_states"]):
@@ -675,19 +809,28 @@ class Trainer:
         ops = be.ops
         acc = ops.acc_new()
         batch_logs = cb is not None and cb.wants("on_test_batch_end")
+        replicas = self._replicas
+        if replicas is not None and replicas.simulated:
+            replicas = None         # one process: whole batches
+        if replicas is not None:
+            batch_logs = replicas.any(batch_logs)     # the logs are a collective
         self.stop_evaluating = False
         total = 0
         execution = self._steps_per_execution
         step = -1
-        for step, (xb, yb, wb) in enumerate(batches):
+        for step, batch in enumerate(batches):
             first = step - step % execution
             if cb is not None and step == first:
                 cb.on_test_batch_begin(first, {})
-            rows = xb.shape[0]
-            total += rows
-            y_pred = self._forward(xb)
-            self._eval_loss(acc, yb, y_pred, wb, rows)
-            self._update_metrics(ops, yb, y_pred, wb)
+            if replicas is not None:      # this process's rows of the batch
+                batch = replicas.eval_slice(*batch)
+            if batch is not None:
+                xb, yb, wb = batch
+                rows = xb.shape[0]
+                total += rows
+                y_pred = self._forward(xb)
+                self._eval_loss(acc, yb, y_pred, wb, rows)
+                self._update_metrics(ops, yb, y_pred, wb)
             if cb is not None and step % execution == execution - 1:
                 cb.on_test_batch_end(first + execution - 1, self._eval_logs(acc, batch_logs))
             if self.stop_evaluating:
@@ -730,12 +873,23 @@ class Trainer:
         """The loss (with regularisation penalties) and metrics over ``x``, ``y`` (or
         a generator / PyDataset ``x`` of batches, ``steps`` of them): a scalar, a list
         ``[loss, *metrics]``, or a dict with ``return_dict``."""
-        self._require_compiled("evaluate")
-        verbose = _verbose(verbose)
-        steps = None if steps is None else _int_arg("steps", steps, 1)
-        feed = self._eval_feed(x, y, sample_weight, batch_size, steps)
+        replicas = self._processes()
+        feed, error = None, None
         try:
-            cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
+            self._require_compiled("evaluate")
+            verbose = _verbose(verbose)
+            steps = None if steps is None else _int_arg("steps", steps, 1)
+            feed = self._eval_feed(x, y, sample_weight, batch_size, steps)
+        except (TypeError, ValueError) as exc:
+            if replicas is None:
+                raise
+            error = exc
+        self._replicas = replicas
+        try:
+            if replicas is not None:
+                replicas.agree(error)     # every rank raises the first rank's error
+            show = verbose and (replicas is None or replicas.rank == 0)
+            cbs = (([callbacks_module.ProgbarLogger(verbose)] if show else [])
                    + _callback_list(callbacks))
             cb = callbacks_module.CallbackList(cbs, self, {"steps": feed.steps,
                                                            "verbose": verbose})
@@ -743,8 +897,19 @@ class Trainer:
             logs = self._evaluate_batches(feed.eval_batches(), cb)
             cb.on_test_end(logs)
         finally:
-            feed.close()
+            self._replicas = None
+            if feed is not None:
+                feed.close()
         return self._result(logs, return_dict)
+
+    def _processes(self):
+        """The data parallelism over several processes of evaluate and predict (each
+        process computes its slice of every batch), or None (simulate computes whole
+        batches)."""
+        dist = distribution_module.active(self)
+        if dist is None or dist.simulate is not None:
+            return None
+        return Replicas(dist, self)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss and metrics on one batch (metrics reset first)."""
@@ -764,22 +929,42 @@ class Trainer:
         steps = None if steps is None else _int_arg("steps", steps, 1)
         if data_module.is_stream(x):
             return self._predict_stream(x, batch_size, verbose, steps, callbacks)
-        batch_size = _batch_size(batch_size)
-        x = self._as_x(x)
+        replicas = self._processes()
+        error = None
+        try:
+            batch_size = _batch_size(batch_size)
+            x = self._as_x(x)
+            n = x.shape[0]
+            if steps is not None:
+                n = min(n, steps * batch_size)
+            out_shape = (n,) + self._output_sample_shape()
+            nbytes = math.prod(out_shape) * np.dtype(self.dtype).itemsize
+            if nbytes > MAX_BYTES:
+                raise ValueError(f"x: expected inputs whose predictions fit in memory (at "
+                                 f"most {MAX_BYTES} bytes here), got {n} samples: "
+                                 f"predictions of shape {out_shape} need {nbytes} bytes")
+        except (TypeError, ValueError) as exc:
+            if replicas is None:
+                raise
+            error = exc
+        if replicas is None:
+            return self._predict_rows(x[:n], batch_size, verbose, callbacks)
+        # several processes: rank r predicts rows bounds(n, N, r), then every rank
+        # gathers all of them in order
+        replicas.agree(error)
+        lo, hi = bounds(n, replicas.parts, replicas.rank)
+        local = self._predict_rows(x[lo:hi], batch_size,
+                                   verbose if replicas.rank == 0 else 0, callbacks)
+        return replicas.gather_predictions(local)
+
+    def _predict_rows(self, x, batch_size, verbose, callbacks):
+        """The outputs for the checked array ``x`` (possibly no rows), in batches."""
         n = x.shape[0]
-        out_shape = (n,) + self._output_sample_shape()
-        nbytes = math.prod(out_shape) * np.dtype(self.dtype).itemsize
-        if nbytes > MAX_BYTES:
-            raise ValueError(f"x: expected inputs whose predictions fit in memory (at most "
-                             f"{MAX_BYTES} bytes here), got {n} samples: predictions of "
-                             f"shape {out_shape} need {nbytes} bytes")
         total = steps_for(n, batch_size)
-        if steps is not None:
-            total = min(total, steps)
         cbs = (([callbacks_module.ProgbarLogger(verbose)] if verbose else [])
                + _callback_list(callbacks))
         cb = callbacks_module.CallbackList(cbs, self, {"steps": total, "verbose": verbose})
-        out = np.empty(out_shape, dtype=self.dtype)
+        out = np.empty((n,) + self._output_sample_shape(), dtype=self.dtype)
         ops = self.backend.ops
         xd, = self._place(x)
         self.stop_predicting = False
@@ -866,6 +1051,7 @@ class _ArrayFeed:
                  steps_per_execution=1):
         self.model = model
         self._data = (x, y, w)
+        self.rows = x.shape[0]
         self._batch_size, self._shuffle = batch_size, shuffle
         self.per_pass = steps_for(x.shape[0], batch_size)
         self.steps_per_epoch = steps_per_epoch
@@ -978,6 +1164,7 @@ class _StreamFeed:
     def __init__(self, model, source, class_weight, name):
         self.model = model
         self.source = source
+        self.rows = None          # batches of their own size
         self.class_weight = class_weight
         self.name = name
         self.steps = source.steps

@@ -1,0 +1,78 @@
+"""The launcher: ``mpiexec -n 4 python -m dl.distribution train.py [args]``.
+
+Runs an unchanged training script on every process of an MPI job with
+``set_distribution(DataParallel(...))`` in force, so its ``fit``, ``evaluate`` and
+``predict`` calls are data-parallel (``batch_size`` is then the global batch).  An
+uncaught exception (or a non-zero ``sys.exit``) on any rank prints that rank's
+traceback and aborts the whole job with a non-zero status, rather than leaving the
+other ranks waiting.  Options (before the script):
+
+  --reduction {sum,ordered}   DataParallel's reduction (default: sum)
+  --timeout SECONDS           abort the job when a collective waits longer
+  -m MODULE                   run a module (as python -m) instead of a script
+"""
+import argparse
+import runpy
+import sys
+import traceback
+
+from . import DataParallel, set_distribution
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m dl.distribution",
+        description="Run a dl training script data-parallel on every process of an MPI "
+                    "job: mpiexec -n 4 python -m dl.distribution train.py [args]")
+    parser.add_argument("--reduction", choices=("sum", "ordered"), default="sum",
+                        help="how gradients are summed: MPI's Allreduce (sum), or in "
+                             "rank order, bit-identical to simulate=N (ordered)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="abort the job when a collective waits longer than this")
+    parser.add_argument("-m", dest="module", default=None,
+                        help="run this module as a script (as python -m)")
+    parser.add_argument("script", nargs="?", help="the training script")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the script's arguments")
+    return parser
+
+
+def main(argv=None):
+    parser = _parser()
+    opts = parser.parse_args(argv)
+    if opts.module is None and opts.script is None:
+        parser.error("expected a script to run (or -m module)")
+    if opts.timeout is not None and not opts.timeout > 0:
+        parser.error(f"--timeout: expected a positive number of seconds, got {opts.timeout}")
+    dist = DataParallel(reduction=opts.reduction, timeout=opts.timeout)
+    set_distribution(dist)
+    comm = dist.comm
+    if opts.module is not None:
+        rest = ([opts.script] if opts.script is not None else []) + opts.args
+        sys.argv = [opts.module] + rest
+        run = lambda: runpy.run_module(opts.module, run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = [opts.script] + opts.args
+        run = lambda: runpy.run_path(opts.script, run_name="__main__")
+    try:
+        run()
+    except SystemExit as exc:
+        code = exc.code
+        if code is None or code == 0:
+            return 0
+        if dist.num_processes > 1:
+            sys.stderr.write(f"[rank {dist.process_id} of {dist.num_processes}] the script "
+                             f"exited with status {code!r}; aborting the job\n")
+            comm.abort(code if isinstance(code, int) else 1)
+        raise
+    except BaseException:         # noqa: BLE001 -- any error: this rank's traceback, then
+        if dist.num_processes <= 1:   # the whole job ends (no rank left waiting)
+            raise
+        sys.stderr.write(f"[rank {dist.process_id} of {dist.num_processes}] uncaught "
+                         f"exception; aborting the job\n")
+        traceback.print_exc()
+        comm.abort(1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
