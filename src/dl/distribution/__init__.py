@@ -91,7 +91,9 @@ class DataParallel:
         timeout: None, or seconds: abort the job (with the step it waited at) when a
             collective waits longer, e.g. for a killed or stalled rank.
 
-    Attributes: ``num_processes`` and ``process_id`` (MPI's size and rank),
+    Attributes: ``timings`` (``steps``, ``step_s``, ``reduce_s``: the training steps
+    applied, their seconds and those spent in the reduction, over every ``fit``),
+    ``num_processes`` and ``process_id`` (MPI's size and rank),
     ``num_replicas`` (the slices a batch is split into: ``simulate`` or the
     processes), ``local_rank`` / ``local_size`` (on this node), ``num_threads`` (the
     kernel threads given to each process: the node's cores divided by its ranks,
@@ -128,6 +130,9 @@ class DataParallel:
         self.devices = list(devices) if devices is not None else list_devices()
         self.num_threads = None
         self.gpu = None
+        # what fit measured (all fits under this distribution): the training steps
+        # applied, their seconds, and the seconds spent in the reduction
+        self.timings = {"steps": 0, "step_s": 0.0, "reduce_s": 0.0}
         if self.num_processes > 1:
             self._share_node()
             self.comm.set_timeout(timeout)

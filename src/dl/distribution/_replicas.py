@@ -24,6 +24,7 @@ The loss and metric sums stay per rank; :meth:`Replicas.logs` adds every rank's 
 rank order) whenever logs are read, so every rank's callbacks see the same numbers.
 """
 import contextlib
+import time
 
 import numpy as np
 
@@ -67,6 +68,9 @@ class Replicas:
         self.ordered = self.simulated or dist.reduction == "ordered"
         self._layout_key = None
         self.step_number = 0
+        # the training steps applied, their seconds, and the seconds in the reduction
+        # (the collective and the rank-order sum), added into the DataParallel's
+        self.timings = dist.timings
 
     # ------------------------------------------------------------------ layout
     def _layout(self):
@@ -153,6 +157,7 @@ class Replicas:
         """One training step on the global batch ``xb``, ``yb``, ``wb``.  Returns False
         when a rank asked to stop (the step then changed nothing), else None."""
         model = self.model
+        start = time.perf_counter()
         self.step_number += 1
         self.comm.where = f"fit, step {self.step_number}"
         params, grads = self._layout()
@@ -167,11 +172,13 @@ class Replicas:
                 result = self._local(xb, yb, wb, self.rank, out)
                 out[size - 2] = 1 if model.stop_training else 0
                 out[size - 1] = 0 if result is None or result[-1] else 1
+                reduce_start = time.perf_counter()
                 if self.ordered:
                     self.comm.allgather_rows(self.rows)
                     comm_module.ordered_sum(self.rows, flat)
                 else:
                     self.comm.allreduce_sum(flat)
+                self.timings["reduce_s"] += time.perf_counter() - reduce_start
                 results = [] if result is None else [result]
         finally:
             model._set_batch_part(None, None)
@@ -192,6 +199,8 @@ class Replicas:
         if not self.simulated:      # (simulated slices updated them as they went)
             for _, y_pred, _, _, ys, ws, _ in results:
                 model._update_metrics(ops, ys, y_pred, ws)
+        self.timings["steps"] += 1
+        self.timings["step_s"] += time.perf_counter() - start
         return None
 
     def _simulated(self, xb, yb, wb):
