@@ -21,9 +21,12 @@ from . import DataParallel, set_distribution
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog="python -m dl.distribution",
-        description="Run a dl training script data-parallel on every process of an MPI "
-                    "job: mpiexec -n 4 python -m dl.distribution train.py [args]")
+        prog="python -m dl.distribution", description=__doc__.split("\n\n")[0],
+        epilog="Several machines: mpiexec -hosts a,b -ppn 1 -n 2 python -m "
+               "dl.distribution train.py (MPICH); Open MPI: mpirun -n 2 "
+               "[--allow-run-as-root] ...; Slurm: srun -n 4 python -m dl.distribution "
+               "train.py.  See docs/distributed.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reduction", choices=("sum", "ordered"), default="sum",
                         help="how gradients are summed: MPI's Allreduce (sum), or in "
                              "rank order, bit-identical to simulate=N (ordered)")
