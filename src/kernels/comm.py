@@ -87,10 +87,30 @@ def _parse_link(text):
     return latency, bandwidth
 
 
+def _cuda_aware():
+    """Whether the loaded MPI library takes device buffers (CUDA-aware): MPICH's and
+    Open MPI's ``MPIX_Query_cuda_support()``, looked up in the libmpi this process
+    loaded; False where it has none."""
+    import ctypes
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "libmpi" in line.split()[-1]}
+    except OSError:
+        return False
+    for path in sorted(paths):
+        try:
+            query = ctypes.CDLL(path).MPIX_Query_cuda_support
+        except (OSError, AttributeError):
+            continue
+        return bool(query())
+    return False
+
+
 class _Comm:
     """What both communicators share: the simulated link and the waiting label."""
 
     rank, size, local_rank, local_size = 0, 1, 0, 1
+    cuda_aware = False    # whether MPI takes device buffers (MPIX_Query_cuda_support)
     where = ""            # what the process is doing, for the timeout's message
 
     def __init__(self):
@@ -181,6 +201,7 @@ class MPIComm(_Comm):
         self.local_rank, self.local_size = local.Get_rank(), local.Get_size()
         local.Free()
         self.library = MPI.Get_library_version().strip().splitlines()[0]
+        self.cuda_aware = _cuda_aware()
         self._timeout = None
         self._deadline = None      # monotonic time a collective in progress must end by
         self._watchdog = None

@@ -72,6 +72,17 @@ def train(dtype="float64", backend=None, batch_norm=False, callbacks=(), epochs=
     return model, history
 
 
+def nan_run(dtype="float64", backend=None):
+    """TerminateOnNaN: a huge row overflows the second step's loss (on one rank's
+    slice only): every rank keeps the last finite weights and stops there."""
+    x, y = data(dtype)
+    x[150] = np.finfo(dtype).max
+    model = build(dtype, backend)
+    history = model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0,
+                        callbacks=[dl.callbacks.TerminateOnNaN()])
+    return model, history
+
+
 def results(model, history, x, y):
     """What a run is compared by."""
     out = {f"w{i}": w for i, w in enumerate(model.get_weights())}
@@ -112,6 +123,10 @@ def main(scenario, out_dir, dtype="float64", backend="cython"):
         last = dl.distribution.distribution().num_processes - 1
         model, history = train(dtype, backend, callbacks=[StopAt(1, 4, ranks=[last])])
         _save(out_dir, "stop", results(model, history, x, y))
+    elif scenario == "nan":
+        model, history = nan_run(dtype, backend)
+        x, y = data(dtype)
+        _save(out_dir, "nan", results(model, history, x, y))
     elif scenario == "badrow":
         if rank == 1:
             x = x.copy()

@@ -11,7 +11,8 @@ rank (2 cores).  They check:
   (Dropout included: masks are drawn for the global batch);
 - ``reduction="sum"``: the same bits run to run; float32 within 1e-3 of one process;
 - the numpy backend, and the cuda backend under Numba's simulator (2 ranks);
-- a stop asked for by one rank's callback stops every rank at the same step;
+- a stop asked for by one rank's callback stops every rank at the same step, and so
+  does TerminateOnNaN (the last finite weights kept);
 - bad data on one rank raises the same error, naming it, on every rank;
 - files are written by rank 0 alone;
 - a raising, a killed and a stalled rank end the job (non-zero status, no hang);
@@ -202,6 +203,19 @@ def test_a_stop_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     assert int(plain["iterations"]) == 11 + 5
     assert_close(got, plain, rtol=1e-12)
     assert got["h_loss"].shape == (2,)
+
+
+@needs_mpi
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_terminate_on_nan_stops_every_rank_with_the_last_finite_weights(tmp_path):
+    code, output, _ = launch(2, "nan", tmp_path)
+    assert code == 0, output
+    got = ranks(tmp_path, "nan", 2)
+    x, y = worker.data()
+    model, history = worker.nan_run()
+    plain = worker.results(model, history, x, y)
+    assert int(plain["iterations"]) == 2 and np.isnan(plain["h_loss"][-1])
+    assert_close(got, plain, rtol=1e-12)
 
 
 @needs_mpi

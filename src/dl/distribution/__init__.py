@@ -98,7 +98,9 @@ class DataParallel:
     processes), ``local_rank`` / ``local_size`` (on this node), ``num_threads`` (the
     kernel threads given to each process: the node's cores divided by its ranks,
     unless ``DLKERNELS_NUM_THREADS`` / ``OMP_NUM_THREADS`` say otherwise), ``gpu``
-    (the GPU a cuda-backend rank uses: its local rank modulo the node's GPUs).
+    (the GPU a cuda-backend rank uses: its local rank modulo the node's GPUs),
+    ``cuda_aware_mpi`` (whether the MPI library takes device buffers, detected; the
+    reduction goes through host memory either way in this version).
     """
 
     def __init__(self, devices=None, *, reduction="sum", simulate=None, timeout=None):
@@ -122,6 +124,7 @@ class DataParallel:
         self.process_id = self.comm.rank
         self.local_rank, self.local_size = self.comm.local_rank, self.comm.local_size
         self.num_replicas = simulate if simulate is not None else self.num_processes
+        self.cuda_aware_mpi = self.comm.cuda_aware
         if devices is not None:
             if not isinstance(devices, (list, tuple)) or len(devices) != self.num_processes:
                 raise ValueError(f"devices: expected None or a list of {self.num_processes} "
