@@ -392,22 +392,16 @@ class Trainer:
                 steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
             return self._fit_feeds(feed, val, loop_args, None)
         replicas = Replicas(dist, self)
-        setup, error = None, None
+        setup = self._checked_everywhere(replicas, lambda: self._fit_setup(
+            x, y, batch_size, epochs, verbose, callbacks, validation_split,
+            validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+            steps_per_epoch, validation_steps, validation_batch_size, validation_freq))
         try:
-            setup = self._fit_setup(
-                x, y, batch_size, epochs, verbose, callbacks, validation_split,
-                validation_data, shuffle, class_weight, sample_weight, initial_epoch,
-                steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
-        except (TypeError, ValueError) as exc:
-            error = exc
-        try:
-            replicas.agree(error)         # every rank raises the first rank's error
-            replicas.same_rows(None if setup is None else setup[0].rows, "x")
+            replicas.same_rows(setup[0].rows, "x")
         except BaseException:
-            if setup is not None:
-                setup[0].close()
-                if setup[1] is not None:
-                    setup[1].close()
+            setup[0].close()
+            if setup[1] is not None:
+                setup[1].close()
             raise
         return self._fit_feeds(*setup, replicas)
 
@@ -464,12 +458,12 @@ class Trainer:
 
     def _fit_loop(self, feed, val, epochs, initial_epoch, verbose, callbacks,
                   validation_freq, replicas=None):
-        self._replicas = replicas
+        previous, self._replicas = self._replicas, replicas
         try:
             return self._fit_epochs(feed, val, epochs, initial_epoch, verbose, callbacks,
                                     validation_freq, replicas)
         finally:
-            self._replicas = None
+            self._replicas = previous
 
     def _fit_epochs(self, feed, val, epochs, initial_epoch, verbose, callbacks,
                     validation_freq, replicas):
@@ -699,18 +693,53 @@ class Trainer:
                        return_dict=False):
         """One optimisation step on one batch.  Returns the loss (and metrics) of this
         batch: the metrics are reset first, as Keras 3 does (since keras#22617)."""
-        self._require_compiled("train_on_batch")
-        if sample_weight is not None and class_weight is not None:
-            raise ValueError("sample_weight, class_weight: You cannot `class_weight` and "
-                             "`sample_weight` at the same time.")
-        x = self._as_x(x)
-        y = self._as_y(y, x.shape[0])
-        w = None if sample_weight is None else self._as_weights(sample_weight, x.shape[0])
-        if class_weight is not None:
-            w = self._class_weights(class_weight, y)
+        dist = distribution_module.active(self)
+        replicas = None
+        if dist is not None:       # the batch is a global one; made once per model
+            cached = getattr(self, "_batch_replicas", None)
+            if cached is None or cached.dist is not dist:
+                cached = self._batch_replicas = Replicas(dist, self)
+                cached.broadcast_model()
+            replicas = cached
+
+        def check():
+            self._require_compiled("train_on_batch")
+            if sample_weight is not None and class_weight is not None:
+                raise ValueError("sample_weight, class_weight: You cannot `class_weight` "
+                                 "and `sample_weight` at the same time.")
+            x_ = self._as_x(x)
+            y_ = self._as_y(y, x_.shape[0])
+            w = None if sample_weight is None else self._as_weights(sample_weight,
+                                                                     x_.shape[0])
+            if class_weight is not None:
+                w = self._class_weights(class_weight, y_)
+            return x_, y_, w
+        batch = self._checked_everywhere(replicas, check)
         self._reset_metrics(self.backend.ops)
-        self._train_step(*self._place(x, y, w))
-        return self._result(self._logs(self._loss_acc), return_dict)
+        if replicas is None:
+            self._train_step(*self._place(*batch))
+            return self._result(self._logs(self._loss_acc), return_dict)
+        previous, self._replicas = self._replicas, replicas
+        try:
+            replicas.step(*self._place(*batch), watch_stop=False)
+            return self._result(self._logs(self._loss_acc), return_dict)
+        finally:
+            self._replicas = previous
+
+    @staticmethod
+    def _checked_everywhere(replicas, check):
+        """``check()``'s result; under data parallelism over several processes, its
+        TypeError or ValueError (the first rank's) is raised on every rank, so that
+        no rank goes on alone to a collective."""
+        if replicas is None or replicas.simulated:
+            return check()
+        result, error = None, None
+        try:
+            result = check()
+        except (TypeError, ValueError) as exc:
+            error = exc
+        replicas.agree(error)
+        return result
 
     # ------------------------------------------------- BackupAndRestore's state
     def _save_backup(self, path, epoch, batches_done):
@@ -874,20 +903,15 @@ class Trainer:
         a generator / PyDataset ``x`` of batches, ``steps`` of them): a scalar, a list
         ``[loss, *metrics]``, or a dict with ``return_dict``."""
         replicas = self._processes()
-        feed, error = None, None
-        try:
+
+        def check():
             self._require_compiled("evaluate")
-            verbose = _verbose(verbose)
-            steps = None if steps is None else _int_arg("steps", steps, 1)
-            feed = self._eval_feed(x, y, sample_weight, batch_size, steps)
-        except (TypeError, ValueError) as exc:
-            if replicas is None:
-                raise
-            error = exc
-        self._replicas = replicas
+            steps_ = None if steps is None else _int_arg("steps", steps, 1)
+            return _verbose(verbose), self._eval_feed(x, y, sample_weight, batch_size,
+                                                      steps_)
+        verbose, feed = self._checked_everywhere(replicas, check)
+        previous, self._replicas = self._replicas, replicas or self._replicas
         try:
-            if replicas is not None:
-                replicas.agree(error)     # every rank raises the first rank's error
             show = verbose and (replicas is None or replicas.rank == 0)
             cbs = (([callbacks_module.ProgbarLogger(verbose)] if show else [])
                    + _callback_list(callbacks))
@@ -897,9 +921,8 @@ class Trainer:
             logs = self._evaluate_batches(feed.eval_batches(), cb)
             cb.on_test_end(logs)
         finally:
-            self._replicas = None
-            if feed is not None:
-                feed.close()
+            self._replicas = previous
+            feed.close()
         return self._result(logs, return_dict)
 
     def _processes(self):
@@ -913,12 +936,23 @@ class Trainer:
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss and metrics on one batch (metrics reset first)."""
-        self._require_compiled("test_on_batch")
-        x = self._as_x(x)
-        y = self._as_y(y, x.shape[0])
-        w = None if sample_weight is None else self._as_weights(sample_weight, x.shape[0])
-        feed = _ArrayEval(self, x, y, w, x.shape[0])
-        return self._result(self._evaluate_batches(feed.eval_batches(), None), return_dict)
+        replicas = self._processes()
+
+        def check():
+            self._require_compiled("test_on_batch")
+            x_ = self._as_x(x)
+            y_ = self._as_y(y, x_.shape[0])
+            w = None if sample_weight is None else self._as_weights(sample_weight,
+                                                                     x_.shape[0])
+            return x_, y_, w
+        x_, y_, w = self._checked_everywhere(replicas, check)
+        feed = _ArrayEval(self, x_, y_, w, x_.shape[0])
+        previous, self._replicas = self._replicas, replicas or self._replicas
+        try:
+            logs = self._evaluate_batches(feed.eval_batches(), None)
+        finally:
+            self._replicas = previous
+        return self._result(logs, return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for ``x`` (a NumPy array whatever the backend), computed
@@ -930,28 +964,24 @@ class Trainer:
         if data_module.is_stream(x):
             return self._predict_stream(x, batch_size, verbose, steps, callbacks)
         replicas = self._processes()
-        error = None
-        try:
-            batch_size = _batch_size(batch_size)
-            x = self._as_x(x)
-            n = x.shape[0]
-            if steps is not None:
-                n = min(n, steps * batch_size)
+
+        def check():
+            size = _batch_size(batch_size)
+            x_ = self._as_x(x)
+            n = x_.shape[0] if steps is None else min(x_.shape[0], steps * size)
             out_shape = (n,) + self._output_sample_shape()
             nbytes = math.prod(out_shape) * np.dtype(self.dtype).itemsize
             if nbytes > MAX_BYTES:
                 raise ValueError(f"x: expected inputs whose predictions fit in memory (at "
                                  f"most {MAX_BYTES} bytes here), got {n} samples: "
                                  f"predictions of shape {out_shape} need {nbytes} bytes")
-        except (TypeError, ValueError) as exc:
-            if replicas is None:
-                raise
-            error = exc
+            return x_[:n], size
+        x, batch_size = self._checked_everywhere(replicas, check)
+        n = x.shape[0]
         if replicas is None:
-            return self._predict_rows(x[:n], batch_size, verbose, callbacks)
+            return self._predict_rows(x, batch_size, verbose, callbacks)
         # several processes: rank r predicts rows bounds(n, N, r), then every rank
         # gathers all of them in order
-        replicas.agree(error)
         lo, hi = bounds(n, replicas.parts, replicas.rank)
         local = self._predict_rows(x[lo:hi], batch_size,
                                    verbose if replicas.rank == 0 else 0, callbacks)

@@ -91,6 +91,11 @@ def results(model, history, x, y):
         out["h_" + key] = np.array(values)
     out["evaluate"] = np.array(model.evaluate(x, y, batch_size=32, verbose=0))
     out["predict"] = model.predict(x, batch_size=32, verbose=0)
+    # one global batch more (53 rows: uneven slices), its loss and accuracy, then the
+    # same batch evaluated
+    out["train_on_batch"] = np.array(model.train_on_batch(x[:53], y[:53]))
+    out["test_on_batch"] = np.array(model.test_on_batch(x[:53], y[:53]))
+    out["w0_after_batch"] = model.get_weights()[0]
     return out
 
 

@@ -153,9 +153,10 @@ class Replicas:
         ok = not model._keep_finite_weights or model._step_loss_finite(loss)
         return loss, y_pred, hi - lo, xs, ys, ws, ok
 
-    def step(self, xb, yb, wb=None):
+    def step(self, xb, yb, wb=None, watch_stop=True):
         """One training step on the global batch ``xb``, ``yb``, ``wb``.  Returns False
-        when a rank asked to stop (the step then changed nothing), else None."""
+        when a rank asked to stop (``model.stop_training``, when ``watch_stop``: fit's
+        steps; the step then changed nothing), else None."""
         model = self.model
         start = time.perf_counter()
         self.step_number += 1
@@ -170,7 +171,7 @@ class Replicas:
                     self._save_states()
                 out = self.rows[self.rank] if self.ordered else flat
                 result = self._local(xb, yb, wb, self.rank, out)
-                out[size - 2] = 1 if model.stop_training else 0
+                out[size - 2] = 1 if watch_stop and model.stop_training else 0
                 out[size - 1] = 0 if result is None or result[-1] else 1
                 reduce_start = time.perf_counter()
                 if self.ordered:
