@@ -72,6 +72,30 @@ def train(dtype="float64", backend=None, batch_norm=False, callbacks=(), epochs=
     return model, history
 
 
+def functional_run():
+    """Two inputs, two outputs (a loss each, a metric on one), a validation split:
+    the per-output loss sums and the validation logs are added over the ranks too."""
+    dl.config.set_floatx("float64")
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((101, 4)), rng.standard_normal((101, 3))
+    t1, t2 = a.sum(1, keepdims=True), (b @ rng.standard_normal((3, 2))).argmax(1)
+    dl.utils.set_random_seed(3)
+    i1, i2 = dl.Input(shape=(4,)), dl.Input(shape=(3,))
+    h = dl.layers.Concatenate()([dl.layers.Dense(8, activation="relu")(i1),
+                                 dl.layers.Dense(8, activation="tanh")(i2)])
+    h = dl.layers.Dropout(0.2)(h)
+    model = dl.Model([i1, i2], [dl.layers.Dense(1, name="reg")(h),
+                                dl.layers.Dense(2, activation="softmax", name="cls")(h)])
+    model.compile(optimizer="adam", loss=["mse", "sparse_categorical_crossentropy"],
+                  metrics=[[], ["accuracy"]])
+    history = model.fit([a, b], [t1, t2], batch_size=16, epochs=4, verbose=0,
+                        validation_split=0.2)
+    out = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    out.update({"h_" + k: np.array(v) for k, v in history.history.items()})
+    out["evaluate"] = np.array(model.evaluate([a, b], [t1, t2], verbose=0))
+    return out
+
+
 def nan_run(dtype="float64", backend=None):
     """TerminateOnNaN: a huge row overflows the second step's loss (on one rank's
     slice only): every rank keeps the last finite weights and stops there."""
@@ -128,6 +152,8 @@ def main(scenario, out_dir, dtype="float64", backend="cython"):
         last = dl.distribution.distribution().num_processes - 1
         model, history = train(dtype, backend, callbacks=[StopAt(1, 4, ranks=[last])])
         _save(out_dir, "stop", results(model, history, x, y))
+    elif scenario == "functional":
+        _save(out_dir, "functional", functional_run())
     elif scenario == "nan":
         model, history = nan_run(dtype, backend)
         x, y = data(dtype)

@@ -208,6 +208,18 @@ def test_a_stop_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
 
 
 @needs_mpi
+def test_functional_model_with_two_inputs_and_outputs(tmp_path):
+    code, output, _ = launch(3, "functional", tmp_path)
+    assert code == 0, output
+    got = ranks(tmp_path, "functional", 3)
+    plain = worker.functional_run()
+    assert got.keys() == plain.keys() and "h_val_cls_accuracy" in plain
+    for key in plain:
+        np.testing.assert_allclose(got[key], plain[key], rtol=1e-12, atol=1e-15,
+                                   err_msg=key)
+
+
+@needs_mpi
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_terminate_on_nan_stops_every_rank_with_the_last_finite_weights(tmp_path):
     code, output, _ = launch(2, "nan", tmp_path)
