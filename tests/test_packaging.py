@@ -55,7 +55,9 @@ def test_every_include_and_cimport_and_header_is_there():
 
 def test_the_top_of_kernels_is_small():
     entries = {e for e in os.listdir(KERNELS_DIR) if e != "__pycache__"}
-    assert entries == {"__init__.py", "_backend.py", "_hostops.py", "checks.py",
+    # comm.py: the collectives of data parallelism, the one place mpi4py is imported
+    # (dl may not import it: docs/architecture.md)
+    assert entries == {"__init__.py", "_backend.py", "_hostops.py", "checks.py", "comm.py",
                        "reference.py", "cpu", "cuda"}, sorted(entries)
 
 
