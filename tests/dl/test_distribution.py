@@ -317,12 +317,14 @@ def test_bounds_cut_rows_into_contiguous_slices():
             assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
 
 
-def test_dropout_masks_are_rows_of_the_global_batch_mask():
-    layer = dl.layers.Dropout(0.5, seed=3)
+@pytest.mark.parametrize("noise_shape", [None, (None, 1), (1, None), (10, 7)])
+def test_dropout_masks_are_rows_of_the_global_batch_mask(noise_shape):
+    layer = dl.layers.Dropout(0.5, noise_shape=noise_shape, seed=3)
     layer._build((7,), dl.get_backend("numpy"), np.dtype("float64"))
     x = np.ones((10, 7))
     whole = layer.forward(x, training=True, step=4).copy()
-    for lo, hi in [(0, 4), (4, 7), (7, 10)]:
+    assert 0 < np.count_nonzero(whole) < whole.size
+    for lo, hi in [(0, 4), (4, 7), (7, 10), (3, 4)]:
         layer._batch_part = (lo, 10)
         np.testing.assert_array_equal(layer.forward(x[lo:hi], training=True, step=4),
                                       whole[lo:hi])
