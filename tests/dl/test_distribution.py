@@ -373,3 +373,18 @@ def test_simulate_does_not_load_mpi4py_and_the_launcher_explains_itself():
     bare = subprocess.run([sys.executable, "-m", "dl.distribution"], capture_output=True,
                           text=True, env=env, timeout=60)
     assert bare.returncode == 2 and "expected a script to run" in bare.stderr
+    # one process: a module as python -m runs it, its arguments passed on
+    module = subprocess.run([sys.executable, "-m", "dl.distribution", "-m", "timeit", "-n",
+                             "1", "-r", "1", "pass"], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert module.returncode == 0 and "1 loop" in module.stdout, module.stderr
+
+
+def test_the_launcher_passes_a_scripts_exit_status_on_one_process(tmp_path):
+    script = tmp_path / "exits.py"
+    script.write_text("import sys\nprint(sys.argv[1:])\nsys.exit(3)\n")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PMI_", "OMPI_", "PMIX_", "MPI_LOCAL"))}
+    out = subprocess.run([sys.executable, "-m", "dl.distribution", str(script), "a", "-b"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 3 and out.stdout.strip() == "['a', '-b']", out.stderr

@@ -10,6 +10,8 @@ other ranks waiting.  Options (before the script):
   --reduction {sum,ordered}   DataParallel's reduction (default: sum)
   --timeout SECONDS           abort the job when a collective waits longer
   -m MODULE                   run a module (as python -m) instead of a script
+
+Everything after the script (or the module's name) is the script's own arguments.
 """
 import argparse
 import runpy
@@ -21,7 +23,10 @@ from . import DataParallel, set_distribution
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog="python -m dl.distribution", description=__doc__.split("\n\n")[0],
+        prog="python -m dl.distribution",
+        usage="python -m dl.distribution [-h] [--reduction {sum,ordered}] "
+              "[--timeout SECONDS] (script.py | -m module) [args ...]",
+        description=__doc__.split("\n\n")[0],
         epilog="Several machines: mpiexec -hosts a,b -ppn 1 -n 2 python -m "
                "dl.distribution train.py (MPICH); Open MPI: mpirun -n 2 "
                "[--allow-run-as-root] ...; Slurm: srun -n 4 python -m dl.distribution "
@@ -32,30 +37,44 @@ def _parser():
                              "rank order, bit-identical to simulate=N (ordered)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="abort the job when a collective waits longer than this")
-    parser.add_argument("-m", dest="module", default=None,
-                        help="run this module as a script (as python -m)")
-    parser.add_argument("script", nargs="?", help="the training script")
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="the script's arguments")
     return parser
+
+
+def _split(argv):
+    """``(the launcher's options, ("script" | "module", name) or None, the rest)``:
+    everything after the script or ``-m module`` is theirs, options included."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "-m":
+            name = argv[i + 1] if i + 1 < len(argv) else None
+            return argv[:i], ("module", name), argv[i + 2:]
+        if arg in ("--reduction", "--timeout"):
+            i += 2
+        elif arg.startswith("-"):
+            i += 1           # --help, --timeout=5...; an unknown one: argparse says so
+        else:
+            return argv[:i], ("script", arg), argv[i + 1:]
+    return argv, None, []
 
 
 def main(argv=None):
     parser = _parser()
-    opts = parser.parse_args(argv)
-    if opts.module is None and opts.script is None:
+    own, target, rest = _split(sys.argv[1:] if argv is None else list(argv))
+    opts = parser.parse_args(own)
+    if target is None or target[1] is None:
         parser.error("expected a script to run (or -m module)")
     if opts.timeout is not None and not opts.timeout > 0:
         parser.error(f"--timeout: expected a positive number of seconds, got {opts.timeout}")
     dist = DataParallel(reduction=opts.reduction, timeout=opts.timeout)
     set_distribution(dist)
     comm = dist.comm
-    if opts.module is not None:
-        rest = ([opts.script] if opts.script is not None else []) + opts.args
-        sys.argv = [opts.module] + rest
-        run = lambda: runpy.run_module(opts.module, run_name="__main__", alter_sys=True)
+    kind, name = target
+    sys.argv = [name] + rest
+    if kind == "module":
+        run = lambda: runpy.run_module(name, run_name="__main__", alter_sys=True)
     else:
-        sys.argv = [opts.script] + opts.args
-        run = lambda: runpy.run_path(opts.script, run_name="__main__")
+        run = lambda: runpy.run_path(name, run_name="__main__")
     try:
         run()
     except SystemExit as exc:
