@@ -143,8 +143,8 @@ def main(scenario, out_dir, dtype="float64", backend="cython"):
     elif scenario == "cuda":
         # the simulator runs a thread per CUDA thread: a few steps on few rows
         model = build(dtype, "cuda")
-        history = model.fit(x[:60], y[:60], batch_size=BATCH, epochs=1, verbose=0)
-        out = results(model, history, x[:60], y[:60])
+        history = model.fit(x[:40], y[:40], batch_size=BATCH, epochs=1, verbose=0)
+        out = results(model, history, x[:40], y[:40])
         out["gpu"] = np.array(dl.distribution.distribution().gpu)
         _save(out_dir, "cuda", out)
     elif scenario == "stop":

@@ -189,9 +189,9 @@ def test_cuda_backend_two_ranks(tmp_path):
     def run(dist):
         with (dist.scope() if dist else dl.distribution.DataParallel(simulate=1).scope()):
             model = worker.build("float64", "cuda")
-            history = model.fit(x[:60], y[:60], batch_size=worker.BATCH, epochs=1,
+            history = model.fit(x[:40], y[:40], batch_size=worker.BATCH, epochs=1,
                                 verbose=0)
-        return worker.results(model, history, x[:60], y[:60])
+            return worker.results(model, history, x[:40], y[:40])
     assert_same_bits(got, run(DataParallel(simulate=2)))
     assert_close(got, run(None), rtol=1e-12)
 
