@@ -342,6 +342,10 @@ def test_dataparallel_arguments_are_checked():
         DataParallel(devices=["cpu:0", "cpu:1"])
     with pytest.raises(TypeError, match="value: expected a dl.distribution.DataParallel"):
         dl.distribution.set_distribution("data")
+    with pytest.raises(ValueError, match=r"reduction: expected 'sum' or 'ordered', got \['sum'\]"):
+        DataParallel(reduction=["sum"])
+    # NumPy numbers are numbers
+    assert DataParallel(simulate=np.int64(2), timeout=np.float32(1.5)).num_replicas == 2
 
 
 def test_scope_restores_the_previous_distribution():

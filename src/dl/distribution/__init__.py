@@ -21,6 +21,8 @@ import contextlib
 import math
 import os
 
+import numpy as np
+
 import kernels
 from kernels import comm as comm_module
 from kernels.checks import describe, short_repr
@@ -104,26 +106,29 @@ class DataParallel:
     """
 
     def __init__(self, devices=None, *, reduction="sum", simulate=None, timeout=None):
-        if reduction not in REDUCTIONS:
+        if not isinstance(reduction, str) or reduction not in REDUCTIONS:
             raise ValueError(f"reduction: expected 'sum' or 'ordered', got "
                              f"{short_repr(reduction)}")
         if simulate is not None:
-            if isinstance(simulate, bool) or not isinstance(simulate, int) or simulate < 1:
+            if isinstance(simulate, bool) or not isinstance(simulate, (int, np.integer)) \
+                    or simulate < 1:
                 raise ValueError(f"simulate: expected None or an int >= 1, got "
                                  f"{short_repr(simulate)}")
         if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
+            if isinstance(timeout, bool) or not isinstance(
+                    timeout, (int, float, np.integer, np.floating)) or \
                     not (math.isfinite(timeout) and timeout > 0):
                 raise ValueError(f"timeout: expected None or a positive number of "
                                  f"seconds, got {short_repr(timeout)}")
         self.reduction = reduction
-        self.simulate = simulate
-        self.timeout = timeout
+        self.simulate = None if simulate is None else int(simulate)
+        self.timeout = None if timeout is None else float(timeout)
         self.comm = comm_module.LocalComm() if simulate is not None else comm_module.world()
         self.num_processes = self.comm.size
         self.process_id = self.comm.rank
         self.local_rank, self.local_size = self.comm.local_rank, self.comm.local_size
-        self.num_replicas = simulate if simulate is not None else self.num_processes
+        self.num_replicas = (self.simulate if self.simulate is not None
+                             else self.num_processes)
         self.cuda_aware_mpi = self.comm.cuda_aware
         if devices is not None:
             if not isinstance(devices, (list, tuple)) or len(devices) != self.num_processes:
