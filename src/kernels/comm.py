@@ -167,9 +167,6 @@ class LocalComm(_Comm):
         out[:counts[0]] = local
         return out
 
-    def barrier(self):
-        pass
-
     def set_timeout(self, seconds):
         pass
 
@@ -200,7 +197,6 @@ class MPIComm(_Comm):
         local = self.comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = local.Get_rank(), local.Get_size()
         local.Free()
-        self.library = MPI.Get_library_version().strip().splitlines()[0]
         self.cuda_aware = _cuda_aware()
         self._timeout = None
         self._deadline = None      # monotonic time a collective in progress must end by
@@ -248,9 +244,6 @@ class MPIComm(_Comm):
         send = np.ascontiguousarray(local).reshape(-1)
         self._run(self.comm.Allgatherv, send, [out.reshape(-1), (sizes, offsets)])
         return out
-
-    def barrier(self):
-        self._run(self.comm.Barrier)
 
     # ------------------------------------------------------------------- failure
     def abort(self, code=1):
