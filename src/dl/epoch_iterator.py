@@ -16,10 +16,24 @@ in its ``EpochIterator``):
 
 The epoch's order is drawn from the model's seed and the epoch number
 (:class:`dl.utils.EpochShuffler`), so a resumed run sees the same batches.
+
+Under data parallelism (``part``: this process's slice of every batch, see
+:func:`bounds`) a drawn batch is gathered only in this process's rows of the batch
+buffer: the step reads no other row, and each process gathers its share, not the
+whole batch.
 """
 import numpy as np
 
 from . import utils
+
+
+def bounds(rows, parts, index):
+    """``(lo, hi)``: the rows of slice ``index`` when ``rows`` are cut into ``parts``
+    contiguous slices (the first ``rows % parts`` one row longer): data parallelism's
+    slice of a batch for each process."""
+    base, extra = divmod(rows, parts)
+    lo = index * base + min(index, extra)
+    return lo, lo + base + (1 if index < extra else 0)
 
 
 def steps_for(n, batch_size):
@@ -40,10 +54,13 @@ class EpochIterator:
         ops: the backend's array operations.
         shuffle: draw a new order each epoch.
         seed: the model's seed (the shuffling's).
+        part: None, or ``(index, parts)``: only slice ``index`` of ``parts`` of each
+            drawn batch is read (data parallelism), and only its rows are gathered.
     """
 
-    def __init__(self, x, y, w, batch_size, ops, shuffle, seed):
+    def __init__(self, x, y, w, batch_size, ops, shuffle, seed, part=None):
         self.x, self.y, self.w = x, y, w
+        self._part = part
         self.n = x.shape[0]
         self.batch_size = batch_size
         self.steps = steps_for(self.n, batch_size)
@@ -83,8 +100,13 @@ class EpochIterator:
             return self._slices[start:] if start else self._slices
         return self._drawn(epoch, start)
 
+    def _rows(self, m):
+        """The rows of a batch of ``m`` rows to gather (all, or this process's)."""
+        return (0, m) if self._part is None else bounds(m, self._part[1], self._part[0])
+
     def _drawn(self, epoch, start):
-        """The batches of a shuffled or streamed epoch, each drawn when it is needed."""
+        """The batches of a shuffled or streamed epoch, each drawn when it is needed
+        (with ``part``, only its rows of each)."""
         x, y, n, size, ops, streamed = (self.x, self.y, self.n, self.batch_size, self._ops,
                                         self.streamed)
         order = self._shuffler.permutation(epoch, n) if self._shuffler else None
@@ -93,31 +115,38 @@ class EpochIterator:
         for step in range(start, self.steps):
             lo = step * size
             hi = min(n, lo + size)
+            m = hi - lo
             if streamed:
                 xb, yb, wb = self._streamed(order, lo, hi)
             else:
-                idx = order[lo:hi]
-                xb = ops.take_rows(x, idx, self._xbuf[:hi - lo])
-                yb = ops.take_rows(y, idx, self._ybuf[:hi - lo])
-                wb = None if self.w is None else ops.take_rows(self.w, idx,
-                                                               self._wbuf[:hi - lo])
+                a, b = self._rows(m)
+                idx = order[lo + a:lo + b]
+                xb, yb = self._xbuf[:m], self._ybuf[:m]
+                wb = None if self.w is None else self._wbuf[:m]
+                if b > a:
+                    ops.take_rows(x, idx, xb[a:b])
+                    ops.take_rows(y, idx, yb[a:b])
+                    if wb is not None:
+                        ops.take_rows(self.w, idx, wb[a:b])
             yield step, xb, yb, wb
 
     def _streamed(self, order, lo, hi):
         """Rows lo:hi (of the epoch's order) gathered on the host into the page-locked
         buffers, then copied into the device batch buffers."""
         m = hi - lo
+        first, last = self._rows(m)
         sources = [(self.x, self._xpin, self._xbuf), (self.y, self._ypin, self._ybuf)]
         if self.w is not None:
             sources.append((self.w, self._wpin, self._wbuf))
         batches = []
         for a, pin, buf in sources:
-            pin = pin[:m]
-            if order is None:
-                pin[...] = a[lo:hi]
-            else:
-                np.take(a, order[lo:hi], axis=0, out=pin)
-            self._ops.copy_from_host(buf[:m], pin)
+            if last > first:
+                pin = pin[first:last]
+                if order is None:
+                    pin[...] = a[lo + first:lo + last]
+                else:
+                    np.take(a, order[lo + first:lo + last], axis=0, out=pin)
+                self._ops.copy_from_host(buf[first:last], pin)
             batches.append(buf[:m])
         if self.w is None:
             batches.append(None)

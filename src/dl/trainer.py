@@ -25,8 +25,8 @@ from kernels.checks import MAX_BYTES, describe, fits_in_memory, short_repr
 from . import _fast, callbacks as callbacks_module, config, data as data_module
 from . import distribution as distribution_module
 from . import losses as losses_module, saving
-from .distribution._replicas import Replicas, bounds
-from .epoch_iterator import EpochIterator, steps_for
+from .distribution._replicas import Replicas
+from .epoch_iterator import EpochIterator, bounds, steps_for
 
 
 def _verbose(verbose):
@@ -492,6 +492,8 @@ class Trainer:
             initial_epoch = resume["epoch"]
         if replicas is not None:
             replicas.broadcast_model()
+            if several and hasattr(feed, "part"):
+                feed.part = (replicas.rank, replicas.parts)
         feed.start()
         batch_logs = cb.wants("on_train_batch_end")
         batches, run, may_run_out = feed.batches, feed.run, feed.may_run_out
@@ -1083,6 +1085,9 @@ class _ArrayFeed:
         self._data = (x, y, w)
         self.rows = x.shape[0]
         self._batch_size, self._shuffle = batch_size, shuffle
+        # data parallelism over several processes: (rank, ranks), set before start()
+        # (drawn batches are gathered in this rank's rows only)
+        self.part = None
         self.per_pass = steps_for(x.shape[0], batch_size)
         self.steps_per_epoch = steps_per_epoch
         self.execution = steps_per_execution
@@ -1101,7 +1106,8 @@ class _ArrayFeed:
         self._data = None
         self._train = _fast.TrainSteps(model, be, x, y, w, EpochIterator.streams(x, be.ops))
         self._iter = EpochIterator(self._train.x, self._train.y, self._train.w,
-                                   self._batch_size, be.ops, self._shuffle, model.seed)
+                                   self._batch_size, be.ops, self._shuffle, model.seed,
+                                   self.part)
         self.run = self._train.run
         if self.steps_per_epoch is None:
             self.batches = self._iter.batches      # the plain case: no extra call

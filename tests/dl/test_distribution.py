@@ -317,6 +317,31 @@ def test_bounds_cut_rows_into_contiguous_slices():
             assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "cuda"])
+def test_each_rank_gathers_its_rows_of_the_global_batch(backend):
+    # numpy: gathered on the host; cuda with host data: streamed through pinned buffers
+    from dl.epoch_iterator import EpochIterator
+    try:
+        ops = dl.config.get_backend(backend).ops
+    except ImportError as exc:
+        pytest.skip(f"the {backend} backend does not load here: {exc}")
+    rng = np.random.default_rng(1)
+    x, y, w = rng.random((23, 3)), rng.integers(0, 4, 23), rng.random(23)
+
+    def epoch(part):
+        it = EpochIterator(x, y, w, 10, ops, True, 5, part)
+        return [tuple(np.array(ops.to_host(a), copy=True) for a in batch[1:])
+                for batch in it.batches(epoch=2)]
+    whole = epoch(None)
+    assert [b[0].shape[0] for b in whole] == [10, 10, 3]
+    for parts in (2, 3, 4):
+        for rank in range(parts):
+            for full, mine in zip(whole, epoch((rank, parts))):
+                lo, hi = bounds(full[0].shape[0], parts, rank)
+                for a, b in zip(full, mine):
+                    np.testing.assert_array_equal(b[lo:hi], a[lo:hi])
+
+
 @pytest.mark.parametrize("noise_shape", [None, (None, 1), (1, None), (10, 7)])
 def test_dropout_masks_are_rows_of_the_global_batch_mask(noise_shape):
     layer = dl.layers.Dropout(0.5, noise_shape=noise_shape, seed=3)

@@ -30,13 +30,7 @@ import numpy as np
 
 from kernels import comm as comm_module
 
-
-def bounds(rows, parts, index):
-    """``(lo, hi)``: the rows of slice ``index`` when ``rows`` are cut into ``parts``
-    contiguous slices (the first ``rows % parts`` one row longer)."""
-    base, extra = divmod(rows, parts)
-    lo = index * base + min(index, extra)
-    return lo, lo + base + (1 if index < extra else 0)
+from ..epoch_iterator import bounds
 
 
 def _sum_states(states):
