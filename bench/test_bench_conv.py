@@ -479,11 +479,12 @@ def _timed_epochs(benchmark, make, epoch):
     return result, seconds
 
 
-def _dl_convnet(backend_name):
-    dl.utils.set_random_seed(0)
-    layers = dl.layers
-    model = dl.Sequential([
-        dl.Input(IMAGE),
+def _convnet(keras, **model_kwargs):
+    """The MNIST convnet, in Keras code that ``dl`` and ``keras`` (tf.keras) both run."""
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    model = keras.Sequential([
+        keras.Input(IMAGE),
         layers.Conv2D(32, 3, activation="relu"),
         layers.MaxPooling2D(2),
         layers.Conv2D(64, 3, activation="relu"),
@@ -491,9 +492,13 @@ def _dl_convnet(backend_name):
         layers.Flatten(),
         layers.Dropout(0.5),
         layers.Dense(N_CLASSES, activation="softmax"),
-    ], backend=backend_name)
+    ], **model_kwargs)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     return model
+
+
+def _dl_convnet(backend_name):
+    return _convnet(dl, backend=backend_name)
 
 
 def _dl_epoch(benchmark, backend, x, y):
@@ -562,32 +567,15 @@ def _torch_epoch(benchmark, torch, x, y):
     return before, loss(model), epoch_loss, seconds
 
 
-def _tf_convnet(keras):
-    keras.utils.set_random_seed(0)
-    layers = keras.layers
-    model = keras.Sequential([
-        keras.Input(IMAGE),
-        layers.Conv2D(32, 3, activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dropout(0.5),
-        layers.Dense(N_CLASSES, activation="softmax"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy")
-    return model
-
-
 def _tf_epoch(benchmark, keras, x, y):
     def loss(model):
         return float(model.evaluate(x[:CHECK_ROWS], y[:CHECK_ROWS], batch_size=1024,
                                     verbose=0))
 
-    before = loss(_tf_convnet(keras))
+    before = loss(_convnet(keras))
 
     def make():
-        model = _tf_convnet(keras)
+        model = _convnet(keras)
         # trace (and compile) the train step for both batch sizes before timing
         model.fit(x[:TF_WARMUP], y[:TF_WARMUP], batch_size=BATCH, epochs=1, verbose=0,
                   shuffle=False)
